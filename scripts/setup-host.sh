@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install what homecloud's build and tests need on this host: npm packages and
+# the Debian tools homecloud shells out to. Safe to run again; quick when done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v m4 >/dev/null || need+=(m4)
+command -v rsync >/dev/null || need+=(rsync)
+command -v shellcheck >/dev/null || need+=(shellcheck)
+
+if ((${#need[@]})); then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "Installing Debian packages: ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "homecloud needs: ${need[*]}. Install them with: sudo apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+fi
+
+# npm packages: install when node_modules is missing or older than the lock file.
+if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi

@@ -1,0 +1,260 @@
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import pLimit from 'p-limit';
+import { HomecloudError, describeSystemError } from '../load/errors.ts';
+import { machineSources } from '../load/layers.ts';
+import { inventoryEntry, loadModel, selectMachines, signatureOf, type Model } from '../load/model.ts';
+import type { RepoPaths } from '../load/repo.ts';
+import { defaultsFile, factFiles, loadMachineFacts } from '../facts/machine-facts.ts';
+import { probeCachePath } from '../facts/probe-cache.ts';
+import type { Facts } from '../facts/facts.ts';
+import { writeFileAtomic } from '../util/fs.ts';
+import { readManifest } from './manifest.ts';
+import { planMachine, type MachinePlan, type RenderCache } from './plan.ts';
+import { BuildState, buildFormat, fingerprintOf } from './state.ts';
+import { applyTree, type FileContent } from './tree.ts';
+import { walkSource, type SourceTree } from './walk.ts';
+
+export interface MachineResult {
+  machine: string;
+  status: 'up-to-date' | 'built' | 'failed';
+  /** Outputs written or removed in the tree. */
+  written: number;
+  removed: number;
+  /** Paths in the machine's manifest (when it was built in this run). */
+  paths?: number;
+  error?: HomecloudError;
+  notes: string[];
+  milliseconds: number;
+}
+
+export interface MachineSurvey {
+  machine: string;
+  layers: string[];
+  /** Files and links its sources provide (declared links not counted). */
+  files: number;
+  state: 'up to date' | 'outdated' | 'not built' | 'broken';
+  error?: HomecloudError;
+}
+
+export interface BuildReport {
+  machines: MachineResult[];
+  milliseconds: number;
+}
+
+export interface BuildOptions {
+  machines?: string[];
+  /** Paths known to have changed since the last build by this builder (from a file watcher); others are trusted. */
+  changed?: string[];
+}
+
+/** The files of var/build/<machine>/. */
+export function machineOutput(repo: RepoPaths, machine: string) {
+  const dir = join(repo.build, machine);
+  return {
+    dir,
+    tree: join(dir, 'tree'),
+    manifest: join(dir, 'manifest.json'),
+    renders: join(dir, 'renders.json'),
+    /** Present while the tree is being changed: a tree found with it is verified, not trusted. */
+    marker: join(dir, 'building'),
+  };
+}
+
+/**
+ * Builds machines' trees incrementally. One instance may be kept warm
+ * (`watch`): it remembers source walks between builds.
+ */
+export class Builder {
+  private state: BuildState | undefined;
+  private walks = new Map<string, SourceTree>();
+  private readonly limit = pLimit(availableParallelism() + 1);
+
+  constructor(readonly repo: RepoPaths) {}
+
+  async build(options: BuildOptions = {}): Promise<BuildReport> {
+    const started = performance.now();
+    const state = (this.state ??= new BuildState(this.repo.build));
+    this.forgetWalks(options.changed);
+    const model = await loadModel(this.repo, state);
+    const machines = selectMachines(model, options.machines ?? []);
+    const failedWalks = new Map<string, HomecloudError>();
+    const results = await Promise.all(machines.map((machine) => this.buildMachine(model, machine, state, failedWalks)));
+    const everything = machines.length === model.machines.length;
+    state.save(everything ? this.usedContentPaths() : undefined);
+    for (const result of results) if (result.status === 'built') rmSync(machineOutput(this.repo, result.machine).marker, { force: true });
+    return { machines: results, milliseconds: performance.now() - started };
+  }
+
+  /** The plan of one machine without writing anything (for `explain`). */
+  async plan(machine: string): Promise<{ model: Model; plan: MachinePlan; trees: SourceTree[]; facts: Facts }> {
+    const state = (this.state ??= new BuildState(this.repo.build));
+    const model = await loadModel(this.repo, state);
+    selectMachines(model, [machine]);
+    const trees = machineSources(this.repo, machine, model.settings.stdlib).map((source) => this.walk(source));
+    const { facts, probed } = this.factsFor(model, machine, trees);
+    const plan = await this.planWith(machine, trees, facts, probed, {}, state);
+    return { model, plan, trees, facts };
+  }
+
+  /** Each machine's sources and state, without building (for `ls`). */
+  async survey(): Promise<{ model: Model; machines: MachineSurvey[] }> {
+    const state = (this.state ??= new BuildState(this.repo.build));
+    const model = await loadModel(this.repo, state);
+    const machines = model.machines.map((machine): MachineSurvey => {
+      try {
+        const trees = machineSources(this.repo, machine, model.settings.stdlib).map((source) => this.walk(source));
+        const dests = new Set(trees.flatMap((tree) => tree.entries.map((entry) => entry.dest)));
+        const output = machineOutput(this.repo, machine);
+        const built = existsSync(output.manifest) && !existsSync(output.marker);
+        const fresh = built && state.fingerprint(machine) === this.fingerprint(model, machine, trees);
+        return { machine, layers: trees.map((tree) => tree.source).filter((s) => s.kind === 'layer').map((s) => s.name), files: dests.size, state: fresh ? 'up to date' : built ? 'outdated' : 'not built' };
+      } catch (error) {
+        return { machine, layers: [], files: 0, state: 'broken', error: error instanceof HomecloudError ? error : systemError(error, machine) };
+      }
+    });
+    return { model, machines };
+  }
+
+  private async buildMachine(model: Model, machine: string, state: BuildState, failedWalks: Map<string, HomecloudError>): Promise<MachineResult> {
+    const started = performance.now();
+    const result: MachineResult = { machine, status: 'up-to-date', written: 0, removed: 0, notes: [], milliseconds: 0 };
+    const output = machineOutput(this.repo, machine);
+    try {
+      const sources = machineSources(this.repo, machine, model.settings.stdlib);
+      const trees = sources.map((source) => {
+        const failed = failedWalks.get(source.dir);
+        if (failed) throw failed;
+        try {
+          return this.walk(source);
+        } catch (error) {
+          if (error instanceof HomecloudError) failedWalks.set(source.dir, error);
+          throw error;
+        }
+      });
+      const fingerprint = this.fingerprint(model, machine, trees);
+      const trusted = !existsSync(output.marker) && existsSync(output.manifest);
+      const previous = trusted ? readManifest(output.manifest) : undefined;
+      const known = state.fingerprint(machine);
+      if (previous && known === fingerprint) return result;
+
+      const renders: RenderCache = previous ? readRenders(output.renders) : {};
+      const plan = await this.planFor(model, machine, trees, renders, state);
+      const desired = plan.manifest.entries;
+
+      // Templates whose output changed but were not rendered in this run (cache hits elsewhere).
+      for (const [dest, entry] of Object.entries(desired)) {
+        const from = plan.provenance.get(dest)?.entry;
+        if (entry.type !== 'file' || from?.rule !== 'template' || plan.rendered.has(from.path)) continue;
+        const before = previous?.entries[dest];
+        if (before?.type === 'file' && before.sha256 === entry.sha256) continue;
+        const again = await this.planFor(model, machine, trees, {}, state);
+        Object.assign(plan, { rendered: again.rendered, renders: again.renders });
+        break;
+      }
+
+      mkdirSync(output.dir, { recursive: true });
+      writeFileSync(output.marker, '');
+      const contentOf = (dest: string): FileContent => {
+        const from = plan.provenance.get(dest)!.entry;
+        if (from.rule === 'template') return { data: plan.rendered.get(from.path)! };
+        return { copyFrom: from.contentPath };
+      };
+      const changes = applyTree(output.tree, previous?.entries, desired, contentOf);
+      writeFileAtomic(output.manifest, JSON.stringify(plan.manifest, null, 1) + '\n');
+      writeFileAtomic(output.renders, JSON.stringify(plan.renders));
+      state.setFingerprint(machine, plan.volatile ? `volatile:${fingerprint}` : fingerprint);
+      Object.assign(result, { status: 'built', written: changes.written, removed: changes.removed, notes: plan.notes });
+      result.paths = Object.keys(desired).length;
+    } catch (error) {
+      result.status = 'failed';
+      result.error = error instanceof HomecloudError ? error : systemError(error, machine);
+    } finally {
+      result.milliseconds = performance.now() - started;
+    }
+    return result;
+  }
+
+  private async planFor(model: Model, machine: string, trees: SourceTree[], renders: RenderCache, state: BuildState): Promise<MachinePlan> {
+    const { facts, probed } = this.factsFor(model, machine, trees);
+    return this.planWith(machine, trees, facts, probed, renders, state);
+  }
+
+  private factsFor(model: Model, machine: string, trees: SourceTree[]) {
+    const defaults = trees
+      .flatMap((tree) => tree.entries.filter((entry) => defaultsFile.test(entry.dest) && entry.rule !== 'template').sort((a, b) => (a.dest < b.dest ? -1 : 1)))
+      .map((entry) => ({ path: entry.contentPath, file: this.repo.display(entry.path) }));
+    return loadMachineFacts(this.repo, machine, inventoryEntry(model, machine), defaults);
+  }
+
+  private planWith(machine: string, trees: SourceTree[], facts: Facts, probed: boolean, renders: RenderCache, state: BuildState): Promise<MachinePlan> {
+    return planMachine({
+      repo: this.repo,
+      machine,
+      trees,
+      facts,
+      probed,
+      renders,
+      hash: (path, signature) => state.hash(path, signature),
+      schedule: (task) => this.limit(task),
+    });
+  }
+
+  /** Everything a machine's output depends on, as one hash. */
+  private fingerprint(model: Model, machine: string, trees: SourceTree[]): string {
+    const files = factFiles(this.repo, machine);
+    return fingerprintOf([
+      buildFormat,
+      this.repo.stdlibLayers,
+      JSON.stringify(inventoryEntry(model, machine)),
+      ...trees.map((tree) => `${tree.source.dir}=${tree.fingerprint}`),
+      `json=${signatureOf(files.json) ?? ''}`,
+      `env=${signatureOf(files.env) ?? ''}`,
+      `probe=${signatureOf(probeCachePath(this.repo, machine)) ?? ''}`,
+    ]);
+  }
+
+  private walk(source: Parameters<typeof walkSource>[0]): SourceTree {
+    let tree = this.walks.get(source.dir);
+    if (!tree) {
+      tree = walkSource(source, this.repo);
+      this.walks.set(source.dir, tree);
+    }
+    return tree;
+  }
+
+  /** Drop remembered walks: all of them, or those that contain a changed path. */
+  private forgetWalks(changed: string[] | undefined): void {
+    if (!changed) {
+      this.walks.clear();
+      return;
+    }
+    for (const dir of [...this.walks.keys()]) {
+      if (changed.some((path) => path === dir || path.startsWith(`${dir}/`) || !path.startsWith(this.repo.root))) this.walks.delete(dir);
+    }
+  }
+
+  private usedContentPaths(): Set<string> {
+    const used = new Set<string>();
+    for (const tree of this.walks.values()) for (const entry of tree.entries) used.add(entry.contentPath);
+    return used;
+  }
+}
+
+function readRenders(path: string): RenderCache {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as RenderCache;
+  } catch {
+    return {};
+  }
+}
+
+function systemError(error: unknown, machine: string): HomecloudError {
+  const path = (error as NodeJS.ErrnoException).path;
+  return new HomecloudError(
+    `building ${machine} failed: ${describeSystemError(error)}`,
+    path ? { file: path } : undefined,
+    (error as NodeJS.ErrnoException).code === 'ENOSPC' ? 'free some disk space and build again' : undefined,
+  );
+}

@@ -1,0 +1,265 @@
+import { readFileSync, realpathSync } from 'node:fs';
+import { sep } from 'node:path';
+import { HomecloudError } from '../load/errors.ts';
+import type { RepoPaths } from '../load/repo.ts';
+import { probeFactNames, secretValues, type Facts } from '../facts/facts.ts';
+import { fingerprintOf } from './state.ts';
+import { octal, sha256 } from '../util/fs.ts';
+import { collectPackages, linksFile, packagesFile, parseLinks, parsePackages, parseTriggers, triggersFile, type DeclaredLink, type PackageDeclaration } from './declared.ts';
+import type { Manifest, ManifestEntries } from './manifest.ts';
+import { renderTemplate } from './render.ts';
+import { directoryMode, pinnedDirectoryMode } from './rules.ts';
+import type { SourceEntry, SourceTree } from './walk.ts';
+
+/** A cached render: its input key, output hash, and whether it must render every time. */
+export type RenderRecord = [key: string, sha256: string, volatile: boolean, secret: boolean];
+export type RenderCache = Record<string, RenderRecord>;
+
+/** What the plan needs from its surroundings (the builder supplies these). */
+export interface PlanContext {
+  repo: RepoPaths;
+  machine: string;
+  trees: SourceTree[];
+  facts: Facts;
+  probed: boolean;
+  /** Renders known from earlier builds; only trusted when the tree is. */
+  renders: RenderCache;
+  hash(path: string, signature: string): string;
+  /** Run a render through the shared concurrency limit. */
+  schedule<T>(task: () => Promise<T>): Promise<T>;
+}
+
+/** Where one output path came from. */
+export interface Provenance {
+  entry: SourceEntry;
+  /** Other sources that have the same path: overridden by the machine, or identical. */
+  others: SourceEntry[];
+  relation?: 'overrides' | 'identical';
+}
+
+export interface MachinePlan {
+  manifest: Manifest;
+  provenance: Map<string, Provenance>;
+  declaredLinks: Map<string, DeclaredLink>;
+  /** Rendered output by template source path, for templates rendered in this run. */
+  rendered: Map<string, Buffer>;
+  renders: RenderCache;
+  notes: string[];
+  /** True when some template must be rendered on every build (m5_esyscmd, include). */
+  volatile: boolean;
+}
+
+/** Templates that read anything but their inputs must render on every build. */
+const volatileMacros = /\bm[45]_(?:e?syscmd|s?include)\b/;
+
+export async function planMachine(context: PlanContext): Promise<MachinePlan> {
+  const { repo, machine, trees } = context;
+  const display = (entry: SourceEntry) => repo.display(entry.path);
+  const candidates = new Map<string, SourceEntry[]>();
+  const directories = new Map<string, { pinned: boolean; from: string }>();
+  for (const tree of trees) {
+    for (const entry of tree.entries) {
+      const list = candidates.get(entry.dest);
+      if (list) list.push(entry);
+      else candidates.set(entry.dest, [entry]);
+    }
+    for (const [dir, info] of tree.directories) {
+      const known = directories.get(dir);
+      if (known) known.pinned ||= info.pinned;
+      else directories.set(dir, { pinned: info.pinned, from: repo.display(tree.source.dir + dir) });
+    }
+  }
+
+  for (const [dest, list] of candidates) {
+    const dir = directories.get(dest);
+    if (dir) {
+      throw new HomecloudError(`a file here is a directory in ${dir.from}`, { file: display(list[0]!) }, 'a path must be a file in every source or a directory in every source: rename one of them');
+    }
+  }
+
+  const preludes = trees[0]!.entries
+    .filter((entry) => /^\/usr\/local\/include\/m4\/[^/]+\.m4$/.test(entry.dest) && entry.rule !== 'template')
+    .sort((a, b) => (a.dest < b.dest ? -1 : 1));
+  const preludeKey = preludes.map((entry) => `${entry.dest}=${context.hash(entry.contentPath, entry.contentSignature)}`).join(',');
+  const factsKey = [...context.facts.values()].map((fact) => `${fact.key}=${fact.value}`).sort().join('\n');
+  const secrets = secretValues(context.facts);
+  const renders: RenderCache = {};
+  const rendered = new Map<string, Buffer>();
+  let volatile = false;
+
+  const relative = (path: string) => {
+    const shown = repo.display(path);
+    return shown === path ? path : `.${sep}${shown}`.replace(/^\.\//, '');
+  };
+
+  /** Render a template (or take its cached hash) and return the output's sha256. */
+  const templateHash = async (entry: SourceEntry, needBytes: boolean): Promise<string> => {
+    const contentHash = context.hash(entry.contentPath, entry.contentSignature);
+    const key = fingerprintOf([contentHash, preludeKey, factsKey, entry.path]);
+    const cached = context.renders[entry.path];
+    if (cached && cached[0] === key && !cached[2] && !needBytes) {
+      renders[entry.path] = cached;
+      return cached[1];
+    }
+    const text = readFileSync(entry.contentPath, 'latin1');
+    const isVolatile = volatileMacros.test(text);
+    volatile ||= isVolatile;
+    let output: Buffer;
+    try {
+      output = await context.schedule(() =>
+        renderTemplate({ cwd: repo.root, preludes: preludes.map((p) => relative(p.path)), template: relative(entry.path), facts: context.facts }),
+      );
+    } catch (error) {
+      throw explainMissingProbeFact(error, machine, context.probed);
+    }
+    const digest = sha256(output);
+    const content = output.toString('utf8');
+    renders[entry.path] = [key, digest, isVolatile, secrets.some((secret) => content.includes(secret))];
+    rendered.set(entry.path, output);
+    return digest;
+  };
+
+  const identity = async (entry: SourceEntry): Promise<string> => {
+    if (entry.rule === 'link') return `link:${entry.linkTarget}`;
+    if (entry.rule === 'template') return `file:${await templateHash(entry, false)}`;
+    return `file:${context.hash(entry.contentPath, entry.contentSignature)}`;
+  };
+
+  const provenance = new Map<string, Provenance>();
+  const notes: string[] = [];
+  await Promise.all(
+    [...candidates].map(async ([dest, list]) => {
+      const own = list.filter((entry) => entry.source.kind === 'machine');
+      const layered = list.filter((entry) => entry.source.kind === 'layer');
+      if (own.length > 1) {
+        throw new HomecloudError(`${display(own[1]!)} makes the same path ${dest}`, { file: display(own[0]!) }, 'rename or remove one of the two files');
+      }
+      if (own.length === 1) {
+        provenance.set(dest, { entry: own[0]!, others: layered, relation: layered.length ? 'overrides' : undefined });
+        for (const other of layered) notes.push(`${display(own[0]!)} overrides ${display(other)}`);
+        return;
+      }
+      if (layered.length === 1) {
+        provenance.set(dest, { entry: layered[0]!, others: [] });
+        return;
+      }
+      const identities = await Promise.all(layered.map(identity));
+      const differing = identities.findIndex((id) => id !== identities[0]);
+      if (differing >= 0) {
+        throw new HomecloudError(
+          `${dest} comes from two layers with different content: ${display(layered[0]!)} and ${display(layered[differing]!)}`,
+          { file: display(layered[differing]!) },
+          'make the two files identical, keep the path in one layer only, or override it in the machine\'s own directory',
+        );
+      }
+      provenance.set(dest, { entry: layered[0]!, others: layered.slice(1), relation: 'identical' });
+    }),
+  );
+
+  const entries: ManifestEntries = {};
+  for (const [dir, info] of directories) entries[dir] = { type: 'dir', mode: octal(info.pinned ? pinnedDirectoryMode : directoryMode) };
+  await Promise.all(
+    [...provenance].map(async ([dest, { entry }]) => {
+      if (entry.rule === 'link') {
+        entries[dest] = { type: 'link', target: entry.linkTarget! };
+        return;
+      }
+      const hash = entry.rule === 'template' ? await templateHash(entry, false) : context.hash(entry.contentPath, entry.contentSignature);
+      const secret = entry.rule === 'template' ? renders[entry.path]![3] : entry.rule === 'deref' && isInside(realPath(entry.contentPath), realPath(repo.facts));
+      entries[dest] = secret ? { type: 'file', mode: octal(entry.mode), sha256: hash, secret: true } : { type: 'file', mode: octal(entry.mode), sha256: hash };
+    }),
+  );
+
+  /** A winning output's text, for the declaration files under usr/local/opt/initd. */
+  const textOf = async (dest: string): Promise<string> => {
+    const { entry } = provenance.get(dest)!;
+    if (entry.rule !== 'template') return readFileSync(entry.contentPath, 'utf8');
+    if (!rendered.has(entry.path)) await templateHash(entry, true);
+    return rendered.get(entry.path)!.toString('utf8');
+  };
+
+  const declaredLinks = new Map<string, DeclaredLink>();
+  const packageLines: PackageDeclaration[] = [];
+  for (const dest of [...provenance.keys()].sort()) {
+    const isLinks = linksFile.test(dest);
+    const isPackages = packagesFile.test(dest);
+    const isTriggers = triggersFile.test(dest);
+    if (!isLinks && !isPackages && !isTriggers) continue;
+    const { entry } = provenance.get(dest)!;
+    if (entry.rule === 'link') continue;
+    const text = await textOf(dest);
+    const file = display(entry);
+    if (isPackages) packageLines.push(...parsePackages(text, file));
+    if (isTriggers) parseTriggers(text, file);
+    if (isLinks) for (const link of parseLinks(text, file)) addDeclaredLink(link, entries, declaredLinks, provenance, display);
+  }
+
+  return {
+    manifest: { format: 1, machine, entries, packages: collectPackages(packageLines) },
+    provenance,
+    declaredLinks,
+    rendered,
+    renders,
+    notes: notes.sort(),
+    volatile: volatile || Object.values(renders).some((record) => record[2]),
+  };
+}
+
+function addDeclaredLink(
+  link: DeclaredLink,
+  entries: ManifestEntries,
+  declared: Map<string, DeclaredLink>,
+  provenance: Map<string, Provenance>,
+  display: (entry: SourceEntry) => string,
+): void {
+  const where = { file: link.file, line: link.line };
+  const earlier = declared.get(link.path);
+  if (earlier) {
+    if (earlier.target === link.target) return;
+    throw new HomecloudError(`${link.path} is declared with target ${link.target} here and ${earlier.target} at ${earlier.file}:${earlier.line}`, where, 'keep one of the two lines');
+  }
+  const existing = entries[link.path];
+  if (existing) {
+    const from = provenance.get(link.path);
+    const other = from ? display(from.entry) : 'a directory of a layer';
+    throw new HomecloudError(`the link ${link.path} would replace ${existing.type === 'dir' ? 'a directory' : 'a file'} from ${other}`, where, 'remove the line or the file');
+  }
+  // Every ancestor must be a directory (created when missing).
+  const parts = link.path.split('/');
+  for (let i = 2; i < parts.length; i++) {
+    const ancestor = parts.slice(0, i).join('/');
+    const there = entries[ancestor];
+    if (!there) entries[ancestor] = { type: 'dir', mode: octal(directoryMode) };
+    else if (there.type !== 'dir') {
+      const from = provenance.get(ancestor);
+      throw new HomecloudError(`the link ${link.path} needs ${ancestor} to be a directory, but it is a file from ${from ? display(from.entry) : 'a declared link'}`, where, 'move the link or the file');
+    }
+  }
+  entries[link.path] = { type: 'link', target: link.target };
+  declared.set(link.path, link);
+}
+
+function explainMissingProbeFact(error: unknown, machine: string, probed: boolean): unknown {
+  if (!(error instanceof HomecloudError)) return error;
+  const missing = /required fact (\w+) is not set/.exec(error.message)?.[1];
+  if (missing && probeFactNames.includes(missing) && !probed) {
+    return new HomecloudError(
+      `required fact ${missing} is not set: it is read from the live machine, and no probe of ${machine} is cached`,
+      error.where,
+      `run: homecloud facts ${machine}`,
+    );
+  }
+  return error;
+}
+
+function realPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+function isInside(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir + sep);
+}

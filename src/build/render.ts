@@ -1,0 +1,61 @@
+import { spawn } from 'node:child_process';
+import { HomecloudError, type Location } from '../load/errors.ts';
+import type { Facts } from '../facts/facts.ts';
+
+export interface RenderJob {
+  /** The repository root: m4's working directory. */
+  cwd: string;
+  /** Prelude files, read before the template. */
+  preludes: string[];
+  /** The template as m4 should name it in messages (relative to cwd when inside it). */
+  template: string;
+  facts: Facts;
+}
+
+/** The same environment for every render, so that a render depends only on its inputs. */
+const renderEnvironment = {
+  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  LC_ALL: 'C.UTF-8',
+  TZ: 'UTC',
+};
+
+export function m4Arguments(job: RenderJob): string[] {
+  const args = ['--prefix-builtins', '--fatal-warnings'];
+  for (const fact of job.facts.values()) args.push(`-D${fact.key}=${fact.value}`);
+  return [...args, ...job.preludes, job.template];
+}
+
+/** Render one template with GNU m4; any failure renders nothing and names file:line. */
+export function renderTemplate(job: RenderJob): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('m4', m4Arguments(job), { cwd: job.cwd, env: { ...renderEnvironment, HOME: job.cwd }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      reject(
+        error.code === 'ENOENT'
+          ? new HomecloudError('GNU m4 is not installed', { file: job.template }, 'install it: apt-get install m4')
+          : new HomecloudError(`cannot run m4: ${error.message}`, { file: job.template }),
+      );
+    });
+    child.on('close', (code, signal) => {
+      if (code === 0) return resolve(Buffer.concat(out));
+      const message = Buffer.concat(err).toString('utf8').trim();
+      reject(renderError(message || `m4 ended with ${signal ?? `exit status ${code}`}`, job.template));
+    });
+  });
+}
+
+const locatedLine = /^(?:m4:)?(.+?):(\d+): (.*)$/s;
+
+/** m4's own message, with its `file:line` turned into the error's location. */
+function renderError(message: string, template: string): HomecloudError {
+  const lines = message.split('\n').filter((line) => line.trim() !== '');
+  const first = lines[0] ?? message;
+  const match = locatedLine.exec(first);
+  const where: Location = match ? { file: match[1]!, line: Number(match[2]) } : { file: template };
+  const text = [match ? match[3]! : first, ...lines.slice(1)].join('\n  ').replace(/^ERROR: /, '');
+  return new HomecloudError(text, where);
+}

@@ -1,0 +1,116 @@
+import { chmodSync, copyFileSync, constants, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { octal, sha256 } from '../util/fs.ts';
+import type { ManifestEntries, ManifestEntry } from './manifest.ts';
+import { sameEntry } from './manifest.ts';
+
+/** Where a file's bytes come from: a source file to copy, or rendered data. */
+export type FileContent = { copyFrom: string } | { data: Uint8Array };
+
+export interface TreeChanges {
+  written: number;
+  removed: number;
+}
+
+/**
+ * Make the directory `tree` hold exactly `desired`. `previous` is what the
+ * tree is known to hold; without it the tree is scanned and hashed (after an
+ * interrupted build). Unchanged files are not touched, so they keep their mtime.
+ */
+export function applyTree(
+  tree: string,
+  previous: ManifestEntries | undefined,
+  desired: ManifestEntries,
+  contentOf: (path: string) => FileContent,
+): TreeChanges {
+  mkdirSync(tree, { recursive: true });
+  chmodSync(tree, 0o755);
+  const actual = previous ?? scanTree(tree);
+  const changes: TreeChanges = { written: 0, removed: 0 };
+
+  // Remove what should not be there (children before their directories).
+  const stale = Object.keys(actual)
+    .filter((path) => !sameKind(actual[path], desired[path]))
+    .sort()
+    .reverse();
+  const removed = new Set(stale);
+  for (const path of stale) {
+    const target = tree + path;
+    if (actual[path]!.type === 'dir') rmSync(target, { recursive: true, force: true });
+    else rmSync(target, { force: true });
+    changes.removed++;
+  }
+
+  for (const path of Object.keys(desired).sort()) {
+    const want = desired[path]!;
+    const have = removed.has(path) ? undefined : actual[path];
+    if (sameEntry(have, want)) continue;
+    const target = tree + path;
+    switch (want.type) {
+      case 'dir':
+        mkdirSync(target, { recursive: true });
+        chmodSync(target, parseInt(want.mode, 8));
+        break;
+      case 'file':
+        if (have?.type === 'file' && have.sha256 === want.sha256) {
+          chmodSync(target, parseInt(want.mode, 8));
+        } else {
+          writeFile(target, contentOf(path), parseInt(want.mode, 8));
+          changes.written++;
+        }
+        break;
+      case 'link': {
+        const temporary = `${target}.tmp-${process.pid}`;
+        rmSync(temporary, { force: true });
+        symlinkSync(want.target, temporary);
+        renameSync(temporary, target);
+        changes.written++;
+        break;
+      }
+    }
+  }
+  return changes;
+}
+
+function sameKind(a: ManifestEntry | undefined, b: ManifestEntry | undefined): boolean {
+  return a !== undefined && b !== undefined && a.type === b.type;
+}
+
+function writeFile(target: string, content: FileContent, mode: number): void {
+  const temporary = `${target}.tmp-${process.pid}`;
+  if ('copyFrom' in content) copyFileSync(content.copyFrom, temporary, constants.COPYFILE_FICLONE);
+  else writeFileSync(temporary, content.data);
+  chmodSync(temporary, mode);
+  renameSync(temporary, target);
+}
+
+/** What a tree really holds, hashed. */
+export function scanTree(tree: string): ManifestEntries {
+  const entries: ManifestEntries = {};
+  const visit = (dir: string, prefix: string): void => {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const path = `${prefix}/${name}`;
+      const full = join(dir, name);
+      const stats = lstatSync(full);
+      if (stats.isDirectory()) {
+        entries[path] = { type: 'dir', mode: octal(stats.mode) };
+        visit(full, path);
+      } else if (stats.isSymbolicLink()) {
+        entries[path] = { type: 'link', target: readlinkSync(full) };
+      } else if (stats.isFile()) {
+        entries[path] = { type: 'file', mode: octal(stats.mode), sha256: sha256(readFileSync(full)) };
+      } else {
+        unlinkSync(full);
+      }
+    }
+  };
+  visit(tree, '');
+  return entries;
+}
+

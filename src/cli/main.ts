@@ -1,0 +1,62 @@
+import { Command } from 'commander';
+import { exitStatus, printError } from '../report/output.ts';
+
+/** Options every command accepts. */
+export interface GlobalOptions {
+  repo?: string;
+  json: boolean;
+  verbose: boolean;
+}
+
+type Action = (args: string[], options: GlobalOptions & Record<string, unknown>) => Promise<number>;
+
+/** Load a command's module only when it runs: start-up is paid by every command. */
+function run(load: () => Promise<{ default: Action }>) {
+  return async (...received: unknown[]) => {
+    const command = received[received.length - 1] as Command;
+    const options = command.optsWithGlobals() as GlobalOptions & Record<string, unknown>;
+    options.json ??= false;
+    options.verbose ??= false;
+    const args = received.slice(0, -2).flatMap((value) => (Array.isArray(value) ? (value as string[]) : value === undefined ? [] : [String(value)]));
+    try {
+      const action = (await load()).default;
+      process.exitCode = await action(args, options);
+    } catch (error) {
+      printError(error);
+      process.exitCode = exitStatus.usage;
+    }
+  };
+}
+
+const program = new Command('homecloud')
+  .description('Provision a mini cloud on a handful of machines from one git repository of files.')
+  .option('-C, --repo <dir>', 'the cloud repository (default: the one containing the current directory)')
+  .option('--json', 'print machine-readable JSON instead of text')
+  .option('-v, --verbose', 'say more (for build: which machine files override layer files)')
+  .showHelpAfterError('(add --help for usage)')
+  .configureHelp({ showGlobalOptions: true })
+  .addHelpText('after', '\nExit status: 0 all done, 1 some machine failed, 2 bad input or usage, 130 interrupted.');
+
+program
+  .command('build')
+  .description("build machines' desired trees under var/build/<machine>/ (all machines when none is named)")
+  .argument('[machine...]', 'machines to build')
+  .addHelpText('after', '\nOnly what changed is rebuilt; unchanged outputs keep their mtime.\nOutput: var/build/<machine>/tree and var/build/<machine>/manifest.json.')
+  .action(run(() => import('./commands/build.ts')));
+
+program
+  .command('ls')
+  .description('list machines, their layers and how many paths their trees have')
+  .action(run(() => import('./commands/ls.ts')));
+
+program
+  .command('explain')
+  .description('say where a path of a machine comes from: source file, rule, other layers, facts read')
+  .argument('<machine>', 'the machine')
+  .argument('<path>', 'the path on the machine, e.g. /usr/local/etc/nginx.conf')
+  .action(run(() => import('./commands/explain.ts')));
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  printError(error);
+  process.exitCode = exitStatus.usage;
+});

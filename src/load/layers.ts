@@ -1,0 +1,138 @@
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { HomecloudError, describeSystemError, type Location } from './errors.ts';
+import type { RepoPaths } from './repo.ts';
+
+/** Where a machine's layer list lives, relative to its directory. */
+export const layerListDir = 'usr/local/opt/initd/layers';
+
+export interface LayerSelection {
+  name: string;
+  /** The list file and line that selected it. */
+  selectedAt: Location;
+}
+
+export interface Source {
+  /** `_`, a layer name, or `machine:<name>` for the machine's own tree. */
+  name: string;
+  kind: 'layer' | 'machine';
+  dir: string;
+  origin: 'repository' | 'standard';
+  selectedAt?: Location;
+}
+
+const selectLine = /^\+ (\S+)\s*$/;
+const layerNamePattern = /^[A-Za-z0-9_][A-Za-z0-9._+-]*$/;
+
+/** The layers a machine's list files select, in order, each name once. */
+export function readLayerSelections(repo: RepoPaths, machine: string): LayerSelection[] {
+  const dir = join(repo.machineDir(machine), layerListDir);
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((name) => name.endsWith('.txt')).sort();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new HomecloudError(`cannot read the layer lists: ${describeSystemError(error)}`, { file: repo.display(dir) });
+  }
+  const selections: LayerSelection[] = [];
+  const seen = new Set<string>();
+  for (const name of files) {
+    const path = join(dir, name);
+    const file = repo.display(path);
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (error) {
+      throw new HomecloudError(`cannot read: ${describeSystemError(error)}`, { file });
+    }
+    text.split('\n').forEach((line, index) => {
+      const match = selectLine.exec(line);
+      if (!match) return;
+      const layer = match[1]!;
+      const where = { file, line: index + 1 };
+      if (!layerNamePattern.test(layer) || layer === '.' || layer === '..') {
+        throw new HomecloudError(`"${layer}" is not a layer name`, where, 'a layer name is a directory name under layers/ (letters, digits, "_", ".", "-", "+")');
+      }
+      if (layer === '_' || seen.has(layer)) return;
+      seen.add(layer);
+      selections.push({ name: layer, selectedAt: where });
+    });
+  }
+  return selections;
+}
+
+/** Find a layer's directory: the repository's own first, then homecloud's standard one. */
+export function resolveLayer(repo: RepoPaths, name: string, useStdlib: boolean, selectedAt?: Location): Source {
+  const own = join(repo.layers, name);
+  if (isDirectory(own)) return { name, kind: 'layer', dir: own, origin: 'repository', selectedAt };
+  const standard = join(repo.stdlibLayers, name);
+  if (useStdlib && isDirectory(standard)) return { name, kind: 'layer', dir: standard, origin: 'standard', selectedAt };
+  const known = knownLayers(repo, useStdlib);
+  const near = closest(name, known);
+  throw new HomecloudError(
+    `unknown layer "${name}": there is no directory layers/${name}${useStdlib ? ' and no standard layer of that name' : ''}`,
+    selectedAt ?? { file: repo.display(own) },
+    near ? `did you mean "${near}"? Otherwise create layers/${name}/ or remove the line` : `create layers/${name}/ or remove the line`,
+  );
+}
+
+/** The sources a machine's tree is made of, in merge order: `_`, its layers, its own directory. */
+export function machineSources(repo: RepoPaths, machine: string, useStdlib: boolean): Source[] {
+  const sources = [resolveLayer(repo, '_', useStdlib)];
+  for (const selection of readLayerSelections(repo, machine)) {
+    sources.push(resolveLayer(repo, selection.name, useStdlib, selection.selectedAt));
+  }
+  sources.push({ name: `machine:${machine}`, kind: 'machine', dir: repo.machineDir(machine), origin: 'repository' });
+  return sources;
+}
+
+export function knownLayers(repo: RepoPaths, useStdlib: boolean): string[] {
+  const names = new Set(listDirectories(repo.layers));
+  if (useStdlib) for (const name of listDirectories(repo.stdlibLayers)) names.add(name);
+  return [...names].sort();
+}
+
+function listDirectories(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory() || (entry.isSymbolicLink() && isDirectory(join(dir, entry.name))))
+      .map((entry) => entry.name);
+  } catch {
+    return [];
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+export function directoryExists(path: string): boolean {
+  return existsSync(path) && isDirectory(path);
+}
+
+/** The known name nearest to a misspelt one, if it is plausibly a typo. */
+function closest(name: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(name.length / 3)) + 1;
+  for (const candidate of candidates) {
+    const distance = editDistance(name, candidate);
+    if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}

@@ -1,0 +1,55 @@
+import type { BuildReport, MachineResult } from '../build/builder.ts';
+import { colors, exitStatus, milliseconds, type OutputOptions } from './output.ts';
+
+export function buildExitStatus(report: BuildReport): number {
+  return report.machines.some((m) => m.status === 'failed') ? exitStatus.machineFailed : exitStatus.ok;
+}
+
+export function printBuildReport(report: BuildReport, options: OutputOptions): void {
+  if (options.json) {
+    process.stdout.write(JSON.stringify(buildReportJson(report)) + '\n');
+    return;
+  }
+  const lines: string[] = [];
+  const width = Math.max(...report.machines.map((m) => m.machine.length));
+  for (const result of report.machines) {
+    if (result.status === 'up-to-date' && !options.verbose && report.machines.every((m) => m.status === 'up-to-date')) continue;
+    lines.push(`${result.machine.padEnd(width)}  ${describe(result)}`);
+    if (options.verbose) for (const note of result.notes) lines.push(`${' '.repeat(width)}  ${colors.dim(note)}`);
+  }
+  const failed = report.machines.filter((m) => m.status === 'failed');
+  const built = report.machines.filter((m) => m.status === 'built');
+  const total = report.machines.length;
+  if (failed.length) lines.push(colors.red(`${failed.length} of ${total} machine${total === 1 ? '' : 's'} failed to build.`));
+  else if (built.length === 0) lines.push(`${total === 1 ? 'The machine is' : `All ${total} machines are`} up to date (${milliseconds(report.milliseconds)}).`);
+  else lines.push(`Built ${built.length} of ${total} machine${total === 1 ? '' : 's'} in ${milliseconds(report.milliseconds)}; the rest are up to date.`.replace('; the rest are up to date', built.length === total ? '' : '; the rest are up to date'));
+  process.stdout.write(lines.join('\n') + '\n');
+  for (const result of failed) process.stderr.write(`${colors.red('error:')} ${result.machine}: ${result.error!.toString()}\n`);
+}
+
+function describe(result: MachineResult): string {
+  switch (result.status) {
+    case 'up-to-date':
+      return colors.dim('up to date');
+    case 'failed':
+      return colors.red('failed');
+    case 'built':
+      return result.written === 0 && result.removed === 0
+        ? `${colors.green('built')}: no output changed (${milliseconds(result.milliseconds)})`
+        : `${colors.green('built')}: ${result.written} written, ${result.removed} removed (${milliseconds(result.milliseconds)})`;
+  }
+}
+
+export function buildReportJson(report: BuildReport) {
+  return {
+    milliseconds: Math.round(report.milliseconds),
+    machines: report.machines.map((m) => ({
+      machine: m.machine,
+      status: m.status,
+      written: m.written,
+      removed: m.removed,
+      ...(m.paths !== undefined ? { paths: m.paths } : {}),
+      ...(m.error ? { error: { message: m.error.message, file: m.error.where?.file, line: m.error.where?.line, column: m.error.where?.column, hint: m.error.hint } } : {}),
+    })),
+  };
+}

@@ -1,0 +1,43 @@
+import pc from 'picocolors';
+import { HomecloudError } from '../load/errors.ts';
+
+/** Exit statuses: what failed, for scripts. */
+export const exitStatus = {
+  ok: 0,
+  /** One or more machines failed; the others are done. */
+  machineFailed: 1,
+  /** The command could not start: bad input, bad usage, missing tools. */
+  usage: 2,
+  interrupted: 130,
+} as const;
+
+export interface OutputOptions {
+  json: boolean;
+  verbose: boolean;
+}
+
+export const colors = pc.createColors(process.stdout.isTTY === true && !('NO_COLOR' in process.env));
+export const errorColors = pc.createColors(process.stderr.isTTY === true && !('NO_COLOR' in process.env));
+
+export function printError(error: unknown): void {
+  const text = error instanceof HomecloudError ? error.toString() : error instanceof Error ? (error.stack ?? error.message) : String(error);
+  process.stderr.write(`${errorColors.red('error:')} ${text}\n`);
+}
+
+/** Left-aligned columns, for plain tables. */
+export function table(rows: string[][], header?: string[]): string {
+  const all = header ? [header, ...rows] : rows;
+  const widths = all[0]?.map((_, column) => Math.max(...all.map((row) => visibleLength(row[column] ?? '')))) ?? [];
+  return all
+    .map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell + ' '.repeat(widths[column]! - visibleLength(cell) + 2))).join('').trimEnd())
+    .join('\n');
+}
+
+function visibleLength(text: string): number {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/\u001b\[[0-9;]*m/g, '').length;
+}
+
+export function milliseconds(value: number): string {
+  return value < 1000 ? `${Math.round(value)} ms` : `${(value / 1000).toFixed(1)} s`;
+}

@@ -1,0 +1,27 @@
+import { closeSync, fsyncSync, openSync, renameSync, writeFileSync, type Stats } from 'node:fs';
+import { createHash } from 'node:crypto';
+
+/** A cheap change detector for a file: any write, chmod, rename or replace changes it. */
+export function statSignature(stats: Stats): string {
+  return `${stats.mtimeMs}:${stats.ctimeMs}:${stats.size}:${stats.ino}:${stats.mode}`;
+}
+
+export function sha256(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Replace a file in one step, so that readers see the old or the new content, never a mix. */
+export function writeFileAtomic(path: string, data: string | Uint8Array, options: { mode?: number; sync?: boolean } = {}): void {
+  const temporary = `${path}.tmp-${process.pid}`;
+  writeFileSync(temporary, data, { mode: options.mode ?? 0o644 });
+  if (options.sync) {
+    const fd = openSync(temporary, 'r');
+    fsyncSync(fd);
+    closeSync(fd);
+  }
+  renameSync(temporary, path);
+}
+
+export function octal(mode: number): string {
+  return (mode & 0o7777).toString(8).padStart(4, '0');
+}
