@@ -3,13 +3,14 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { HomecloudError, describeSystemError } from '../load/errors.ts';
-import { machineSources } from '../load/layers.ts';
+import { machineSources, type LayerDirectories, type Source } from '../load/layers.ts';
 import { inventoryEntry, loadModel, selectMachines, signatureOf, type Model } from '../load/model.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { defaultsFile, factFiles, loadMachineFacts } from '../facts/machine-facts.ts';
 import { probeCachePath } from '../facts/probe-cache.ts';
 import type { Facts } from '../facts/facts.ts';
 import { writeFileAtomic } from '../util/fs.ts';
+import { mark } from '../util/timing.ts';
 import { readManifest } from './manifest.ts';
 import { planMachine, type MachinePlan, type RenderCache } from './plan.ts';
 import { BuildState, buildFormat, fingerprintOf } from './state.ts';
@@ -69,21 +70,29 @@ export function machineOutput(repo: RepoPaths, machine: string) {
 export class Builder {
   private state: BuildState | undefined;
   private walks = new Map<string, SourceTree>();
+  /** Layer directories found in this build. */
+  private layerDirectories: LayerDirectories = new Map();
   private readonly limit = pLimit(availableParallelism() + 1);
 
   constructor(readonly repo: RepoPaths) {}
 
   async build(options: BuildOptions = {}): Promise<BuildReport> {
     const started = performance.now();
+    mark('build');
     const state = (this.state ??= new BuildState(this.repo.build));
+    mark('state loaded');
     this.forgetWalks(options.changed);
+    this.layerDirectories = new Map();
     const model = await loadModel(this.repo, state);
     const machines = selectMachines(model, options.machines ?? []);
+    mark('model loaded');
     const failedWalks = new Map<string, HomecloudError>();
     const results = await Promise.all(machines.map((machine) => this.buildMachine(model, machine, state, failedWalks)));
+    mark('machines done');
     const everything = machines.length === model.machines.length;
-    state.save(everything ? this.usedContentPaths() : undefined);
+    state.save(everything ? () => this.usedContentPaths() : undefined);
     for (const result of results) if (result.status === 'built') rmSync(machineOutput(this.repo, result.machine).marker, { force: true });
+    mark('state saved');
     return { machines: results, milliseconds: performance.now() - started };
   }
 
@@ -92,7 +101,7 @@ export class Builder {
     const state = (this.state ??= new BuildState(this.repo.build));
     const model = await loadModel(this.repo, state);
     selectMachines(model, [machine]);
-    const trees = machineSources(this.repo, machine, model.settings.stdlib).map((source) => this.walk(source));
+    const trees = machineSources(this.repo, machine, model.settings.stdlib, this.layerDirectories).map((source) => this.walk(source));
     const { facts, probed } = this.factsFor(model, machine, trees);
     const plan = await this.planWith(machine, trees, facts, probed, {}, state);
     return { model, plan, trees, facts };
@@ -104,7 +113,7 @@ export class Builder {
     const model = await loadModel(this.repo, state);
     const machines = model.machines.map((machine): MachineSurvey => {
       try {
-        const trees = machineSources(this.repo, machine, model.settings.stdlib).map((source) => this.walk(source));
+        const trees = machineSources(this.repo, machine, model.settings.stdlib, this.layerDirectories).map((source) => this.walk(source));
         const dests = new Set(trees.flatMap((tree) => tree.entries.map((entry) => entry.dest)));
         const output = machineOutput(this.repo, machine);
         const built = existsSync(output.manifest) && !existsSync(output.marker);
@@ -122,7 +131,7 @@ export class Builder {
     const result: MachineResult = { machine, status: 'up-to-date', written: 0, removed: 0, notes: [], milliseconds: 0 };
     const output = machineOutput(this.repo, machine);
     try {
-      const sources = machineSources(this.repo, machine, model.settings.stdlib);
+      const sources = machineSources(this.repo, machine, model.settings.stdlib, this.layerDirectories);
       const trees = sources.map((source) => {
         const failed = failedWalks.get(source.dir);
         if (failed) throw failed;
@@ -135,9 +144,8 @@ export class Builder {
       });
       const fingerprint = this.fingerprint(model, machine, trees);
       const trusted = !existsSync(output.marker) && existsSync(output.manifest);
+      if (trusted && state.fingerprint(machine) === fingerprint) return result;
       const previous = trusted ? readManifest(output.manifest) : undefined;
-      const known = state.fingerprint(machine);
-      if (previous && known === fingerprint) return result;
 
       const renders: RenderCache = previous ? readRenders(output.renders) : {};
       const plan = await this.planFor(model, machine, trees, renders, state);
@@ -215,10 +223,12 @@ export class Builder {
     ]);
   }
 
-  private walk(source: Parameters<typeof walkSource>[0]): SourceTree {
+  private walk(source: Source): SourceTree {
     let tree = this.walks.get(source.dir);
     if (!tree) {
-      tree = walkSource(source, this.repo);
+      const state = (this.state ??= new BuildState(this.repo.build));
+      tree = walkSource(source, this.repo, state.walkMemory(source.dir));
+      if (tree.changed) state.noteWalkChanged();
       this.walks.set(source.dir, tree);
     }
     return tree;

@@ -1,40 +1,48 @@
 import { mkdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { sha256, writeFileAtomic } from '../util/fs.ts';
 import { HomecloudError, describeSystemError } from '../load/errors.ts';
 import type { DocumentCache } from '../load/model.ts';
+import type { WalkMemory } from './walk.ts';
 
 /** Bumped whenever the build's output for the same input changes. */
-export const buildFormat = 'homecloud-build-1';
+export const buildFormat = 'homecloud-build-3';
 
+/** Read on every build: kept small. */
 interface StateData {
   format: string;
-  /** Content hashes by path, valid while the file's signature is unchanged. */
-  hashes: Record<string, [signature: string, sha256: string]>;
   /** Parsed documents (inventory, settings) by path, valid while the signature is unchanged. */
   documents: Record<string, [signature: string, value: unknown]>;
   /** Per machine: the input fingerprint its current tree was built from. */
-  machines: Record<string, { fingerprint: string }>;
+  machines: Record<string, string>;
+  /** What the last walk of each source directory saw. */
+  walks: Record<string, WalkMemory>;
 }
 
-/** homecloud's memory between builds, in var/build/state.json. */
+/** Content hashes by path, valid while the file's signature is unchanged: read only when something is rebuilt. */
+type Hashes = Record<string, [signature: string, sha256: string]>;
+
+/** homecloud's memory between builds, in var/build/state.json and hashes.json. */
 export class BuildState implements DocumentCache {
   private data: StateData;
+  private hashes: Hashes | undefined;
   private changed = false;
-  readonly path: string;
+  private hashesChanged = false;
+  private readonly statePath: string;
+  private readonly hashesPath: string;
 
   constructor(buildDir: string) {
-    this.path = join(buildDir, 'state.json');
-    this.data = load(this.path);
-  }
-
-  get dirty(): boolean {
-    return this.changed;
+    this.statePath = join(buildDir, 'state.json');
+    this.hashesPath = join(buildDir, 'hashes.json');
+    const data = readJson<StateData>(this.statePath);
+    this.data = data?.format === buildFormat ? data : { format: buildFormat, documents: {}, machines: {}, walks: {} };
   }
 
   /** The sha256 of a file, read only when its signature changed. */
   hash(path: string, signature: string): string {
-    const known = this.data.hashes[path];
+    const hashes = (this.hashes ??= this.data.format === buildFormat ? (readJson<Hashes>(this.hashesPath) ?? {}) : {});
+    const known = hashes[path];
     if (known && known[0] === signature) return known[1];
     let content: Buffer;
     try {
@@ -43,8 +51,8 @@ export class BuildState implements DocumentCache {
       throw new HomecloudError(`cannot read: ${describeSystemError(error)}`, { file: path });
     }
     const digest = sha256(content);
-    this.data.hashes[path] = [signature, digest];
-    this.changed = true;
+    hashes[path] = [signature, digest];
+    this.hashesChanged = true;
     return digest;
   }
 
@@ -57,44 +65,57 @@ export class BuildState implements DocumentCache {
     return value;
   }
 
-  fingerprint(machine: string): string | undefined {
-    return this.data.machines[machine]?.fingerprint;
+  /** What the last walk of a source directory saw (the walk updates it in place). */
+  walkMemory(sourceDir: string): WalkMemory {
+    return (this.data.walks[sourceDir] ??= { listings: {} });
   }
 
-  setFingerprint(machine: string, fingerprint: string | undefined): void {
-    if (this.data.machines[machine]?.fingerprint === fingerprint) return;
-    if (fingerprint === undefined) delete this.data.machines[machine];
-    else this.data.machines[machine] = { fingerprint };
+  /** A walk saw something new: its memory must be saved. */
+  noteWalkChanged(): void {
     this.changed = true;
   }
 
-  /** Forget hashes of files no build used this time, then write if anything changed. */
-  save(usedPaths?: Set<string>): void {
-    if (usedPaths) {
-      for (const path of Object.keys(this.data.hashes)) {
-        if (!usedPaths.has(path)) {
-          delete this.data.hashes[path];
-          this.changed = true;
+  fingerprint(machine: string): string | undefined {
+    return this.data.machines[machine];
+  }
+
+  setFingerprint(machine: string, fingerprint: string | undefined): void {
+    if (this.data.machines[machine] === fingerprint) return;
+    if (fingerprint === undefined) delete this.data.machines[machine];
+    else this.data.machines[machine] = fingerprint;
+    this.changed = true;
+  }
+
+  /** Write what changed; with `usedPaths`, forget hashes of files no source has any more. */
+  save(usedPaths?: () => Set<string>): void {
+    if (usedPaths && this.hashes && this.hashesChanged) {
+      const used = usedPaths();
+      for (const path of Object.keys(this.hashes)) {
+        if (!used.has(path)) {
+          delete this.hashes[path];
+          this.hashesChanged = true;
         }
       }
     }
-    if (!this.changed) return;
-    mkdirSync(join(this.path, '..'), { recursive: true });
-    writeFileAtomic(this.path, JSON.stringify(this.data));
-    this.changed = false;
+    if (!this.changed && !this.hashesChanged) return;
+    mkdirSync(join(this.statePath, '..'), { recursive: true });
+    // Hashes first: state.json names fingerprints whose trees those hashes describe.
+    if (this.hashesChanged && this.hashes) writeFileAtomic(this.hashesPath, JSON.stringify(this.hashes));
+    if (this.changed) writeFileAtomic(this.statePath, JSON.stringify(this.data));
+    this.changed = this.hashesChanged = false;
   }
 }
 
-function load(path: string): StateData {
+function readJson<T>(path: string): T | undefined {
   try {
-    const data = JSON.parse(readFileSync(path, 'utf8')) as StateData;
-    if (data.format === buildFormat) return data;
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
   } catch {
-    // Missing or damaged: start afresh, every machine gets verified.
+    // Missing or damaged: start afresh; every machine gets verified.
+    return undefined;
   }
-  return { format: buildFormat, hashes: {}, documents: {}, machines: {} };
 }
 
+/** A short hash of many parts (change detection, not security). */
 export function fingerprintOf(parts: string[]): string {
-  return sha256(parts.join('\n\0'));
+  return createHash('sha1').update(parts.join('\n\0')).digest('hex');
 }

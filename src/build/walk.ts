@@ -1,10 +1,9 @@
-import { lstatSync, readdirSync, readlinkSync, statSync, type Stats } from 'node:fs';
-import { join } from 'node:path';
+import { lstatSync, readdirSync, readlinkSync, statSync, type Dirent, type Stats } from 'node:fs';
 import { HomecloudError, describeSystemError } from '../load/errors.ts';
 import type { Source } from '../load/layers.ts';
 import type { RepoPaths } from '../load/repo.ts';
-import { statSignature } from '../util/fs.ts';
-import { outputName, pinName, ruleFor, type Rule } from './rules.ts';
+import { isTemplate, outputName, pinName, ruleFor, type Rule } from './rules.ts';
+import { fingerprintOf } from './state.ts';
 
 /** One file or symlink of a source tree, with what the rules make of it. */
 export interface SourceEntry {
@@ -16,9 +15,9 @@ export interface SourceEntry {
   rule: Rule;
   /** Permission bits of the output (a followed link's target's bits). */
   mode: number;
-  /** The file whose bytes make the output (the link's target for followed links). */
+  /** The file whose bytes make the output (the link itself for followed links: reading follows it). */
   contentPath: string;
-  /** Change detector of the file that holds the content. */
+  /** Change detector of the content. */
   contentSignature: string;
   /** For kept links: the link's target text. */
   linkTarget?: string;
@@ -26,84 +25,168 @@ export interface SourceEntry {
 
 export interface SourceTree {
   source: Source;
-  entries: SourceEntry[];
+  /** Files and symlinks with their rules (worked out on first use). */
+  readonly entries: SourceEntry[];
   /** Every directory of the tree as a destination path, with a flag for `.pin`. */
   directories: Map<string, { pinned: boolean }>;
   /** Changes whenever anything in the tree (or a followed link's target) changes. */
   fingerprint: string;
+  /** Whether the walk saw something the previous one did not (its memory must be saved). */
+  changed: boolean;
 }
 
-/** Walk a layer or machine directory; metadata only, no content is read. */
-export function walkSource(source: Source, repo: RepoPaths): SourceTree {
-  const entries: SourceEntry[] = [];
+/** What a walk leaves for the next one: directory listings and the numbers of every file's metadata. */
+export interface WalkMemory {
+  /** Listings by directory (relative to the source), valid while the directory's signature is unchanged. */
+  listings: Record<string, [signature: string, names: string[], kinds: string]>;
+  /** mtime, ctime, size, inode and mode of every file in walk order (followed links add their target's), base64. */
+  snapshot?: string;
+  fingerprint?: string;
+}
+
+const numbersPerStat = 5;
+
+/**
+ * Walk a layer or machine directory. Metadata only: a directory is listed
+ * again only when its own signature moved, and files are only lstat'ed; when
+ * every number matches the previous walk, its fingerprint is reused.
+ */
+export function walkSource(source: Source, repo: RepoPaths, memory: WalkMemory): SourceTree {
   const directories = new Map<string, { pinned: boolean }>();
-  const parts: string[] = [];
-  const pending: [string, string][] = [[source.dir, '/']];
+  // Per file: where it is, and the index of its numbers (a followed link's target's follow them).
+  const files: { dir: string; rel: string; name: string; at: number; follows: boolean }[] = [];
+  // Plain numbers rather than Stats objects: keeping thousands of those alive costs more than the stat calls.
+  const numbers: number[] = [];
+  const listings: WalkMemory['listings'] = {};
+  let relisted = false;
+  const pending: string[] = [''];
   while (pending.length > 0) {
-    const [dir, dest] = pending.pop()!;
-    let names;
-    try {
-      names = readdirSync(dir, { withFileTypes: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && dir === source.dir && source.kind === 'machine') break;
-      throw new HomecloudError(`cannot read directory: ${describeSystemError(error)}`, { file: repo.display(dir) });
-    }
+    const rel = pending.pop()!;
+    const dir = source.dir + rel;
+    const known = memory.listings[rel];
+    const listing = list(dir, rel, known, source, repo);
+    if (!listing) break;
+    relisted ||= listing !== known;
+    listings[rel] = listing;
+    const [, names, kinds] = listing;
     const info = { pinned: false };
-    if (dest !== '/') directories.set(dest, info);
-    parts.push(`d${dest}`);
-    for (const dirent of names) {
-      const name = dirent.name;
-      const path = join(dir, name);
-      const childDest = dest === '/' ? `/${name}` : `${dest}/${name}`;
-      if (dirent.isDirectory()) {
-        pending.push([path, childDest]);
+    if (rel) directories.set(rel, info);
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
+      const kind = kinds.charCodeAt(i);
+      if (kind === 100 /* d */) {
+        pending.push(`${rel}/${name}`);
         continue;
       }
       if (name === pinName) info.pinned = true;
-      const entry = describeEntry(source, repo, path, name, dest, dirent.isSymbolicLink());
-      entries.push(entry);
-      parts.push(`f${entry.dest}\0${entry.path}\0${entry.contentSignature}\0${entry.linkTarget ?? ''}`);
+      const path = `${dir}/${name}`;
+      const stats = lstatOrFail(path, repo);
+      if (!stats.isFile() && !stats.isSymbolicLink()) {
+        throw new HomecloudError('is not a regular file, directory or symbolic link', { file: repo.display(path) }, 'remove it from the layer: devices, sockets and FIFOs cannot be deployed');
+      }
+      const at = numbers.length;
+      numbers.push(stats.mtimeMs, stats.ctimeMs, stats.size, stats.ino, stats.mode);
+      const follows = stats.isSymbolicLink() && (name.startsWith('!') || isTemplate(name));
+      if (follows) {
+        const target = followOrFail(path, name, repo);
+        numbers.push(target.mtimeMs, target.ctimeMs, target.size, target.ino, target.mode);
+      }
+      files.push({ dir, rel, name, at, follows });
     }
   }
-  parts.sort();
-  return { source, entries, directories, fingerprint: parts.join('\n') };
+  relisted ||= Object.keys(listings).length !== Object.keys(memory.listings).length;
+
+  const snapshot = Buffer.from(new Float64Array(numbers).buffer).toString('base64');
+  const changed = relisted || snapshot !== memory.snapshot || memory.fingerprint === undefined;
+  if (changed) {
+    const names = Object.keys(listings)
+      .sort()
+      .map((rel) => `${rel}\0${listings[rel]![1].join('\0')}\0${listings[rel]![2]}`);
+    memory.listings = listings;
+    memory.snapshot = snapshot;
+    memory.fingerprint = fingerprintOf([source.dir, ...names, snapshot]);
+  }
+
+  let entries: SourceEntry[] | undefined;
+  return {
+    source,
+    directories,
+    fingerprint: memory.fingerprint!,
+    changed,
+    get entries() {
+      return (entries ??= files.map((file) => describeEntry(source, file.dir, file.rel, file.name, numbers, file.at, file.follows)));
+    },
+  };
 }
 
-function describeEntry(source: Source, repo: RepoPaths, path: string, name: string, destDir: string, isSymlink: boolean): SourceEntry {
-  const rule = ruleFor(name, isSymlink);
-  const dest = (destDir === '/' ? '/' : `${destDir}/`) + outputName(name);
-  const file = repo.display(path);
+function list(dir: string, rel: string, known: WalkMemory['listings'][string] | undefined, source: Source, repo: RepoPaths): WalkMemory['listings'][string] | undefined {
   let stats: Stats;
   try {
-    stats = lstatSync(path);
+    stats = statSync(dir);
   } catch (error) {
-    throw new HomecloudError(`cannot read: ${describeSystemError(error)}`, { file });
+    // A machine may have no directory of its own (only an inventory entry).
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' && rel === '' && source.kind === 'machine') return undefined;
+    throw new HomecloudError(`cannot read directory: ${describeSystemError(error)}`, { file: repo.display(dir) });
   }
+  const signature = `${stats.mtimeMs}:${stats.ctimeMs}:${stats.ino}`;
+  if (known && known[0] === signature) return known;
+  let dirents: Dirent[];
+  try {
+    dirents = readdirSync(dir, { withFileTypes: true });
+  } catch (error) {
+    throw new HomecloudError(`cannot read directory: ${describeSystemError(error)}`, { file: repo.display(dir) });
+  }
+  dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const kinds = dirents.map((d) => (d.isDirectory() ? 'd' : d.isSymbolicLink() ? 'l' : 'f')).join('');
+  return [signature, dirents.map((d) => d.name), kinds];
+}
+
+function lstatOrFail(path: string, repo: RepoPaths): Stats {
+  try {
+    return lstatSync(path);
+  } catch (error) {
+    throw new HomecloudError(`cannot read: ${describeSystemError(error)}`, { file: repo.display(path) });
+  }
+}
+
+/** "!" links and symlinked templates: the output holds the target's content, so the target must be a file. */
+function followOrFail(path: string, name: string, repo: RepoPaths): Stats {
+  const file = repo.display(path);
+  const deref = !isTemplate(name);
+  let target: Stats;
+  try {
+    target = statSync(path);
+  } catch (error) {
+    const text = readlinkSync(path);
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new HomecloudError(
+      code === 'ENOENT' ? `dangling link: its target ${text} does not exist` : `cannot follow the link to ${text}: ${describeSystemError(error)}`,
+      { file },
+      deref ? 'a "!" link is replaced by its target\'s content: create the target (secrets usually live in facts/) or remove the link' : 'create the target or remove the link',
+    );
+  }
+  if (!target.isFile()) {
+    throw new HomecloudError(`links to ${readlinkSync(path)}, which is not a regular file`, { file }, 'a "!" link or a linked template must point to a file');
+  }
+  return target;
+}
+
+/** The change detector of the file whose numbers start at `at` (same text as statSignature). */
+function signatureAt(numbers: number[], at: number): string {
+  return `${numbers[at]}:${numbers[at + 1]}:${numbers[at + 2]}:${numbers[at + 3]}:${numbers[at + 4]}`;
+}
+
+function describeEntry(source: Source, dir: string, destDir: string, name: string, numbers: number[], at: number, follows: boolean): SourceEntry {
+  const path = `${dir}/${name}`;
+  const mode = numbers[at + 4]!;
+  const rule = ruleFor(name, (mode & 0o170000) === 0o120000);
+  const dest = `${destDir}/${outputName(name)}`;
   if (rule === 'link') {
     const linkTarget = readlinkSync(path);
-    return { source, path, dest, rule, mode: 0o777, contentPath: path, contentSignature: linkTarget, linkTarget };
+    return { source, path, dest, rule, mode: 0o777, contentPath: path, contentSignature: `l${linkTarget}`, linkTarget };
   }
-  if (stats.isSymbolicLink()) {
-    // "!" links and symlinked templates: the output holds the target's content.
-    let target: Stats;
-    try {
-      target = statSync(path);
-    } catch (error) {
-      const text = readlinkSync(path);
-      const code = (error as NodeJS.ErrnoException).code;
-      throw new HomecloudError(
-        code === 'ENOENT' ? `dangling link: its target ${text} does not exist` : `cannot follow link to ${text}: ${describeSystemError(error)}`,
-        { file },
-        rule === 'deref' ? 'a "!" link is replaced by its target\'s content: create the target (secrets usually live in facts/) or remove the link' : 'create the target or remove the link',
-      );
-    }
-    if (!target.isFile()) {
-      throw new HomecloudError(`links to ${readlinkSync(path)}, which is not a regular file`, { file }, 'a "!" link or a linked template must point to a file');
-    }
-    return { source, path, dest, rule, mode: target.mode & 0o7777, contentPath: path, contentSignature: `${statSignature(stats)}>${statSignature(target)}` };
+  if (follows) {
+    return { source, path, dest, rule, mode: numbers[at + 9]! & 0o7777, contentPath: path, contentSignature: `${signatureAt(numbers, at)}>${signatureAt(numbers, at + 5)}` };
   }
-  if (!stats.isFile()) {
-    throw new HomecloudError('is not a regular file, directory or symbolic link', { file }, 'remove it from the layer: devices, sockets and FIFOs cannot be deployed');
-  }
-  return { source, path, dest, rule, mode: stats.mode & 0o7777, contentPath: path, contentSignature: statSignature(stats) };
+  return { source, path, dest, rule, mode: mode & 0o7777, contentPath: path, contentSignature: signatureAt(numbers, at) };
 }

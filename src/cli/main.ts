@@ -1,5 +1,8 @@
 import { Command } from 'commander';
 import { exitStatus, printError } from '../report/output.ts';
+import { mark } from '../util/timing.ts';
+
+mark('main loaded');
 
 /** Options every command accepts. */
 export interface GlobalOptions {
@@ -11,7 +14,7 @@ export interface GlobalOptions {
 type Action = (args: string[], options: GlobalOptions & Record<string, unknown>) => Promise<number>;
 
 /** Load a command's module only when it runs: start-up is paid by every command. */
-function run(load: () => Promise<{ default: Action }>) {
+function run(load: () => Promise<{ run: Action }>) {
   return async (...received: unknown[]) => {
     const command = received[received.length - 1] as Command;
     const options = command.optsWithGlobals() as GlobalOptions & Record<string, unknown>;
@@ -19,7 +22,8 @@ function run(load: () => Promise<{ default: Action }>) {
     options.verbose ??= false;
     const args = received.slice(0, -2).flatMap((value) => (Array.isArray(value) ? (value as string[]) : value === undefined ? [] : [String(value)]));
     try {
-      const action = (await load()).default;
+      const action = (await load()).run;
+      mark('command loaded');
       process.exitCode = await action(args, options);
     } catch (error) {
       printError(error);

@@ -61,8 +61,19 @@ export function readLayerSelections(repo: RepoPaths, machine: string): LayerSele
   return selections;
 }
 
+/** Layer directories already found, by name (layers are shared by machines). */
+export type LayerDirectories = Map<string, Pick<Source, 'dir' | 'origin'>>;
+
 /** Find a layer's directory: the repository's own first, then homecloud's standard one. */
-export function resolveLayer(repo: RepoPaths, name: string, useStdlib: boolean, selectedAt?: Location): Source {
+export function resolveLayer(repo: RepoPaths, name: string, useStdlib: boolean, selectedAt?: Location, known?: LayerDirectories): Source {
+  const found = known?.get(name);
+  if (found) return { name, kind: 'layer', ...found, selectedAt };
+  const source = findLayer(repo, name, useStdlib, selectedAt);
+  known?.set(name, { dir: source.dir, origin: source.origin });
+  return source;
+}
+
+function findLayer(repo: RepoPaths, name: string, useStdlib: boolean, selectedAt?: Location): Source {
   const own = join(repo.layers, name);
   if (isDirectory(own)) return { name, kind: 'layer', dir: own, origin: 'repository', selectedAt };
   const standard = join(repo.stdlibLayers, name);
@@ -77,10 +88,10 @@ export function resolveLayer(repo: RepoPaths, name: string, useStdlib: boolean, 
 }
 
 /** The sources a machine's tree is made of, in merge order: `_`, its layers, its own directory. */
-export function machineSources(repo: RepoPaths, machine: string, useStdlib: boolean): Source[] {
-  const sources = [resolveLayer(repo, '_', useStdlib)];
+export function machineSources(repo: RepoPaths, machine: string, useStdlib: boolean, known?: LayerDirectories): Source[] {
+  const sources = [resolveLayer(repo, '_', useStdlib, undefined, known)];
   for (const selection of readLayerSelections(repo, machine)) {
-    sources.push(resolveLayer(repo, selection.name, useStdlib, selection.selectedAt));
+    sources.push(resolveLayer(repo, selection.name, useStdlib, selection.selectedAt, known));
   }
   sources.push({ name: `machine:${machine}`, kind: 'machine', dir: repo.machineDir(machine), origin: 'repository' });
   return sources;

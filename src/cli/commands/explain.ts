@@ -10,7 +10,7 @@ import type { GlobalOptions } from '../main.ts';
 
 const identifier = /[A-Za-z_][A-Za-z0-9_]*/g;
 
-export default async function explain([machine, rawPath]: string[], options: GlobalOptions): Promise<number> {
+export async function run([machine, rawPath]: string[], options: GlobalOptions): Promise<number> {
   const repo = repoFrom(options);
   const path = '/' + rawPath!.replace(/^\/+/, '').replace(/\/+$/, '');
   const { plan, facts } = await new Builder(repo).plan(machine!);

@@ -4,7 +4,7 @@ import { colors, exitStatus, table } from '../../report/output.ts';
 import { repoFrom } from '../context.ts';
 import type { GlobalOptions } from '../main.ts';
 
-export default async function ls(_args: string[], options: GlobalOptions): Promise<number> {
+export async function run(_args: string[], options: GlobalOptions): Promise<number> {
   const { model, machines } = await new Builder(repoFrom(options)).survey();
   if (options.json) {
     const rows = machines.map((m) => ({ ...m, address: address(inventoryEntry(model, m.machine)), error: m.error?.toString() }));

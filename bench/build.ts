@@ -1,0 +1,78 @@
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Builder } from '../src/build/builder.ts';
+import { RepoPaths } from '../src/load/repo.ts';
+import { generateRepository, realisticShape } from './synthetic.ts';
+import { median, printTable, timeAsync, timeProcess, type Row } from './stats.ts';
+
+const cli = resolve(import.meta.dirname, '../bin/homecloud.cjs');
+const stdlib = resolve(import.meta.dirname, '../layers');
+
+/** Build benchmarks on a generated repository: whole-process and warm in-process. */
+export async function benchBuild(runs = 15): Promise<Row[]> {
+  const root = mkdtempSync(join(tmpdir(), 'homecloud-bench-'));
+  try {
+    generateRepository(root);
+    const buildCli = () => timeProcess(process.execPath, [cli, '-C', root, 'build']);
+    const plainFile = join(root, 'layers/layer4/usr/local/opt/app4/part3/file13.txt');
+    const template = join(root, 'layers/layer5/usr/local/opt/app5/part0/config10.m4.conf');
+    const facts = join(root, 'facts/m2.json');
+    let counter = 0;
+    const touchPlain = () => appendFileSync(plainFile, `change ${++counter}\n`);
+    const touchTemplate = () => appendFileSync(template, `# change ${++counter}\n`);
+    const touchFact = () => writeFileSync(facts, readFileSync(facts, 'utf8').replace(/"ENV_WORKERS": \d+/, `"ENV_WORKERS": ${10 + (++counter % 50)}`));
+
+    const floor = median(Array.from({ length: runs }, () => timeProcess(process.execPath, ['-e', '0'])));
+    const cold = median(
+      Array.from({ length: 3 }, () => {
+        rmSync(join(root, 'var'), { recursive: true, force: true });
+        return buildCli();
+      }),
+    );
+    const measure = (change: () => void) =>
+      median(
+        Array.from({ length: runs }, () => {
+          change();
+          return buildCli();
+        }),
+      );
+    const noChange = measure(() => {});
+    const onePlain = measure(touchPlain);
+    const oneTemplate = measure(touchTemplate);
+    const oneFact = measure(touchFact);
+
+    // A warm builder, as `watch` keeps one: told which file changed, as a watcher would.
+    const builder = new Builder(new RepoPaths(root, stdlib));
+    await builder.build();
+    const warm = async (change: () => void, path: string) => {
+      const times: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        change();
+        times.push(await timeAsync(() => builder.build({ changed: [path] })));
+      }
+      return median(times);
+    };
+    const warmPlain = await warm(touchPlain, plainFile);
+    const warmTemplate = await warm(touchTemplate, template);
+    const warmFact = await warm(touchFact, facts);
+
+    const shape = `${realisticShape.machines} machines, ${realisticShape.layers} layers, ${realisticShape.layers * (realisticShape.filesPerLayer + 4)} files`;
+    console.log(`\nBuild benchmark (${shape}; median of ${runs} runs unless noted)`);
+    const rows: Row[] = [
+      { name: 'node -e 0 (start-up floor)', median: floor, runs },
+      { name: 'build, cold', median: cold, runs: 3 },
+      { name: 'build, no change', median: noChange, runs, target: `<= ${(floor + 30).toFixed(0)} ms`, met: noChange <= floor + 30 },
+      { name: 'build, one plain file changed', median: onePlain, runs, target: `<= ${(floor + 60).toFixed(0)} ms`, met: onePlain <= floor + 60 },
+      { name: 'build, one template changed', median: oneTemplate, runs, target: `<= ${(floor + 60).toFixed(0)} ms`, met: oneTemplate <= floor + 60 },
+      { name: 'build, one fact changed', median: oneFact, runs },
+      { name: 'warm rebuild, one plain file', median: warmPlain, runs, target: '<= 20 ms', met: warmPlain <= 20 },
+      { name: 'warm rebuild, one template', median: warmTemplate, runs, target: '<= 20 ms', met: warmTemplate <= 20 },
+      { name: 'warm rebuild, one fact', median: warmFact, runs },
+    ];
+    printTable('build', rows);
+    return rows;
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
