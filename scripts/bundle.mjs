@@ -41,6 +41,8 @@ await build({
   sourcemap: 'linked',
   logLevel: 'warning',
   plugins: [separateBundles],
+  // Lazy bundles are loaded with require(): import() would go through the slower ES module loader.
+  supported: { 'dynamic-import': false },
   define: { 'import.meta.url': 'importMetaUrl' },
   banner: { js: "const importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
 });

@@ -13,7 +13,7 @@ import { writeFileAtomic } from '../util/fs.ts';
 import { mark } from '../util/timing.ts';
 import { readManifest } from './manifest.ts';
 import { planMachine, type MachinePlan, type RenderCache } from './plan.ts';
-import { BuildState, buildFormat, fingerprintOf } from './state.ts';
+import { BuildState, buildFormat } from './state.ts';
 import { applyTree, type FileContent } from './tree.ts';
 import { walkSource, type SourceTree } from './walk.ts';
 
@@ -212,7 +212,8 @@ export class Builder {
   /** Everything a machine's output depends on, as one hash. */
   private fingerprint(model: Model, machine: string, trees: SourceTree[]): string {
     const files = factFiles(this.repo, machine);
-    return fingerprintOf([
+    // Plain text, not a hash: hashing would load node:crypto, which a no-change build can do without.
+    return [
       buildFormat,
       this.repo.stdlibLayers,
       JSON.stringify(inventoryEntry(model, machine)),
@@ -220,14 +221,14 @@ export class Builder {
       `json=${signatureOf(files.json) ?? ''}`,
       `env=${signatureOf(files.env) ?? ''}`,
       `probe=${signatureOf(probeCachePath(this.repo, machine)) ?? ''}`,
-    ]);
+    ].join('\n');
   }
 
   private walk(source: Source): SourceTree {
     let tree = this.walks.get(source.dir);
     if (!tree) {
       const state = (this.state ??= new BuildState(this.repo.build));
-      tree = walkSource(source, this.repo, state.walkMemory(source.dir));
+      tree = walkSource(source, this.repo, state.sourceMemory(source.dir), () => state.listingMemory(source.dir));
       if (tree.changed) state.noteWalkChanged();
       this.walks.set(source.dir, tree);
     }

@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
 import { HomecloudError, type Location } from '../load/errors.ts';
+import { lazyChildProcess } from '../util/lazy.ts';
 import type { Facts } from '../facts/facts.ts';
 
 export interface RenderJob {
@@ -28,7 +28,7 @@ export function m4Arguments(job: RenderJob): string[] {
 /** Render one template with GNU m4; any failure renders nothing and names file:line. */
 export function renderTemplate(job: RenderJob): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const child = spawn('m4', m4Arguments(job), { cwd: job.cwd, env: { ...renderEnvironment, HOME: job.cwd }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = lazyChildProcess().spawn('m4', m4Arguments(job), { cwd: job.cwd, env: { ...renderEnvironment, HOME: job.cwd }, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));

@@ -1,13 +1,13 @@
 import { mkdirSync, readFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { sha256, writeFileAtomic } from '../util/fs.ts';
+import { writeFileAtomic } from '../util/fs.ts';
+import { sha256 } from '../util/hash.ts';
 import { HomecloudError, describeSystemError } from '../load/errors.ts';
 import type { DocumentCache } from '../load/model.ts';
-import type { WalkMemory } from './walk.ts';
+import type { ListingMemory, SourceMemory } from './walk.ts';
 
 /** Bumped whenever the build's output for the same input changes. */
-export const buildFormat = 'homecloud-build-3';
+export const buildFormat = 'homecloud-build-4';
 
 /** Read on every build: kept small. */
 interface StateData {
@@ -17,8 +17,11 @@ interface StateData {
   /** Per machine: the input fingerprint its current tree was built from. */
   machines: Record<string, string>;
   /** What the last walk of each source directory saw. */
-  walks: Record<string, WalkMemory>;
+  sources: Record<string, SourceMemory>;
 }
+
+/** Directory listings and stat snapshots by source directory: read only when the JavaScript walker runs. */
+type Listings = Record<string, ListingMemory>;
 
 /** Content hashes by path, valid while the file's signature is unchanged: read only when something is rebuilt. */
 type Hashes = Record<string, [signature: string, sha256: string]>;
@@ -27,21 +30,28 @@ type Hashes = Record<string, [signature: string, sha256: string]>;
 export class BuildState implements DocumentCache {
   private data: StateData;
   private hashes: Hashes | undefined;
+  private listings: Listings | undefined;
+  private listingsChanged = false;
   private changed = false;
+  /** Whether state.json was written by this build format (else its companions are not trusted either). */
+  private readonly known: boolean;
   private hashesChanged = false;
   private readonly statePath: string;
   private readonly hashesPath: string;
+  private readonly listingsPath: string;
 
   constructor(buildDir: string) {
     this.statePath = join(buildDir, 'state.json');
     this.hashesPath = join(buildDir, 'hashes.json');
+    this.listingsPath = join(buildDir, 'listings.json');
     const data = readJson<StateData>(this.statePath);
-    this.data = data?.format === buildFormat ? data : { format: buildFormat, documents: {}, machines: {}, walks: {} };
+    this.known = data?.format === buildFormat;
+    this.data = this.known ? data! : { format: buildFormat, documents: {}, machines: {}, sources: {} };
   }
 
   /** The sha256 of a file, read only when its signature changed. */
   hash(path: string, signature: string): string {
-    const hashes = (this.hashes ??= this.data.format === buildFormat ? (readJson<Hashes>(this.hashesPath) ?? {}) : {});
+    const hashes = (this.hashes ??= this.known ? (readJson<Hashes>(this.hashesPath) ?? {}) : {});
     const known = hashes[path];
     if (known && known[0] === signature) return known[1];
     let content: Buffer;
@@ -66,13 +76,20 @@ export class BuildState implements DocumentCache {
   }
 
   /** What the last walk of a source directory saw (the walk updates it in place). */
-  walkMemory(sourceDir: string): WalkMemory {
-    return (this.data.walks[sourceDir] ??= { listings: {} });
+  sourceMemory(sourceDir: string): SourceMemory {
+    return (this.data.sources[sourceDir] ??= {});
+  }
+
+  /** The JavaScript walker's memory of a source directory (the walk updates it in place). */
+  listingMemory(sourceDir: string): ListingMemory {
+    this.listings ??= this.known ? (readJson<Listings>(this.listingsPath) ?? {}) : {};
+    return (this.listings[sourceDir] ??= { listings: {} });
   }
 
   /** A walk saw something new: its memory must be saved. */
   noteWalkChanged(): void {
     this.changed = true;
+    if (this.listings) this.listingsChanged = true;
   }
 
   fingerprint(machine: string): string | undefined {
@@ -99,10 +116,11 @@ export class BuildState implements DocumentCache {
     }
     if (!this.changed && !this.hashesChanged) return;
     mkdirSync(join(this.statePath, '..'), { recursive: true });
-    // Hashes first: state.json names fingerprints whose trees those hashes describe.
+    // Hashes and listings first: state.json names fingerprints that they describe.
     if (this.hashesChanged && this.hashes) writeFileAtomic(this.hashesPath, JSON.stringify(this.hashes));
+    if (this.listingsChanged && this.listings) writeFileAtomic(this.listingsPath, JSON.stringify(this.listings));
     if (this.changed) writeFileAtomic(this.statePath, JSON.stringify(this.data));
-    this.changed = this.hashesChanged = false;
+    this.changed = this.hashesChanged = this.listingsChanged = false;
   }
 }
 
@@ -115,7 +133,3 @@ function readJson<T>(path: string): T | undefined {
   }
 }
 
-/** A short hash of many parts (change detection, not security). */
-export function fingerprintOf(parts: string[]): string {
-  return createHash('sha1').update(parts.join('\n\0')).digest('hex');
-}

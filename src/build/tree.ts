@@ -1,6 +1,7 @@
 import { chmodSync, copyFileSync, constants, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { octal, sha256 } from '../util/fs.ts';
+import { octal } from '../util/fs.ts';
+import { sha256 } from '../util/hash.ts';
 import type { ManifestEntries, ManifestEntry } from './manifest.ts';
 import { sameEntry } from './manifest.ts';
 

@@ -3,7 +3,8 @@ import { HomecloudError, describeSystemError } from '../load/errors.ts';
 import type { Source } from '../load/layers.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { isTemplate, outputName, pinName, ruleFor, type Rule } from './rules.ts';
-import { fingerprintOf } from './state.ts';
+import { fingerprintOf } from '../util/hash.ts';
+import { nativeTreeSignature } from './native.ts';
 
 /** One file or symlink of a source tree, with what the rules make of it. */
 export interface SourceEntry {
@@ -28,20 +29,26 @@ export interface SourceTree {
   /** Files and symlinks with their rules (worked out on first use). */
   readonly entries: SourceEntry[];
   /** Every directory of the tree as a destination path, with a flag for `.pin`. */
-  directories: Map<string, { pinned: boolean }>;
+  readonly directories: Map<string, { pinned: boolean }>;
   /** Changes whenever anything in the tree (or a followed link's target) changes. */
   fingerprint: string;
   /** Whether the walk saw something the previous one did not (its memory must be saved). */
   changed: boolean;
 }
 
-/** What a walk leaves for the next one: directory listings and the numbers of every file's metadata. */
-export interface WalkMemory {
+/** What a walk leaves for the next one, read on every build: kept small. */
+export interface SourceMemory {
+  /** The native tree signature seen with this fingerprint. */
+  native?: string;
+  fingerprint?: string;
+}
+
+/** What the JavaScript walker leaves for the next one, read only when it runs. */
+export interface ListingMemory {
   /** Listings by directory (relative to the source), valid while the directory's signature is unchanged. */
   listings: Record<string, [signature: string, names: string[], kinds: string]>;
   /** mtime, ctime, size, inode and mode of every file in walk order (followed links add their target's), base64. */
   snapshot?: string;
-  fingerprint?: string;
 }
 
 const numbersPerStat = 5;
@@ -51,19 +58,45 @@ const numbersPerStat = 5;
  * again only when its own signature moved, and files are only lstat'ed; when
  * every number matches the previous walk, its fingerprint is reused.
  */
-export function walkSource(source: Source, repo: RepoPaths, memory: WalkMemory): SourceTree {
+export function walkSource(source: Source, repo: RepoPaths, memory: SourceMemory, listingMemory: () => ListingMemory): SourceTree {
+  const native = nativeTreeSignature(source.dir);
+  if (native !== undefined && native === memory.native && memory.fingerprint !== undefined) {
+    // Unchanged: walk in JavaScript only if a machine that uses it is rebuilt.
+    let walked: SourceTree | undefined;
+    const walk = () => (walked ??= walkInJavaScript(source, repo, { ...memory }, { listings: { ...listingMemory().listings } }));
+    return {
+      source,
+      fingerprint: memory.fingerprint,
+      changed: false,
+      get entries() {
+        return walk().entries;
+      },
+      get directories() {
+        return walk().directories;
+      },
+    };
+  }
+  const tree = walkInJavaScript(source, repo, memory, listingMemory());
+  if (memory.native !== native) {
+    memory.native = native;
+    tree.changed = true;
+  }
+  return tree;
+}
+
+function walkInJavaScript(source: Source, repo: RepoPaths, memory: SourceMemory, listingMemory: ListingMemory): SourceTree {
   const directories = new Map<string, { pinned: boolean }>();
   // Per file: where it is, and the index of its numbers (a followed link's target's follow them).
   const files: { dir: string; rel: string; name: string; at: number; follows: boolean }[] = [];
   // Plain numbers rather than Stats objects: keeping thousands of those alive costs more than the stat calls.
   const numbers: number[] = [];
-  const listings: WalkMemory['listings'] = {};
+  const listings: ListingMemory['listings'] = {};
   let relisted = false;
   const pending: string[] = [''];
   while (pending.length > 0) {
     const rel = pending.pop()!;
     const dir = source.dir + rel;
-    const known = memory.listings[rel];
+    const known = listingMemory.listings[rel];
     const listing = list(dir, rel, known, source, repo);
     if (!listing) break;
     relisted ||= listing !== known;
@@ -94,16 +127,16 @@ export function walkSource(source: Source, repo: RepoPaths, memory: WalkMemory):
       files.push({ dir, rel, name, at, follows });
     }
   }
-  relisted ||= Object.keys(listings).length !== Object.keys(memory.listings).length;
+  relisted ||= Object.keys(listings).length !== Object.keys(listingMemory.listings).length;
 
   const snapshot = Buffer.from(new Float64Array(numbers).buffer).toString('base64');
-  const changed = relisted || snapshot !== memory.snapshot || memory.fingerprint === undefined;
+  const changed = relisted || snapshot !== listingMemory.snapshot || memory.fingerprint === undefined;
   if (changed) {
     const names = Object.keys(listings)
       .sort()
       .map((rel) => `${rel}\0${listings[rel]![1].join('\0')}\0${listings[rel]![2]}`);
-    memory.listings = listings;
-    memory.snapshot = snapshot;
+    listingMemory.listings = listings;
+    listingMemory.snapshot = snapshot;
     memory.fingerprint = fingerprintOf([source.dir, ...names, snapshot]);
   }
 
@@ -119,7 +152,7 @@ export function walkSource(source: Source, repo: RepoPaths, memory: WalkMemory):
   };
 }
 
-function list(dir: string, rel: string, known: WalkMemory['listings'][string] | undefined, source: Source, repo: RepoPaths): WalkMemory['listings'][string] | undefined {
+function list(dir: string, rel: string, known: ListingMemory['listings'][string] | undefined, source: Source, repo: RepoPaths): ListingMemory['listings'][string] | undefined {
   let stats: Stats;
   try {
     stats = statSync(dir);

@@ -1,14 +1,10 @@
 import { closeSync, fsyncSync, openSync, renameSync, writeFileSync, type Stats } from 'node:fs';
-import { createHash } from 'node:crypto';
 
 /** A cheap change detector for a file: any write, chmod, rename or replace changes it. */
 export function statSignature(stats: Stats): string {
   return `${stats.mtimeMs}:${stats.ctimeMs}:${stats.size}:${stats.ino}:${stats.mode}`;
 }
 
-export function sha256(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
-}
 
 /** Replace a file in one step, so that readers see the old or the new content, never a mix. */
 export function writeFileAtomic(path: string, data: string | Uint8Array, options: { mode?: number; sync?: boolean } = {}): void {

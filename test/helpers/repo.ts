@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after } from 'node:test';
@@ -80,4 +80,16 @@ export function runCli(args: string[], options: { cwd?: string; env?: Record<str
 /** The smallest repository: one machine with the given layers. */
 export function layerList(...layers: string[]): Record<string, string> {
   return { 'machines/m/usr/local/opt/initd/layers/10.txt': layers.map((l) => `+ ${l}\n`).join('') };
+}
+
+/** Permission bits (with setuid, setgid and sticky) of a path, not following a final symlink. */
+export function modeOf(path: string): number {
+  return lstatSync(path).mode & 0o7777;
+}
+
+/** Build one machine and return its error, failing when it built. */
+export async function buildError(root: string, machine = 'm') {
+  const result = await buildOne(root, machine);
+  if (result.status !== 'failed' || !result.error) throw new Error(`expected ${machine} to fail, but it is ${result.status}`);
+  return result.error;
 }

@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "tree_signature",
+      "sources": ["native/tree_signature.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
+    }
+  ]
+}
