@@ -170,7 +170,7 @@ export class Builder {
         return { copyFrom: from.contentPath };
       };
       const changes = applyTree(output.tree, previous?.entries, desired, contentOf);
-      writeFileAtomic(output.manifest, JSON.stringify(plan.manifest, null, 1) + '\n');
+      writeFileAtomic(output.manifest, JSON.stringify(plan.manifest) + '\n');
       writeFileAtomic(output.renders, JSON.stringify(plan.renders));
       state.setFingerprint(machine, plan.volatile ? `volatile:${fingerprint}` : fingerprint);
       Object.assign(result, { status: 'built', written: changes.written, removed: changes.removed, notes: plan.notes });

@@ -83,6 +83,9 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
   const preludeKey = preludes.map((entry) => `${entry.dest}=${context.hash(entry.contentPath, entry.contentSignature)}`).join(',');
   const factsKey = [...context.facts.values()].map((fact) => `${fact.key}=${fact.value}`).sort().join('\n');
   const secrets = secretValues(context.facts);
+  const factsDir = realPath(repo.facts);
+  // Every template of the machine shares these inputs: one key part, not the whole text per template.
+  const environmentKey = fingerprintOf([preludeKey, factsKey]);
   const renders: RenderCache = {};
   const rendered = new Map<string, Buffer>();
   let volatile = false;
@@ -95,7 +98,7 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
   /** Render a template (or take its cached hash) and return the output's sha256. */
   const templateHash = async (entry: SourceEntry, needBytes: boolean): Promise<string> => {
     const contentHash = context.hash(entry.contentPath, entry.contentSignature);
-    const key = fingerprintOf([contentHash, preludeKey, factsKey, entry.path]);
+    const key = `${contentHash}:${environmentKey}:${entry.path}`;
     const cached = context.renders[entry.path];
     if (cached && cached[0] === key && !cached[2] && !needBytes) {
       renders[entry.path] = cached;
@@ -165,7 +168,7 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
         return;
       }
       const hash = entry.rule === 'template' ? await templateHash(entry, false) : context.hash(entry.contentPath, entry.contentSignature);
-      const secret = entry.rule === 'template' ? renders[entry.path]![3] : entry.rule === 'deref' && isInside(realPath(entry.contentPath), realPath(repo.facts));
+      const secret = entry.rule === 'template' ? renders[entry.path]![3] : entry.rule === 'deref' && isInside(realPath(entry.contentPath), factsDir);
       entries[dest] = secret ? { type: 'file', mode: octal(entry.mode), sha256: hash, secret: true } : { type: 'file', mode: octal(entry.mode), sha256: hash };
     }),
   );

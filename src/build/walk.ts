@@ -2,9 +2,9 @@ import { lstatSync, readdirSync, readlinkSync, statSync, type Dirent, type Stats
 import { HomecloudError, describeSystemError } from '../load/errors.ts';
 import type { Source } from '../load/layers.ts';
 import type { RepoPaths } from '../load/repo.ts';
-import { isTemplate, outputName, pinName, ruleFor, type Rule } from './rules.ts';
 import { fingerprintOf } from '../util/hash.ts';
-import { nativeTreeSignature } from './native.ts';
+import { nativeTreeSignature, nativeWalkTree } from './native.ts';
+import { isTemplate, outputName, pinName, ruleFor, type Rule } from './rules.ts';
 
 /** One file or symlink of a source tree, with what the rules make of it. */
 export interface SourceEntry {
@@ -38,8 +38,6 @@ export interface SourceTree {
 
 /** What a walk leaves for the next one, read on every build: kept small. */
 export interface SourceMemory {
-  /** The native tree signature seen with this fingerprint. */
-  native?: string;
   fingerprint?: string;
 }
 
@@ -51,23 +49,33 @@ export interface ListingMemory {
   snapshot?: string;
 }
 
-const numbersPerStat = 5;
+/** A source's files and directories as either walker sees them. */
+interface Listing {
+  directories: string[];
+  /** Per file: its directory, name, and the index of its stat numbers (a followed link's target's follow them). */
+  files: { dir: string; name: string; at: number; follows: boolean }[];
+  /** mtimeMs, ctimeMs, size, ino and mode, five per stat, as in Node's Stats. */
+  numbers: ArrayLike<number>;
+}
 
 /**
- * Walk a layer or machine directory. Metadata only: a directory is listed
- * again only when its own signature moved, and files are only lstat'ed; when
- * every number matches the previous walk, its fingerprint is reused.
+ * Walk a layer or machine directory, reading metadata only. With the native
+ * walker one call tells whether anything changed; the listing itself is made
+ * only when a machine that uses the source is rebuilt.
  */
 export function walkSource(source: Source, repo: RepoPaths, memory: SourceMemory, listingMemory: () => ListingMemory): SourceTree {
   const native = nativeTreeSignature(source.dir);
-  if (native !== undefined && native === memory.native && memory.fingerprint !== undefined) {
-    // Unchanged: walk in JavaScript only if a machine that uses it is rebuilt.
-    let walked: SourceTree | undefined;
-    const walk = () => (walked ??= walkInJavaScript(source, repo, { ...memory }, { listings: { ...listingMemory().listings } }));
+  if (native !== undefined) {
+    const fingerprint = `native:${native}`;
+    const changed = memory.fingerprint !== fingerprint;
+    memory.fingerprint = fingerprint;
+    let tree: ReturnType<typeof treeFrom> | undefined;
+    // A failing native listing (the tree changed meanwhile) falls back to JavaScript, which reports problems properly.
+    const walk = () => (tree ??= treeFrom(source, nativeListing(source) ?? listInJavaScript(source, repo, { listings: {} }).listing));
     return {
       source,
-      fingerprint: memory.fingerprint,
-      changed: false,
+      fingerprint,
+      changed,
       get entries() {
         return walk().entries;
       },
@@ -76,42 +84,73 @@ export function walkSource(source: Source, repo: RepoPaths, memory: SourceMemory
       },
     };
   }
-  const tree = walkInJavaScript(source, repo, memory, listingMemory());
-  if (memory.native !== native) {
-    memory.native = native;
-    tree.changed = true;
+  const known = listingMemory();
+  const { listing, relisted } = listInJavaScript(source, repo, known);
+  const snapshot = Buffer.from(new Float64Array(listing.numbers).buffer).toString('base64');
+  const changed = relisted || snapshot !== known.snapshot || memory.fingerprint === undefined;
+  if (changed) {
+    const names = Object.keys(known.listings)
+      .sort()
+      .map((rel) => `${rel}\0${known.listings[rel]![1].join('\0')}\0${known.listings[rel]![2]}`);
+    known.snapshot = snapshot;
+    memory.fingerprint = fingerprintOf([source.dir, ...names, snapshot]);
   }
-  return tree;
+  const tree = treeFrom(source, listing);
+  return {
+    source,
+    fingerprint: memory.fingerprint!,
+    changed,
+    get entries() {
+      return tree.entries;
+    },
+    directories: tree.directories,
+  };
 }
 
-function walkInJavaScript(source: Source, repo: RepoPaths, memory: SourceMemory, listingMemory: ListingMemory): SourceTree {
-  const directories = new Map<string, { pinned: boolean }>();
-  // Per file: where it is, and the index of its numbers (a followed link's target's follow them).
-  const files: { dir: string; rel: string; name: string; at: number; follows: boolean }[] = [];
-  // Plain numbers rather than Stats objects: keeping thousands of those alive costs more than the stat calls.
-  const numbers: number[] = [];
+function nativeListing(source: Source): Listing | undefined {
+  const walked = nativeWalkTree(source.dir);
+  if (!walked) return undefined;
+  const listing: Listing = { directories: [], files: [], numbers: walked.numbers };
+  let at = 0;
+  for (let i = 0; i < walked.paths.length; i++) {
+    const rel = walked.paths[i]!;
+    const kind = walked.kinds.charCodeAt(i);
+    if (kind === 100 /* d */) {
+      listing.directories.push(rel);
+      continue;
+    }
+    const slash = rel.lastIndexOf('/');
+    const name = rel.slice(slash + 1);
+    const follows = kind === 108 /* l */ && followed(name);
+    listing.files.push({ dir: source.dir + rel.slice(0, slash), name, at, follows });
+    at += follows ? 10 : 5;
+  }
+  return listing;
+}
+
+/** A listing by readdir and lstat; directories are listed again only when their signature moved. */
+function listInJavaScript(source: Source, repo: RepoPaths, memory: ListingMemory): { listing: Listing; relisted: boolean } {
+  const listing: Listing = { directories: [], files: [], numbers: [] };
+  const numbers = listing.numbers as number[];
   const listings: ListingMemory['listings'] = {};
   let relisted = false;
   const pending: string[] = [''];
   while (pending.length > 0) {
     const rel = pending.pop()!;
     const dir = source.dir + rel;
-    const known = listingMemory.listings[rel];
-    const listing = list(dir, rel, known, source, repo);
-    if (!listing) break;
-    relisted ||= listing !== known;
-    listings[rel] = listing;
-    const [, names, kinds] = listing;
-    const info = { pinned: false };
-    if (rel) directories.set(rel, info);
+    const known = memory.listings[rel];
+    const entry = list(dir, rel, known, source, repo);
+    if (!entry) break;
+    relisted ||= entry !== known;
+    listings[rel] = entry;
+    if (rel) listing.directories.push(rel);
+    const [, names, kinds] = entry;
     for (let i = 0; i < names.length; i++) {
       const name = names[i]!;
-      const kind = kinds.charCodeAt(i);
-      if (kind === 100 /* d */) {
+      if (kinds.charCodeAt(i) === 100 /* d */) {
         pending.push(`${rel}/${name}`);
         continue;
       }
-      if (name === pinName) info.pinned = true;
       const path = `${dir}/${name}`;
       const stats = lstatOrFail(path, repo);
       if (!stats.isFile() && !stats.isSymbolicLink()) {
@@ -119,37 +158,34 @@ function walkInJavaScript(source: Source, repo: RepoPaths, memory: SourceMemory,
       }
       const at = numbers.length;
       numbers.push(stats.mtimeMs, stats.ctimeMs, stats.size, stats.ino, stats.mode);
-      const follows = stats.isSymbolicLink() && (name.startsWith('!') || isTemplate(name));
+      const follows = stats.isSymbolicLink() && followed(name);
       if (follows) {
         const target = followOrFail(path, name, repo);
         numbers.push(target.mtimeMs, target.ctimeMs, target.size, target.ino, target.mode);
       }
-      files.push({ dir, rel, name, at, follows });
+      listing.files.push({ dir, name, at, follows });
     }
   }
-  relisted ||= Object.keys(listings).length !== Object.keys(listingMemory.listings).length;
+  relisted ||= Object.keys(listings).length !== Object.keys(memory.listings).length;
+  if (relisted) memory.listings = listings;
+  return { listing, relisted };
+}
 
-  const snapshot = Buffer.from(new Float64Array(numbers).buffer).toString('base64');
-  const changed = relisted || snapshot !== listingMemory.snapshot || memory.fingerprint === undefined;
-  if (changed) {
-    const names = Object.keys(listings)
-      .sort()
-      .map((rel) => `${rel}\0${listings[rel]![1].join('\0')}\0${listings[rel]![2]}`);
-    listingMemory.listings = listings;
-    listingMemory.snapshot = snapshot;
-    memory.fingerprint = fingerprintOf([source.dir, ...names, snapshot]);
-  }
+/** "!" links and symlinked templates are followed: the output holds the target's content. */
+function followed(name: string): boolean {
+  return name.startsWith('!') || isTemplate(name);
+}
 
-  let entries: SourceEntry[] | undefined;
-  return {
-    source,
-    directories,
-    fingerprint: memory.fingerprint!,
-    changed,
-    get entries() {
-      return (entries ??= files.map((file) => describeEntry(source, file.dir, file.rel, file.name, numbers, file.at, file.follows)));
-    },
-  };
+function treeFrom(source: Source, listing: Listing): { entries: SourceEntry[]; directories: Map<string, { pinned: boolean }> } {
+  const directories = new Map<string, { pinned: boolean }>();
+  for (const rel of listing.directories) directories.set(rel, { pinned: false });
+  const prefix = source.dir.length;
+  const entries = listing.files.map((file) => {
+    const destDir = file.dir.slice(prefix);
+    if (file.name === pinName && destDir) directories.get(destDir)!.pinned = true;
+    return describeEntry(source, file.dir, destDir, file.name, listing.numbers, file.at, file.follows);
+  });
+  return { entries, directories };
 }
 
 function list(dir: string, rel: string, known: ListingMemory['listings'][string] | undefined, source: Source, repo: RepoPaths): ListingMemory['listings'][string] | undefined {
@@ -182,7 +218,7 @@ function lstatOrFail(path: string, repo: RepoPaths): Stats {
   }
 }
 
-/** "!" links and symlinked templates: the output holds the target's content, so the target must be a file. */
+/** A followed link must point to a regular file. */
 function followOrFail(path: string, name: string, repo: RepoPaths): Stats {
   const file = repo.display(path);
   const deref = !isTemplate(name);
@@ -204,12 +240,12 @@ function followOrFail(path: string, name: string, repo: RepoPaths): Stats {
   return target;
 }
 
-/** The change detector of the file whose numbers start at `at` (same text as statSignature). */
-function signatureAt(numbers: number[], at: number): string {
+/** The change detector of the file whose numbers start at `at`. */
+function signatureAt(numbers: ArrayLike<number>, at: number): string {
   return `${numbers[at]}:${numbers[at + 1]}:${numbers[at + 2]}:${numbers[at + 3]}:${numbers[at + 4]}`;
 }
 
-function describeEntry(source: Source, dir: string, destDir: string, name: string, numbers: number[], at: number, follows: boolean): SourceEntry {
+function describeEntry(source: Source, dir: string, destDir: string, name: string, numbers: ArrayLike<number>, at: number, follows: boolean): SourceEntry {
   const path = `${dir}/${name}`;
   const mode = numbers[at + 4]!;
   const rule = ruleFor(name, (mode & 0o170000) === 0o120000);
