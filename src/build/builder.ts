@@ -70,6 +70,8 @@ export function machineOutput(repo: RepoPaths, machine: string) {
 export class Builder {
   private state: BuildState | undefined;
   private walks = new Map<string, SourceTree>();
+  /** Manifests and render caches this builder wrote, kept for the next build in the same process. */
+  private written = new Map<string, { value: unknown; text: string; signature: string | undefined }>();
   /** Layer directories found in this build. */
   private layerDirectories: LayerDirectories = new Map();
   private readonly limit = pLimit(availableParallelism() + 1);
@@ -89,8 +91,7 @@ export class Builder {
     const failedWalks = new Map<string, HomecloudError>();
     const results = await Promise.all(machines.map((machine) => this.buildMachine(model, machine, state, failedWalks)));
     mark('machines done');
-    const everything = machines.length === model.machines.length;
-    state.save(everything ? () => this.usedContentPaths() : undefined);
+    state.save((dir) => this.currentPaths(dir));
     for (const result of results) if (result.status === 'built') rmSync(machineOutput(this.repo, result.machine).marker, { force: true });
     mark('state saved');
     return { machines: results, milliseconds: performance.now() - started };
@@ -145,9 +146,9 @@ export class Builder {
       const fingerprint = this.fingerprint(model, machine, trees);
       const trusted = !existsSync(output.marker) && existsSync(output.manifest);
       if (trusted && state.fingerprint(machine) === fingerprint) return result;
-      const previous = trusted ? readManifest(output.manifest) : undefined;
+      const previous = trusted ? this.remembered(output.manifest, readManifest) : undefined;
 
-      const renders: RenderCache = previous ? readRenders(output.renders) : {};
+      const renders: RenderCache = (previous && this.remembered(output.renders, readRenders)) || {};
       const plan = await this.planFor(model, machine, trees, renders, state);
       const desired = plan.manifest.entries;
 
@@ -170,8 +171,8 @@ export class Builder {
         return { copyFrom: from.contentPath };
       };
       const changes = applyTree(output.tree, previous?.entries, desired, contentOf);
-      writeFileAtomic(output.manifest, JSON.stringify(plan.manifest) + '\n');
-      writeFileAtomic(output.renders, JSON.stringify(plan.renders));
+      this.write(output.manifest, plan.manifest, JSON.stringify(plan.manifest) + '\n');
+      this.write(output.renders, plan.renders, JSON.stringify(plan.renders));
       state.setFingerprint(machine, plan.volatile ? `volatile:${fingerprint}` : fingerprint);
       Object.assign(result, { status: 'built', written: changes.written, removed: changes.removed, notes: plan.notes });
       result.paths = Object.keys(desired).length;
@@ -204,7 +205,7 @@ export class Builder {
       facts,
       probed,
       renders,
-      hash: (path, signature) => state.hash(path, signature),
+      hash: (entry) => state.hash(entry.source.dir, entry.contentPath, entry.contentSignature),
       schedule: (task) => this.limit(task),
     });
   }
@@ -246,10 +247,24 @@ export class Builder {
     }
   }
 
-  private usedContentPaths(): Set<string> {
-    const used = new Set<string>();
-    for (const tree of this.walks.values()) for (const entry of tree.entries) used.add(entry.contentPath);
-    return used;
+  /** A file this builder wrote, from memory while nobody else changed it; else read again. */
+  private remembered<T>(path: string, read: (path: string) => T | undefined): T | undefined {
+    const known = this.written.get(path);
+    if (known && known.signature === signatureOf(path)) return known.value as T;
+    return read(path);
+  }
+
+  /** Write a file of var/build unless it already holds that text, and remember its value. */
+  private write(path: string, value: unknown, text: string): void {
+    const known = this.written.get(path);
+    if (known?.text !== text || known.signature !== signatureOf(path)) writeFileAtomic(path, text);
+    this.written.set(path, { value, text, signature: signatureOf(path) });
+  }
+
+  /** The content paths of a source walked in this build (undefined when it was not walked). */
+  private currentPaths(dir: string): Set<string> | undefined {
+    const tree = this.walks.get(dir);
+    return tree && new Set(tree.entries.map((entry) => entry.contentPath));
   }
 }
 

@@ -24,7 +24,8 @@ export interface PlanContext {
   probed: boolean;
   /** Renders known from earlier builds; only trusted when the tree is. */
   renders: RenderCache;
-  hash(path: string, signature: string): string;
+  /** The sha256 of a source file's content. */
+  hash(entry: SourceEntry): string;
   /** Run a render through the shared concurrency limit. */
   schedule<T>(task: () => Promise<T>): Promise<T>;
 }
@@ -80,7 +81,7 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
   const preludes = trees[0]!.entries
     .filter((entry) => /^\/usr\/local\/include\/m4\/[^/]+\.m4$/.test(entry.dest) && entry.rule !== 'template')
     .sort((a, b) => (a.dest < b.dest ? -1 : 1));
-  const preludeKey = preludes.map((entry) => `${entry.dest}=${context.hash(entry.contentPath, entry.contentSignature)}`).join(',');
+  const preludeKey = preludes.map((entry) => `${entry.dest}=${context.hash(entry)}`).join(',');
   const factsKey = [...context.facts.values()].map((fact) => `${fact.key}=${fact.value}`).sort().join('\n');
   const secrets = secretValues(context.facts);
   const factsDir = realPath(repo.facts);
@@ -97,7 +98,7 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
 
   /** Render a template (or take its cached hash) and return the output's sha256. */
   const templateHash = async (entry: SourceEntry, needBytes: boolean): Promise<string> => {
-    const contentHash = context.hash(entry.contentPath, entry.contentSignature);
+    const contentHash = context.hash(entry);
     const key = `${contentHash}:${environmentKey}:${entry.path}`;
     const cached = context.renders[entry.path];
     if (cached && cached[0] === key && !cached[2] && !needBytes) {
@@ -125,7 +126,7 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
   const identity = async (entry: SourceEntry): Promise<string> => {
     if (entry.rule === 'link') return `link:${entry.linkTarget}`;
     if (entry.rule === 'template') return `file:${await templateHash(entry, false)}`;
-    return `file:${context.hash(entry.contentPath, entry.contentSignature)}`;
+    return `file:${context.hash(entry)}`;
   };
 
   const provenance = new Map<string, Provenance>();
@@ -167,7 +168,7 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
         entries[dest] = { type: 'link', target: entry.linkTarget! };
         return;
       }
-      const hash = entry.rule === 'template' ? await templateHash(entry, false) : context.hash(entry.contentPath, entry.contentSignature);
+      const hash = entry.rule === 'template' ? await templateHash(entry, false) : context.hash(entry);
       const secret = entry.rule === 'template' ? renders[entry.path]![3] : entry.rule === 'deref' && isInside(realPath(entry.contentPath), factsDir);
       entries[dest] = secret ? { type: 'file', mode: octal(entry.mode), sha256: hash, secret: true } : { type: 'file', mode: octal(entry.mode), sha256: hash };
     }),
@@ -257,7 +258,7 @@ function explainMissingProbeFact(error: unknown, machine: string, probed: boolea
 
 function realPath(path: string): string {
   try {
-    return realpathSync(path);
+    return realpathSync.native(path);
   } catch {
     return path;
   }

@@ -1,13 +1,13 @@
 import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { writeFileAtomic } from '../util/fs.ts';
-import { sha256 } from '../util/hash.ts';
+import { sha256, shortHash } from '../util/hash.ts';
 import { HomecloudError, describeSystemError } from '../load/errors.ts';
 import type { DocumentCache } from '../load/model.ts';
 import type { ListingMemory, SourceMemory } from './walk.ts';
 
 /** Bumped whenever the build's output for the same input changes. */
-export const buildFormat = 'homecloud-build-4';
+export const buildFormat = 'homecloud-build-5';
 
 /** Read on every build: kept small. */
 interface StateData {
@@ -23,36 +23,42 @@ interface StateData {
 /** Directory listings and stat snapshots by source directory: read only when the JavaScript walker runs. */
 type Listings = Record<string, ListingMemory>;
 
-/** Content hashes by path, valid while the file's signature is unchanged: read only when something is rebuilt. */
+/** Content hashes of one source's files by path, valid while the file's signature is unchanged. */
 type Hashes = Record<string, [signature: string, sha256: string]>;
+
+/** One file of hashes per source directory: read only when a machine using it is rebuilt, written only when it changed. */
+interface HashBucket {
+  dir: string;
+  hashes: Hashes;
+  changed: boolean;
+}
 
 /** homecloud's memory between builds, in var/build/state.json and hashes.json. */
 export class BuildState implements DocumentCache {
   private data: StateData;
-  private hashes: Hashes | undefined;
+  private readonly buckets = new Map<string, HashBucket>();
   private listings: Listings | undefined;
   private listingsChanged = false;
   private changed = false;
   /** Whether state.json was written by this build format (else its companions are not trusted either). */
   private readonly known: boolean;
-  private hashesChanged = false;
   private readonly statePath: string;
-  private readonly hashesPath: string;
+  private readonly hashesDir: string;
   private readonly listingsPath: string;
 
   constructor(buildDir: string) {
     this.statePath = join(buildDir, 'state.json');
-    this.hashesPath = join(buildDir, 'hashes.json');
+    this.hashesDir = join(buildDir, 'hashes');
     this.listingsPath = join(buildDir, 'listings.json');
     const data = readJson<StateData>(this.statePath);
     this.known = data?.format === buildFormat;
     this.data = this.known ? data! : { format: buildFormat, documents: {}, machines: {}, sources: {} };
   }
 
-  /** The sha256 of a file, read only when its signature changed. */
-  hash(path: string, signature: string): string {
-    const hashes = (this.hashes ??= this.known ? (readJson<Hashes>(this.hashesPath) ?? {}) : {});
-    const known = hashes[path];
+  /** The sha256 of a file of the source `sourceDir`, read only when its signature changed. */
+  hash(sourceDir: string, path: string, signature: string): string {
+    const bucket = this.bucket(sourceDir);
+    const known = bucket.hashes[path];
     if (known && known[0] === signature) return known[1];
     let content: Buffer;
     try {
@@ -61,9 +67,24 @@ export class BuildState implements DocumentCache {
       throw new HomecloudError(`cannot read: ${describeSystemError(error)}`, { file: path });
     }
     const digest = sha256(content);
-    hashes[path] = [signature, digest];
-    this.hashesChanged = true;
+    bucket.hashes[path] = [signature, digest];
+    bucket.changed = true;
     return digest;
+  }
+
+  private bucket(dir: string): HashBucket {
+    let bucket = this.buckets.get(dir);
+    if (!bucket) {
+      const stored = this.known ? readJson<{ dir: string; hashes: Hashes }>(this.bucketPath(dir)) : undefined;
+      bucket = { dir, hashes: stored?.dir === dir ? stored.hashes : {}, changed: false };
+      this.buckets.set(dir, bucket);
+    }
+    return bucket;
+  }
+
+  private bucketPath(dir: string): string {
+    // Named after the directory, for people; the hash keeps names unique and short.
+    return join(this.hashesDir, `${basename(dir).slice(0, 40)}-${shortHash(dir)}.json`);
   }
 
   async document<T>(path: string, signature: string, parse: () => Promise<T>): Promise<T> {
@@ -103,24 +124,21 @@ export class BuildState implements DocumentCache {
     this.changed = true;
   }
 
-  /** Write what changed; with `usedPaths`, forget hashes of files no source has any more. */
-  save(usedPaths?: () => Set<string>): void {
-    if (usedPaths && this.hashes && this.hashesChanged) {
-      const used = usedPaths();
-      for (const path of Object.keys(this.hashes)) {
-        if (!used.has(path)) {
-          delete this.hashes[path];
-          this.hashesChanged = true;
-        }
-      }
-    }
-    if (!this.changed && !this.hashesChanged) return;
-    mkdirSync(join(this.statePath, '..'), { recursive: true });
+  /** Write what changed; `usedPaths(dir)` lists a source's current files, to forget hashes of removed ones. */
+  save(usedPaths?: (dir: string) => Set<string> | undefined): void {
+    const buckets = [...this.buckets.values()].filter((bucket) => bucket.changed);
+    if (!this.changed && buckets.length === 0 && !this.listingsChanged) return;
+    mkdirSync(this.hashesDir, { recursive: true });
     // Hashes and listings first: state.json names fingerprints that they describe.
-    if (this.hashesChanged && this.hashes) writeFileAtomic(this.hashesPath, JSON.stringify(this.hashes));
+    for (const bucket of buckets) {
+      const used = usedPaths?.(bucket.dir);
+      if (used) for (const path of Object.keys(bucket.hashes)) if (!used.has(path)) delete bucket.hashes[path];
+      writeFileAtomic(this.bucketPath(bucket.dir), JSON.stringify({ dir: bucket.dir, hashes: bucket.hashes }));
+      bucket.changed = false;
+    }
     if (this.listingsChanged && this.listings) writeFileAtomic(this.listingsPath, JSON.stringify(this.listings));
     if (this.changed) writeFileAtomic(this.statePath, JSON.stringify(this.data));
-    this.changed = this.hashesChanged = this.listingsChanged = false;
+    this.changed = this.listingsChanged = false;
   }
 }
 

@@ -34,6 +34,7 @@ export class RepoPaths {
 
   /** A path as the user should see it: relative to the repository when inside it. */
   display(path: string): string {
+    if (path.startsWith(this.root) && path[this.root.length] === sep) return path.slice(this.root.length + 1);
     const rel = relative(this.root, path);
     return rel && !rel.startsWith('..') && !rel.startsWith(sep) ? rel : path;
   }
