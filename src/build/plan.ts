@@ -123,56 +123,64 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
     return digest;
   };
 
-  const identity = async (entry: SourceEntry): Promise<string> => {
-    if (entry.rule === 'link') return `link:${entry.linkTarget}`;
-    if (entry.rule === 'template') return `file:${await templateHash(entry, false)}`;
-    return `file:${context.hash(entry)}`;
-  };
-
+  // Which source wins each path (sync); collisions between layers that involve templates wait for the renders.
   const provenance = new Map<string, Provenance>();
   const notes: string[] = [];
-  await Promise.all(
-    [...candidates].map(async ([dest, list]) => {
-      const own = list.filter((entry) => entry.source.kind === 'machine');
-      const layered = list.filter((entry) => entry.source.kind === 'layer');
-      if (own.length > 1) {
-        throw new HomecloudError(`${display(own[1]!)} makes the same path ${dest}`, { file: display(own[0]!) }, 'rename or remove one of the two files');
-      }
-      if (own.length === 1) {
-        provenance.set(dest, { entry: own[0]!, others: layered, relation: layered.length ? 'overrides' : undefined });
-        for (const other of layered) notes.push(`${display(own[0]!)} overrides ${display(other)}`);
-        return;
-      }
-      if (layered.length === 1) {
-        provenance.set(dest, { entry: layered[0]!, others: [] });
-        return;
-      }
-      const identities = await Promise.all(layered.map(identity));
-      const differing = identities.findIndex((id) => id !== identities[0]);
-      if (differing >= 0) {
-        throw new HomecloudError(
-          `${dest} comes from two layers with different content: ${display(layered[0]!)} and ${display(layered[differing]!)}`,
-          { file: display(layered[differing]!) },
-          'make the two files identical, keep the path in one layer only, or override it in the machine\'s own directory',
-        );
-      }
-      provenance.set(dest, { entry: layered[0]!, others: layered.slice(1), relation: 'identical' });
-    }),
-  );
+  const undecided: [string, SourceEntry[]][] = [];
+  for (const [dest, list] of candidates) {
+    if (list.length === 1) {
+      provenance.set(dest, { entry: list[0]!, others: [] });
+      continue;
+    }
+    const own = list.filter((entry) => entry.source.kind === 'machine');
+    const layered = list.filter((entry) => entry.source.kind === 'layer');
+    if (own.length > 1) {
+      throw new HomecloudError(`${display(own[1]!)} makes the same path ${dest}`, { file: display(own[0]!) }, 'rename or remove one of the two files');
+    }
+    if (own.length === 1) {
+      provenance.set(dest, { entry: own[0]!, others: layered, relation: 'overrides' });
+      for (const other of layered) notes.push(`${display(own[0]!)} overrides ${display(other)}`);
+    } else {
+      undecided.push([dest, layered]);
+    }
+  }
+
+  // Render every template whose output is needed, concurrently.
+  const templates = new Set<SourceEntry>();
+  for (const { entry } of provenance.values()) if (entry.rule === 'template') templates.add(entry);
+  for (const [, layered] of undecided) for (const entry of layered) if (entry.rule === 'template') templates.add(entry);
+  const outputHashes = new Map<SourceEntry, string>();
+  await Promise.all([...templates].map(async (entry) => outputHashes.set(entry, await templateHash(entry, false))));
+
+  const identity = (entry: SourceEntry): string => {
+    if (entry.rule === 'link') return `link:${entry.linkTarget}`;
+    return `file:${entry.rule === 'template' ? outputHashes.get(entry)! : context.hash(entry)}`;
+  };
+  for (const [dest, layered] of undecided.sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    const first = identity(layered[0]!);
+    const differing = layered.findIndex((entry) => identity(entry) !== first);
+    if (differing >= 0) {
+      throw new HomecloudError(
+        `${dest} comes from two layers with different content: ${display(layered[0]!)} and ${display(layered[differing]!)}`,
+        { file: display(layered[differing]!) },
+        'make the two files identical, keep the path in one layer only, or override it in the machine\'s own directory',
+      );
+    }
+    provenance.set(dest, { entry: layered[0]!, others: layered.slice(1), relation: 'identical' });
+  }
 
   const entries: ManifestEntries = {};
   for (const [dir, info] of directories) entries[dir] = { type: 'dir', mode: octal(info.pinned ? pinnedDirectoryMode : directoryMode) };
-  await Promise.all(
-    [...provenance].map(async ([dest, { entry }]) => {
-      if (entry.rule === 'link') {
-        entries[dest] = { type: 'link', target: entry.linkTarget! };
-        return;
-      }
-      const hash = entry.rule === 'template' ? await templateHash(entry, false) : context.hash(entry);
-      const secret = entry.rule === 'template' ? renders[entry.path]![3] : entry.rule === 'deref' && isInside(realPath(entry.contentPath), factsDir);
-      entries[dest] = secret ? { type: 'file', mode: octal(entry.mode), sha256: hash, secret: true } : { type: 'file', mode: octal(entry.mode), sha256: hash };
-    }),
-  );
+  for (const [dest, { entry }] of provenance) {
+    if (entry.rule === 'link') {
+      entries[dest] = { type: 'link', target: entry.linkTarget! };
+      continue;
+    }
+    const mode = octal(entry.mode);
+    const sha256 = entry.rule === 'template' ? outputHashes.get(entry)! : context.hash(entry);
+    const secret = entry.rule === 'template' ? renders[entry.path]![3] : entry.rule === 'deref' && isInside(realPath(entry.contentPath), factsDir);
+    entries[dest] = secret ? { type: 'file', mode, sha256, secret: true } : { type: 'file', mode, sha256 };
+  }
 
   /** A winning output's text, for the declaration files under usr/local/opt/initd. */
   const textOf = async (dest: string): Promise<string> => {
@@ -184,7 +192,8 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
 
   const declaredLinks = new Map<string, DeclaredLink>();
   const packageLines: PackageDeclaration[] = [];
-  for (const dest of [...provenance.keys()].sort()) {
+  const declarations = [...provenance.keys()].filter((dest) => dest.startsWith('/usr/local/opt/initd/')).sort();
+  for (const dest of declarations) {
     const isLinks = linksFile.test(dest);
     const isPackages = packagesFile.test(dest);
     const isTriggers = triggersFile.test(dest);
