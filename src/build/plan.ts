@@ -114,7 +114,7 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
         renderTemplate({ cwd: repo.root, preludes: preludes.map((p) => relative(p.path)), template: relative(entry.path), facts: context.facts }),
       );
     } catch (error) {
-      throw explainMissingProbeFact(error, machine, context.probed);
+      throw maskSecrets(explainMissingProbeFact(error, machine, context.probed), secrets);
     }
     const digest = sha256(output);
     const content = output.toString('utf8');
@@ -250,6 +250,14 @@ function addDeclaredLink(
   }
   entries[link.path] = { type: 'link', target: link.target };
   declared.set(link.path, link);
+}
+
+/** m4's messages can quote a command line or text that holds a secret fact: never print it. */
+function maskSecrets(error: unknown, secrets: string[]): unknown {
+  if (!(error instanceof HomecloudError) || !secrets.some((secret) => error.message.includes(secret))) return error;
+  let message = error.message;
+  for (const secret of secrets) message = message.split(secret).join('******');
+  return new HomecloudError(message, error.where, error.hint);
 }
 
 function explainMissingProbeFact(error: unknown, machine: string, probed: boolean): unknown {
