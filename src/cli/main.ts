@@ -38,6 +38,8 @@ const program = new Command('homecloud')
   .option('--json', 'print machine-readable JSON instead of text')
   .option('-v, --verbose', 'say more (for build: which machine files override layer files)')
   .showHelpAfterError('(add --help for usage)')
+  // Commander exits 1 on a usage error, but 1 means "a machine failed" here (inherited by the commands).
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? exitStatus.ok : exitStatus.usage))
   .configureHelp({ showGlobalOptions: true })
   .addHelpText('after', '\nExit status: 0 all done, 1 some machine failed, 2 bad input or usage, 130 interrupted.');
 

@@ -20,8 +20,16 @@ export const colors = pc.createColors(process.stdout.isTTY === true && !('NO_COL
 export const errorColors = pc.createColors(process.stderr.isTTY === true && !('NO_COLOR' in process.env));
 
 export function printError(error: unknown): void {
-  const text = error instanceof HomecloudError ? error.toString() : error instanceof Error ? (error.stack ?? error.message) : String(error);
+  const text = isHomecloudError(error) ? error.toString() : error instanceof Error ? (error.stack ?? error.message) : String(error);
   process.stderr.write(`${errorColors.red('error:')} ${text}\n`);
+}
+
+/**
+ * Each command is bundled separately (scripts/bundle.mjs) with its own copy of
+ * HomecloudError, so `instanceof` fails across bundles: recognise it by name too.
+ */
+function isHomecloudError(error: unknown): error is HomecloudError {
+  return error instanceof HomecloudError || (error instanceof Error && error.name === 'HomecloudError');
 }
 
 /** Left-aligned columns, for plain tables. */

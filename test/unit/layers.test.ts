@@ -125,6 +125,13 @@ test('a name that is not a directory name is an error naming the file and line',
   }
 });
 
+test('a layer directory may be a symlink to a directory elsewhere', async () => {
+  const root = makeRepo({ ...layerList('web'), 'shared/web/etc/web.conf': 'shared\n', 'layers/web': { link: '../shared/web' } });
+  const result = await buildOne(root, 'm');
+  assert.equal(result.status, 'built', result.error?.toString());
+  assert.equal(readTree(root, 'm', '/etc/web.conf'), 'shared\n');
+});
+
 test('without a repository layer of that name, the standard layer is used (the standard _ brings the prelude)', async () => {
   const root = makeRepo({ 'machines/m/etc/x': 'x\n' });
   await buildOne(root, 'm');

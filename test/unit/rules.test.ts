@@ -226,11 +226,10 @@ test('paths with spaces and non-ASCII UTF-8 characters are deployed and rendered
   assert.deepEqual(readdirSync(treeFile(root, 'm', '/usr/local/share/my docs')), ['résumé ü 日本.txt']);
 });
 
-test('a source that is not a file, directory or symlink (a FIFO) is an error naming it', async () => {
+test('a source that is not a file, directory or symlink (a FIFO) is an error naming it', async (t) => {
   const root = makeRepo({ ...layerList('a'), 'layers/a/etc/keep': '' });
   const fifo = join(root, 'layers/a/etc/pipe');
-  const made = spawnSync('mkfifo', [fifo]);
-  if (made.status !== 0) return;
+  if (spawnSync('mkfifo', [fifo]).status !== 0) return t.skip('mkfifo is not available');
   const error = await buildError(root);
   assert.equal(error.where?.file, 'layers/a/etc/pipe');
 });

@@ -1,0 +1,95 @@
+// Files homecloud cannot read: the message names the path and the reason.
+// Root reads files whatever their mode, so as root the CLI runs as user nobody
+// on a repository it owns, with one path chmod 000.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, lchownSync, lstatSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { cliPath, layerList, makeRepo, readTree, type FixtureFile } from '../helpers/repo.ts';
+
+const asRoot = process.getuid?.() === 0;
+const nobody = asRoot ? userIds('nobody') : undefined;
+
+function userIds(name: string): { uid: number; gid: number } | undefined {
+  const uid = spawnSync('id', ['-u', name], { encoding: 'utf8' });
+  const gid = spawnSync('id', ['-g', name], { encoding: 'utf8' });
+  if (uid.status !== 0 || gid.status !== 0) return undefined;
+  return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+}
+
+function chownTree(path: string, ids: { uid: number; gid: number }): void {
+  lchownSync(path, ids.uid, ids.gid);
+  if (lstatSync(path).isDirectory()) for (const name of readdirSync(path)) chownTree(join(path, name), ids);
+}
+
+/** A repository where `unreadable` paths are mode 000, built by the CLI as a user the mode applies to. */
+function buildWithUnreadable(files: Record<string, FixtureFile>, unreadable: string[], args = ['build']) {
+  const root = makeRepo({ ...files, 'machines/other/etc/other.conf': 'other\n' });
+  if (nobody) {
+    chmodSync(root, 0o755);
+    chownTree(root, nobody);
+  }
+  for (const path of unreadable) chmodSync(join(root, path), 0o000);
+  const run = spawnSync(process.execPath, [cliPath, '-C', root, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1' },
+    ...(nobody ?? {}),
+  });
+  return { root, status: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+const skip = asRoot && !nobody ? 'running as root without a user "nobody"' : false;
+
+/** The machine m failed with a message naming `path` and saying permission was denied; the other machine built. */
+function assertDenied(result: ReturnType<typeof buildWithUnreadable>, path: string, what = 'cannot read'): void {
+  assert.equal(result.status, 1, result.stderr);
+  const escaped = path.replace(/[.*+?^${}()|[\]\\!]/g, '\\$&');
+  assert.match(result.stderr, new RegExp(`^error: m: (\\S*/)?${escaped}: ${what}: permission denied$`, 'm'));
+  assert.match(result.stdout, /^other\s+built/m);
+  assert.equal(readTree(result.root, 'other', '/etc/other.conf'), 'other\n');
+}
+
+const base = { ...layerList('a'), 'layers/a/etc/ok.conf': 'ok\n' };
+
+test('an unreadable layer file: the message names it and says permission denied', { skip }, () => {
+  assertDenied(buildWithUnreadable({ ...base, 'layers/a/etc/secret.conf': 'x\n' }, ['layers/a/etc/secret.conf']), 'layers/a/etc/secret.conf');
+});
+
+test('an unreadable template', { skip }, () => {
+  assertDenied(buildWithUnreadable({ ...base, 'layers/a/etc/t.m4.conf': 'ENV_MACHINE\n' }, ['layers/a/etc/t.m4.conf']), 'layers/a/etc/t.m4.conf');
+});
+
+test('an unreadable directory in a layer', { skip }, () => {
+  assertDenied(buildWithUnreadable({ ...base, 'layers/a/etc/private/f': 'x\n' }, ['layers/a/etc/private']), 'layers/a/etc/private', 'cannot read directory');
+});
+
+test('unreadable facts files and layer defaults', { skip }, () => {
+  assertDenied(buildWithUnreadable({ ...base, 'facts/m.env': 'ENV_A=1\n' }, ['facts/m.env']), 'facts/m.env');
+  assertDenied(buildWithUnreadable({ ...base, 'facts/m.json': '{}' }, ['facts/m.json']), 'facts/m.json');
+  assertDenied(buildWithUnreadable({ ...base, 'layers/a/usr/local/doc/examples/a.env': 'ENV_A=1\n' }, ['layers/a/usr/local/doc/examples/a.env']), 'layers/a/usr/local/doc/examples/a.env');
+});
+
+test('an unreadable layer list or declared links list', { skip }, () => {
+  assertDenied(buildWithUnreadable(base, ['machines/m/usr/local/opt/initd/layers/10.txt']), 'machines/m/usr/local/opt/initd/layers/10.txt');
+  assertDenied(buildWithUnreadable({ ...base, 'layers/a/usr/local/opt/initd/links/l.txt': '/etc/l /dev/null\n' }, ['layers/a/usr/local/opt/initd/links/l.txt']), 'layers/a/usr/local/opt/initd/links/l.txt');
+});
+
+test('a "!" link to an unreadable file names the link', { skip }, () => {
+  assertDenied(buildWithUnreadable({ ...base, 'facts/m.secret': 's\n', 'layers/a/etc/!secret': { link: '../../../facts/m.secret' } }, ['facts/m.secret']), 'layers/a/etc/!secret');
+});
+
+test('unreadable inventory.json or homecloud.json: exit 2 naming the file', { skip }, () => {
+  for (const file of ['inventory.json', 'homecloud.json']) {
+    const result = buildWithUnreadable({ ...base, [file]: '{}' }, [file]);
+    assert.equal(result.status, 2);
+    assert.equal(result.stderr, `error: ${file}: cannot read: permission denied\n`);
+  }
+});
+
+test('a "!" link loop: the message names the link and says too many levels of symbolic links', () => {
+  const result = buildWithUnreadable({ ...base, 'layers/a/etc/!loop': { link: '!loop' } }, []);
+  assert.equal(result.status, 1);
+  assert.match(result.stderr, /^error: m: layers\/a\/etc\/!loop: .*too many levels of symbolic links/m);
+  assert.match(result.stdout, /^other\s+built/m);
+});
