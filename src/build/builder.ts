@@ -81,7 +81,7 @@ export class Builder {
   async build(options: BuildOptions = {}): Promise<BuildReport> {
     const started = performance.now();
     mark('build');
-    const state = (this.state ??= new BuildState(this.repo.build));
+    const state = this.loadState();
     mark('state loaded');
     this.forgetWalks(options.changed);
     this.layerDirectories = new Map();
@@ -92,6 +92,7 @@ export class Builder {
     const results = await Promise.all(machines.map((machine) => this.buildMachine(model, machine, state, failedWalks)));
     mark('machines done');
     state.save((dir) => this.currentPaths(dir));
+    if (machines.length === model.machines.length) this.removeGoneMachines(model, state);
     for (const result of results) if (result.status === 'built') rmSync(machineOutput(this.repo, result.machine).marker, { force: true });
     mark('state saved');
     return { machines: results, milliseconds: performance.now() - started };
@@ -99,7 +100,7 @@ export class Builder {
 
   /** The plan of one machine without writing anything (for `explain`). */
   async plan(machine: string): Promise<{ model: Model; plan: MachinePlan; trees: SourceTree[]; facts: Facts }> {
-    const state = (this.state ??= new BuildState(this.repo.build));
+    const state = this.loadState();
     const model = await loadModel(this.repo, state);
     selectMachines(model, [machine]);
     const trees = machineSources(this.repo, machine, model.settings.stdlib, this.layerDirectories).map((source) => this.walk(source));
@@ -110,7 +111,7 @@ export class Builder {
 
   /** Each machine's sources and state, without building (for `ls`). */
   async survey(): Promise<{ model: Model; machines: MachineSurvey[] }> {
-    const state = (this.state ??= new BuildState(this.repo.build));
+    const state = this.loadState();
     const model = await loadModel(this.repo, state);
     const machines = model.machines.map((machine): MachineSurvey => {
       try {
@@ -228,7 +229,7 @@ export class Builder {
   private walk(source: Source): SourceTree {
     let tree = this.walks.get(source.dir);
     if (!tree) {
-      const state = (this.state ??= new BuildState(this.repo.build));
+      const state = this.loadState();
       tree = walkSource(source, this.repo, state.sourceMemory(source.dir), () => state.listingMemory(source.dir));
       if (tree.changed) state.noteWalkChanged();
       this.walks.set(source.dir, tree);
@@ -247,6 +248,10 @@ export class Builder {
     }
   }
 
+  private loadState(): BuildState {
+    return (this.state ??= new BuildState(this.repo.build, (path) => this.repo.display(path)));
+  }
+
   /** A file this builder wrote, from memory while nobody else changed it; else read again. */
   private remembered<T>(path: string, read: (path: string) => T | undefined): T | undefined {
     const known = this.written.get(path);
@@ -259,6 +264,16 @@ export class Builder {
     const known = this.written.get(path);
     if (known?.text !== text || known.signature !== signatureOf(path)) writeFileAtomic(path, text);
     this.written.set(path, { value, text, signature: signatureOf(path) });
+  }
+
+  /** Outputs of machines that are no longer in the repository go too. */
+  private removeGoneMachines(model: Model, state: BuildState): void {
+    const gone = state.builtMachines().filter((name) => !model.machines.includes(name));
+    for (const name of gone) {
+      rmSync(machineOutput(this.repo, name).dir, { recursive: true, force: true });
+      state.setFingerprint(name, undefined);
+    }
+    if (gone.length) state.save();
   }
 
   /** The content paths of a source walked in this build (undefined when it was not walked). */

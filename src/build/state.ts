@@ -46,7 +46,11 @@ export class BuildState implements DocumentCache {
   private readonly hashesDir: string;
   private readonly listingsPath: string;
 
-  constructor(buildDir: string) {
+  /** `display` names a file for messages (repository-relative). */
+  constructor(
+    buildDir: string,
+    private readonly display: (path: string) => string = (path) => path,
+  ) {
     this.statePath = join(buildDir, 'state.json');
     this.hashesDir = join(buildDir, 'hashes');
     this.listingsPath = join(buildDir, 'listings.json');
@@ -64,7 +68,7 @@ export class BuildState implements DocumentCache {
     try {
       content = readFileSync(path);
     } catch (error) {
-      throw new HomecloudError(`cannot read: ${describeSystemError(error)}`, { file: path });
+      throw new HomecloudError(`cannot read: ${describeSystemError(error)}`, { file: this.display(path) });
     }
     const digest = sha256(content);
     bucket.hashes[path] = [signature, digest];
@@ -111,6 +115,11 @@ export class BuildState implements DocumentCache {
   noteWalkChanged(): void {
     this.changed = true;
     if (this.listings) this.listingsChanged = true;
+  }
+
+  /** Machines with a built tree. */
+  builtMachines(): string[] {
+    return Object.keys(this.data.machines);
   }
 
   fingerprint(machine: string): string | undefined {

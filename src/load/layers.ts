@@ -78,6 +78,13 @@ function findLayer(repo: RepoPaths, name: string, useStdlib: boolean, selectedAt
   if (isDirectory(own)) return { name, kind: 'layer', dir: own, origin: 'repository', selectedAt };
   const standard = join(repo.stdlibLayers, name);
   if (useStdlib && isDirectory(standard)) return { name, kind: 'layer', dir: standard, origin: 'standard', selectedAt };
+  if (name === '_') {
+    throw new HomecloudError(
+      'there is no base layer: layers/_ does not exist and homecloud.json turns the standard layers off',
+      { file: repo.display(repo.settingsFile) },
+      'create layers/_/ (with usr/local/include/m4/ for templates), or set "stdlib": true',
+    );
+  }
   const known = knownLayers(repo, useStdlib);
   const near = closest(name, known);
   throw new HomecloudError(

@@ -339,3 +339,13 @@ test('a failing machine leaves its previous tree and manifest untouched and does
   assert.equal(readTree(root, 'm', '/etc/web/a.conf'), 'a changed\n');
   assert.equal(readTree(root, 'm', '/etc/web/need.conf'), 'one\nhere\n');
 });
+
+test('a machine removed from the repository loses its build output', async () => {
+  const root = makeRepo({ ...layerList('web'), 'layers/web/etc/x': 'x\n', 'machines/gone/etc/y': 'y\n' });
+  await build(root);
+  assert.ok(existsSync(join(root, 'var/build/gone/manifest.json')));
+  rmSync(join(root, 'machines/gone'), { recursive: true });
+  const report = await build(root);
+  assert.deepEqual(report.machines.map((m) => m.machine), ['m']);
+  assert.equal(existsSync(join(root, 'var/build/gone')), false);
+});

@@ -127,8 +127,9 @@ test('"stdlib": false: a repository carries its own base layer and gets nothing 
 test('"stdlib": false without a base layer of its own: building fails naming the missing layers/_', async () => {
   const root = makeRepo({ 'machines/m/etc/x': '', 'homecloud.json': '{"stdlib": false}' });
   const error = await buildError(root);
-  assert.match(error.message, /unknown layer "_"/);
-  assert.equal(error.where?.file, 'layers/_');
+  assert.match(error.message, /no base layer: layers\/_ does not exist/);
+  assert.equal(error.where?.file, 'homecloud.json');
+  assert.match(error.hint ?? '', /create layers\/_\//);
 });
 
 test('a corrected homecloud.json is read again', async () => {

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test suite. The walker-sensitive tests run first with the JavaScript
+# walker (what machines without a C compiler use; output shown on failure),
+# then the whole suite with the native walker.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+walker_tests=(test/unit/incremental.test.ts test/unit/rules.test.ts test/unit/merge.test.ts test/unit/unreadable.test.ts)
+if ! output=$(HOMECLOUD_NATIVE=0 node --import tsx --test "${walker_tests[@]}" 2>&1); then
+  printf '%s\n' "$output"
+  echo "The JavaScript walker failed the tests above." >&2
+  exit 1
+fi
+exec node --import tsx --test --test-concurrency=2 test/unit/*.test.ts
