@@ -3,7 +3,8 @@
     {
       "target_name": "tree_signature",
       "sources": ["native/tree_signature.c"],
-      "cflags": ["-O2", "-Wall", "-Wextra"]
+      "cflags": ["-O2", "-Wall", "-Wextra", "-pthread"],
+      "ldflags": ["-pthread"]
     }
   ]
 }

@@ -1,11 +1,16 @@
 /*
- * The native walker: two calls that replace a JavaScript stat per file.
+ * The native walker: it replaces a JavaScript stat per file, the main cost
+ * of a build in which little or nothing changed.
  *
- * treeSignature(dir): one call that walks a source tree and hashes every
- * name and the lstat numbers (mtime, ctime, size, inode, mode) of every file
- * and symlink, plus the target's numbers for links homecloud follows ("!x",
- * "x.m4.y"). A no-change build compares it with the last build's and stats
- * nothing else. Returns undefined on anything unusual (unreadable directory,
+ * treeSignatures(dirs): walks every tree (a few threads: the work is system
+ * calls) and returns, per tree, a hash of every path and of the lstat numbers
+ * (mtime, ctime, size, inode, mode) of every file and symlink, plus the
+ * target's numbers for links homecloud follows ("!x", "x.m4.y"). The listing
+ * it made is kept, so that walkTree(dir) right after costs no second walk.
+ *
+ * walkTree(dir): { paths, kinds, numbers } of a tree (kinds: d, f, l).
+ *
+ * Both give undefined for a tree with anything unusual (unreadable directory,
  * special file, dangling followed link): the JavaScript walker then runs and
  * reports the problem properly.
  */
@@ -14,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,99 +28,20 @@
 #include <unistd.h>
 
 typedef struct {
-  uint64_t hash;
-} hasher;
-
-static void feed(hasher *h, const void *data, size_t length) {
-  const unsigned char *bytes = data;
-  uint64_t value = h->hash;
-  for (size_t i = 0; i < length; i++) {
-    value ^= bytes[i];
-    value *= 1099511628211ULL; /* FNV-1a 64 */
-  }
-  h->hash = value;
-}
-
-static void feed_stat(hasher *h, const struct stat *st) {
-  int64_t numbers[7] = {st->st_mtim.tv_sec, st->st_mtim.tv_nsec, st->st_ctim.tv_sec, st->st_ctim.tv_nsec,
-                        (int64_t)st->st_size, (int64_t)st->st_ino, (int64_t)st->st_mode};
-  feed(h, numbers, sizeof numbers);
-}
-
-static int compare_names(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int follows(const char *name) {
-  return name[0] == '!' || strstr(name, ".m4.") != NULL;
-}
-
-/* 0 on success, -1 when the JavaScript walker should take over. */
-static int walk(int descriptor, hasher *h, int depth) {
-  if (depth > 256) return -1;
-  DIR *dir = fdopendir(descriptor);
-  if (!dir) {
-    close(descriptor);
-    return -1;
-  }
-  size_t count = 0, capacity = 64;
-  char **names = malloc(capacity * sizeof *names);
-  struct dirent *entry;
-  int result = 0;
-  while (names && (entry = readdir(dir)) != NULL) {
-    if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
-    if (count == capacity) {
-      char **grown = realloc(names, (capacity *= 2) * sizeof *names);
-      if (!grown) break;
-      names = grown;
-    }
-    names[count++] = strdup(entry->d_name);
-  }
-  if (!names) {
-    closedir(dir);
-    return -1;
-  }
-  qsort(names, count, sizeof *names, compare_names);
-  int fd = dirfd(dir);
-  for (size_t i = 0; i < count && result == 0; i++) {
-    struct stat st;
-    if (!names[i] || fstatat(fd, names[i], &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      result = -1;
-      break;
-    }
-    feed(h, names[i], strlen(names[i]) + 1);
-    if (S_ISDIR(st.st_mode)) {
-      feed(h, "d", 1);
-      int child = openat(fd, names[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-      result = child < 0 ? -1 : walk(child, h, depth + 1);
-      feed(h, "u", 1);
-    } else if (S_ISREG(st.st_mode)) {
-      feed_stat(h, &st);
-    } else if (S_ISLNK(st.st_mode)) {
-      feed_stat(h, &st);
-      if (follows(names[i])) {
-        struct stat target;
-        if (fstatat(fd, names[i], &target, 0) != 0 || !S_ISREG(target.st_mode)) result = -1;
-        else feed_stat(h, &target);
-      }
-    } else {
-      result = -1;
-    }
-  }
-  for (size_t i = 0; i < count; i++) free(names[i]);
-  free(names);
-  closedir(dir);
-  return result;
-}
-
-/* What walkTree collects: relative paths, a kind letter each, and stat numbers. */
-typedef struct {
   char **paths;
   char *kinds;
   size_t count, capacity;
   double *numbers;
   size_t used, room;
 } listing;
+
+static void free_listing(listing *l) {
+  for (size_t i = 0; i < l->count; i++) free(l->paths[i]);
+  free(l->paths);
+  free(l->kinds);
+  free(l->numbers);
+  memset(l, 0, sizeof *l);
+}
 
 static int add_entry(listing *l, const char *path, char kind) {
   if (l->count == l->capacity) {
@@ -127,15 +54,15 @@ static int add_entry(listing *l, const char *path, char kind) {
     l->kinds = kinds;
     l->capacity = capacity;
   }
-  l->paths[l->count] = strdup(path);
+  if (!(l->paths[l->count] = strdup(path))) return -1;
   l->kinds[l->count++] = kind;
-  return l->paths[l->count - 1] ? 0 : -1;
+  return 0;
 }
 
 /* The same numbers as Node's Stats: mtimeMs, ctimeMs, size, ino, mode. */
 static int add_stat(listing *l, const struct stat *st) {
   if (l->used + 5 > l->room) {
-    size_t room = l->room ? l->room * 2 : 1024;
+    size_t room = l->room ? l->room * 2 : 1280;
     double *numbers = realloc(l->numbers, room * sizeof *numbers);
     if (!numbers) return -1;
     l->numbers = numbers;
@@ -151,12 +78,17 @@ static int add_stat(listing *l, const struct stat *st) {
   return 0;
 }
 
+static int compare_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int follows(const char *name) {
+  return name[0] == '!' || strstr(name, ".m4.") != NULL;
+}
+
+/* Depth first, names sorted. 0 on success, -1 when the JavaScript walker should take over. */
 static int collect(int descriptor, const char *prefix, listing *l, int depth) {
-  if (depth > 256) {
-    close(descriptor);
-    return -1;
-  }
-  DIR *dir = fdopendir(descriptor);
+  DIR *dir = depth > 256 ? NULL : fdopendir(descriptor);
   if (!dir) {
     close(descriptor);
     return -1;
@@ -164,39 +96,42 @@ static int collect(int descriptor, const char *prefix, listing *l, int depth) {
   size_t count = 0, capacity = 64;
   char **names = malloc(capacity * sizeof *names);
   struct dirent *entry;
-  while (names && (entry = readdir(dir)) != NULL) {
+  int result = names ? 0 : -1;
+  while (result == 0 && (entry = readdir(dir)) != NULL) {
     if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
     if (count == capacity) {
       char **grown = realloc(names, (capacity *= 2) * sizeof *names);
-      if (!grown) break;
+      if (!grown) {
+        result = -1;
+        break;
+      }
       names = grown;
     }
-    names[count++] = strdup(entry->d_name);
+    if (!(names[count] = strdup(entry->d_name))) result = -1;
+    else count++;
   }
-  if (!names) {
-    closedir(dir);
-    return -1;
-  }
-  qsort(names, count, sizeof *names, compare_names);
-  int fd = dirfd(dir), result = 0;
+  if (result == 0) qsort(names, count, sizeof *names, compare_names);
+  int fd = dirfd(dir);
   char path[4096];
   for (size_t i = 0; i < count && result == 0; i++) {
     struct stat st;
-    if (!names[i] || fstatat(fd, names[i], &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-        (size_t)snprintf(path, sizeof path, "%s/%s", prefix, names[i]) >= sizeof path) {
+    if (fstatat(fd, names[i], &st, AT_SYMLINK_NOFOLLOW) != 0 || (size_t)snprintf(path, sizeof path, "%s/%s", prefix, names[i]) >= sizeof path) {
       result = -1;
     } else if (S_ISDIR(st.st_mode)) {
       int child = openat(fd, names[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-      result = add_entry(l, path, 'd');
-      if (result == 0) result = child < 0 ? -1 : collect(child, path, l, depth + 1);
-      else if (child >= 0) close(child);
+      if (child < 0 || add_entry(l, path, 'd') != 0) {
+        if (child >= 0) close(child);
+        result = -1;
+      } else {
+        result = collect(child, path, l, depth + 1);
+      }
     } else if (S_ISREG(st.st_mode)) {
-      result = add_entry(l, path, 'f') || add_stat(l, &st);
+      result = add_entry(l, path, 'f') || add_stat(l, &st) ? -1 : 0;
     } else if (S_ISLNK(st.st_mode)) {
-      result = add_entry(l, path, 'l') || add_stat(l, &st);
+      result = add_entry(l, path, 'l') || add_stat(l, &st) ? -1 : 0;
       if (result == 0 && follows(names[i])) {
         struct stat target;
-        result = fstatat(fd, names[i], &target, 0) != 0 || !S_ISREG(target.st_mode) ? -1 : add_stat(l, &target);
+        result = fstatat(fd, names[i], &target, 0) != 0 || !S_ISREG(target.st_mode) || add_stat(l, &target) ? -1 : 0;
       }
     } else {
       result = -1;
@@ -208,19 +143,140 @@ static int collect(int descriptor, const char *prefix, listing *l, int depth) {
   return result;
 }
 
-/* walkTree(dir) -> { paths, kinds, numbers } | undefined: the whole listing, for a rebuild. */
+/* A missing directory is an empty tree (a machine without a directory of its own). */
+static int list_tree(const char *path, listing *l) {
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? 0 : -1;
+  int result = collect(fd, "", l, 0);
+  if (result != 0) free_listing(l);
+  return result;
+}
+
+static uint64_t feed(uint64_t hash, const void *data, size_t length) {
+  const unsigned char *bytes = data;
+  for (size_t i = 0; i < length; i++) hash = (hash ^ bytes[i]) * 1099511628211ULL; /* FNV-1a 64 */
+  return hash;
+}
+
+static void signature(const listing *l, char result[17]) {
+  uint64_t hash = 14695981039346656037ULL;
+  for (size_t i = 0; i < l->count; i++) hash = feed(hash, l->paths[i], strlen(l->paths[i]) + 1);
+  hash = feed(hash, l->kinds ? l->kinds : "", l->count);
+  hash = feed(hash, l->numbers ? (const void *)l->numbers : "", l->used * sizeof(double));
+  snprintf(result, 17, "%016llx", (unsigned long long)hash);
+}
+
+/* Listings made by treeSignatures, waiting for walkTree (main thread only). */
+typedef struct {
+  char *dir;
+  listing l;
+} kept;
+static kept *keep;
+static size_t kept_count;
+
+static void forget_kept(void) {
+  for (size_t i = 0; i < kept_count; i++) {
+    free(keep[i].dir);
+    free_listing(&keep[i].l);
+  }
+  free(keep);
+  keep = NULL;
+  kept_count = 0;
+}
+
+static int read_path(napi_env env, napi_value value, char path[4096]) {
+  size_t length;
+  return napi_get_value_string_utf8(env, value, path, 4096, &length) == napi_ok && length < 4095 ? 0 : -1;
+}
+
+typedef struct {
+  char **dirs;
+  listing *listings;
+  int *status;
+  size_t count, next;
+  pthread_mutex_t lock;
+} batch;
+
+static void *work(void *argument) {
+  batch *b = argument;
+  for (;;) {
+    pthread_mutex_lock(&b->lock);
+    size_t i = b->next++;
+    pthread_mutex_unlock(&b->lock);
+    if (i >= b->count) return NULL;
+    b->status[i] = list_tree(b->dirs[i], &b->listings[i]);
+  }
+}
+
+static napi_value tree_signatures(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  uint32_t count = 0;
+  napi_get_undefined(env, &result);
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_array_length(env, argv[0], &count) != napi_ok) return result;
+  forget_kept();
+  size_t n = count ? count : 1;
+  batch b = {calloc(n, sizeof(char *)), calloc(n, sizeof(listing)), calloc(n, sizeof(int)), count, 0, PTHREAD_MUTEX_INITIALIZER};
+  keep = calloc(n, sizeof(kept));
+  int ok = b.dirs && b.listings && b.status && keep;
+  for (uint32_t i = 0; ok && i < count; i++) {
+    napi_value item;
+    char path[4096];
+    if (napi_get_element(env, argv[0], i, &item) != napi_ok || read_path(env, item, path) != 0 || !(b.dirs[i] = strdup(path))) ok = 0;
+  }
+  if (ok) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t threads = cores < 1 ? 1 : cores > 8 ? 8 : (size_t)cores;
+    pthread_t ids[8];
+    size_t started = 0;
+    for (size_t t = 1; t < threads && t < count; t++)
+      if (pthread_create(&ids[started], NULL, work, &b) == 0) started++;
+    work(&b);
+    for (size_t t = 0; t < started; t++) pthread_join(ids[t], NULL);
+    napi_create_array_with_length(env, count, &result);
+    for (uint32_t i = 0; i < count; i++) {
+      napi_value value;
+      char hex[17];
+      if (b.status[i] == 0) {
+        signature(&b.listings[i], hex);
+        napi_create_string_utf8(env, hex, 16, &value);
+        keep[kept_count].dir = b.dirs[i];
+        keep[kept_count++].l = b.listings[i];
+        b.dirs[i] = NULL;
+      } else {
+        napi_get_undefined(env, &value);
+      }
+      napi_set_element(env, result, i, value);
+    }
+  } else {
+    for (uint32_t i = 0; i < count && b.listings; i++) free_listing(&b.listings[i]);
+  }
+  for (uint32_t i = 0; i < count && b.dirs; i++) free(b.dirs[i]);
+  free(b.dirs);
+  free(b.listings);
+  free(b.status);
+  return result;
+}
+
 static napi_value walk_tree(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], result;
   char path[4096];
-  size_t length;
   napi_get_undefined(env, &result);
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
-      napi_get_value_string_utf8(env, argv[0], path, sizeof path, &length) != napi_ok || length >= sizeof path - 1)
-    return result;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || read_path(env, argv[0], path) != 0) return result;
   listing l = {0};
-  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int status = fd < 0 ? (errno == ENOENT ? 0 : -1) : collect(fd, "", &l, 0);
+  int status = -1;
+  for (size_t i = 0; i < kept_count; i++) {
+    if (keep[i].dir && strcmp(keep[i].dir, path) == 0) {
+      l = keep[i].l;
+      memset(&keep[i].l, 0, sizeof keep[i].l);
+      free(keep[i].dir);
+      keep[i].dir = NULL;
+      status = 0;
+      break;
+    }
+  }
+  if (status != 0) status = list_tree(path, &l);
   if (status == 0) {
     napi_value paths, kinds, buffer, numbers;
     void *data;
@@ -239,42 +295,14 @@ static napi_value walk_tree(napi_env env, napi_callback_info info) {
     napi_set_named_property(env, result, "kinds", kinds);
     napi_set_named_property(env, result, "numbers", numbers);
   }
-  for (size_t i = 0; i < l.count; i++) free(l.paths[i]);
-  free(l.paths);
-  free(l.kinds);
-  free(l.numbers);
-  return result;
-}
-
-static napi_value tree_signature(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
-  char path[4096];
-  size_t length;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
-      napi_get_value_string_utf8(env, argv[0], path, sizeof path, &length) != napi_ok || length >= sizeof path - 1) {
-    napi_get_undefined(env, &result);
-    return result;
-  }
-  hasher h = {14695981039346656037ULL};
-  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int status;
-  if (fd < 0) status = errno == ENOENT ? (feed(&h, "absent", 6), 0) : -1;
-  else status = walk(fd, &h, 0);
-  if (status != 0) {
-    napi_get_undefined(env, &result);
-    return result;
-  }
-  char hex[17];
-  snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h.hash);
-  napi_create_string_utf8(env, hex, 16, &result);
+  free_listing(&l);
   return result;
 }
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
-  napi_create_function(env, "treeSignature", NAPI_AUTO_LENGTH, tree_signature, NULL, &fn);
-  napi_set_named_property(env, exports, "treeSignature", fn);
+  napi_create_function(env, "treeSignatures", NAPI_AUTO_LENGTH, tree_signatures, NULL, &fn);
+  napi_set_named_property(env, exports, "treeSignatures", fn);
   napi_create_function(env, "walkTree", NAPI_AUTO_LENGTH, walk_tree, NULL, &fn);
   napi_set_named_property(env, exports, "walkTree", fn);
   return exports;

@@ -11,10 +11,11 @@ import { probeCachePath } from '../facts/probe-cache.ts';
 import type { Facts } from '../facts/facts.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { mark } from '../util/timing.ts';
-import { readManifest } from './manifest.ts';
+import type { Manifest } from './manifest.ts';
 import { planMachine, type MachinePlan, type RenderCache } from './plan.ts';
 import { BuildState, buildFormat } from './state.ts';
 import { applyTree, type FileContent } from './tree.ts';
+import { nativeTreeSignatures } from './native.ts';
 import { walkSource, type SourceTree } from './walk.ts';
 
 export interface MachineResult {
@@ -72,6 +73,8 @@ export class Builder {
   private walks = new Map<string, SourceTree>();
   /** Manifests and render caches this builder wrote, kept for the next build in the same process. */
   private written = new Map<string, { value: unknown; text: string; signature: string | undefined }>();
+  /** Native signatures of this build's sources, taken in one call. */
+  private signatures = new Map<string, string | undefined>();
   /** Layer directories found in this build. */
   private layerDirectories: LayerDirectories = new Map();
   private readonly limit = pLimit(availableParallelism() + 1);
@@ -88,6 +91,8 @@ export class Builder {
     const model = await loadModel(this.repo, state);
     const machines = selectMachines(model, options.machines ?? []);
     mark('model loaded');
+    this.signSources(model, machines);
+    mark('sources signed');
     const failedWalks = new Map<string, HomecloudError>();
     const results = await Promise.all(machines.map((machine) => this.buildMachine(model, machine, state, failedWalks)));
     mark('machines done');
@@ -147,9 +152,9 @@ export class Builder {
       const fingerprint = this.fingerprint(model, machine, trees);
       const trusted = !existsSync(output.marker) && existsSync(output.manifest);
       if (trusted && state.fingerprint(machine) === fingerprint) return result;
-      const previous = trusted ? this.remembered(output.manifest, readManifest) : undefined;
+      const previous = trusted ? this.remembered(output.manifest, (text) => JSON.parse(text) as Manifest) : undefined;
 
-      const renders: RenderCache = (previous && this.remembered(output.renders, readRenders)) || {};
+      const renders: RenderCache = (previous && this.remembered(output.renders, (text) => JSON.parse(text) as RenderCache)) || {};
       const plan = await this.planFor(model, machine, trees, renders, state);
       const desired = plan.manifest.entries;
 
@@ -164,7 +169,7 @@ export class Builder {
         break;
       }
 
-      mkdirSync(output.dir, { recursive: true });
+      if (!previous) mkdirSync(output.dir, { recursive: true });
       writeFileSync(output.marker, '');
       const contentOf = (dest: string): FileContent => {
         const from = plan.provenance.get(dest)!.entry;
@@ -226,11 +231,26 @@ export class Builder {
     ].join('\n');
   }
 
+  /** Sign every source the machines use, in one native call that walks them in parallel. */
+  private signSources(model: Model, machines: string[]): void {
+    const dirs = new Set<string>();
+    for (const machine of machines) {
+      try {
+        for (const source of machineSources(this.repo, machine, model.settings.stdlib, this.layerDirectories)) {
+          if (!this.walks.has(source.dir)) dirs.add(source.dir);
+        }
+      } catch {
+        // Reported when the machine is built.
+      }
+    }
+    this.signatures = nativeTreeSignatures([...dirs]);
+  }
+
   private walk(source: Source): SourceTree {
     let tree = this.walks.get(source.dir);
     if (!tree) {
       const state = this.loadState();
-      tree = walkSource(source, this.repo, state.sourceMemory(source.dir), () => state.listingMemory(source.dir));
+      tree = walkSource(source, this.repo, state.sourceMemory(source.dir), () => state.listingMemory(source.dir), this.signatures);
       if (tree.changed) state.noteWalkChanged();
       this.walks.set(source.dir, tree);
     }
@@ -253,10 +273,23 @@ export class Builder {
   }
 
   /** A file this builder wrote, from memory while nobody else changed it; else read again. */
-  private remembered<T>(path: string, read: (path: string) => T | undefined): T | undefined {
+  private remembered<T>(path: string, parse: (text: string) => T): T | undefined {
     const known = this.written.get(path);
-    if (known && known.signature === signatureOf(path)) return known.value as T;
-    return read(path);
+    const signature = signatureOf(path);
+    if (known && known.signature === signature) return known.value as T;
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch {
+      return undefined;
+    }
+    try {
+      const value = parse(text);
+      this.written.set(path, { value, text, signature });
+      return value;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Write a file of var/build unless it already holds that text, and remember its value. */
@@ -280,14 +313,6 @@ export class Builder {
   private currentPaths(dir: string): Set<string> | undefined {
     const tree = this.walks.get(dir);
     return tree && new Set(tree.entries.map((entry) => entry.contentPath));
-  }
-}
-
-function readRenders(path: string): RenderCache {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as RenderCache;
-  } catch {
-    return {};
   }
 }
 

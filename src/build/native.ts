@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { standardLayersDir } from '../load/repo.ts';
 
 interface NativeWalker {
-  treeSignature(dir: string): string | undefined;
+  treeSignatures(dirs: string[]): (string | undefined)[];
   walkTree(dir: string): { paths: string[]; kinds: string; numbers: Float64Array } | undefined;
 }
 
@@ -11,8 +11,8 @@ let loaded: NativeWalker | null | undefined;
 
 /**
  * The optional native walker (native/tree_signature.c, built by `npm run
- * build`): a no-change build then costs one call per source instead of a
- * JavaScript stat per file. Without it (no compiler, or HOMECLOUD_NATIVE=0)
+ * build`): a no-change build then costs one call for all sources instead of
+ * a JavaScript stat per file. Without it (no compiler, or HOMECLOUD_NATIVE=0)
  * the JavaScript walker does the same job, slower.
  */
 function walker(): NativeWalker | null {
@@ -28,9 +28,15 @@ function walker(): NativeWalker | null {
   return loaded;
 }
 
-/** A hash of every name and stat number in the tree, or undefined (no walker, or something the JavaScript walker must report). */
-export function nativeTreeSignature(dir: string): string | undefined {
-  return walker()?.treeSignature(dir) ?? undefined;
+/**
+ * Per tree, a hash of every path and stat number in it, or undefined where
+ * the JavaScript walker must look (something it will report). Empty without
+ * the native walker. The trees are walked in parallel and their listings kept
+ * for nativeWalkTree.
+ */
+export function nativeTreeSignatures(dirs: string[]): Map<string, string | undefined> {
+  const signatures = walker()?.treeSignatures(dirs);
+  return new Map(signatures ? dirs.map((dir, i) => [dir, signatures[i]]) : []);
 }
 
 /** The tree's paths (relative, sorted depth-first), kinds (d, f, l) and stat numbers. */

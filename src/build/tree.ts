@@ -42,10 +42,12 @@ export function applyTree(
     changes.removed++;
   }
 
-  for (const path of Object.keys(desired).sort()) {
+  // Directories first (parents before children), then files and links: only what differs.
+  const differing = Object.keys(desired).filter((path) => !sameEntry(removed.has(path) ? undefined : actual[path], desired[path]));
+  const directoriesFirst = [...differing.filter((path) => desired[path]!.type === 'dir').sort(), ...differing.filter((path) => desired[path]!.type !== 'dir')];
+  for (const path of directoriesFirst) {
     const want = desired[path]!;
     const have = removed.has(path) ? undefined : actual[path];
-    if (sameEntry(have, want)) continue;
     const target = tree + path;
     switch (want.type) {
       case 'dir':

@@ -3,7 +3,7 @@ import { HomecloudError, describeSystemError } from '../load/errors.ts';
 import type { Source } from '../load/layers.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { fingerprintOf } from '../util/hash.ts';
-import { nativeTreeSignature, nativeWalkTree } from './native.ts';
+import { nativeTreeSignatures, nativeWalkTree } from './native.ts';
 import { isTemplate, outputName, pinName, ruleFor, type Rule } from './rules.ts';
 
 /** One file or symlink of a source tree, with what the rules make of it. */
@@ -60,11 +60,18 @@ interface Listing {
 
 /**
  * Walk a layer or machine directory, reading metadata only. With the native
- * walker one call tells whether anything changed; the listing itself is made
- * only when a machine that uses the source is rebuilt.
+ * walker one call tells whether anything changed (`signatures` may hold it
+ * already, from one call for all sources); the listing itself is made only
+ * when a machine that uses the source is rebuilt.
  */
-export function walkSource(source: Source, repo: RepoPaths, memory: SourceMemory, listingMemory: () => ListingMemory): SourceTree {
-  const native = nativeTreeSignature(source.dir);
+export function walkSource(
+  source: Source,
+  repo: RepoPaths,
+  memory: SourceMemory,
+  listingMemory: () => ListingMemory,
+  signatures?: Map<string, string | undefined>,
+): SourceTree {
+  const native = (signatures?.has(source.dir) ? signatures : nativeTreeSignatures([source.dir])).get(source.dir);
   if (native !== undefined) {
     const fingerprint = `native:${native}`;
     const changed = memory.fingerprint !== fingerprint;
