@@ -10,7 +10,11 @@
  *
  * walkTree(dir): { paths, kinds, numbers } of a tree (kinds: d, f, l).
  *
- * Both give undefined for a tree with anything unusual (unreadable directory,
+ * sha256(pathOrData): the hex SHA-256 of a file's content (a string is a
+ * path) or of a buffer, with the OpenSSL that Node itself carries: hashing
+ * one changed file then does not cost loading node:crypto.
+ *
+ * The walkers give undefined for a tree with anything unusual (unreadable directory,
  * special file, dangling followed link): the JavaScript walker then runs and
  * reports the problem properly.
  */
@@ -19,7 +23,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
+#include <openssl/evp.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -299,12 +305,67 @@ static napi_value walk_tree(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value hex_digest(napi_env env, const void *data, size_t length) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  napi_value result;
+  if (EVP_Digest(data, length, digest, &size, EVP_sha256(), NULL) != 1) {
+    napi_get_undefined(env, &result);
+    return result;
+  }
+  char hex[2 * EVP_MAX_MD_SIZE + 1];
+  for (unsigned int i = 0; i < size; i++) snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+  napi_create_string_latin1(env, hex, 2 * size, &result);
+  return result;
+}
+
+static napi_value sha256(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  napi_valuetype type;
+  napi_get_undefined(env, &result);
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_typeof(env, argv[0], &type) != napi_ok) return result;
+  if (type != napi_string) {
+    void *data;
+    size_t length;
+    bool is_buffer = false;
+    if (napi_is_buffer(env, argv[0], &is_buffer) != napi_ok || !is_buffer || napi_get_buffer_info(env, argv[0], &data, &length) != napi_ok) return result;
+    return hex_digest(env, data, length);
+  }
+  char path[4096];
+  if (read_path(env, argv[0], path) != 0) return result;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return result;
+  size_t size = 0, room = 65536;
+  char *data = malloc(room);
+  ssize_t got;
+  while (data && (got = read(fd, data + size, room - size)) > 0) {
+    size += (size_t)got;
+    if (size == room) {
+      char *grown = realloc(data, room *= 2);
+      if (!grown) {
+        free(data);
+        data = NULL;
+      } else {
+        data = grown;
+      }
+    }
+  }
+  int failed = got < 0;
+  close(fd);
+  if (data && !failed) result = hex_digest(env, data, size);
+  free(data);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "treeSignatures", NAPI_AUTO_LENGTH, tree_signatures, NULL, &fn);
   napi_set_named_property(env, exports, "treeSignatures", fn);
   napi_create_function(env, "walkTree", NAPI_AUTO_LENGTH, walk_tree, NULL, &fn);
   napi_set_named_property(env, exports, "walkTree", fn);
+  napi_create_function(env, "sha256", NAPI_AUTO_LENGTH, sha256, NULL, &fn);
+  napi_set_named_property(env, exports, "sha256", fn);
   return exports;
 }
 

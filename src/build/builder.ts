@@ -15,7 +15,7 @@ import type { Manifest } from './manifest.ts';
 import { planMachine, type MachinePlan, type RenderCache } from './plan.ts';
 import { BuildState, buildFormat } from './state.ts';
 import { applyTree, type FileContent } from './tree.ts';
-import { nativeTreeSignatures } from './native.ts';
+import { nativeTreeSignatures } from '../util/native.ts';
 import { walkSource, type SourceTree } from './walk.ts';
 
 export interface MachineResult {

@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { writeFileAtomic } from '../util/fs.ts';
-import { sha256, shortHash } from '../util/hash.ts';
+import { fileSha256, shortHash } from '../util/hash.ts';
 import { HomecloudError, describeSystemError } from '../load/errors.ts';
 import type { DocumentCache } from '../load/model.ts';
 import type { ListingMemory, SourceMemory } from './walk.ts';
@@ -64,13 +64,12 @@ export class BuildState implements DocumentCache {
     const bucket = this.bucket(sourceDir);
     const known = bucket.hashes[path];
     if (known && known[0] === signature) return known[1];
-    let content: Buffer;
+    let digest: string;
     try {
-      content = readFileSync(path);
+      digest = fileSha256(path);
     } catch (error) {
       throw new HomecloudError(`cannot read: ${describeSystemError(error)}`, { file: this.display(path) });
     }
-    const digest = sha256(content);
     bucket.hashes[path] = [signature, digest];
     bucket.changed = true;
     return digest;

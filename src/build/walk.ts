@@ -3,7 +3,7 @@ import { HomecloudError, describeSystemError } from '../load/errors.ts';
 import type { Source } from '../load/layers.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { fingerprintOf } from '../util/hash.ts';
-import { nativeTreeSignatures, nativeWalkTree } from './native.ts';
+import { nativeTreeSignatures, nativeWalkTree } from '../util/native.ts';
 import { isTemplate, outputName, pinName, ruleFor, type Rule } from './rules.ts';
 
 /** One file or symlink of a source tree, with what the rules make of it. */

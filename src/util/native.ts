@@ -5,6 +5,7 @@ import { standardLayersDir } from '../load/repo.ts';
 interface NativeWalker {
   treeSignatures(dirs: string[]): (string | undefined)[];
   walkTree(dir: string): { paths: string[]; kinds: string; numbers: Float64Array } | undefined;
+  sha256(pathOrData: string | Uint8Array): string | undefined;
 }
 
 let loaded: NativeWalker | null | undefined;
@@ -12,8 +13,8 @@ let loaded: NativeWalker | null | undefined;
 /**
  * The optional native walker (native/tree_signature.c, built by `npm run
  * build`): a no-change build then costs one call for all sources instead of
- * a JavaScript stat per file. Without it (no compiler, or HOMECLOUD_NATIVE=0)
- * the JavaScript walker does the same job, slower.
+ * a JavaScript stat per file, and hashing needs no node:crypto. Without it
+ * (no compiler, or HOMECLOUD_NATIVE=0) JavaScript does the same job, slower.
  */
 function walker(): NativeWalker | null {
   if (loaded !== undefined) return loaded;
@@ -42,4 +43,15 @@ export function nativeTreeSignatures(dirs: string[]): Map<string, string | undef
 /** The tree's paths (relative, sorted depth-first), kinds (d, f, l) and stat numbers. */
 export function nativeWalkTree(dir: string) {
   return walker()?.walkTree(dir) ?? undefined;
+}
+
+/** The SHA-256 of a file (given its path) or of bytes; undefined without the native walker or when the file cannot be read. */
+export function nativeSha256(pathOrData: string | Uint8Array): string | undefined {
+  const native = walker();
+  if (!native) return undefined;
+  return native.sha256(typeof pathOrData === 'string' || Buffer.isBuffer(pathOrData) ? pathOrData : Buffer.from(pathOrData)) ?? undefined;
+}
+
+export function hasNativeWalker(): boolean {
+  return walker() !== null;
 }
