@@ -8,6 +8,9 @@
  * target's numbers for links homecloud follows ("!x", "x.m4.y"). The listing
  * it made is kept, so that walkTree(dir) right after costs no second walk.
  *
+ * startTreeSignatures(dirs): the same walks, begun in the background while
+ * JavaScript loads the rest of the build; treeSignatures collects them.
+ *
  * walkTree(dir): { paths, kinds, numbers } of a tree (kinds: d, f, l).
  *
  * sha256(pathOrData): the hex SHA-256 of a file's content (a string is a
@@ -195,12 +198,15 @@ static int read_path(napi_env env, napi_value value, char path[4096]) {
   return napi_get_value_string_utf8(env, value, path, 4096, &length) == napi_ok && length < 4095 ? 0 : -1;
 }
 
+/* A set of trees walked by a few threads. */
 typedef struct {
   char **dirs;
   listing *listings;
   int *status;
   size_t count, next;
   pthread_mutex_t lock;
+  pthread_t ids[8];
+  size_t started;
 } batch;
 
 static void *work(void *argument) {
@@ -214,53 +220,162 @@ static void *work(void *argument) {
   }
 }
 
+/* Takes ownership of dirs. NULL when out of memory. */
+static batch *new_batch(char **dirs, size_t count) {
+  batch *b = calloc(1, sizeof *b);
+  size_t n = count ? count : 1;
+  if (b) {
+    b->dirs = dirs;
+    b->count = count;
+    b->listings = calloc(n, sizeof(listing));
+    b->status = calloc(n, sizeof(int));
+    pthread_mutex_init(&b->lock, NULL);
+  }
+  if (!b || !b->listings || !b->status) {
+    if (b) {
+      free(b->listings);
+      free(b->status);
+      free(b);
+    }
+    return NULL;
+  }
+  return b;
+}
+
+static void start_batch(batch *b, size_t threads) {
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  size_t most = cores < 1 ? 1 : cores > 8 ? 8 : (size_t)cores;
+  if (threads > most) threads = most;
+  for (size_t t = 0; t < threads && t < b->count; t++)
+    if (pthread_create(&b->ids[b->started], NULL, work, b) == 0) b->started++;
+}
+
+/* The calling thread helps with what is left, then waits for the others. */
+static void finish_batch(batch *b) {
+  work(b);
+  for (size_t t = 0; t < b->started; t++) pthread_join(b->ids[t], NULL);
+  b->started = 0;
+}
+
+static void free_batch(batch *b) {
+  if (!b) return;
+  for (size_t i = 0; i < b->count; i++) {
+    free(b->dirs[i]);
+    free_listing(&b->listings[i]);
+  }
+  free(b->dirs);
+  free(b->listings);
+  free(b->status);
+  pthread_mutex_destroy(&b->lock);
+  free(b);
+}
+
+/* Walks started by startTreeSignatures, still running in the background. */
+static batch *pending;
+
+static char **read_paths(napi_env env, napi_value array, uint32_t *count) {
+  if (napi_get_array_length(env, array, count) != napi_ok) return NULL;
+  char **dirs = calloc(*count ? *count : 1, sizeof(char *));
+  for (uint32_t i = 0; dirs && i < *count; i++) {
+    napi_value item;
+    char path[4096];
+    if (napi_get_element(env, array, i, &item) != napi_ok || read_path(env, item, path) != 0 || !(dirs[i] = strdup(path))) {
+      for (uint32_t j = 0; j < i; j++) free(dirs[j]);
+      free(dirs);
+      return NULL;
+    }
+  }
+  return dirs;
+}
+
+/* startTreeSignatures(dirs): begin walking in the background; treeSignatures collects the results. */
+static napi_value start_tree_signatures(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  uint32_t count = 0;
+  napi_get_undefined(env, &result);
+  if (pending || napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return result;
+  char **dirs = read_paths(env, argv[0], &count);
+  if (!dirs) return result;
+  pending = new_batch(dirs, count);
+  if (!pending) {
+    for (uint32_t i = 0; i < count; i++) free(dirs[i]);
+    free(dirs);
+    return result;
+  }
+  start_batch(pending, 8);
+  return result;
+}
+
 static napi_value tree_signatures(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], result;
   uint32_t count = 0;
   napi_get_undefined(env, &result);
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_array_length(env, argv[0], &count) != napi_ok) return result;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return result;
+  char **dirs = read_paths(env, argv[0], &count);
+  if (!dirs) return result;
   forget_kept();
-  size_t n = count ? count : 1;
-  batch b = {calloc(n, sizeof(char *)), calloc(n, sizeof(listing)), calloc(n, sizeof(int)), count, 0, PTHREAD_MUTEX_INITIALIZER};
-  keep = calloc(n, sizeof(kept));
-  int ok = b.dirs && b.listings && b.status && keep;
-  for (uint32_t i = 0; ok && i < count; i++) {
-    napi_value item;
-    char path[4096];
-    if (napi_get_element(env, argv[0], i, &item) != napi_ok || read_path(env, item, path) != 0 || !(b.dirs[i] = strdup(path))) ok = 0;
+  batch *early = pending;
+  pending = NULL;
+  if (early) finish_batch(early);
+  /* Each requested tree: from the early walk when it had it, else walked now. */
+  listing **found = calloc(count ? count : 1, sizeof(listing *));
+  int *status = calloc(count ? count : 1, sizeof(int));
+  char **missing = calloc(count ? count : 1, sizeof(char *));
+  size_t missing_count = 0;
+  batch *late = NULL;
+  if (found && status && missing) {
+    for (uint32_t i = 0; i < count; i++) {
+      for (size_t j = 0; early && j < early->count && !found[i]; j++) {
+        if (early->dirs[j] && strcmp(early->dirs[j], dirs[i]) == 0) {
+          found[i] = &early->listings[j];
+          status[i] = early->status[j];
+        }
+      }
+      if (!found[i]) missing[missing_count++] = strdup(dirs[i]);
+    }
+    late = new_batch(missing, missing_count);
+    if (late) {
+      missing = NULL;
+      start_batch(late, 7);
+      finish_batch(late);
+      for (uint32_t i = 0, k = 0; i < count; i++) {
+        if (found[i]) continue;
+        found[i] = &late->listings[k];
+        status[i] = late->status[k++];
+      }
+      keep = calloc(count ? count : 1, sizeof(kept));
+    }
   }
-  if (ok) {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    size_t threads = cores < 1 ? 1 : cores > 8 ? 8 : (size_t)cores;
-    pthread_t ids[8];
-    size_t started = 0;
-    for (size_t t = 1; t < threads && t < count; t++)
-      if (pthread_create(&ids[started], NULL, work, &b) == 0) started++;
-    work(&b);
-    for (size_t t = 0; t < started; t++) pthread_join(ids[t], NULL);
+  if (late && keep) {
     napi_create_array_with_length(env, count, &result);
     for (uint32_t i = 0; i < count; i++) {
       napi_value value;
       char hex[17];
-      if (b.status[i] == 0) {
-        signature(&b.listings[i], hex);
+      if (found[i] && status[i] == 0) {
+        signature(found[i], hex);
         napi_create_string_utf8(env, hex, 16, &value);
-        keep[kept_count].dir = b.dirs[i];
-        keep[kept_count++].l = b.listings[i];
-        b.dirs[i] = NULL;
+        keep[kept_count].dir = dirs[i];
+        keep[kept_count++].l = *found[i];
+        memset(found[i], 0, sizeof(listing));
+        dirs[i] = NULL;
       } else {
         napi_get_undefined(env, &value);
       }
       napi_set_element(env, result, i, value);
     }
-  } else {
-    for (uint32_t i = 0; i < count && b.listings; i++) free_listing(&b.listings[i]);
   }
-  for (uint32_t i = 0; i < count && b.dirs; i++) free(b.dirs[i]);
-  free(b.dirs);
-  free(b.listings);
-  free(b.status);
+  if (missing) {
+    for (size_t i = 0; i < missing_count; i++) free(missing[i]);
+    free(missing);
+  }
+  for (uint32_t i = 0; i < count; i++) free(dirs[i]);
+  free(dirs);
+  free(found);
+  free(status);
+  free_batch(early);
+  free_batch(late);
   return result;
 }
 
@@ -360,6 +475,8 @@ static napi_value sha256(napi_env env, napi_callback_info info) {
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
+  napi_create_function(env, "startTreeSignatures", NAPI_AUTO_LENGTH, start_tree_signatures, NULL, &fn);
+  napi_set_named_property(env, exports, "startTreeSignatures", fn);
   napi_create_function(env, "treeSignatures", NAPI_AUTO_LENGTH, tree_signatures, NULL, &fn);
   napi_set_named_property(env, exports, "treeSignatures", fn);
   napi_create_function(env, "walkTree", NAPI_AUTO_LENGTH, walk_tree, NULL, &fn);

@@ -10,6 +10,8 @@ rmSync('dist', { recursive: true, force: true });
 const lazy = {
   'src/cli/main.ts': 'main',
   'src/cli/commands/build.ts': 'build',
+  // Loaded while the native walker signs sources in the background (src/build/prefetch.ts).
+  'src/build/builder.ts': 'builder',
   'src/cli/commands/ls.ts': 'ls',
   'src/cli/commands/explain.ts': 'explain',
   'src/load/validate.ts': 'validate',

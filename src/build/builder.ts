@@ -158,12 +158,12 @@ export class Builder {
       const plan = await this.planFor(model, machine, trees, renders, state);
       const desired = plan.manifest.entries;
 
-      // Templates whose output changed but were not rendered in this run (cache hits elsewhere).
-      for (const [dest, entry] of Object.entries(desired)) {
-        const from = plan.provenance.get(dest)?.entry;
-        if (entry.type !== 'file' || from?.rule !== 'template' || plan.rendered.has(from.path)) continue;
+      // A template output that changed but was not rendered in this run (its render was cached for another path).
+      for (const [dest, { entry: from }] of plan.provenance) {
+        if (from.rule !== 'template' || plan.rendered.has(from.path)) continue;
+        const entry = desired[dest];
         const before = previous?.entries[dest];
-        if (before?.type === 'file' && before.sha256 === entry.sha256) continue;
+        if (before?.type === 'file' && entry?.type === 'file' && before.sha256 === entry.sha256) continue;
         const again = await this.planFor(model, machine, trees, {}, state);
         Object.assign(plan, { rendered: again.rendered, renders: again.renders });
         break;

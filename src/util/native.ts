@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { standardLayersDir } from '../load/repo.ts';
 
 interface NativeWalker {
+  startTreeSignatures(dirs: string[]): void;
   treeSignatures(dirs: string[]): (string | undefined)[];
   walkTree(dir: string): { paths: string[]; kinds: string; numbers: Float64Array } | undefined;
   sha256(pathOrData: string | Uint8Array): string | undefined;
@@ -38,6 +39,11 @@ function walker(): NativeWalker | null {
 export function nativeTreeSignatures(dirs: string[]): Map<string, string | undefined> {
   const signatures = walker()?.treeSignatures(dirs);
   return new Map(signatures ? dirs.map((dir, i) => [dir, signatures[i]]) : []);
+}
+
+/** Begin walking these trees in background threads; nativeTreeSignatures collects the results. */
+export function nativeStartTreeSignatures(dirs: string[]): void {
+  walker()?.startTreeSignatures(dirs);
 }
 
 /** The tree's paths (relative, sorted depth-first), kinds (d, f, l) and stat numbers. */

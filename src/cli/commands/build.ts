@@ -1,10 +1,13 @@
-import { Builder } from '../../build/builder.ts';
+import { prefetchSignatures } from '../../build/prefetch.ts';
 import { buildExitStatus, printBuildReport } from '../../report/build-report.ts';
 import { repoFrom } from '../context.ts';
 import type { GlobalOptions } from '../main.ts';
 
 export async function run(machines: string[], options: GlobalOptions): Promise<number> {
-  const report = await new Builder(repoFrom(options)).build({ machines });
+  const repo = repoFrom(options);
+  prefetchSignatures(repo);
+  const { Builder } = await import('../../build/builder.ts');
+  const report = await new Builder(repo).build({ machines });
   printBuildReport(report, options);
   return buildExitStatus(report);
 }

@@ -1,0 +1,19 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RepoPaths } from '../load/repo.ts';
+import { nativeStartTreeSignatures } from '../util/native.ts';
+
+/**
+ * Start signing the sources the last build used, in native threads, while
+ * JavaScript goes on loading the builder; the build collects the results.
+ * A guess: sources that differ this time are signed when the build asks.
+ */
+export function prefetchSignatures(repo: RepoPaths): void {
+  let sources: string[];
+  try {
+    sources = Object.keys((JSON.parse(readFileSync(join(repo.build, 'state.json'), 'utf8')) as { sources?: object }).sources ?? {});
+  } catch {
+    return;
+  }
+  if (sources.length > 0) nativeStartTreeSignatures(sources);
+}
