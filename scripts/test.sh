@@ -4,7 +4,7 @@
 # then the whole suite with the native walker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-walker_tests=(test/unit/incremental.test.ts test/unit/rules.test.ts test/unit/merge.test.ts test/unit/unreadable.test.ts)
+walker_tests=(test/unit/quick.test.ts test/unit/incremental.test.ts test/unit/rules.test.ts test/unit/merge.test.ts test/unit/unreadable.test.ts)
 if ! output=$(HOMECLOUD_NATIVE=0 node --import tsx --test "${walker_tests[@]}" 2>&1); then
   printf '%s\n' "$output"
   echo "The JavaScript walker failed the tests above." >&2

@@ -13,6 +13,7 @@ import { writeFileAtomic } from '../util/fs.ts';
 import { mark } from '../util/timing.ts';
 import type { Manifest } from './manifest.ts';
 import { planMachine, type MachinePlan, type RenderCache } from './plan.ts';
+import { quickPlan, type PlanMemory } from './quick.ts';
 import { BuildState, buildFormat } from './state.ts';
 import { applyTree, type FileContent } from './tree.ts';
 import { nativeTreeSignatures } from '../util/native.ts';
@@ -29,6 +30,8 @@ export interface MachineResult {
   error?: HomecloudError;
   notes: string[];
   milliseconds: number;
+  /** How a built machine was planned: only the changed paths (quick), or every path (full). */
+  plan?: 'quick' | 'full';
 }
 
 export interface MachineSurvey {
@@ -59,6 +62,8 @@ export function machineOutput(repo: RepoPaths, machine: string) {
     tree: join(dir, 'tree'),
     manifest: join(dir, 'manifest.json'),
     renders: join(dir, 'renders.json'),
+    /** What the last full plan leaves for quick rebuilds. */
+    memory: join(dir, 'plan.json'),
     /** Present while the tree is being changed: a tree found with it is verified, not trusted. */
     marker: join(dir, 'building'),
   };
@@ -149,12 +154,40 @@ export class Builder {
           throw error;
         }
       });
-      const fingerprint = this.fingerprint(model, machine, trees);
+      const inputs = this.inputs(model, machine);
+      const fingerprint = [inputs, ...trees.map((tree) => `${tree.source.dir}=${tree.fingerprint}`)].join('\n');
       const trusted = !existsSync(output.marker) && existsSync(output.manifest);
       if (trusted && state.fingerprint(machine) === fingerprint) return result;
       const previous = trusted ? this.remembered(output.manifest, (text) => JSON.parse(text) as Manifest) : undefined;
 
       const renders: RenderCache = (previous && this.remembered(output.renders, (text) => JSON.parse(text) as RenderCache)) || {};
+      const memory = previous && this.remembered(output.memory, (text) => JSON.parse(text) as PlanMemory);
+      const quick =
+        previous && memory
+          ? await quickPlan({
+              repo: this.repo,
+              trees,
+              inputs,
+              memory,
+              previous,
+              renders,
+              hash: (entry) => state.hash(entry.source.dir, entry.contentPath, entry.contentSignature),
+              facts: () => loadMachineFacts(this.repo, machine, inventoryEntry(model, machine), memory.defaults).facts,
+              schedule: (task) => this.limit(task),
+            })
+          : undefined;
+      if (previous && memory && quick) {
+        writeFileSync(output.marker, '');
+        const changes = applyTree(output.tree, previous.entries, quick.manifest.entries, quick.contentOf);
+        this.write(output.manifest, quick.manifest, JSON.stringify(quick.manifest) + '\n');
+        this.write(output.renders, quick.renders, JSON.stringify(quick.renders));
+        const updated: PlanMemory = { ...memory, sources: memory.sources.map(([dir, , files, directories], i) => [dir, trees[i]!.fingerprint, files, directories]) };
+        this.write(output.memory, updated, JSON.stringify(updated));
+        state.setFingerprint(machine, fingerprint);
+        Object.assign(result, { status: 'built', plan: 'quick', written: changes.written, removed: changes.removed, paths: Object.keys(quick.manifest.entries).length });
+        return result;
+      }
+
       const plan = await this.planFor(model, machine, trees, renders, state);
       const desired = plan.manifest.entries;
 
@@ -179,8 +212,16 @@ export class Builder {
       const changes = applyTree(output.tree, previous?.entries, desired, contentOf);
       this.write(output.manifest, plan.manifest, JSON.stringify(plan.manifest) + '\n');
       this.write(output.renders, plan.renders, JSON.stringify(plan.renders));
+      const planMemory: PlanMemory = {
+        inputs,
+        sources: trees.map((tree) => [tree.source.dir, tree.fingerprint, tree.entries.length, tree.directories.size]),
+        contested: plan.contested,
+        environmentKey: plan.environmentKey,
+        defaults: this.defaultsOf(trees),
+      };
+      this.write(output.memory, planMemory, JSON.stringify(planMemory));
       state.setFingerprint(machine, plan.volatile ? `volatile:${fingerprint}` : fingerprint);
-      Object.assign(result, { status: 'built', written: changes.written, removed: changes.removed, notes: plan.notes });
+      Object.assign(result, { status: 'built', plan: 'full', written: changes.written, removed: changes.removed, notes: plan.notes });
       result.paths = Object.keys(desired).length;
     } catch (error) {
       result.status = 'failed';
@@ -197,10 +238,14 @@ export class Builder {
   }
 
   private factsFor(model: Model, machine: string, trees: SourceTree[]) {
-    const defaults = trees
+    return loadMachineFacts(this.repo, machine, inventoryEntry(model, machine), this.defaultsOf(trees));
+  }
+
+  /** The layer defaults files of the machine's sources, in precedence order. */
+  private defaultsOf(trees: SourceTree[]) {
+    return trees
       .flatMap((tree) => tree.entries.filter((entry) => defaultsFile.test(entry.dest) && entry.rule !== 'template').sort((a, b) => (a.dest < b.dest ? -1 : 1)))
       .map((entry) => ({ path: entry.contentPath, file: this.repo.display(entry.path) }));
-    return loadMachineFacts(this.repo, machine, inventoryEntry(model, machine), defaults);
   }
 
   private planWith(machine: string, trees: SourceTree[], facts: Facts, probed: boolean, renders: RenderCache, state: BuildState): Promise<MachinePlan> {
@@ -216,15 +261,18 @@ export class Builder {
     });
   }
 
-  /** Everything a machine's output depends on, as one hash. */
+  /** Everything a machine's output depends on, as plain text (hashing it would cost loading a hash function). */
   private fingerprint(model: Model, machine: string, trees: SourceTree[]): string {
+    return [this.inputs(model, machine), ...trees.map((tree) => `${tree.source.dir}=${tree.fingerprint}`)].join('\n');
+  }
+
+  /** What a machine's output depends on besides its sources: build format, inventory entry, fact files. */
+  private inputs(model: Model, machine: string): string {
     const files = factFiles(this.repo, machine);
-    // Plain text, not a hash: hashing would load node:crypto, which a no-change build can do without.
     return [
       buildFormat,
       this.repo.stdlibLayers,
       JSON.stringify(inventoryEntry(model, machine)),
-      ...trees.map((tree) => `${tree.source.dir}=${tree.fingerprint}`),
       `json=${signatureOf(files.json) ?? ''}`,
       `env=${signatureOf(files.env) ?? ''}`,
       `probe=${signatureOf(probeCachePath(this.repo, machine)) ?? ''}`,

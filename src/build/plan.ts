@@ -1,9 +1,9 @@
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { sep } from 'node:path';
 import { HomecloudError } from '../load/errors.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { probeFactNames, secretValues, type Facts } from '../facts/facts.ts';
-import { octal } from '../util/fs.ts';
+import { isInside, octal, realPath } from '../util/fs.ts';
 import { fingerprintOf, sha256 } from '../util/hash.ts';
 import { collectPackages, linksFile, packagesFile, parseLinks, parsePackages, parseTriggers, triggersFile, type DeclaredLink, type PackageDeclaration } from './declared.ts';
 import type { Manifest, ManifestEntries } from './manifest.ts';
@@ -48,6 +48,10 @@ export interface MachinePlan {
   notes: string[];
   /** True when some template must be rendered on every build (m5_esyscmd, include). */
   volatile: boolean;
+  /** What every template shares (prelude and facts): part of each render key. */
+  environmentKey: string;
+  /** Paths more than one source provides: the winning source file, and whether it overrides the others or all are identical. */
+  contested: [dest: string, winner: string, relation: 'overrides' | 'identical'][];
 }
 
 /** Templates that read anything but their inputs must render on every build. */
@@ -215,6 +219,8 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
     renders,
     notes: notes.sort(),
     volatile: volatile || Object.values(renders).some((record) => record[2]),
+    environmentKey,
+    contested: [...provenance].filter(([, p]) => p.relation).map(([dest, p]) => [dest, p.entry.path, p.relation!]),
   };
 }
 
@@ -271,16 +277,4 @@ function explainMissingProbeFact(error: unknown, machine: string, probed: boolea
     );
   }
   return error;
-}
-
-function realPath(path: string): string {
-  try {
-    return realpathSync.native(path);
-  } catch {
-    return path;
-  }
-}
-
-function isInside(path: string, dir: string): boolean {
-  return path === dir || path.startsWith(dir + sep);
 }

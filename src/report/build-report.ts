@@ -46,6 +46,7 @@ export function buildReportJson(report: BuildReport) {
     machines: report.machines.map((m) => ({
       machine: m.machine,
       status: m.status,
+      ...(m.plan ? { plan: m.plan } : {}),
       written: m.written,
       removed: m.removed,
       ...(m.paths !== undefined ? { paths: m.paths } : {}),

@@ -1,4 +1,5 @@
-import { closeSync, fsyncSync, openSync, renameSync, writeFileSync, type Stats } from 'node:fs';
+import { closeSync, fsyncSync, openSync, realpathSync, renameSync, writeFileSync, type Stats } from 'node:fs';
+import { sep } from 'node:path';
 
 /** A cheap change detector for a file: any write, chmod, rename or replace changes it. */
 export function statSignature(stats: Stats): string {
@@ -20,4 +21,17 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, options
 
 export function octal(mode: number): string {
   return (mode & 0o7777).toString(8).padStart(4, '0');
+}
+
+/** The resolved path, or the path itself when it cannot be resolved. */
+export function realPath(path: string): string {
+  try {
+    return realpathSync.native(path);
+  } catch {
+    return path;
+  }
+}
+
+export function isInside(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir + sep);
 }

@@ -1,0 +1,141 @@
+import { secretValues, type Facts } from '../facts/facts.ts';
+import type { RepoPaths } from '../load/repo.ts';
+import { isInside, octal, realPath } from '../util/fs.ts';
+import { sha256 } from '../util/hash.ts';
+import type { DefaultsFile } from '../facts/machine-facts.ts';
+import type { Manifest, ManifestEntries, ManifestEntry } from './manifest.ts';
+import type { RenderCache } from './plan.ts';
+import { renderTemplate } from './render.ts';
+import type { FileContent } from './tree.ts';
+import type { SourceEntry, SourceTree } from './walk.ts';
+
+/** What a full plan of a machine leaves for the quick path of the next build. */
+export interface PlanMemory {
+  /** The machine's inputs other than its sources (inventory entry, fact files): any change means a full plan. */
+  inputs: string;
+  /** Per source directory, in order: its fingerprint and how many files and directories it had. */
+  sources: [dir: string, fingerprint: string, files: number, directories: number][];
+  /** Paths that more than one source provides, with the winning source file. */
+  contested: [dest: string, winner: string, relation: 'overrides' | 'identical'][];
+  /** What every template of the machine shares (prelude and facts), part of each render key. */
+  environmentKey: string;
+  /** The layer defaults files the facts were read from. */
+  defaults: DefaultsFile[];
+}
+
+export interface QuickContext {
+  repo: RepoPaths;
+  trees: SourceTree[];
+  inputs: string;
+  memory: PlanMemory;
+  previous: Manifest;
+  renders: RenderCache;
+  hash(entry: SourceEntry): string;
+  /** The machine's facts, loaded only if a template must render. */
+  facts(): Facts;
+  schedule<T>(task: () => Promise<T>): Promise<T>;
+}
+
+export interface QuickPlan {
+  manifest: Manifest;
+  renders: RenderCache;
+  contentOf(dest: string): FileContent;
+}
+
+/** Paths whose change touches more than themselves: facts, every template, declarations. */
+const farReaching = /^\/usr\/local\/(?:doc\/examples\/[^/]+\.env|include\/m4\/[^/]+\.m4|opt\/initd\/.*)$/;
+
+/**
+ * When all that changed since the last build is the content or mode of files
+ * that alone make their path, only those paths are worked out again; anything
+ * else (a file added, removed or renamed, a collision, facts, declarations,
+ * the prelude) returns undefined and the machine gets a full plan.
+ */
+export async function quickPlan(context: QuickContext): Promise<QuickPlan | undefined> {
+  const { memory, previous, trees } = context;
+  if (memory.inputs !== context.inputs || memory.sources.length !== trees.length) return undefined;
+  // Templates that read more than their inputs render on every build: the full plan does that.
+  if (Object.values(context.renders).some((record) => record[2])) return undefined;
+  const contested = new Map(memory.contested.map(([dest, winner, relation]) => [dest, { winner, relation }]));
+  const changed: SourceEntry[] = [];
+  for (let i = 0; i < trees.length; i++) {
+    const tree = trees[i]!;
+    const [dir, fingerprint, files, directories] = memory.sources[i]!;
+    if (dir !== tree.source.dir) return undefined;
+    if (fingerprint === tree.fingerprint) continue;
+    if (tree.entries.length !== files || tree.directories.size !== directories) return undefined;
+    for (const entry of tree.entries) {
+      const before = previous.entries[entry.dest];
+      if (!before || before.type === 'dir' || (before.type === 'link') !== (entry.rule === 'link')) return undefined;
+      if (unchanged(entry, before, context)) continue;
+      const contest = contested.get(entry.dest);
+      // A file the machine overrides does not matter; identical files in several layers must stay identical.
+      if (contest?.relation === 'overrides' && contest.winner !== entry.path) continue;
+      if (contest?.relation === 'identical' || farReaching.test(entry.dest)) return undefined;
+      changed.push(entry);
+    }
+  }
+
+  const entries: ManifestEntries = { ...previous.entries };
+  const renders: RenderCache = { ...context.renders };
+  const rendered = new Map<string, Buffer>();
+  const sources = new Map<string, SourceEntry>();
+  let facts: Facts | undefined;
+  const factsDir = realPath(context.repo.facts);
+  for (const entry of changed) {
+    sources.set(entry.dest, entry);
+    if (entry.rule === 'link') {
+      entries[entry.dest] = { type: 'link', target: entry.linkTarget! };
+      continue;
+    }
+    const mode = octal(entry.mode);
+    if (entry.rule !== 'template') {
+      const secret = entry.rule === 'deref' && isInside(realPath(entry.contentPath), factsDir);
+      entries[entry.dest] = secret ? { type: 'file', mode, sha256: context.hash(entry), secret: true } : { type: 'file', mode, sha256: context.hash(entry) };
+      continue;
+    }
+    facts ??= context.facts();
+    let output: Buffer;
+    try {
+      output = await render(entry, facts, context);
+    } catch {
+      return undefined; // The full plan renders it again and reports the error properly.
+    }
+    const digest = sha256(output);
+    const secret = secretValues(facts).some((value) => output.includes(value));
+    renders[entry.path] = [renderKey(entry, context), digest, false, secret];
+    rendered.set(entry.dest, output);
+    entries[entry.dest] = secret ? { type: 'file', mode, sha256: digest, secret: true } : { type: 'file', mode, sha256: digest };
+  }
+  return {
+    manifest: { ...previous, entries },
+    renders,
+    contentOf: (dest) => {
+      const bytes = rendered.get(dest);
+      return bytes ? { data: bytes } : { copyFrom: sources.get(dest)!.contentPath };
+    },
+  };
+}
+
+function renderKey(entry: SourceEntry, context: QuickContext): string {
+  return `${context.hash(entry)}:${context.memory.environmentKey}:${entry.path}`;
+}
+
+/** Whether a source entry still makes what the previous manifest has at its path. */
+function unchanged(entry: SourceEntry, before: ManifestEntry, context: QuickContext): boolean {
+  if (entry.rule === 'link') return before.type === 'link' && before.target === entry.linkTarget;
+  if (before.type !== 'file' || before.mode !== octal(entry.mode)) return false;
+  if (entry.rule !== 'template') return before.sha256 === context.hash(entry);
+  const record = context.renders[entry.path];
+  return record !== undefined && record[0] === renderKey(entry, context) && record[1] === before.sha256;
+}
+
+async function render(entry: SourceEntry, facts: Facts, context: QuickContext): Promise<Buffer> {
+  const { repo } = context;
+  const relative = (path: string) => repo.display(path);
+  const preludes = context.trees[0]!.entries
+    .filter((candidate) => /^\/usr\/local\/include\/m4\/[^/]+\.m4$/.test(candidate.dest) && candidate.rule !== 'template')
+    .sort((a, b) => (a.dest < b.dest ? -1 : 1))
+    .map((prelude) => relative(prelude.path));
+  return context.schedule(() => renderTemplate({ cwd: repo.root, preludes, template: relative(entry.path), facts }));
+}

@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { appendFileSync, chmodSync, cpSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { scanTree } from '../../src/build/tree.ts';
+import { build, makeRepo, manifestOf, writeFiles } from '../helpers/repo.ts';
+
+/**
+ * Incremental builds (the quick path for content-only changes, and its
+ * fallbacks to a full plan) must give exactly what a build from scratch gives.
+ */
+const scratch: string[] = [];
+after(() => {
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
+});
+
+async function fromScratch(root: string) {
+  const copy = mkdtempSync(join(tmpdir(), 'homecloud-scratch-'));
+  scratch.push(copy);
+  cpSync(root, copy, { recursive: true, verbatimSymlinks: true, filter: (source) => !source.startsWith(join(root, 'var')) });
+  return { copy, report: await build(copy) };
+}
+
+const machines = ['a', 'b'];
+
+async function assertSameAsScratch(root: string, step: string, plans?: Record<string, string>): Promise<void> {
+  const incremental = await build(root);
+  if (plans) assert.deepEqual(Object.fromEntries(incremental.machines.map((m) => [m.machine, m.plan ?? m.status])), plans, `${step}: how machines were planned`);
+  const { copy, report } = await fromScratch(root);
+  assert.deepEqual(
+    incremental.machines.map((m) => [m.machine, m.status === 'failed' ? m.error?.message : 'ok']),
+    report.machines.map((m) => [m.machine, m.status === 'failed' ? m.error?.message : 'ok']),
+    `${step}: same outcome`,
+  );
+  for (const machine of machines) {
+    if (report.machines.find((m) => m.machine === machine)?.status === 'failed') continue;
+    const mine = manifestOf(root, machine);
+    assert.deepEqual(mine, manifestOf(copy, machine), `${step}: ${machine}'s manifest`);
+    assert.deepEqual(scanTree(join(root, 'var/build', machine, 'tree')), scanTree(join(copy, 'var/build', machine, 'tree')), `${step}: ${machine}'s tree`);
+  }
+}
+
+test('every incremental build equals a build from scratch', async () => {
+  const root = makeRepo({
+    'machines/a/usr/local/opt/initd/layers/10.txt': '+ web\n+ tools\n',
+    'machines/b/usr/local/opt/initd/layers/10.txt': '+ web\n',
+    'layers/web/usr/local/etc/web/site.conf': 'listen 80\n',
+    'layers/web/usr/local/etc/web/name.m4.conf': 'name ENV_MACHINE m5_or([ENV_PORT], 80)\n',
+    'layers/web/usr/local/etc/web/shared.txt': 'same\n',
+    'layers/web/usr/local/doc/examples/web.env': 'ENV_PORT=8080\n',
+    'layers/web/usr/local/lib/systemd/system/multi-user.target.wants/web.service': { link: '../web.service' },
+    'layers/tools/usr/local/etc/web/shared.txt': 'same\n',
+    'layers/tools/usr/local/bin/tool': { content: '#!/bin/sh\necho tool\n', mode: 0o755 },
+    'machines/a/usr/local/etc/web/site.conf': 'listen 8443\n',
+  });
+  await assertSameAsScratch(root, 'first build');
+  const quick = { a: 'quick', b: 'quick' };
+  const steps: [string, () => void, Record<string, string>?][] = [
+    ['a plain file changes', () => writeFiles(root, { 'layers/web/usr/local/etc/web/index.txt': 'index\n' })],
+    ['a sole plain file changes', () => appendFileSync(join(root, 'layers/web/usr/local/etc/web/index.txt'), 'more\n'), quick],
+    ['a template changes', () => appendFileSync(join(root, 'layers/web/usr/local/etc/web/name.m4.conf'), '# more\n'), quick],
+    ['a mode changes', () => chmodSync(join(root, 'layers/tools/usr/local/bin/tool'), 0o700), { a: 'quick', b: 'up-to-date' }],
+    ['a link target changes', () => writeFiles(root, { 'layers/web/usr/local/lib/systemd/system/multi-user.target.wants/web.service': { link: '../other.service' } }), quick],
+    ['a file that one machine overrides changes', () => appendFileSync(join(root, 'layers/web/usr/local/etc/web/site.conf'), 'more\n'), quick],
+    ['the machine\'s overriding file changes', () => appendFileSync(join(root, 'machines/a/usr/local/etc/web/site.conf'), 'more\n'), { a: 'quick', b: 'up-to-date' }],
+    ['identical files in two layers change together', () => writeFiles(root, { 'layers/web/usr/local/etc/web/shared.txt': 'both\n', 'layers/tools/usr/local/etc/web/shared.txt': 'both\n' }), { a: 'full', b: 'quick' }],
+    ['a layer default changes', () => writeFiles(root, { 'layers/web/usr/local/doc/examples/web.env': 'ENV_PORT=9090\n' })],
+    ['a machine override changes', () => appendFileSync(join(root, 'machines/a/usr/local/etc/web/site.conf'), 'tls on\n')],
+    ['an overridden layer file changes', () => appendFileSync(join(root, 'layers/web/usr/local/etc/web/site.conf'), 'again\n')],
+    ['a file is added', () => writeFiles(root, { 'layers/web/usr/local/etc/web/new.conf': 'new\n' })],
+    ['a file is renamed', () => renameSync(join(root, 'layers/web/usr/local/etc/web/new.conf'), join(root, 'layers/web/usr/local/etc/web/renamed.conf'))],
+    ['a file is removed', () => rmSync(join(root, 'layers/web/usr/local/etc/web/renamed.conf'))],
+    ['a declared link is added', () => writeFiles(root, { 'layers/tools/usr/local/opt/initd/links/t.txt': '/usr/local/bin/t2 tool\n' })],
+    ['a fact changes', () => writeFiles(root, { 'facts/b.json': '{"ENV_PORT": 7070}' })],
+    ['identical files in two layers start to differ', () => writeFiles(root, { 'layers/tools/usr/local/etc/web/shared.txt': 'different\n' })],
+    ['they agree again', () => writeFiles(root, { 'layers/tools/usr/local/etc/web/shared.txt': 'same\n' })],
+  ];
+  for (const [step, change, plans] of steps) {
+    change();
+    await assertSameAsScratch(root, step, plans);
+  }
+});
+
+test('a machine built alone still sees a change another machine was rebuilt for', async () => {
+  const root = makeRepo({
+    'machines/a/usr/local/opt/initd/layers/10.txt': '+ web\n',
+    'machines/b/usr/local/opt/initd/layers/10.txt': '+ web\n',
+    'layers/web/usr/local/etc/web.conf': 'one\n',
+  });
+  await build(root);
+  writeFiles(root, { 'layers/web/usr/local/etc/web.conf': 'two\n' });
+  await build(root, ['a']);
+  await build(root, ['b']);
+  const { copy } = await fromScratch(root);
+  assert.deepEqual(manifestOf(root, 'b'), manifestOf(copy, 'b'));
+});
