@@ -9,7 +9,6 @@ import type { RepoPaths } from '../load/repo.ts';
 import { defaultsFile, factFiles, loadMachineFacts } from '../facts/machine-facts.ts';
 import { probeCachePath } from '../facts/probe-cache.ts';
 import type { Facts } from '../facts/facts.ts';
-import { writeFileAtomic } from '../util/fs.ts';
 import { mark } from '../util/timing.ts';
 import type { Manifest } from './manifest.ts';
 import { planMachine, type MachinePlan, type RenderCache } from './plan.ts';
@@ -169,6 +168,7 @@ export class Builder {
               trees,
               inputs,
               memory,
+              built: sourceFingerprints(state.fingerprint(machine)),
               previous,
               renders,
               hash: (entry) => state.hash(entry.source.dir, entry.contentPath, entry.contentSignature),
@@ -181,8 +181,6 @@ export class Builder {
         const changes = applyTree(output.tree, previous.entries, quick.manifest.entries, quick.contentOf);
         this.write(output.manifest, quick.manifest, JSON.stringify(quick.manifest) + '\n');
         this.write(output.renders, quick.renders, JSON.stringify(quick.renders));
-        const updated: PlanMemory = { ...memory, sources: memory.sources.map(([dir, , files, directories], i) => [dir, trees[i]!.fingerprint, files, directories]) };
-        this.write(output.memory, updated, JSON.stringify(updated));
         state.setFingerprint(machine, fingerprint);
         Object.assign(result, { status: 'built', plan: 'quick', written: changes.written, removed: changes.removed, paths: Object.keys(quick.manifest.entries).length });
         return result;
@@ -340,10 +338,14 @@ export class Builder {
     }
   }
 
-  /** Write a file of var/build unless it already holds that text, and remember its value. */
+  /**
+   * Write a file of var/build/<machine>/ unless it already holds that text,
+   * and remember its value. In place, not atomically: these are written
+   * while the machine's `building` marker says not to trust them.
+   */
   private write(path: string, value: unknown, text: string): void {
     const known = this.written.get(path);
-    if (known?.text !== text || known.signature !== signatureOf(path)) writeFileAtomic(path, text);
+    if (known?.text !== text || known.signature !== signatureOf(path)) writeFileSync(path, text);
     this.written.set(path, { value, text, signature: signatureOf(path) });
   }
 
@@ -362,6 +364,16 @@ export class Builder {
     const tree = this.walks.get(dir);
     return tree && new Set(tree.entries.map((entry) => entry.contentPath));
   }
+}
+
+/** The per-source lines of a machine fingerprint: source directory -> its fingerprint. */
+function sourceFingerprints(fingerprint: string | undefined): Map<string, string> {
+  const sources = new Map<string, string>();
+  for (const line of fingerprint?.split('\n') ?? []) {
+    const equals = line.lastIndexOf('=');
+    if (line.startsWith('/') && equals > 0) sources.set(line.slice(0, equals), line.slice(equals + 1));
+  }
+  return sources;
 }
 
 function systemError(error: unknown, machine: string): HomecloudError {

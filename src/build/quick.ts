@@ -13,7 +13,7 @@ import type { SourceEntry, SourceTree } from './walk.ts';
 export interface PlanMemory {
   /** The machine's inputs other than its sources (inventory entry, fact files): any change means a full plan. */
   inputs: string;
-  /** Per source directory, in order: its fingerprint and how many files and directories it had. */
+  /** Per source directory, in order: its fingerprint and how many files and directories it had at the full plan. */
   sources: [dir: string, fingerprint: string, files: number, directories: number][];
   /** Paths that more than one source provides, with the winning source file. */
   contested: [dest: string, winner: string, relation: 'overrides' | 'identical'][];
@@ -28,6 +28,8 @@ export interface QuickContext {
   trees: SourceTree[];
   inputs: string;
   memory: PlanMemory;
+  /** Each source's fingerprint when the tree was last built (quickly or not). */
+  built: Map<string, string>;
   previous: Manifest;
   renders: RenderCache;
   hash(entry: SourceEntry): string;
@@ -60,9 +62,9 @@ export async function quickPlan(context: QuickContext): Promise<QuickPlan | unde
   const changed: SourceEntry[] = [];
   for (let i = 0; i < trees.length; i++) {
     const tree = trees[i]!;
-    const [dir, fingerprint, files, directories] = memory.sources[i]!;
+    const [dir, , files, directories] = memory.sources[i]!;
     if (dir !== tree.source.dir) return undefined;
-    if (fingerprint === tree.fingerprint) continue;
+    if (context.built.get(dir) === tree.fingerprint) continue;
     if (tree.entries.length !== files || tree.directories.size !== directories) return undefined;
     for (const entry of tree.entries) {
       const before = previous.entries[entry.dest];

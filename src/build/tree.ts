@@ -79,12 +79,11 @@ function sameKind(a: ManifestEntry | undefined, b: ManifestEntry | undefined): b
   return a !== undefined && b !== undefined && a.type === b.type;
 }
 
+/** Written in place: while a tree changes, the machine's `building` marker makes the next build verify it. */
 function writeFile(target: string, content: FileContent, mode: number): void {
-  const temporary = `${target}.tmp-${process.pid}`;
-  if ('copyFrom' in content) copyFileSync(content.copyFrom, temporary, constants.COPYFILE_FICLONE);
-  else writeFileSync(temporary, content.data);
-  chmodSync(temporary, mode);
-  renameSync(temporary, target);
+  if ('copyFrom' in content) copyFileSync(content.copyFrom, target, constants.COPYFILE_FICLONE);
+  else writeFileSync(target, content.data);
+  chmodSync(target, mode);
 }
 
 /** What a tree really holds, hashed. */

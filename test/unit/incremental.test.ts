@@ -243,12 +243,13 @@ test('a build that crashes midway leaves a tree the next build does not trust, e
   await buildOne(root, 'm');
   const before = readFileSync(join(root, 'var/build/m/manifest.json'), 'utf8');
   writeFiles(root, { 'layers/web/etc/web/a.conf': 'a2\n', 'layers/web/etc/web/b.conf': 'b2\n' });
-  let renames = 0;
+  let writes = 0;
   const tree = join(root, 'var/build/m/tree');
   const { result } = await spyFs(
     () => buildOne(root, 'm'),
     (name, path) => {
-      if (name === 'renameSync' && path.startsWith(tree) && ++renames === 2) throw Object.assign(new Error('simulated crash'), { code: 'EIO' });
+      // Each file written into the tree gets its mode set next: crash on the second.
+      if (name === 'chmodSync' && path.startsWith(tree) && ++writes === 2) throw Object.assign(new Error('simulated crash'), { code: 'EIO' });
     },
   );
   assert.equal(result.status, 'failed');
