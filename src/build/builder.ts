@@ -9,7 +9,7 @@ import type { RepoPaths } from '../load/repo.ts';
 import { defaultsFile, factFiles, loadMachineFacts } from '../facts/machine-facts.ts';
 import { probeCachePath } from '../facts/probe-cache.ts';
 import type { Facts } from '../facts/facts.ts';
-import { mark } from '../util/timing.ts';
+import { mark, now } from '../util/timing.ts';
 import type { Manifest } from './manifest.ts';
 import { planMachine, type MachinePlan, type RenderCache } from './plan.ts';
 import { quickPlan, type PlanMemory } from './quick.ts';
@@ -86,7 +86,7 @@ export class Builder {
   constructor(readonly repo: RepoPaths) {}
 
   async build(options: BuildOptions = {}): Promise<BuildReport> {
-    const started = performance.now();
+    const started = now();
     mark('build');
     const state = this.loadState();
     mark('state loaded');
@@ -104,7 +104,7 @@ export class Builder {
     if (machines.length === model.machines.length) this.removeGoneMachines(model, state);
     for (const result of results) if (result.status === 'built') rmSync(machineOutput(this.repo, result.machine).marker, { force: true });
     mark('state saved');
-    return { machines: results, milliseconds: performance.now() - started };
+    return { machines: results, milliseconds: now() - started };
   }
 
   /** The plan of one machine without writing anything (for `explain`). */
@@ -138,7 +138,7 @@ export class Builder {
   }
 
   private async buildMachine(model: Model, machine: string, state: BuildState, failedWalks: Map<string, HomecloudError>): Promise<MachineResult> {
-    const started = performance.now();
+    const started = now();
     const result: MachineResult = { machine, status: 'up-to-date', written: 0, removed: 0, notes: [], milliseconds: 0 };
     const output = machineOutput(this.repo, machine);
     try {
@@ -178,7 +178,7 @@ export class Builder {
           : undefined;
       if (previous && memory && quick) {
         writeFileSync(output.marker, '');
-        const changes = applyTree(output.tree, previous.entries, quick.manifest.entries, quick.contentOf);
+        const changes = applyTree(output.tree, previous.entries, quick.manifest.entries, quick.contentOf, quick.changed);
         this.write(output.manifest, quick.manifest, JSON.stringify(quick.manifest) + '\n');
         this.write(output.renders, quick.renders, JSON.stringify(quick.renders));
         state.setFingerprint(machine, fingerprint);
@@ -225,7 +225,7 @@ export class Builder {
       result.status = 'failed';
       result.error = error instanceof HomecloudError ? error : systemError(error, machine);
     } finally {
-      result.milliseconds = performance.now() - started;
+      result.milliseconds = now() - started;
     }
     return result;
   }

@@ -40,6 +40,8 @@ export interface QuickContext {
 
 export interface QuickPlan {
   manifest: Manifest;
+  /** The paths worked out again (only these can differ from the previous manifest). */
+  changed: string[];
   renders: RenderCache;
   contentOf(dest: string): FileContent;
 }
@@ -111,6 +113,7 @@ export async function quickPlan(context: QuickContext): Promise<QuickPlan | unde
   }
   return {
     manifest: { ...previous, entries },
+    changed: changed.map((entry) => entry.dest),
     renders,
     contentOf: (dest) => {
       const bytes = rendered.get(dest);

@@ -23,15 +23,19 @@ export function applyTree(
   previous: ManifestEntries | undefined,
   desired: ManifestEntries,
   contentOf: (path: string) => FileContent,
+  /** The only paths that can differ, when the caller knows them. */
+  candidates?: string[],
 ): TreeChanges {
-  mkdirSync(tree, { recursive: true });
-  chmodSync(tree, 0o755);
+  if (!previous) {
+    mkdirSync(tree, { recursive: true });
+    chmodSync(tree, 0o755);
+  }
   const actual = previous ?? scanTree(tree);
   const changes: TreeChanges = { written: 0, removed: 0 };
 
   // Remove what should not be there (children before their directories).
-  const stale = Object.keys(actual)
-    .filter((path) => !sameKind(actual[path], desired[path]))
+  const stale = (candidates ?? Object.keys(actual))
+    .filter((path) => actual[path] && !sameKind(actual[path], desired[path]))
     .sort()
     .reverse();
   const removed = new Set(stale);
@@ -43,7 +47,7 @@ export function applyTree(
   }
 
   // Directories first (parents before children), then files and links: only what differs.
-  const differing = Object.keys(desired).filter((path) => !sameEntry(removed.has(path) ? undefined : actual[path], desired[path]));
+  const differing = (candidates ?? Object.keys(desired)).filter((path) => !sameEntry(removed.has(path) ? undefined : actual[path], desired[path]));
   const directoriesFirst = [...differing.filter((path) => desired[path]!.type === 'dir').sort(), ...differing.filter((path) => desired[path]!.type !== 'dir')];
   for (const path of directoriesFirst) {
     const want = desired[path]!;

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { InventoryEntry } from '../load/inventory.ts';
 import { readJsonFile } from '../load/json.ts';
+import { signatureOf } from '../load/model.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { jsonFacts, mergeFacts, readEnvFacts, type Fact, type Facts } from './facts.ts';
 import { readProbeFacts } from './probe-cache.ts';
@@ -14,6 +15,18 @@ export interface DefaultsFile {
   path: string;
   /** Its name in messages. */
   file: string;
+}
+
+/** Layer defaults are shared by machines: each file is read once per process while unchanged. */
+const defaultsRead = new Map<string, { signature: string | undefined; facts: Fact[] }>();
+
+function readDefaults(file: DefaultsFile): Fact[] {
+  const signature = signatureOf(file.path);
+  const known = defaultsRead.get(file.path);
+  if (known && known.signature === signature && signature !== undefined) return known.facts;
+  const facts = readEnvFacts(file.path, file.file, 'default');
+  defaultsRead.set(file.path, { signature, facts });
+  return facts;
 }
 
 export function factFiles(repo: RepoPaths, machine: string): { json: string; env: string } {
@@ -30,7 +43,7 @@ export interface MachineFacts {
 export function loadMachineFacts(repo: RepoPaths, machine: string, entry: InventoryEntry, defaults: DefaultsFile[]): MachineFacts {
   const files = factFiles(repo, machine);
   const self: Fact = { key: 'ENV_MACHINE', value: machine, origin: 'machine', secret: false };
-  const fromDefaults = defaults.flatMap((d) => readEnvFacts(d.path, d.file, 'default'));
+  const fromDefaults = defaults.flatMap((d) => readDefaults(d));
   const fromJson = existsSync(files.json) ? jsonFacts(readJsonFile(files.json, repo.display(files.json))) : [];
   const fromEnv = readEnvFacts(files.env, repo.display(files.env), 'env');
   const fromProbe = readProbeFacts(repo, machine, entry);

@@ -1,3 +1,8 @@
+/** Milliseconds since an arbitrary start: process.hrtime, because the `performance` global costs a module load. */
+export function now(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
 /** Phase timings on stderr when HOMECLOUD_TIMINGS=1: where a command's milliseconds go. */
 const enabled = process.env.HOMECLOUD_TIMINGS === '1';
 let last = 0;
