@@ -1,5 +1,7 @@
 import { HomecloudError, type Location } from '../load/errors.ts';
+import { existsSync } from 'node:fs';
 import { lazyChildProcess } from '../util/lazy.ts';
+import { nativeRun } from '../util/native.ts';
 import type { Facts } from '../facts/facts.ts';
 
 export interface RenderJob {
@@ -25,21 +27,44 @@ export function m4Arguments(job: RenderJob): string[] {
   return [...args, ...job.preludes, job.template];
 }
 
+let m4Path: string | undefined;
+
+/** m4 as the render environment's PATH finds it (the native launcher searches only the caller's PATH). */
+function m4Program(): string {
+  return (m4Path ??= renderEnvironment.PATH.split(':').map((dir) => `${dir}/m4`).find((path) => existsSync(path)) ?? 'm4');
+}
+
 /** Render one template with GNU m4; any failure renders nothing and names file:line. */
-export function renderTemplate(job: RenderJob): Promise<Buffer> {
+export async function renderTemplate(job: RenderJob): Promise<Buffer> {
+  const env = { ...renderEnvironment, HOME: job.cwd };
+  const native = nativeRun(m4Program(), ['m4', ...m4Arguments(job)], env, job.cwd);
+  if (!native) return renderWithNode(job);
+  let result;
+  try {
+    result = await native;
+  } catch (error) {
+    throw spawnError(error as NodeJS.ErrnoException, job);
+  }
+  if (result.status === 0) return result.stdout;
+  const message = result.stderr.toString('utf8').trim();
+  throw renderError(message || `m4 ended with ${result.signal ? `signal ${result.signal}` : `exit status ${result.status}`}`, job.template);
+}
+
+function spawnError(error: NodeJS.ErrnoException, job: RenderJob): HomecloudError {
+  return error.code === 'ENOENT'
+    ? new HomecloudError('GNU m4 is not installed', { file: job.template }, 'install it: apt-get install m4')
+    : new HomecloudError(`cannot run m4: ${error.message}`, { file: job.template });
+}
+
+/** The same with Node's spawn, when the native walker is not built. */
+function renderWithNode(job: RenderJob): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const child = lazyChildProcess().spawn('m4', m4Arguments(job), { cwd: job.cwd, env: { ...renderEnvironment, HOME: job.cwd }, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
     child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-    child.on('error', (error: NodeJS.ErrnoException) => {
-      reject(
-        error.code === 'ENOENT'
-          ? new HomecloudError('GNU m4 is not installed', { file: job.template }, 'install it: apt-get install m4')
-          : new HomecloudError(`cannot run m4: ${error.message}`, { file: job.template }),
-      );
-    });
+    child.on('error', (error: NodeJS.ErrnoException) => reject(spawnError(error, job)));
     child.on('close', (code, signal) => {
       if (code === 0) return resolve(Buffer.concat(out));
       const message = Buffer.concat(err).toString('utf8').trim();

@@ -7,6 +7,14 @@ interface NativeWalker {
   treeSignatures(dirs: string[]): (string | undefined)[];
   walkTree(dir: string): { paths: string[]; kinds: string; numbers: Float64Array } | undefined;
   sha256(pathOrData: string | Uint8Array): string | undefined;
+  run(program: string, argv: string[], env: string[], cwd?: string): Promise<NativeRunResult>;
+}
+
+export interface NativeRunResult {
+  status: number;
+  signal: number;
+  stdout: Buffer;
+  stderr: Buffer;
 }
 
 let loaded: NativeWalker | null | undefined;
@@ -60,4 +68,18 @@ export function nativeSha256(pathOrData: string | Uint8Array): string | undefine
 
 export function hasNativeWalker(): boolean {
   return walker() !== null;
+}
+
+/**
+ * Run a program (argv[0] is the name it sees) with posix_spawn on a worker thread (no fork of this process),
+ * or undefined without the native walker. Rejects with an error whose `code`
+ * is ENOENT when the program is not found.
+ */
+export function nativeRun(program: string, argv: string[], env: Record<string, string>, cwd?: string): Promise<NativeRunResult> | undefined {
+  return walker()?.run(
+    program,
+    argv,
+    Object.entries(env).map(([key, value]) => `${key}=${value}`),
+    cwd,
+  );
 }
