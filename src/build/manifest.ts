@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-
 export type ManifestEntry =
   | { type: 'dir'; mode: string }
   | { type: 'file'; mode: string; sha256: string; secret?: true }
@@ -19,14 +17,6 @@ export interface Manifest {
   machine: string;
   entries: ManifestEntries;
   packages: { install: string[]; purge: string[] };
-}
-
-export function readManifest(path: string): Manifest | undefined {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as Manifest;
-  } catch {
-    return undefined;
-  }
 }
 
 export function sameEntry(a: ManifestEntry | undefined, b: ManifestEntry | undefined): boolean {

@@ -6,7 +6,7 @@ import { probeFactNames, secretValues, type Facts } from '../facts/facts.ts';
 import { isInside, octal, realPath } from '../util/fs.ts';
 import { fingerprintOf, sha256 } from '../util/hash.ts';
 import { collectPackages, linksFile, packagesFile, parseLinks, parsePackages, parseTriggers, triggersFile, type DeclaredLink, type PackageDeclaration } from './declared.ts';
-import type { Manifest, ManifestEntries } from './manifest.ts';
+import { sortEntries, type Manifest, type ManifestEntries } from './manifest.ts';
 import { renderTemplate } from './render.ts';
 import { directoryMode, pinnedDirectoryMode } from './rules.ts';
 import type { SourceEntry, SourceTree } from './walk.ts';
@@ -212,7 +212,7 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
   }
 
   return {
-    manifest: { format: 1, machine, entries, packages: collectPackages(packageLines) },
+    manifest: { format: 1, machine, entries: sortEntries(entries), packages: collectPackages(packageLines) },
     provenance,
     declaredLinks,
     rendered,

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { HomecloudError, describeSystemError, type Location } from './errors.ts';
 import type { RepoPaths } from './repo.ts';
@@ -126,10 +126,6 @@ function isDirectory(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-export function directoryExists(path: string): boolean {
-  return existsSync(path) && isDirectory(path);
 }
 
 /** The known name nearest to a misspelt one, if it is plausibly a typo. */
