@@ -305,13 +305,14 @@ export class Builder {
 
   /** Drop remembered walks: all of them, or those that contain a changed path. */
   private forgetWalks(changed: string[] | undefined): void {
-    if (!changed) {
+    const inside = (path: string, dir: string) => path === dir || path.startsWith(`${dir}/`);
+    const dirs = [...this.walks.keys()];
+    // A path outside every walked source (facts, a "!" link's target, a new layer) may change any of them.
+    if (!changed || changed.some((path) => !dirs.some((dir) => inside(path, dir)))) {
       this.walks.clear();
       return;
     }
-    for (const dir of [...this.walks.keys()]) {
-      if (changed.some((path) => path === dir || path.startsWith(`${dir}/`) || !path.startsWith(this.repo.root))) this.walks.delete(dir);
-    }
+    for (const dir of dirs) if (changed.some((path) => inside(path, dir))) this.walks.delete(dir);
   }
 
   private loadState(): BuildState {

@@ -4,9 +4,10 @@ import assert from 'node:assert/strict';
 import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { Builder } from '../../src/build/builder.ts';
 import { scanTree } from '../../src/build/tree.ts';
 import { spyFs } from '../helpers/fs-spy.ts';
-import { build, buildOne, layerList, makeRepo, manifestOf, modeOf, readTree, runCli, treeFile, writeFiles, type FixtureFile } from '../helpers/repo.ts';
+import { build, buildOne, layerList, makeRepo, manifestOf, modeOf, readTree, repoPaths, runCli, treeFile, writeFiles, type FixtureFile } from '../helpers/repo.ts';
 
 const old = new Date('2001-02-03T04:05:06Z');
 
@@ -349,4 +350,19 @@ test('a machine removed from the repository loses its build output', async () =>
   const report = await build(root);
   assert.deepEqual(report.machines.map((m) => m.machine), ['m']);
   assert.equal(existsSync(join(root, 'var/build/gone')), false);
+});
+
+test('a warm builder told of a changed "!" link target outside the layers rebuilds what reads it', async () => {
+  const root = makeRepo({
+    ...layerList('web'),
+    'facts/token.txt': 'one\n',
+    'layers/web/etc/!token': { link: '../../../facts/token.txt' },
+  });
+  const builder = new Builder(repoPaths(root));
+  await builder.build();
+  assert.equal(readTree(root, 'm', '/etc/token'), 'one\n');
+  writeFiles(root, { 'facts/token.txt': 'two\n' });
+  const report = await builder.build({ changed: [join(root, 'facts/token.txt')] });
+  assert.equal(report.machines[0]!.status, 'built');
+  assert.equal(readTree(root, 'm', '/etc/token'), 'two\n');
 });
