@@ -159,7 +159,8 @@ export class Builder {
       if (trusted && state.fingerprint(machine) === fingerprint) return result;
       const previous = trusted ? this.remembered(output.manifest, (text) => JSON.parse(text) as Manifest) : undefined;
 
-      const renders: RenderCache = (previous && this.remembered(output.renders, (text) => JSON.parse(text) as RenderCache)) || {};
+      let renders: RenderCache | undefined;
+      const readRenders = () => (renders ??= (previous && this.remembered(output.renders, (text) => JSON.parse(text) as RenderCache)) || {});
       const memory = previous && this.remembered(output.memory, (text) => JSON.parse(text) as PlanMemory);
       const quick =
         previous && memory
@@ -170,7 +171,7 @@ export class Builder {
               memory,
               built: sourceFingerprints(state.fingerprint(machine)),
               previous,
-              renders,
+              renders: readRenders,
               hash: (entry) => state.hash(entry.source.dir, entry.contentPath, entry.contentSignature),
               facts: () => loadMachineFacts(this.repo, machine, inventoryEntry(model, machine), memory.defaults).facts,
               schedule: (task) => this.limit(task),
@@ -180,13 +181,13 @@ export class Builder {
         writeFileSync(output.marker, '');
         const changes = applyTree(output.tree, previous.entries, quick.manifest.entries, quick.contentOf, quick.changed);
         this.write(output.manifest, quick.manifest, JSON.stringify(quick.manifest) + '\n');
-        this.write(output.renders, quick.renders, JSON.stringify(quick.renders));
+        if (quick.renders) this.write(output.renders, quick.renders, JSON.stringify(quick.renders));
         state.setFingerprint(machine, fingerprint);
         Object.assign(result, { status: 'built', plan: 'quick', written: changes.written, removed: changes.removed, paths: Object.keys(quick.manifest.entries).length });
         return result;
       }
 
-      const plan = await this.planFor(model, machine, trees, renders, state);
+      const plan = await this.planFor(model, machine, trees, readRenders(), state);
       const desired = plan.manifest.entries;
 
       // A template output that changed but was not rendered in this run (its render was cached for another path).
@@ -216,6 +217,7 @@ export class Builder {
         contested: plan.contested,
         environmentKey: plan.environmentKey,
         defaults: this.defaultsOf(trees),
+        volatile: plan.volatile,
       };
       this.write(output.memory, planMemory, JSON.stringify(planMemory));
       state.setFingerprint(machine, plan.volatile ? `volatile:${fingerprint}` : fingerprint);

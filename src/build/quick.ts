@@ -21,6 +21,8 @@ export interface PlanMemory {
   environmentKey: string;
   /** The layer defaults files the facts were read from. */
   defaults: DefaultsFile[];
+  /** Whether some template renders on every build (the quick path is then not taken). */
+  volatile: boolean;
 }
 
 export interface QuickContext {
@@ -31,7 +33,8 @@ export interface QuickContext {
   /** Each source's fingerprint when the tree was last built (quickly or not). */
   built: Map<string, string>;
   previous: Manifest;
-  renders: RenderCache;
+  /** The render cache, read only when a template is looked at. */
+  renders(): RenderCache;
   hash(entry: SourceEntry): string;
   /** The machine's facts, loaded only if a template must render. */
   facts(): Facts;
@@ -42,7 +45,8 @@ export interface QuickPlan {
   manifest: Manifest;
   /** The paths worked out again (only these can differ from the previous manifest). */
   changed: string[];
-  renders: RenderCache;
+  /** The render cache, when a template was rendered. */
+  renders?: RenderCache;
   contentOf(dest: string): FileContent;
 }
 
@@ -59,7 +63,7 @@ export async function quickPlan(context: QuickContext): Promise<QuickPlan | unde
   const { memory, previous, trees } = context;
   if (memory.inputs !== context.inputs || memory.sources.length !== trees.length) return undefined;
   // Templates that read more than their inputs render on every build: the full plan does that.
-  if (Object.values(context.renders).some((record) => record[2])) return undefined;
+  if (memory.volatile) return undefined;
   const contested = new Map(memory.contested.map(([dest, winner, relation]) => [dest, { winner, relation }]));
   const changed: SourceEntry[] = [];
   for (let i = 0; i < trees.length; i++) {
@@ -81,7 +85,7 @@ export async function quickPlan(context: QuickContext): Promise<QuickPlan | unde
   }
 
   const entries: ManifestEntries = { ...previous.entries };
-  const renders: RenderCache = { ...context.renders };
+  let renders: RenderCache | undefined;
   const rendered = new Map<string, Buffer>();
   const sources = new Map<string, SourceEntry>();
   let facts: Facts | undefined;
@@ -107,6 +111,7 @@ export async function quickPlan(context: QuickContext): Promise<QuickPlan | unde
     }
     const digest = sha256(output);
     const secret = secretValues(facts).some((value) => output.includes(value));
+    renders ??= { ...context.renders() };
     renders[entry.path] = [renderKey(entry, context), digest, false, secret];
     rendered.set(entry.dest, output);
     entries[entry.dest] = secret ? { type: 'file', mode, sha256: digest, secret: true } : { type: 'file', mode, sha256: digest };
@@ -131,7 +136,7 @@ function unchanged(entry: SourceEntry, before: ManifestEntry, context: QuickCont
   if (entry.rule === 'link') return before.type === 'link' && before.target === entry.linkTarget;
   if (before.type !== 'file' || before.mode !== octal(entry.mode)) return false;
   if (entry.rule !== 'template') return before.sha256 === context.hash(entry);
-  const record = context.renders[entry.path];
+  const record = context.renders()[entry.path];
   return record !== undefined && record[0] === renderKey(entry, context) && record[1] === before.sha256;
 }
 
