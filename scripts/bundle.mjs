@@ -15,6 +15,7 @@ const lazy = {
   'src/cli/commands/ls.ts': 'ls',
   'src/cli/commands/explain.ts': 'explain',
   'src/load/validate.ts': 'validate',
+  'src/cli/commands/sandbox.ts': 'sandbox',
 };
 
 const separateBundles = {

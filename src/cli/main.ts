@@ -14,7 +14,7 @@ export interface GlobalOptions {
 type Action = (args: string[], options: GlobalOptions & Record<string, unknown>) => Promise<number>;
 
 /** Load a command's module only when it runs: start-up is paid by every command. */
-function run(load: () => Promise<{ run: Action }>) {
+function run<M>(load: () => Promise<M>, pick: (module: M) => Action = (module) => (module as { run: Action }).run) {
   return async (...received: unknown[]) => {
     const command = received[received.length - 1] as Command;
     const options = command.optsWithGlobals() as GlobalOptions & Record<string, unknown>;
@@ -22,7 +22,7 @@ function run(load: () => Promise<{ run: Action }>) {
     options.verbose ??= false;
     const args = received.slice(0, -2).flatMap((value) => (Array.isArray(value) ? (value as string[]) : value === undefined ? [] : [String(value)]));
     try {
-      const action = (await load()).run;
+      const action = pick(await load());
       mark('command loaded');
       // Exit at once: nothing is pending (standard output and error are synchronous on Linux), and waiting for the event loop to wind down costs milliseconds.
       process.exit(await action(args, options));
@@ -62,6 +62,37 @@ program
   .argument('<machine>', 'the machine')
   .argument('<path>', 'the path on the machine, e.g. /usr/local/etc/nginx.conf')
   .action(run(() => import('./commands/explain.ts')));
+
+const sandbox = program
+  .command('sandbox')
+  .description('throwaway Debian machines with systemd as PID 1, for trying changes and for tests')
+  .addHelpText('after', '\nMachines boot in systemd-nspawn from copy-on-write clones of one cached base image,\non a private bridge with no route out. Set HOMECLOUD_SANDBOX to keep several sandboxes apart.');
+const sandboxCommand = () => import('./commands/sandbox.ts');
+sandbox
+  .command('up')
+  .description('boot machines (clones of the base image) and wait until they accept SSH')
+  .argument('<name...>', 'machine names')
+  .action(run(sandboxCommand, (m) => m.up));
+sandbox
+  .command('down')
+  .description('stop and remove machines, and clean what a crashed run left')
+  .argument('[name...]', 'machine names')
+  .option('--all', 'every machine of the sandbox')
+  .action(run(sandboxCommand, (m) => m.down as Action));
+sandbox.command('ls').description('machines with address, state and uptime').action(run(sandboxCommand, (m) => m.ls));
+sandbox
+  .command('ssh')
+  .description('a shell, or a command, on a machine')
+  .argument('<name>', 'the machine')
+  .argument('[command...]', 'the command to run (after --, when it has options)')
+  .action(run(sandboxCommand, (m) => m.ssh));
+sandbox
+  .command('logs')
+  .description("a machine's journal (its console output once it stopped)")
+  .argument('<name>', 'the machine')
+  .option('-f, --follow', 'keep printing new lines')
+  .option('-n, --lines <count>', 'how many lines', '200')
+  .action(run(sandboxCommand, (m) => m.logs as Action));
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   printError(error);

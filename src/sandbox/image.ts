@@ -1,0 +1,56 @@
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { shortHash } from '../util/hash.ts';
+import { run } from '../util/run.ts';
+
+/**
+ * The base image: Debian with systemd, sshd, rsync and what the standard
+ * layers install, made once by debootstrap. Machines have no route out, so
+ * every package is in the image; a changed list makes a new image.
+ */
+export const imagePackages = [
+  'systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'rsync', 'make', 'm4', 'jq', 'iproute2', 'sudo', 'procps', 'less',
+  'ca-certificates', 'curl', 'nginx-light', 'nftables', 'systemd-journal-remote',
+];
+export const imageSuite = 'bookworm';
+
+/** Units that only slow a throwaway machine's boot. */
+const masked = ['apt-daily.timer', 'apt-daily-upgrade.timer', 'e2scrub_all.timer', 'fstrim.timer', 'man-db.timer', 'dpkg-db-backup.timer', 'nginx.service'];
+
+export function imageKey(): string {
+  return `${imageSuite}-${shortHash([imageSuite, mirror(), ...imagePackages].join(' '))}`;
+}
+
+/** The mirror the host's apt uses (machines are made from the same archive). */
+function mirror(): string {
+  const sources = run('sh', ['-c', 'cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null'], { check: false }).stdout;
+  return /URIs:\s*(\S+)/.exec(sources)?.[1] ?? /^deb\s+(?:\[[^\]]*\]\s+)?(\S+)/m.exec(sources)?.[1] ?? 'http://deb.debian.org/debian';
+}
+
+/** The cached image's root directory, made when missing. `log` hears what takes long. */
+export function ensureImage(cache: string, log: (line: string) => void): string {
+  const root = join(cache, imageKey());
+  if (existsSync(join(root, 'etc/os-release'))) return root;
+  mkdirSync(cache, { recursive: true });
+  const building = `${root}.building-${process.pid}`;
+  rmSync(building, { recursive: true, force: true });
+  log(`making the base image ${imageKey()} with debootstrap (once; a minute or two)`);
+  run('debootstrap', ['--variant=minbase', `--include=${imagePackages.join(',')}`, imageSuite, building, mirror()]);
+  // Every machine gets its own identity and host key at clone time.
+  rmSync(join(building, 'etc/machine-id'), { force: true });
+  writeFileSync(join(building, 'etc/machine-id'), '');
+  for (const key of ['rsa', 'ecdsa', 'ed25519']) {
+    rmSync(join(building, `etc/ssh/ssh_host_${key}_key`), { force: true });
+    rmSync(join(building, `etc/ssh/ssh_host_${key}_key.pub`), { force: true });
+  }
+  writeFileSync(join(building, 'etc/ssh/sshd_config.d/10-homecloud-sandbox.conf'), 'HostKey /etc/ssh/ssh_host_ed25519_key\nPasswordAuthentication no\nUseDNS no\n');
+  for (const unit of masked) {
+    const link = join(building, 'etc/systemd/system', unit);
+    rmSync(link, { force: true });
+    run('ln', ['-s', '/dev/null', link]);
+  }
+  run('chroot', [building, 'systemctl', 'enable', 'systemd-networkd.service']);
+  writeFileSync(join(building, 'etc/apt/apt.conf.d/99-homecloud-sandbox'), 'APT::Install-Recommends "false";\n');
+  renameSync(building, root);
+  return root;
+}

@@ -1,0 +1,206 @@
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HomecloudError } from '../load/errors.ts';
+import { machineNamePattern, type Inventory } from '../load/inventory.ts';
+import { writeFileAtomic } from '../util/fs.ts';
+import { alive, run } from '../util/run.ts';
+import { ensureImage, imageKey } from './image.ts';
+import { boot, killAll, machineProcesses, nspawnProcesses, prepareMachine, stop, waitForSsh } from './machine.ts';
+import { SandboxPaths } from './paths.ts';
+import { checkPrerequisites } from './prerequisites.ts';
+import { Pool, type CloneMethod } from './storage.ts';
+
+interface MachineRecord {
+  index: number;
+  address: string;
+  pid: number;
+  started: string;
+  hostKey: string;
+}
+
+interface SandboxState {
+  method?: CloneMethod;
+  machines: Record<string, MachineRecord>;
+}
+
+export interface MachineStatus {
+  name: string;
+  address: string;
+  state: 'running' | 'stopped';
+  /** Seconds since it was started, when running. */
+  uptime?: number;
+  pid?: number;
+}
+
+/** Throwaway Debian machines with systemd as PID 1, for trying changes and for the end-to-end tests. */
+export class Sandbox {
+  readonly paths: SandboxPaths;
+  private readonly pool: Pool;
+
+  constructor(paths = new SandboxPaths(), private readonly log: (line: string) => void = () => {}) {
+    this.paths = paths;
+    this.pool = new Pool(paths);
+  }
+
+  /** Boot the named machines (already running ones are left alone); resolves when all accept SSH. */
+  async up(names: string[]): Promise<{ method: CloneMethod; started: string[] }> {
+    checkPrerequisites();
+    for (const name of names) {
+      if (!machineNamePattern.test(name) || name.length > 12) {
+        throw new HomecloudError(`"${name}" is not a sandbox machine name`, undefined, 'use letters, digits, "-" and "_", at most 12 characters');
+      }
+    }
+    mkdirSync(this.paths.home, { recursive: true, mode: 0o700 });
+    const state = this.read();
+    const image = ensureImage(this.paths.imageCache, this.log);
+    const method = this.pool.open();
+    state.method = method;
+    const base = this.pool.ensureBase(image, imageKey());
+    this.ensureKey();
+    this.ensureBridge();
+
+    const starting: { name: string; record: MachineRecord; log: string }[] = [];
+    for (const name of names) {
+      const known = state.machines[name];
+      if (known && alive(known.pid)) continue;
+      const index = known?.index ?? this.freeIndex(state);
+      const address = this.paths.address(index);
+      const root = this.pool.clone(base, name);
+      const hostKey = prepareMachine(root, { name, address, publicKey: readFileSync(`${this.paths.key}.pub`, 'utf8') });
+      const log = join(this.paths.logs, `${name}.console`);
+      const pid = boot(root, name, this.paths.bridge, log);
+      const record = { index, address, pid, started: new Date().toISOString(), hostKey };
+      state.machines[name] = record;
+      starting.push({ name, record, log });
+    }
+    this.write(state);
+    await Promise.all(starting.map(({ record, log }) => waitForSsh(record.address, record.pid, log)));
+    return { method, started: starting.map((s) => s.name) };
+  }
+
+  /** Stop and remove machines (all with no names); also cleans what a crashed run left. Idempotent. */
+  async down(names: string[] | 'all'): Promise<string[]> {
+    const state = this.read();
+    if (this.pool.mounted()) this.pool.method = state.method ?? 'btrfs snapshot';
+    else if (existsSync(this.paths.poolImage) && (names === 'all' || names.some((n) => state.machines[n]))) this.pool.open();
+    const targets = names === 'all' ? [...new Set([...Object.keys(state.machines), ...this.pool.machines()])] : names;
+    for (const name of targets) {
+      const root = this.paths.machineDir(name);
+      const pids = new Set([...nspawnProcesses(root), ...(state.machines[name] ? [state.machines[name].pid] : [])]);
+      await Promise.all([...pids].filter((pid) => pidIsNspawn(pid)).map((pid) => stop(pid)));
+      await killAll(machineProcesses(root));
+      this.pool.remove(root);
+      delete state.machines[name];
+    }
+    this.write(state);
+    if (Object.keys(state.machines).length === 0) {
+      this.removeBridge();
+      this.pool.close();
+    }
+    return targets;
+  }
+
+  list(): MachineStatus[] {
+    const state = this.read();
+    return Object.entries(state.machines)
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([name, record]) => {
+        const running = pidIsNspawn(record.pid);
+        return {
+          name,
+          address: record.address,
+          state: running ? 'running' : 'stopped',
+          ...(running ? { pid: record.pid, uptime: Math.round((Date.now() - Date.parse(record.started)) / 1000) } : {}),
+        };
+      });
+  }
+
+  /** ssh arguments (before the command) that reach a machine with the sandbox key and its recorded host key. */
+  sshArguments(name: string): string[] {
+    const record = this.read().machines[name];
+    if (!record) throw new HomecloudError(`there is no sandbox machine "${name}"`, undefined, 'homecloud sandbox ls lists them; homecloud sandbox up NAME starts one');
+    return [...sshOptions(this.paths), `root@${record.address}`];
+  }
+
+  /** The machines as an inventory the deploy commands can use. */
+  inventory(): Inventory {
+    return this.inventoryOf(this.read());
+  }
+
+  private read(): SandboxState {
+    try {
+      return JSON.parse(readFileSync(this.paths.state, 'utf8')) as SandboxState;
+    } catch {
+      return { machines: {} };
+    }
+  }
+
+  private write(state: SandboxState): void {
+    mkdirSync(this.paths.home, { recursive: true, mode: 0o700 });
+    writeFileAtomic(this.paths.state, JSON.stringify(state, null, 1) + '\n');
+    writeFileAtomic(this.paths.knownHosts, Object.values(state.machines).map((m) => m.hostKey).join('\n') + '\n');
+    writeFileAtomic(this.paths.inventory, JSON.stringify(this.inventoryOf(state), null, 1) + '\n');
+  }
+
+  private inventoryOf(state: SandboxState): Inventory {
+    const inventory: Inventory = {};
+    for (const [name, record] of Object.entries(state.machines)) inventory[name] = { host: record.address, user: 'root', options: sshOptions(this.paths) };
+    return inventory;
+  }
+
+  private freeIndex(state: SandboxState): number {
+    const used = new Set(Object.values(state.machines).map((m) => m.index));
+    let index = 1;
+    while (used.has(index)) index++;
+    if (index > 200) throw new HomecloudError('a sandbox holds at most 200 machines');
+    return index;
+  }
+
+  private ensureKey(): void {
+    if (!existsSync(this.paths.key)) run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'homecloud-sandbox', '-f', this.paths.key]);
+  }
+
+  private ensureBridge(): void {
+    const bridge = this.paths.bridge;
+    if (run('ip', ['link', 'show', bridge], { check: false }).status !== 0) {
+      run('ip', ['link', 'add', bridge, 'type', 'bridge']);
+      run('ip', ['addr', 'add', `${this.paths.hostAddress}/24`, 'dev', bridge]);
+    }
+    run('ip', ['link', 'set', bridge, 'up']);
+  }
+
+  private removeBridge(): void {
+    const bridge = this.paths.bridge;
+    if (run('ip', ['link', 'show', bridge], { check: false }).status !== 0) return;
+    // Veths a killed machine may have left on the bridge go first.
+    const ports = JSON.parse(run('ip', ['-j', 'link', 'show', 'master', bridge], { check: false }).stdout || '[]') as { ifname: string }[];
+    for (const port of ports) run('ip', ['link', 'delete', port.ifname], { check: false });
+    run('ip', ['link', 'delete', bridge]);
+  }
+}
+
+export function sshOptions(paths: SandboxPaths): string[] {
+  return [
+    '-i', paths.key,
+    '-o', 'IdentitiesOnly=yes',
+    '-o', `UserKnownHostsFile=${paths.knownHosts}`,
+    '-o', 'StrictHostKeyChecking=yes',
+    '-o', 'BatchMode=yes',
+    '-o', 'ConnectTimeout=5',
+    '-o', 'LogLevel=ERROR',
+  ];
+}
+
+/** A recorded PID only counts while it is still a systemd-nspawn (PIDs are reused). */
+function pidIsNspawn(pid: number): boolean {
+  if (!alive(pid)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'systemd-nspawn';
+  } catch {
+    return false;
+  }
+}
+
+export function removeSandboxHome(paths: SandboxPaths): void {
+  rmSync(paths.home, { recursive: true, force: true });
+}
