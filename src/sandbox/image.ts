@@ -14,11 +14,15 @@ export const imagePackages = [
 ];
 export const imageSuite = 'bookworm';
 
-/** Units that only slow a throwaway machine's boot. */
-const masked = ['apt-daily.timer', 'apt-daily-upgrade.timer', 'e2scrub_all.timer', 'fstrim.timer', 'man-db.timer', 'dpkg-db-backup.timer', 'nginx.service'];
+/** Units a throwaway container does not need (the network generator reads a kernel command line it has not got). */
+const masked = [
+  'apt-daily.timer', 'apt-daily-upgrade.timer', 'e2scrub_all.timer', 'fstrim.timer', 'man-db.timer', 'dpkg-db-backup.timer',
+  'systemd-network-generator.service', 'nginx.service',
+];
 
+/** Changes whenever the image would be made differently: suite, mirror, packages, masked units. */
 export function imageKey(): string {
-  return `${imageSuite}-${shortHash([imageSuite, mirror(), ...imagePackages].join(' '))}`;
+  return `${imageSuite}-${shortHash(['recipe 2', imageSuite, mirror(), ...imagePackages, ...masked].join(' '))}`;
 }
 
 /** The mirror the host's apt uses (machines are made from the same archive). */

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { HomecloudError } from '../load/errors.ts';
 import { lazyChildProcess } from '../util/lazy.ts';
 import { alive, run, sleep } from '../util/run.ts';
+import { enterCgroups, hostRunsSystemd } from './cgroups.ts';
 
 export interface MachineSetup {
   name: string;
@@ -37,17 +38,20 @@ export function prepareMachine(root: string, setup: MachineSetup): string {
 /** Set in every sandbox machine's init: finds a machine's processes even after its nspawn was killed. */
 const markerVariable = 'HOMECLOUD_SANDBOX_MACHINE';
 
-/** Boot a machine in systemd-nspawn, detached; returns the nspawn process's PID. */
-export function boot(root: string, name: string, bridge: string, logFile: string): number {
+/**
+ * Boot a machine in systemd-nspawn, detached; returns the nspawn process's
+ * PID. On a systemd host nspawn registers the machine and gets its own scope;
+ * elsewhere (--register=no --keep-unit) it is started inside `cgroups`.
+ */
+export function boot(root: string, name: string, bridge: string, logFile: string, cgroups: string[]): number {
   mkdirSync(join(logFile, '..'), { recursive: true });
   const log = openSync(logFile, 'w');
+  const nspawn = ['--quiet', `--directory=${root}`, `--machine=${name}`, '--boot', `--network-bridge=${bridge}`, '--console=passive', `--setenv=${markerVariable}=${root}`];
+  const [program, args] = hostRunsSystemd()
+    ? ['systemd-nspawn', nspawn]
+    : ['sh', ['-c', `${enterCgroups(cgroups)} && exec systemd-nspawn --register=no --keep-unit "$@"`, 'sh', ...nspawn]];
   try {
-    const child = lazyChildProcess().spawn(
-      'systemd-nspawn',
-      // --register=no --keep-unit: no machined needed, so hosts that do not run systemd work too.
-      ['--register=no', '--keep-unit', '--quiet', `--directory=${root}`, `--machine=${name}`, '--boot', `--network-bridge=${bridge}`, '--console=passive', `--setenv=${markerVariable}=${root}`],
-      { detached: true, stdio: ['ignore', log, log] },
-    );
+    const child = lazyChildProcess().spawn(program, args, { detached: true, stdio: ['ignore', log, log] });
     child.unref();
     if (!child.pid) throw new HomecloudError(`systemd-nspawn did not start for ${name}`, { file: logFile });
     return child.pid;

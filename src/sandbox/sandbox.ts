@@ -9,6 +9,7 @@ import { boot, killAll, machineProcesses, nspawnProcesses, prepareMachine, stop,
 import { SandboxPaths } from './paths.ts';
 import { checkPrerequisites } from './prerequisites.ts';
 import { Pool, type CloneMethod } from './storage.ts';
+import { hostRunsSystemd, machineCgroups, removeCgroups } from './cgroups.ts';
 
 interface MachineRecord {
   index: number;
@@ -68,7 +69,7 @@ export class Sandbox {
       const root = this.pool.clone(base, name);
       const hostKey = prepareMachine(root, { name, address, publicKey: readFileSync(`${this.paths.key}.pub`, 'utf8') });
       const log = join(this.paths.logs, `${name}.console`);
-      const pid = boot(root, name, this.paths.bridge, log);
+      const pid = boot(root, name, this.paths.bridge, log, this.cgroups(name));
       const record = { index, address, pid, started: new Date().toISOString(), hostKey };
       state.machines[name] = record;
       starting.push({ name, record, log });
@@ -89,6 +90,7 @@ export class Sandbox {
       const pids = new Set([...nspawnProcesses(root), ...(state.machines[name] ? [state.machines[name].pid] : [])]);
       await Promise.all([...pids].filter((pid) => pidIsNspawn(pid)).map((pid) => stop(pid)));
       await killAll(machineProcesses(root));
+      removeCgroups(this.cgroups(name));
       this.pool.remove(root);
       delete state.machines[name];
     }
@@ -146,6 +148,10 @@ export class Sandbox {
     const inventory: Inventory = {};
     for (const [name, record] of Object.entries(state.machines)) inventory[name] = { host: record.address, user: 'root', options: sshOptions(this.paths) };
     return inventory;
+  }
+
+  private cgroups(name: string): string[] {
+    return hostRunsSystemd() ? [] : machineCgroups(`${this.paths.bridge}-${name}`);
   }
 
   private freeIndex(state: SandboxState): number {

@@ -1,0 +1,65 @@
+import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { after } from 'node:test';
+import { SandboxPaths } from '../../src/sandbox/paths.ts';
+import { checkPrerequisites } from '../../src/sandbox/prerequisites.ts';
+import { Sandbox, sshOptions } from '../../src/sandbox/sandbox.ts';
+
+/**
+ * Sandbox machines for an end-to-end test file: booted once, reset cheaply
+ * (a fresh clone), and always removed when the file's tests end, failed or not.
+ * Each file gets its own sandbox (directory, bridge, subnet).
+ */
+export class TestSandbox {
+  readonly sandbox: Sandbox;
+
+  constructor(readonly name: string) {
+    this.sandbox = new Sandbox(new SandboxPaths(`/var/lib/homecloud/test-${name}-${process.pid}`));
+  }
+
+  get paths(): SandboxPaths {
+    return this.sandbox.paths;
+  }
+
+  up(names: string[]) {
+    return this.sandbox.up(names);
+  }
+
+  /** A machine as new: its clone is thrown away and made again from the base image. */
+  async reset(name: string): Promise<void> {
+    await this.sandbox.down([name]);
+    await this.sandbox.up([name]);
+  }
+
+  /** Run a shell command on a machine over SSH. */
+  ssh(name: string, command: string, extraOptions: string[] = []) {
+    const result = spawnSync('ssh', [...extraOptions, ...this.sandbox.sshArguments(name), command], { encoding: 'utf8' });
+    return { status: result.status, stdout: result.stdout.trim(), stderr: result.stderr.trim() };
+  }
+
+  sshOptions(): string[] {
+    return sshOptions(this.paths);
+  }
+
+  async destroy(): Promise<void> {
+    await this.sandbox.down('all');
+    rmSync(this.paths.home, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The suite's sandbox, removed after the file's tests; or, when the host
+ * cannot run sandbox machines, the reason (a failure under CI=true, where a
+ * missing prerequisite must never pass silently).
+ */
+export function testSandbox(name: string): { box?: TestSandbox; skip: string | false } {
+  try {
+    checkPrerequisites();
+  } catch (error) {
+    if (process.env.CI === 'true') throw error;
+    return { skip: `sandbox machines cannot run here: ${(error as Error).message}` };
+  }
+  const box = new TestSandbox(name);
+  after(() => box.destroy());
+  return { box, skip: false };
+}
