@@ -1,8 +1,10 @@
-// npm run bench [-- suite...]: benchmarks that print medians. Suites: build (default: all).
+// npm run bench [-- suite... [--image]]: benchmarks that print medians. Suites: build, sandbox (default: all).
+// --image also times making the sandbox base image from nothing (a minute or more).
 import { benchBuild } from './build.ts';
+import { benchSandbox } from './sandbox.ts';
 
-const suites: Record<string, () => Promise<unknown>> = { build: () => benchBuild() };
-const chosen = process.argv.slice(2);
+const suites: Record<string, () => Promise<unknown>> = { build: () => benchBuild(), sandbox: () => benchSandbox() };
+const chosen = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));
 for (const name of chosen.length ? chosen : Object.keys(suites)) {
   const suite = suites[name];
   if (!suite) {

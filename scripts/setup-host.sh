@@ -8,6 +8,13 @@ need=()
 command -v m4 >/dev/null || need+=(m4)
 command -v rsync >/dev/null || need+=(rsync)
 command -v shellcheck >/dev/null || need+=(shellcheck)
+# Sandbox machines (the end-to-end tests and `homecloud sandbox`).
+command -v systemd-nspawn >/dev/null || need+=(systemd-container)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v mkfs.btrfs >/dev/null || need+=(btrfs-progs)
+command -v ip >/dev/null || need+=(iproute2)
+command -v ssh >/dev/null || need+=(openssh-client)
+command -v losetup >/dev/null || need+=(mount)
 
 if ((${#need[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite. The walker-sensitive tests run first with the JavaScript
 # walker (what machines without a C compiler use; output shown on failure),
-# then the whole suite with the native walker.
+# then the whole suite with the native walker, and the end-to-end tests on
+# sandbox machines (root, systemd-nspawn and debootstrap: scripts/setup-host.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 walker_tests=(test/unit/quick.test.ts test/unit/incremental.test.ts test/unit/rules.test.ts test/unit/merge.test.ts test/unit/unreadable.test.ts)
@@ -10,4 +11,4 @@ if ! output=$(HOMECLOUD_NATIVE=0 node --import tsx --test "${walker_tests[@]}" 2
   echo "The JavaScript walker failed the tests above." >&2
   exit 1
 fi
-exec node --import tsx --test --test-concurrency=2 test/unit/*.test.ts
+exec node --import tsx --test --test-concurrency=2 test/unit/*.test.ts test/e2e/*.test.ts

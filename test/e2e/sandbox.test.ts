@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { machineCgroups } from '../../src/sandbox/cgroups.ts';
 import { runCli } from '../helpers/repo.ts';
 import { testSandbox } from '../helpers/sandbox.ts';
 
@@ -26,8 +27,10 @@ function leftovers() {
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((line) => line.includes(paths.home));
   const loops = spawnSync('losetup', ['--noheadings', '--associated', paths.poolImage], { encoding: 'utf8' }).stdout.trim();
   const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout;
+  const cgroups = machines.flatMap((name) => machineCgroups(`${paths.bridge}-${name}`)).filter((dir) => existsSync(dir));
   return {
     processes,
+    cgroups,
     mounts,
     loops: existsSync(paths.poolImage) ? loops : '',
     bridge: links.includes(`${paths.bridge}:`),
@@ -86,10 +89,10 @@ test('a machine whose nspawn is killed from outside is listed as stopped, and do
   assert.equal(box!.ssh('s2', 'systemctl is-system-running --wait').stdout, 'running');
 });
 
-test('down --all leaves no process, mount, loop device, bridge or veth behind, and is idempotent', { skip }, () => {
+test('down --all leaves no process, cgroup, mount, loop device, bridge or veth behind, and is idempotent', { skip }, () => {
   const first = runCli(['sandbox', 'down', '--all'], { env: env() });
   assert.equal(first.status, 0, first.stderr);
-  assert.deepEqual(leftovers(), { processes: [], mounts: [], loops: '', bridge: false, veths: [] });
+  assert.deepEqual(leftovers(), { processes: [], cgroups: [], mounts: [], loops: '', bridge: false, veths: [] });
   const again = runCli(['sandbox', 'down', '--all'], { env: env() });
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stdout, /no sandbox machines/);
@@ -100,4 +103,11 @@ test('without root, sandbox commands say so and how to fix it', { skip }, () => 
   assert.equal(run.status, 2);
   assert.match(run.stderr, /need root/);
   assert.match(run.stderr, /sudo homecloud sandbox up/);
+});
+
+test('missing host tools are named with the command that installs them', { skip }, () => {
+  const run = spawnSync(process.execPath, [`${process.cwd()}/bin/homecloud.cjs`, 'sandbox', 'up', 'x'], { encoding: 'utf8', env: { ...process.env, ...env(), PATH: '/nonexistent' } });
+  assert.equal(run.status, 2);
+  assert.match(run.stderr, /missing host tools for sandbox machines: systemd-container, debootstrap, btrfs-progs, iproute2, openssh-client/);
+  assert.match(run.stderr, /apt-get install systemd-container debootstrap btrfs-progs iproute2 openssh-client/);
 });
