@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HomecloudError } from '../load/errors.ts';
 import { machineNamePattern, type Inventory } from '../load/inventory.ts';
@@ -207,6 +207,3 @@ function pidIsNspawn(pid: number): boolean {
   }
 }
 
-export function removeSandboxHome(paths: SandboxPaths): void {
-  rmSync(paths.home, { recursive: true, force: true });
-}
