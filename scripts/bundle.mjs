@@ -16,6 +16,8 @@ const lazy = {
   'src/cli/commands/explain.ts': 'explain',
   'src/load/validate.ts': 'validate',
   'src/cli/commands/sandbox.ts': 'sandbox',
+  'src/cli/commands/facts.ts': 'facts',
+  'src/cli/commands/exec.ts': 'exec',
 };
 
 const separateBundles = {

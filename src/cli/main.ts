@@ -9,6 +9,8 @@ export interface GlobalOptions {
   repo?: string;
   json: boolean;
   verbose: boolean;
+  /** Reach the sandbox machines of the same names instead of inventory.json's. */
+  sandbox?: boolean;
 }
 
 type Action = (args: string[], options: GlobalOptions & Record<string, unknown>) => Promise<number>;
@@ -38,6 +40,7 @@ const program = new Command('homecloud')
   .option('-C, --repo <dir>', 'the cloud repository (default: the one containing the current directory)')
   .option('--json', 'print machine-readable JSON instead of text')
   .option('-v, --verbose', 'say more (for build: which machine files override layer files)')
+  .option('--sandbox', "reach the sandbox machines of the same names (homecloud sandbox up) instead of inventory.json's hosts")
   .showHelpAfterError('(add --help for usage)')
   // Commander exits 1 on a usage error, but 1 means "a machine failed" here (inherited by the commands).
   .exitOverride((error) => process.exit(error.exitCode === 0 ? exitStatus.ok : exitStatus.usage))
@@ -50,6 +53,20 @@ program
   .argument('[machine...]', 'machines to build')
   .addHelpText('after', '\nOnly what changed is rebuilt; unchanged outputs keep their mtime.\nOutput: var/build/<machine>/tree and var/build/<machine>/manifest.json.')
   .action(run(() => import('./commands/build.ts')));
+
+program
+  .command('facts')
+  .description('read the probe facts (ENV_HOSTNAME, ENV_NPROC, ...) of machines over SSH and cache them under var/facts/')
+  .argument('[machine...]', 'machines to probe (all when none is named)')
+  .option('--refresh', 'probe machines whose facts are already cached too')
+  .action(run(() => import('./commands/facts.ts')));
+
+program
+  .command('exec')
+  .description('run a command on machines in parallel; output lines start with the machine name')
+  .argument('<machine...>', 'the machines, then -- and the command')
+  .addHelpText('after', '\nExample: homecloud exec nas media -- systemctl --failed')
+  .action(run(() => import('./commands/exec.ts')));
 
 program
   .command('ls')

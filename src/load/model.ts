@@ -1,4 +1,4 @@
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { statSignature } from '../util/fs.ts';
 import { HomecloudError, describeSystemError } from './errors.ts';
 import { machineNamePattern, withDefaults, type Inventory, type InventoryEntry } from './inventory.ts';
@@ -20,6 +20,8 @@ export interface Model {
   inventory: Inventory;
   /** Every machine: directories under machines/ and inventory entries, sorted. */
   machines: string[];
+  /** With --sandbox: machines the sandbox has not booted (never reached through inventory.json instead). */
+  notInSandbox: Set<string>;
 }
 
 export async function loadModel(repo: RepoPaths, cache: DocumentCache = noCache): Promise<Model> {
@@ -31,15 +33,40 @@ export async function loadModel(repo: RepoPaths, cache: DocumentCache = noCache)
       })
     : defaultSettings;
   const inventorySignature = signatureOf(repo.inventoryFile);
-  const inventory = inventorySignature
+  const given: Inventory = inventorySignature
     ? await cache.document(repo.inventoryFile, inventorySignature, async () => {
         const { validateInventory } = await import('./validate.ts');
         return validateInventory(readJsonFile(repo.inventoryFile, repo.display(repo.inventoryFile)));
       })
     : {};
-  const machines = new Set(Object.keys(inventory));
+  const machines = new Set(Object.keys(given));
   for (const name of machineDirectories(repo)) machines.add(name);
-  return { repo, settings, inventory, machines: [...machines].sort() };
+  // A copy: the cached document must not take the sandbox's entries. The sandbox reaches the repository's machines only.
+  const inventory: Inventory = { ...given };
+  const notInSandbox = new Set<string>();
+  if (repo.sandboxInventory) {
+    const sandbox = sandboxEntries(repo.sandboxInventory);
+    for (const name of machines) {
+      if (sandbox[name]) inventory[name] = sandbox[name];
+      else notInSandbox.add(name);
+    }
+  }
+  return { repo, settings, inventory, machines: [...machines].sort(), notInSandbox };
+}
+
+/** The machines a sandbox has booted (homecloud sandbox up), as inventory entries. */
+function sandboxEntries(path: string): Inventory {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Inventory;
+  } catch {
+    throw new HomecloudError('no sandbox machines are running', { file: path }, 'start them with: homecloud sandbox up NAME...');
+  }
+}
+
+/** The error for a machine that --sandbox cannot reach, if it is one. */
+export function sandboxProblem(model: Model, machine: string): HomecloudError | undefined {
+  if (!model.notInSandbox.has(machine)) return undefined;
+  return new HomecloudError(`${machine} is not running in the sandbox`, undefined, `start it with: homecloud sandbox up ${machine}`);
 }
 
 export function inventoryEntry(model: Model, machine: string): InventoryEntry {

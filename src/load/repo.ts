@@ -13,6 +13,8 @@ export class RepoPaths {
   readonly probeCache: string;
   readonly settingsFile: string;
   readonly inventoryFile: string;
+  /** With --sandbox: the sandbox's inventory, which overrides inventory.json for the machines it has. */
+  sandboxInventory?: string;
 
   constructor(
     readonly root: string,

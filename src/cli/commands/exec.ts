@@ -1,0 +1,43 @@
+import pLimit from 'p-limit';
+import { HomecloudError } from '../../load/errors.ts';
+import { inventoryEntry, loadModel, sandboxProblem, selectMachines } from '../../load/model.ts';
+import { colors, exitStatus } from '../../report/output.ts';
+import { describeSshFailure, runScript } from '../../transport/ssh.ts';
+import { repoFrom } from '../context.ts';
+import type { GlobalOptions } from '../main.ts';
+
+export async function run(args: string[], options: GlobalOptions): Promise<number> {
+  const dash = process.argv.indexOf('--');
+  const command = dash >= 0 ? process.argv.slice(dash + 1) : [];
+  const names = args.slice(0, args.length - command.length);
+  if (command.length === 0 || names.length === 0) {
+    throw new HomecloudError('name machines, then -- and the command', undefined, 'e.g. homecloud exec nas media -- systemctl --failed');
+  }
+  const model = await loadModel(repoFrom(options));
+  const machines = selectMachines(model, names);
+  const limit = pLimit(model.settings.jobs);
+  const width = Math.max(...machines.map((m) => m.length));
+  const results = await Promise.all(
+    machines.map((machine) =>
+      limit(async () => {
+        const problem = sandboxProblem(model, machine);
+        if (problem) {
+          if (!options.json) process.stderr.write(`${colors.red('error:')} ${machine}: ${problem.message}\n  ${problem.hint}\n`);
+          return { machine, status: 255, stdout: '', stderr: problem.message };
+        }
+        const target = { machine, entry: inventoryEntry(model, machine) };
+        const result = await runScript(target, command.join(' '));
+        const prefix = `${machine.padEnd(width)} | `;
+        const lines = (text: string) => text.split('\n').filter((line, i, all) => line !== '' || i < all.length - 1);
+        if (options.json) return { machine, status: result.status, stdout: result.stdout, stderr: result.stderr };
+        for (const line of lines(result.stdout)) process.stdout.write(`${colors.dim(prefix)}${line}\n`);
+        for (const line of lines(result.stderr)) process.stderr.write(`${colors.dim(prefix)}${line}\n`);
+        if (result.status === 255) process.stderr.write(`${colors.red('error:')} ${machine}: ${describeSshFailure(target, result.stderr)}\n`);
+        else if (result.status !== 0) process.stderr.write(`${colors.red('error:')} ${machine}: exit status ${result.status}\n`);
+        return { machine, status: result.status };
+      }),
+    ),
+  );
+  if (options.json) process.stdout.write(JSON.stringify({ machines: results }) + '\n');
+  return results.some((r) => r.status !== 0) ? exitStatus.machineFailed : exitStatus.ok;
+}

@@ -1,0 +1,78 @@
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { InventoryEntry } from '../load/inventory.ts';
+import { lazyChildProcess } from '../util/lazy.ts';
+
+/** How to reach one machine: its inventory entry. */
+export interface Target {
+  machine: string;
+  entry: InventoryEntry;
+}
+
+export interface RemoteResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Where ssh keeps its control sockets: one master connection per machine,
+ * shared by every command and by rsync. Short, because a unix socket path
+ * has a length limit.
+ */
+export function controlDir(): string {
+  const dir = join(process.env.XDG_RUNTIME_DIR ?? tmpdir(), `homecloud-ssh-${process.getuid?.() ?? 0}`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+/** OpenSSH's arguments for a target, up to and including user@host; the user's own ssh config, agent and known_hosts apply. */
+export function sshArguments(target: Target): string[] {
+  return [
+    '-o', 'ControlMaster=auto',
+    '-o', `ControlPath=${join(controlDir(), '%C')}`,
+    '-o', 'ControlPersist=60',
+    '-o', 'BatchMode=yes',
+    '-o', 'ConnectTimeout=10',
+    '-o', 'ServerAliveInterval=5',
+    '-o', 'ServerAliveCountMax=3',
+    ...target.entry.options,
+    `${target.entry.user}@${target.entry.host}`,
+  ];
+}
+
+/** Run a bash script on a target, over the shared connection; `input` becomes the script's standard input. */
+export function runScript(target: Target, script: string, input?: string): Promise<RemoteResult> {
+  return new Promise((resolve) => {
+    const child = lazyChildProcess().spawn('ssh', [...sshArguments(target), `bash -c ${shellQuote(script)}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+    child.on('error', (error) => resolve({ status: 255, stdout: '', stderr: error.message }));
+    child.on('close', (code) => resolve({ status: code ?? 255, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
+    child.stdin.end(input ?? '');
+  });
+}
+
+/** One word for a POSIX shell. */
+export function shellQuote(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+/** What an ssh failure means, in words a user can act on. */
+export function describeSshFailure(target: Target, stderr: string): string {
+  const { host } = target.entry;
+  if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/i.test(stderr)) {
+    return `the host key of ${host} is not the one in known_hosts: refused. If the machine was reinstalled, remove its old key with: ssh-keygen -R ${host}`;
+  }
+  if (/Permission denied/i.test(stderr)) return `${host} refused the login (${stderr.trim().split('\n').pop()}): check the key and user in inventory.json`;
+  if (/Connection refused|timed out|No route to host|Could not resolve/i.test(stderr)) return `cannot reach ${host}: ${stderr.trim().split('\n').pop()}`;
+  return stderr.trim().split('\n').slice(-3).join('; ') || 'ssh failed';
+}
+
+/** End the shared master connection of a target, if there is one (the next command connects, and checks the host key, anew). */
+export function closeConnection(target: Target): void {
+  lazyChildProcess().spawnSync('ssh', ['-O', 'exit', ...sshArguments(target)], { stdio: 'ignore' });
+}
