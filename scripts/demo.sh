@@ -1,28 +1,45 @@
 #!/usr/bin/env bash
-# The demo: homecloud's main job on its bundled example repository.
+# The demo: homecloud's main job on its bundled example repository, against
+# sandbox machines booted on this host.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-homecloud() { node bin/homecloud.cjs "$@"; }
+project=$PWD
+homecloud() { node "$project/bin/homecloud.cjs" "$@"; }
+step() { printf '\n== %s\n$ homecloud %s\n' "$1" "${*:2}"; }
 
 work=$(mktemp -d /tmp/homecloud-demo.XXXXXX)
 cp -r examples/homelab/. "$work/"
 rm -rf "$work/var"
+export HOMECLOUD_SANDBOX=/var/lib/homecloud/demo
+cd "$work"
 echo "== The example cloud repository (a copy in $work)"
-(cd "$work" && find . -path ./var -prune -o -type f -print | sort | head -40)
+find . -path ./var -prune -o -type f -print | sort | head -40
 
-step() { printf '\n== %s\n$ %s\n' "$1" "${*:2}"; }
+step "Machines and their layers" ls
+homecloud ls
+step "Build every machine's tree" build
+homecloud build
+step "Build again: nothing changed, nothing is written" build
+homecloud build
+step "Where did a file come from?" explain nas /usr/local/opt/hello/greeting.txt
+homecloud explain nas /usr/local/opt/hello/greeting.txt
+step "A machine's own file overrides the layer's" explain media /usr/local/opt/hello/greeting.txt
+homecloud explain media /usr/local/opt/hello/greeting.txt
+sed -i 's/"Good morning"/"Good evening"/' facts/nas.json
+step "Change a fact of nas: only nas is rebuilt" build
+homecloud build
+step "Boot the three machines as sandbox machines (real systemd, copy-on-write clones)" sandbox up gateway nas media
+homecloud sandbox up gateway nas media
+step "Read their facts over SSH (one round trip each)" --sandbox facts
+homecloud --sandbox facts
+step "Run a command on all of them" --sandbox exec gateway nas media -- systemctl is-system-running
+homecloud --sandbox exec gateway nas media -- systemctl is-system-running
 
-step "Machines and their layers" homecloud ls
-homecloud -C "$work" ls
-step "Build every machine's tree" homecloud build
-homecloud -C "$work" build
-step "Build again: nothing changed, nothing is written" homecloud build
-homecloud -C "$work" build
-step "Where did a file come from?" homecloud explain nas /usr/local/opt/hello/greeting.txt
-homecloud -C "$work" explain nas /usr/local/opt/hello/greeting.txt
-step "A machine's own file overrides the layer's" homecloud explain media /usr/local/opt/hello/greeting.txt
-homecloud -C "$work" explain media /usr/local/opt/hello/greeting.txt
-sed -i 's/"Good morning"/"Good evening"/' "$work/facts/nas.json"
-step "Change a fact of nas: only nas is rebuilt" homecloud build
-homecloud -C "$work" build
-printf '\nThe built tree of nas is in %s/var/build/nas/tree; try: homecloud -C %s explain nas /usr/local/etc/default/hello.env\n' "$work" "$work"
+cat <<NEXT
+
+The built tree of nas is in $work/var/build/nas/tree. Try next:
+  cd $work
+  HOMECLOUD_SANDBOX=$HOMECLOUD_SANDBOX node $project/bin/homecloud.cjs sandbox ssh nas
+  node $project/bin/homecloud.cjs explain nas /usr/local/etc/default/hello.env
+When done: HOMECLOUD_SANDBOX=$HOMECLOUD_SANDBOX node $project/bin/homecloud.cjs sandbox down --all
+NEXT
