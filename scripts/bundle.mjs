@@ -18,6 +18,7 @@ const lazy = {
   'src/cli/commands/sandbox.ts': 'sandbox',
   'src/cli/commands/facts.ts': 'facts',
   'src/cli/commands/exec.ts': 'exec',
+  'src/cli/commands/deploy.ts': 'deploy',
 };
 
 const separateBundles = {

@@ -55,6 +55,13 @@ program
   .action(run(() => import('./commands/build.ts')));
 
 program
+  .command('deploy')
+  .description('build, then bring machines to their trees: transfer what changed, reconcile units, keep a generation')
+  .argument('[machine...]', 'machines to deploy (all when none is named)')
+  .addHelpText('after', '\nOnly changed files travel; unchanged ones are hard links to the current generation.\nA deploy with nothing to do transfers nothing and restarts nothing.')
+  .action(run(() => import('./commands/deploy.ts')));
+
+program
   .command('facts')
   .description('read the probe facts (ENV_HOSTNAME, ENV_NPROC, ...) of machines over SSH and cache them under var/facts/')
   .argument('[machine...]', 'machines to probe (all when none is named)')

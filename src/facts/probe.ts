@@ -28,7 +28,10 @@ has() { command -v "$1" >/dev/null 2>&1 && echo yes || echo no; }
 fact HC_SYSTEMD "$([ -d /run/systemd/system ] && echo yes || echo no)"
 fact HC_APT "$(has apt-get)"
 fact HC_RSYNC "$(has rsync)"
+fact HC_PACKAGES "$(dpkg-query -W -f='${'$'}{db:Status-Status} ${'$'}{Package}\n' 2>/dev/null | awk '$1 == "installed" { printf "%s ", $2 }')"
+# What is in place: a failed apply's files when there was one since the last commit.
 manifest=/var/lib/homecloud/generations/current/manifest.json
+[ -f /var/lib/homecloud/generations/failed/manifest.json ] && manifest=/var/lib/homecloud/generations/failed/manifest.json
 [ -f "$manifest" ] && fact HC_MANIFEST "$(base64 -w0 "$manifest")"
 exit 0
 `;
@@ -39,6 +42,8 @@ export interface ProbeOutcome {
   error?: HomecloudError;
   /** The target's current generation manifest (JSON text), when it has one. */
   manifest?: string;
+  /** Debian packages installed on the target. */
+  packages?: Set<string>;
   milliseconds: number;
 }
 
@@ -71,5 +76,5 @@ export async function probe(repo: RepoPaths, target: Target): Promise<ProbeOutco
   writeFileSync(probeCachePath(repo, target.machine), JSON.stringify(record, null, 1) + '\n');
   const manifest = offers.HC_MANIFEST ? Buffer.from(offers.HC_MANIFEST, 'base64').toString('utf8') : undefined;
   writeFileSync(probeCachePath(repo, target.machine).replace(/\.json$/, '.manifest.json'), manifest ?? '');
-  return { ...outcome, facts, manifest };
+  return { ...outcome, facts, manifest, packages: new Set((offers.HC_PACKAGES ?? '').split(' ').filter(Boolean)) };
 }

@@ -1,0 +1,108 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Manifest } from '../build/manifest.ts';
+import { machineOutput } from '../build/builder.ts';
+import { parseTriggers, triggersFile } from '../build/declared.ts';
+import { probe } from '../facts/probe.ts';
+import { HomecloudError } from '../load/errors.ts';
+import type { RepoPaths } from '../load/repo.ts';
+import { reconcile, type Plan } from '../plan/reconcile.ts';
+import { describeSshFailure, runScript, sshArguments, type Target } from '../transport/ssh.ts';
+import { lazyChildProcess } from '../util/lazy.ts';
+import { applyScript, generationsDir } from './script.ts';
+
+export interface DeployResult {
+  machine: string;
+  status: 'unchanged' | 'deployed' | 'failed';
+  plan?: Plan;
+  generation?: number;
+  error?: HomecloudError;
+  /** The unhealthy units' status and journal lines, when the apply failed. */
+  details?: string;
+  milliseconds: number;
+}
+
+/** Plan a machine against its live state: one probe round trip gives its current manifest and packages. */
+export async function planMachine(repo: RepoPaths, target: Target) {
+  const probed = await probe(repo, target);
+  if (probed.error) throw probed.error;
+  const previous = probed.manifest ? (JSON.parse(probed.manifest) as Manifest) : undefined;
+  const output = machineOutput(repo, target.machine);
+  const next = JSON.parse(readFileSync(output.manifest, 'utf8')) as Manifest;
+  const read = (path: string) => readFileSync(join(output.tree, path), 'utf8');
+  const triggers = Object.keys(next.entries)
+    .filter((path) => triggersFile.test(path) && next.entries[path]!.type === 'file')
+    .flatMap((path) => parseTriggers(read(path), path));
+  const plan = reconcile(previous, next, read, triggers);
+  const installed = probed.packages ?? new Set<string>();
+  const install = next.packages.install.filter((name) => !installed.has(name));
+  const purge = next.packages.purge.filter((name) => installed.has(name));
+  return { previous, next, plan, install, purge, output };
+}
+
+/** Build output -> staging generation on the target (unchanged files hard-linked to the current one) -> one apply script. */
+export async function deployMachine(repo: RepoPaths, target: Target, options: { keep: number; commit?: string }): Promise<DeployResult> {
+  const started = Date.now();
+  const result: DeployResult = { machine: target.machine, status: 'unchanged', milliseconds: 0 };
+  try {
+    const { previous, next, plan, install, purge, output } = await planMachine(repo, target);
+    result.plan = plan;
+    const nothing = plan.added.length + plan.changed.length + plan.removed.length + install.length + purge.length === 0 && plan.units.length === 0;
+    if (nothing) return result;
+    await transfer(target, output.tree, output.manifest);
+    const script = applyScript({
+      plan,
+      next: next.entries,
+      previous: previous?.entries ?? {},
+      install,
+      purge,
+      keep: options.keep,
+      meta: { date: new Date().toISOString(), by: process.env.SUDO_USER ?? process.env.USER ?? 'root', commit: options.commit ?? '' },
+    });
+    const applied = await runScript(target, script);
+    const generation = /^generation (\d+)$/m.exec(applied.stdout)?.[1];
+    if (applied.status !== 0 || !generation) {
+      result.status = 'failed';
+      const unhealthy = [...applied.stdout.matchAll(/^unhealthy (.+)$/gm)].map((m) => m[1]);
+      const phase = [...applied.stdout.matchAll(/^phase (.+)$/gm)].pop()?.[1];
+      result.error = new HomecloudError(
+        unhealthy.length ? `unhealthy after the change: ${unhealthy.join(', ')}` : applied.status === 255 ? describeSshFailure(target, applied.stderr) : `applying failed in phase ${phase ?? 'start'}: ${applied.stderr.trim().split('\n').slice(-3).join('; ')}`,
+        { file: target.machine },
+      );
+      result.details = applied.stdout.split('\n').filter((line) => line.startsWith('  ')).join('\n');
+      return result;
+    }
+    result.status = 'deployed';
+    result.generation = Number(generation);
+  } catch (error) {
+    result.status = 'failed';
+    result.error = error instanceof HomecloudError ? error : new HomecloudError(String((error as Error).message ?? error), { file: target.machine });
+  } finally {
+    result.milliseconds = Date.now() - started;
+  }
+  return result;
+}
+
+/** rsync the tree into a staging generation; unchanged files become hard links to the current generation's. */
+function transfer(target: Target, tree: string, manifest: string): Promise<void> {
+  const ssh = ['ssh', ...sshArguments(target).slice(0, -1)].map((arg) => (/\s/.test(arg) ? `'${arg}'` : arg)).join(' ');
+  const destination = `${target.entry.user}@${target.entry.host}`;
+  const staging = `${generationsDir}/staging`;
+  const rsync = (args: string[]) =>
+    new Promise<void>((resolve, reject) => {
+      const child = lazyChildProcess().spawn('rsync', ['-e', ssh, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const err: Buffer[] = [];
+      child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+      child.on('error', reject);
+      child.on('close', (code) =>
+        code === 0 ? resolve() : reject(new HomecloudError(`transfer failed (rsync exit status ${code}): ${Buffer.concat(err).toString().trim().split('\n').slice(-2).join('; ')}`, { file: target.machine })),
+      );
+    });
+  // --rsync-path makes the staging directory first; --link-dest is relative to the destination directory.
+  return rsync([
+    '-a', '--delete',
+    `--rsync-path=mkdir -p ${staging} && rsync`,
+    `--link-dest=${generationsDir}/current/tree`,
+    `${tree}/`, `${destination}:${staging}/tree/`,
+  ]).then(() => rsync(['-a', manifest, `${destination}:${staging}/manifest.json`]));
+}

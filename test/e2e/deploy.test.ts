@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { projectRoot, runCli, writeFiles } from '../helpers/repo.ts';
+import { testSandbox } from '../helpers/sandbox.ts';
+
+const { box, skip } = testSandbox('deploy');
+const repo = mkdtempSync(join(tmpdir(), 'homecloud-deploy-'));
+after(() => rmSync(repo, { recursive: true, force: true }));
+cpSync(join(projectRoot, 'examples/homelab'), repo, { recursive: true, verbatimSymlinks: true, filter: (source) => !source.includes('/var') });
+const cli = (args: string[]) => runCli(['-C', repo, '--sandbox', ...args], { env: { HOMECLOUD_SANDBOX: box?.paths.home ?? '' } });
+const on = (machine: string, command: string) => box!.ssh(machine, command).stdout;
+const invocations = (machine: string) => on(machine, 'systemctl show -p Id -p InvocationID hello.service ssh.service systemd-journald.service');
+
+test('the first deploy brings units up; a second deploy sends nothing and touches nothing', { skip }, async () => {
+  await box!.up(['gateway', 'nas', 'media']);
+  const first = cli(['deploy']);
+  assert.equal(first.status, 0, first.stderr + first.stdout);
+  assert.match(first.stdout, /^nas\s+generation 1: \d+ added, 0 changed, 0 removed; start hello\.service, start tick@homecloud\.timer/m);
+  assert.equal(on('nas', 'systemctl is-active hello.service tick@homecloud.timer'), 'active\nactive');
+  assert.equal(on('media', 'cat /usr/local/opt/hello/greeting.txt'), 'The media machine says hi (its own file overrides the layer template).');
+  const before = invocations('nas');
+  const second = cli(['deploy']);
+  assert.equal(second.status, 0, second.stderr);
+  assert.match(second.stdout, /Nothing to do: every machine is as its tree says\./);
+  assert.equal(invocations('nas'), before, 'no unit was restarted');
+  assert.equal(on('nas', 'cat /var/lib/homecloud/generations/last; ls /var/lib/homecloud/generations'), '1\n1\ncurrent\nlast', 'no new generation, no staging left');
+});
+
+test('a changed file that a unit binds restarts that unit only', { skip }, () => {
+  const before = invocations('nas').split('\n');
+  writeFiles(repo, { 'facts/nas.json': '{"ENV_GREETING": "Good night", "ENV_DISKS": ["sda"], "ENV_HELLO_INTERVAL": 30}' });
+  const deploy = cli(['deploy']);
+  assert.equal(deploy.status, 0, deploy.stderr);
+  assert.match(deploy.stdout, /^nas\s+generation 2: 0 added, 1 changed, 0 removed; restart hello\.service/m);
+  assert.match(deploy.stdout, /^media\s+nothing to do/m);
+  const after = invocations('nas').split('\n');
+  const changedIds = after.filter((line, i) => line !== before[i]);
+  assert.equal(changedIds.length, 1, 'exactly one invocation changed');
+  assert.equal(on('nas', 'head -1 /usr/local/opt/hello/greeting.txt'), 'Good night from nas!');
+});
+
+test('removing a layer removes its files, stops its units and restores what was there before', { skip }, () => {
+  box!.ssh('gateway', 'echo original > /usr/local/bin/sysinfo.keep');
+  // A file homecloud takes over: it existed on the machine before the first deploy of this path.
+  box!.ssh('media', 'mkdir -p /usr/local/bin && echo "the machine\'s own" > /usr/local/bin/sysinfo');
+  writeFiles(repo, { 'machines/media/usr/local/opt/initd/layers/10-layers.txt': '+ hello\n+ tools\n' });
+  assert.equal(cli(['deploy', 'media']).status, 0);
+  assert.equal(on('media', 'systemctl is-active tick@homecloud.timer; head -2 /usr/local/bin/sysinfo | tail -1'), 'active\n# One line about this machine.');
+  writeFiles(repo, { 'machines/media/usr/local/opt/initd/layers/10-layers.txt': '+ hello\n' });
+  const removed = cli(['deploy', 'media']);
+  assert.equal(removed.status, 0, removed.stderr);
+  assert.match(removed.stdout, /stop tick@homecloud\.timer/);
+  assert.equal(on('media', 'systemctl is-active tick@homecloud.timer; cat /usr/local/bin/sysinfo; ls /usr/local/lib/systemd/system'), 'inactive\nthe machine\'s own\nhello.service\nmulti-user.target.wants');
+});
+
+test('a change that makes a unit fail fails that machine with the unit\'s journal; the others deploy', { skip }, () => {
+  const script = readFileSync(join(repo, 'layers/hello/usr/local/bin/hello'), 'utf8');
+  writeFiles(repo, { 'layers/hello/usr/local/bin/hello': { content: '#!/bin/bash\necho "hello is broken on purpose" >&2\nexit 7\n', mode: 0o755 }, 'machines/gateway/etc/motd.homecloud': 'gateway changed\n' });
+  try {
+    const deploy = cli(['deploy']);
+    assert.equal(deploy.status, 1, deploy.stdout + deploy.stderr);
+    assert.match(deploy.stdout, /^gateway\s+generation \d+/m);
+    assert.match(deploy.stderr, /nas: unhealthy after the change: hello\.service/);
+    assert.match(deploy.stderr, /hello is broken on purpose/);
+    assert.notEqual(on('nas', 'cat /var/lib/homecloud/generations/last'), '3', 'no generation was committed on nas');
+  } finally {
+    writeFileSync(join(repo, 'layers/hello/usr/local/bin/hello'), script);
+  }
+  const repaired = cli(['deploy']);
+  assert.equal(repaired.status, 0, repaired.stderr);
+  assert.equal(on('nas', 'systemctl is-active hello.service'), 'active');
+});
