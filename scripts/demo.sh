@@ -32,8 +32,15 @@ step "Boot the three machines as sandbox machines (real systemd, copy-on-write c
 homecloud sandbox up gateway nas media
 step "Read their facts over SSH (one round trip each)" --sandbox facts
 homecloud --sandbox facts
-step "Run a command on all of them" --sandbox exec gateway nas media -- systemctl is-system-running
-homecloud --sandbox exec gateway nas media -- systemctl is-system-running
+step "Deploy: transfer the trees, start what they enable" --sandbox deploy
+homecloud --sandbox deploy
+step "Deploy again: nothing to do, nothing sent, nothing restarted" --sandbox deploy
+homecloud --sandbox deploy
+sed -i 's/"Good evening"/"Good night"/' facts/nas.json
+step "Change nas's greeting: only hello.service on nas restarts" --sandbox deploy
+homecloud --sandbox deploy
+step "Run a command on all of them" --sandbox exec nas media -- cat /usr/local/opt/hello/greeting.txt
+homecloud --sandbox exec nas media -- cat /usr/local/opt/hello/greeting.txt
 
 cat <<NEXT
 
