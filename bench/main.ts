@@ -1,9 +1,10 @@
-// npm run bench [-- suite... [--image]]: benchmarks that print medians. Suites: build, sandbox (default: all).
+// npm run bench [-- suite... [--image]]: benchmarks that print medians. Suites: build, sandbox, deploy (default: all).
 // --image also times making the sandbox base image from nothing (a minute or more).
 import { benchBuild } from './build.ts';
+import { benchDeploy } from './deploy.ts';
 import { benchSandbox } from './sandbox.ts';
 
-const suites: Record<string, () => Promise<unknown>> = { build: () => benchBuild(), sandbox: () => benchSandbox() };
+const suites: Record<string, () => Promise<unknown>> = { build: () => benchBuild(), sandbox: () => benchSandbox(), deploy: () => benchDeploy() };
 const chosen = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));
 for (const name of chosen.length ? chosen : Object.keys(suites)) {
   const suite = suites[name];
