@@ -94,8 +94,12 @@ if [ -f /usr/local/opt/initd/Makefile ]; then make -s -C /usr/local/opt/initd; f
 
 phase units
 # try-: a stopped unit stays stopped; a failed one (say, by the change before) is meant to run, and restarts.
-for unit in "\${restart[@]}"; do if systemctl is-failed --quiet "$unit"; then systemctl restart "$unit"; else systemctl try-restart "$unit"; fi; done
-for unit in "\${reload[@]}"; do if systemctl is-failed --quiet "$unit"; then systemctl restart "$unit"; else systemctl try-reload-or-restart "$unit"; fi; done
+failed_before=" $(systemctl list-units --state=failed --plain --no-legend 2>/dev/null | awk '{ printf "%s ", $1 }')"
+# A deliberate restart is not a crash loop: clear the start rate limit (and the failed state) first.
+for unit in "\${restart[@]}" "\${reload[@]}" "\${start[@]}"; do [[ $unit == *'*'* ]] || systemctl reset-failed "$unit" 2>/dev/null || true; done
+was_failed() { [[ " $failed_before " == *" $1 "* ]]; }
+for unit in "\${restart[@]}"; do if was_failed "$unit"; then systemctl restart "$unit"; else systemctl try-restart "$unit"; fi; done
+for unit in "\${reload[@]}"; do if was_failed "$unit"; then systemctl restart "$unit"; else systemctl try-reload-or-restart "$unit"; fi; done
 for unit in "\${start[@]}"; do systemctl start --no-block "$unit"; done
 
 phase health
