@@ -19,6 +19,7 @@ const lazy = {
   'src/cli/commands/facts.ts': 'facts',
   'src/cli/commands/exec.ts': 'exec',
   'src/cli/commands/deploy.ts': 'deploy',
+  'src/cli/commands/plan.ts': 'plan',
 };
 
 const separateBundles = {

@@ -55,6 +55,12 @@ program
   .action(run(() => import('./commands/build.ts')));
 
 program
+  .command('plan')
+  .description('what deploy would do on each machine: files added, changed, removed; packages; every unit action and why')
+  .argument('[machine...]', 'machines to plan (all when none is named)')
+  .action(run(() => import('./commands/plan.ts')));
+
+program
   .command('deploy')
   .description('build, then bring machines to their trees: transfer what changed, reconcile units, keep a generation')
   .argument('[machine...]', 'machines to deploy (all when none is named)')

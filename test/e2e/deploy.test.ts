@@ -83,3 +83,15 @@ test('many changes in a row restart a service each time: a deliberate restart is
   }
   assert.equal(on('nas', 'systemctl is-active hello.service; head -1 /usr/local/opt/hello/greeting.txt'), 'active\nHello 6 from nas!');
 });
+
+test('plan says what a deploy would do and why, and changes nothing', { skip }, () => {
+  writeFiles(repo, { 'facts/nas.json': '{"ENV_GREETING": "Planned"}' });
+  const plan = cli(['plan', 'nas']);
+  assert.equal(plan.status, 0, plan.stderr);
+  assert.match(plan.stdout, /^nas: 0 added, 1 changed, 0 removed$/m);
+  assert.match(plan.stdout, /^ {2}~ \/usr\/local\/opt\/hello\/greeting\.txt$/m);
+  assert.match(plan.stdout, /^ {2}hello\.service restart: \/usr\/local\/opt\/hello\/greeting\.txt changed \(in \/usr\/local\/opt\/hello\), which hello\.service reads$/m);
+  assert.notEqual(on('nas', 'head -1 /usr/local/opt/hello/greeting.txt'), 'Planned from nas!');
+  assert.match(cli(['deploy', 'nas']).stdout, /restart hello\.service/);
+  assert.equal(on('nas', 'head -1 /usr/local/opt/hello/greeting.txt'), 'Planned from nas!');
+});
