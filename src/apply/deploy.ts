@@ -100,7 +100,8 @@ function transfer(target: Target, tree: string, manifest: string): Promise<void>
     });
   // --rsync-path makes the staging directory first; --link-dest is relative to the destination directory.
   return rsync([
-    '-a', '--delete',
+    // Compare modification times to the nanosecond: rsync's default (whole seconds) took a file rebuilt within the same second, at the same size, for unchanged.
+    '-a', '--delete', '--modify-window=-1',
     `--rsync-path=mkdir -p ${staging} && rsync`,
     `--link-dest=${generationsDir}/current/tree`,
     `${tree}/`, `${destination}:${staging}/tree/`,

@@ -75,7 +75,8 @@ for path in "\${take_over[@]}"; do
   if exists "$path" && ! exists "$O$path"; then mkdir -p "$(dirname "$O$path")"; cp -a "$path" "$O$path"; fi
 done
 applied=1
-if ((\${#install[@]})); then printf '%s\\0' "\${install[@]}" | rsync -aK --no-implied-dirs --from0 --files-from=- "$S/tree/" /; fi
+# -I: the list is exactly what changed, so copy it all (rsync's quick check takes same size and same second for unchanged).
+if ((\${#install[@]})); then printf '%s\\0' "\${install[@]}" | rsync -aKI --no-implied-dirs --from0 --files-from=- "$S/tree/" /; fi
 # Directory modes beyond the default (a .pin directory's sticky bit).
 for dir in "\${dirs[@]}"; do [ -d "$S/tree$dir" ] && chmod --reference="$S/tree$dir" "$dir" 2>/dev/null || true; done
 
