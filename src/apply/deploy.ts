@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Manifest } from '../build/manifest.ts';
 import { machineOutput } from '../build/builder.ts';
@@ -23,11 +23,16 @@ export interface DeployResult {
 }
 
 /** Plan a machine against its live state: one probe round trip gives its current manifest and packages. */
-export async function planMachine(repo: RepoPaths, target: Target) {
+/** Where the desired tree and manifest are: the build's output, or a generation fetched back for a rollback. */
+export interface DesiredState {
+  tree: string;
+  manifest: string;
+}
+
+export async function planMachine(repo: RepoPaths, target: Target, output: DesiredState = machineOutput(repo, target.machine)) {
   const probed = await probe(repo, target);
   if (probed.error) throw probed.error;
   const previous = probed.manifest ? (JSON.parse(probed.manifest) as Manifest) : undefined;
-  const output = machineOutput(repo, target.machine);
   const next = JSON.parse(readFileSync(output.manifest, 'utf8')) as Manifest;
   const read = (path: string) => readFileSync(join(output.tree, path), 'utf8');
   const triggers = Object.keys(next.entries)
@@ -41,11 +46,11 @@ export async function planMachine(repo: RepoPaths, target: Target) {
 }
 
 /** Build output -> staging generation on the target (unchanged files hard-linked to the current one) -> one apply script. */
-export async function deployMachine(repo: RepoPaths, target: Target, options: { keep: number; commit?: string }): Promise<DeployResult> {
+export async function deployMachine(repo: RepoPaths, target: Target, options: { keep: number; commit?: string; desired?: DesiredState }): Promise<DeployResult> {
   const started = Date.now();
   const result: DeployResult = { machine: target.machine, status: 'unchanged', milliseconds: 0 };
   try {
-    const { previous, next, plan, install, purge, output } = await planMachine(repo, target);
+    const { previous, next, plan, install, purge, output } = await planMachine(repo, target, options.desired);
     result.plan = plan;
     const nothing = plan.added.length + plan.changed.length + plan.removed.length + install.length + purge.length === 0 && plan.units.length === 0;
     if (nothing) return result;
@@ -106,4 +111,34 @@ function transfer(target: Target, tree: string, manifest: string): Promise<void>
     `--link-dest=${generationsDir}/current/tree`,
     `${tree}/`, `${destination}:${staging}/tree/`,
   ]).then(() => rsync(['-a', manifest, `${destination}:${staging}/manifest.json`]));
+}
+
+/** The generations a machine keeps: number, metadata, and which one is current. */
+export async function listGenerations(target: Target): Promise<{ generation: number; current: boolean; meta: Record<string, string> }[]> {
+  const script = `cd ${generationsDir} 2>/dev/null || exit 0
+current=$(readlink current 2>/dev/null || true)
+for n in $(ls -1 | grep -E '^[0-9]+$' | sort -n); do printf 'generation %s %s\\n' "$n" "$([ "$n" = "$current" ] && echo current || echo -)"; sed 's/^/  /' "$n/meta" 2>/dev/null || true; done`;
+  const result = await runScript(target, script);
+  if (result.status !== 0) throw new HomecloudError(describeSshFailure(target, result.stderr), { file: target.machine });
+  const generations: { generation: number; current: boolean; meta: Record<string, string> }[] = [];
+  for (const line of result.stdout.split('\n')) {
+    const head = /^generation (\d+) (current|-)$/.exec(line);
+    if (head) generations.push({ generation: Number(head[1]), current: head[2] === 'current', meta: {} });
+    else if (line.startsWith('  ') && generations.length) {
+      const [key, ...value] = line.trim().split('=');
+      generations[generations.length - 1]!.meta[key!] = value.join('=');
+    }
+  }
+  return generations;
+}
+
+/** Fetch a generation's tree and manifest from the target, to deploy it again (a rollback). */
+export async function fetchGeneration(repo: RepoPaths, target: Target, generation: number): Promise<DesiredState> {
+  const local = join(repo.var, 'rollback', target.machine);
+  mkdirSync(local, { recursive: true });
+  const ssh = ['ssh', ...sshArguments(target).slice(0, -1)].map((arg) => (/\s/.test(arg) ? `'${arg}'` : arg)).join(' ');
+  const source = `${target.entry.user}@${target.entry.host}:${generationsDir}/${generation}`;
+  const result = lazyChildProcess().spawnSync('rsync', ['-a', '--delete', '-e', ssh, `${source}/`, `${local}/`], { encoding: 'utf8' });
+  if (result.status !== 0) throw new HomecloudError(`cannot fetch generation ${generation}: ${result.stderr.trim().split('\n').pop()}`, { file: target.machine });
+  return { tree: join(local, 'tree'), manifest: join(local, 'manifest.json') };
 }

@@ -67,6 +67,19 @@ program
   .addHelpText('after', '\nOnly changed files travel; unchanged ones are hard links to the current generation.\nA deploy with nothing to do transfers nothing and restarts nothing.')
   .action(run(() => import('./commands/deploy.ts')));
 
+const generationsCommand = () => import('./commands/generations.ts');
+program
+  .command('generations')
+  .description('the generations a machine keeps (each deploy makes one), and which is current')
+  .argument('<machine>', 'the machine')
+  .action(run(generationsCommand, (m) => m.list));
+program
+  .command('rollback')
+  .description('deploy an older generation again (the one before the current by default), with the usual reconcile')
+  .argument('<machine>', 'the machine')
+  .option('--to <generation>', 'the generation to go back to')
+  .action(run(generationsCommand, (m) => m.rollback as Action));
+
 program
   .command('facts')
   .description('read the probe facts (ENV_HOSTNAME, ENV_NPROC, ...) of machines over SSH and cache them under var/facts/')

@@ -95,3 +95,19 @@ test('plan says what a deploy would do and why, and changes nothing', { skip }, 
   assert.match(cli(['deploy', 'nas']).stdout, /restart hello\.service/);
   assert.equal(on('nas', 'head -1 /usr/local/opt/hello/greeting.txt'), 'Planned from nas!');
 });
+
+test('rollback brings back the generation before, files and unit states, as a new generation', { skip }, () => {
+  const listed = JSON.parse(cli(['--json', 'generations', 'nas']).stdout) as { generations: { generation: number; current: boolean }[] };
+  const current = listed.generations.find((g) => g.current)!.generation;
+  const rollback = cli(['rollback', 'nas']);
+  assert.equal(rollback.status, 0, rollback.stderr);
+  assert.match(rollback.stdout, new RegExp(`^nas: generation ${current - 1} is back as generation ${current + 1}: 0 added, 1 changed, 0 removed; restart hello\\.service`, 'm'));
+  assert.equal(on('nas', 'systemctl is-active hello.service; head -1 /usr/local/opt/hello/greeting.txt'), 'active\nHello 6 from nas!');
+  const after = JSON.parse(cli(['--json', 'generations', 'nas']).stdout) as { generations: { generation: number; current: boolean; meta: Record<string, string> }[] };
+  assert.equal(after.generations.find((g) => g.current)?.meta.commit, `rollback to generation ${current - 1}`);
+  const missing = cli(['rollback', 'nas', '--to', '999']);
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /nas has no generation 999/);
+  assert.match(cli(['deploy', 'nas']).stdout, /restart hello\.service/);
+  assert.equal(on('nas', 'head -1 /usr/local/opt/hello/greeting.txt'), 'Planned from nas!');
+});

@@ -1,0 +1,52 @@
+import { deployMachine, fetchGeneration, listGenerations } from '../../apply/deploy.ts';
+import { HomecloudError } from '../../load/errors.ts';
+import { inventoryEntry, loadModel, sandboxProblem, selectMachines } from '../../load/model.ts';
+import { colors, exitStatus, milliseconds, table } from '../../report/output.ts';
+import { repoFrom } from '../context.ts';
+import type { GlobalOptions } from '../main.ts';
+
+async function targetOf(machine: string, options: GlobalOptions) {
+  const repo = repoFrom(options);
+  const model = await loadModel(repo);
+  selectMachines(model, [machine]);
+  const problem = sandboxProblem(model, machine);
+  if (problem) throw problem;
+  return { repo, model, target: { machine, entry: inventoryEntry(model, machine) } };
+}
+
+export async function list([machine]: string[], options: GlobalOptions): Promise<number> {
+  const { target } = await targetOf(machine!, options);
+  const generations = await listGenerations(target);
+  if (options.json) process.stdout.write(JSON.stringify({ machine, generations }) + '\n');
+  else if (generations.length === 0) process.stdout.write(`${machine} has no generations: nothing was deployed to it yet\n`);
+  else process.stdout.write(table(generations.map((g) => [String(g.generation), g.current ? colors.green('current') : '', g.meta.date ?? '', g.meta.by ?? '', g.meta.commit ?? '']), ['GENERATION', '', 'DEPLOYED', 'BY', 'COMMIT']) + '\n');
+  return exitStatus.ok;
+}
+
+/** Deploy an older generation again, with the same reconcile as any deploy. */
+export async function rollback([machine]: string[], options: GlobalOptions & { to?: string }): Promise<number> {
+  const { repo, model, target } = await targetOf(machine!, options);
+  const generations = await listGenerations(target);
+  const current = generations.find((g) => g.current)?.generation;
+  const wanted = options.to !== undefined ? Number(options.to) : generations.filter((g) => current === undefined || g.generation < current).pop()?.generation;
+  if (wanted === undefined || !generations.some((g) => g.generation === wanted)) {
+    throw new HomecloudError(
+      options.to !== undefined ? `${machine} has no generation ${options.to}` : `${machine} has no generation before the current one`,
+      undefined,
+      `its generations: ${generations.map((g) => g.generation).join(', ') || 'none'} (homecloud generations ${machine})`,
+    );
+  }
+  const desired = await fetchGeneration(repo, target, wanted);
+  const result = await deployMachine(repo, target, { keep: model.settings.generations, desired, commit: `rollback to generation ${wanted}` });
+  if (result.status === 'failed') {
+    process.stderr.write(`${colors.red('error:')} ${machine}: rollback to generation ${wanted} failed: ${result.error?.message}\n${result.details ?? ''}\n`);
+    return exitStatus.machineFailed;
+  }
+  const plan = result.plan!;
+  process.stdout.write(
+    result.status === 'unchanged'
+      ? `${machine} already is as generation ${wanted}\n`
+      : `${machine}: generation ${wanted} is back as generation ${result.generation}: ${plan.added.length} added, ${plan.changed.length} changed, ${plan.removed.length} removed${plan.units.length ? `; ${plan.units.map((u) => `${u.action} ${u.unit}`).join(', ')}` : ''} (${milliseconds(result.milliseconds)})\n`,
+  );
+  return exitStatus.ok;
+}
