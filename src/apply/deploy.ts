@@ -19,6 +19,8 @@ export interface DeployResult {
   error?: HomecloudError;
   /** The unhealthy units' status and journal lines, when the apply failed. */
   details?: string;
+  /** What --rollback-on-failure did. */
+  rollback?: string;
   milliseconds: number;
 }
 

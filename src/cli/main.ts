@@ -64,6 +64,7 @@ program
   .command('deploy')
   .description('build, then bring machines to their trees: transfer what changed, reconcile units, keep a generation')
   .argument('[machine...]', 'machines to deploy (all when none is named)')
+  .option('--rollback-on-failure', 'when a machine fails after its files changed, deploy its current generation again')
   .addHelpText('after', '\nOnly changed files travel; unchanged ones are hard links to the current generation.\nA deploy with nothing to do transfers nothing and restarts nothing.')
   .action(run(() => import('./commands/deploy.ts')));
 

@@ -111,3 +111,17 @@ test('rollback brings back the generation before, files and unit states, as a ne
   assert.match(cli(['deploy', 'nas']).stdout, /restart hello\.service/);
   assert.equal(on('nas', 'head -1 /usr/local/opt/hello/greeting.txt'), 'Planned from nas!');
 });
+
+test('with --rollback-on-failure a failing change is undone: the previous generation is back and healthy', { skip }, () => {
+  const script = readFileSync(join(repo, 'layers/hello/usr/local/bin/hello'), 'utf8');
+  writeFiles(repo, { 'layers/hello/usr/local/bin/hello': { content: '#!/bin/bash\necho "broken again" >&2\nexit 9\n', mode: 0o755 } });
+  try {
+    const deploy = cli(['deploy', '--rollback-on-failure', 'nas']);
+    assert.equal(deploy.status, 1, 'the deploy still failed');
+    assert.match(deploy.stderr, /nas: unhealthy after the change: hello\.service\n {2}rolled back to generation \d+ \(now generation \d+\)/);
+    assert.match(deploy.stderr, /broken again/);
+    assert.equal(on('nas', 'systemctl is-active hello.service; grep -c broken /usr/local/bin/hello || true'), 'active\n0');
+  } finally {
+    writeFileSync(join(repo, 'layers/hello/usr/local/bin/hello'), script);
+  }
+});
