@@ -20,6 +20,7 @@ const lazy = {
   'src/cli/commands/exec.ts': 'exec',
   'src/cli/commands/deploy.ts': 'deploy',
   'src/cli/commands/plan.ts': 'plan',
+  'src/cli/commands/diff.ts': 'diff',
   'src/cli/commands/generations.ts': 'generations',
 };
 

@@ -61,6 +61,12 @@ program
   .action(run(() => import('./commands/plan.ts')));
 
 program
+  .command('diff')
+  .description("unified diffs of managed files whose live content differs from the build: changes to come and hand edits; secrets masked")
+  .argument('[machine...]', 'machines to compare (all when none is named)')
+  .action(run(() => import('./commands/diff.ts')));
+
+program
   .command('deploy')
   .description('build, then bring machines to their trees: transfer what changed, reconcile units, keep a generation')
   .argument('[machine...]', 'machines to deploy (all when none is named)')

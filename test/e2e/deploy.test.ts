@@ -125,3 +125,24 @@ test('with --rollback-on-failure a failing change is undone: the previous genera
     writeFileSync(join(repo, 'layers/hello/usr/local/bin/hello'), script);
   }
 });
+
+test('diff shows a hand edit on the machine; a secret never appears in plan, diff, deploy or --json output', { skip }, () => {
+  assert.match(cli(['deploy', 'nas']).stdout, /nas/);
+  box!.ssh('nas', 'echo "# edited by hand" >> /usr/local/etc/default/hello.env');
+  const drift = cli(['diff', 'nas']);
+  assert.equal(drift.status, 0, drift.stderr);
+  assert.match(drift.stdout, /^--- nas:\/usr\/local\/etc\/default\/hello\.env$/m);
+  assert.match(drift.stdout, /^-# edited by hand$/m);
+
+  const secret = 'pa55-w0rd-that-must-not-leak';
+  writeFiles(repo, {
+    'facts/nas.env': `ENV_TOKEN=${secret}\n`,
+    'facts/nas-password.txt': `${secret}\n`,
+    'layers/hello/usr/local/etc/hello/token.m4.conf': 'token=ENV_TOKEN\n',
+    'machines/nas/usr/local/etc/hello/!password': { link: '../../../../../../facts/nas-password.txt' },
+  });
+  const outputs = [cli(['plan', 'nas']), cli(['--json', 'plan', 'nas']), cli(['diff', 'nas']), cli(['--json', 'diff', 'nas']), cli(['deploy', 'nas']), cli(['--json', 'deploy', 'nas']), cli(['diff', 'nas'])];
+  for (const output of outputs) assert.ok(!`${output.stdout}${output.stderr}`.includes(secret), `no secret in: ${output.stdout}${output.stderr}`);
+  assert.match(outputs[2]!.stdout, /token\.conf\n\(secret: not on the machine yet; contents are not shown\)/);
+  assert.equal(on('nas', 'cat /usr/local/etc/hello/token.conf /usr/local/etc/hello/password'), `token=${secret}\n${secret}`);
+});
