@@ -1,31 +1,17 @@
-import pLimit from 'p-limit';
 import { deployMachine, fetchGeneration, listGenerations, type DeployResult } from '../../apply/deploy.ts';
-import { Builder } from '../../build/builder.ts';
-import { inventoryEntry, loadModel, sandboxProblem } from '../../load/model.ts';
 import { colors, exitStatus, milliseconds } from '../../report/output.ts';
-import { repoFrom } from '../context.ts';
+import { acrossBuiltMachines } from '../machines.ts';
 import type { GlobalOptions } from '../main.ts';
 
 export async function run(names: string[], options: GlobalOptions & { rollbackOnFailure?: boolean }): Promise<number> {
-  const repo = repoFrom(options);
-  const report = await new Builder(repo).build({ machines: names });
-  const model = await loadModel(repo);
-  const limit = pLimit(model.settings.jobs);
-  const width = Math.max(...report.machines.map((m) => m.machine.length));
-  const results = await Promise.all(
-    report.machines.map((built) =>
-      limit(async (): Promise<DeployResult> => {
-        if (built.status === 'failed') return { machine: built.machine, status: 'failed', error: built.error, milliseconds: 0 };
-        const problem = sandboxProblem(model, built.machine);
-        if (problem) return { machine: built.machine, status: 'failed', error: problem, milliseconds: 0 };
-        const target = { machine: built.machine, entry: inventoryEntry(model, built.machine) };
-        const result = await deployMachine(repo, target, { keep: model.settings.generations });
-        if (result.status === 'failed' && options.rollbackOnFailure && result.details !== undefined) await rollBack(repo, target, model.settings.generations, result);
-        if (!options.json) process.stdout.write(`${result.machine.padEnd(width)}  ${describe(result)}\n`);
-        return result;
-      }),
-    ),
-  );
+  const width = Math.max(...names.map((name) => name.length), 8);
+  const { outcomes } = await acrossBuiltMachines(options, names, async (target, { repo, model }) => {
+    const result = await deployMachine(repo, target, { keep: model.settings.generations });
+    if (result.status === 'failed' && options.rollbackOnFailure && result.details !== undefined) await rollBack(repo, target, model.settings.generations, result);
+    if (!options.json) process.stdout.write(`${result.machine.padEnd(width)}  ${describe(result)}\n`);
+    return result;
+  });
+  const results: DeployResult[] = outcomes.map(({ machine, value, error }) => value ?? { machine, status: 'failed', error, milliseconds: 0 });
   const failed = results.filter((r) => r.status === 'failed');
   if (options.json) {
     process.stdout.write(JSON.stringify({ machines: results.map((r) => ({ machine: r.machine, status: r.status, generation: r.generation, milliseconds: r.milliseconds, plan: r.plan, error: r.error?.toString(), rollback: r.rollback })) }) + '\n');

@@ -1,33 +1,12 @@
-import pLimit from 'p-limit';
 import { planMachine } from '../../apply/deploy.ts';
-import { Builder } from '../../build/builder.ts';
-import { HomecloudError } from '../../load/errors.ts';
-import { inventoryEntry, loadModel, sandboxProblem } from '../../load/model.ts';
 import { colors, exitStatus } from '../../report/output.ts';
-import { repoFrom } from '../context.ts';
+import { acrossBuiltMachines } from '../machines.ts';
 import type { GlobalOptions } from '../main.ts';
 
 /** What a deploy would do, machine by machine, without changing anything. */
 export async function run(names: string[], options: GlobalOptions): Promise<number> {
-  const repo = repoFrom(options);
-  const report = await new Builder(repo).build({ machines: names });
-  const model = await loadModel(repo);
-  const limit = pLimit(model.settings.jobs);
-  const plans = await Promise.all(
-    report.machines.map((built) =>
-      limit(async () => {
-        if (built.status === 'failed') return { machine: built.machine, error: built.error! };
-        const problem = sandboxProblem(model, built.machine);
-        if (problem) return { machine: built.machine, error: problem };
-        try {
-          const planned = await planMachine(repo, { machine: built.machine, entry: inventoryEntry(model, built.machine) });
-          return { machine: built.machine, plan: planned.plan, install: planned.install, purge: planned.purge };
-        } catch (error) {
-          return { machine: built.machine, error: error instanceof HomecloudError ? error : new HomecloudError(String(error)) };
-        }
-      }),
-    ),
-  );
+  const { outcomes } = await acrossBuiltMachines(options, names, (target, { repo }) => planMachine(repo, target));
+  const plans = outcomes.map(({ machine, value, error }) => ({ machine, error, plan: value?.plan, install: value?.install, purge: value?.purge }));
   if (options.json) {
     process.stdout.write(JSON.stringify({ machines: plans.map((p) => ({ ...p, error: p.error?.toString() })) }) + '\n');
     return plans.some((p) => p.error) ? exitStatus.machineFailed : exitStatus.ok;

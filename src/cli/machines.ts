@@ -1,0 +1,46 @@
+import pLimit from 'p-limit';
+import { Builder } from '../build/builder.ts';
+import { HomecloudError } from '../load/errors.ts';
+import { inventoryEntry, loadModel, sandboxProblem, type Model } from '../load/model.ts';
+import type { RepoPaths } from '../load/repo.ts';
+import type { Target } from '../transport/ssh.ts';
+import { repoFrom } from './context.ts';
+import type { GlobalOptions } from './main.ts';
+
+export interface MachineOutcome<T> {
+  machine: string;
+  value?: T;
+  error?: HomecloudError;
+}
+
+/**
+ * Build the named machines (all when none is named), then do `work` on each
+ * that built and can be reached, all at once up to the `jobs` setting. A
+ * machine that fails never holds up the others.
+ */
+export async function acrossBuiltMachines<T>(
+  options: GlobalOptions,
+  names: string[],
+  work: (target: Target, context: { repo: RepoPaths; model: Model }) => Promise<T>,
+): Promise<{ repo: RepoPaths; model: Model; outcomes: MachineOutcome<T>[] }> {
+  const repo = repoFrom(options);
+  const report = await new Builder(repo).build({ machines: names });
+  const model = await loadModel(repo);
+  const limit = pLimit(model.settings.jobs);
+  const outcomes = await Promise.all(
+    report.machines.map((built) =>
+      limit(async (): Promise<MachineOutcome<T>> => {
+        const machine = built.machine;
+        if (built.status === 'failed') return { machine, error: built.error };
+        const problem = sandboxProblem(model, machine);
+        if (problem) return { machine, error: problem };
+        try {
+          return { machine, value: await work({ machine, entry: inventoryEntry(model, machine) }, { repo, model }) };
+        } catch (error) {
+          return { machine, error: error instanceof HomecloudError ? error : new HomecloudError(String((error as Error).message ?? error)) };
+        }
+      }),
+    ),
+  );
+  return { repo, model, outcomes };
+}
