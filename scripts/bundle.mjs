@@ -21,6 +21,7 @@ const lazy = {
   'src/cli/commands/deploy.ts': 'deploy',
   'src/cli/commands/plan.ts': 'plan',
   'src/cli/commands/diff.ts': 'diff',
+  'src/cli/commands/clobber.ts': 'clobber',
   'src/cli/commands/generations.ts': 'generations',
 };
 

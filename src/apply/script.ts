@@ -4,6 +4,8 @@ import { shellQuote } from '../transport/ssh.ts';
 
 export const generationsDir = '/var/lib/homecloud/generations';
 export const originalsDir = '/var/lib/homecloud/originals';
+/** Directories homecloud created (one per line): only these are removed when empty. */
+export const createdDirsFile = '/var/lib/homecloud/created-dirs';
 
 export interface ApplyInput {
   plan: Plan;
@@ -36,6 +38,7 @@ export function applyScript(input: ApplyInput): string {
   const removeDirs = Object.keys(previous).filter((path) => previous[path]!.type === 'dir' && !next[path]).sort().reverse();
   // Only directories that need more than the default mode (a .pin's sticky bit): system directories keep theirs.
   const dirs = Object.keys(next).filter((path) => { const entry = next[path]!; return entry.type === 'dir' && entry.mode !== '0755'; }).sort();
+  const allDirs = Object.keys(next).filter((path) => next[path]!.type === 'dir').sort();
   const by = (action: string) => plan.units.filter((u) => u.action === action).map((u) => u.unit);
   const acted = plan.units.filter((u) => u.action !== 'stop').map((u) => u.unit);
   return `set -euo pipefail
@@ -43,11 +46,14 @@ export DEBIAN_FRONTEND=noninteractive LC_ALL=C
 G=${generationsDir}
 S=$G/staging
 O=${originalsDir}
+C=${createdDirsFile}
+mkdir -p "$(dirname "$C")"
 ${array('install', install)}
 ${array('take_over', takeOver)}
 ${array('remove', remove)}
 ${array('remove_dirs', removeDirs)}
 ${array('dirs', dirs)}
+${array('all_dirs', allDirs)}
 ${array('pkg_install', input.install)}
 ${array('pkg_purge', input.purge)}
 ${array('stop', by('stop'))}
@@ -74,6 +80,8 @@ phase files
 for path in "\${take_over[@]}"; do
   if exists "$path" && ! exists "$O$path"; then mkdir -p "$(dirname "$O$path")"; cp -a "$path" "$O$path"; fi
 done
+# Directories homecloud makes are its to remove later; those the distro had stay.
+for dir in "\${all_dirs[@]}"; do [ -d "$dir" ] || printf '%s\\n' "$dir" >> "$C"; done
 applied=1
 # -I: the list is exactly what changed, so copy it all (rsync's quick check takes same size and same second for unchanged).
 if ((\${#install[@]})); then printf '%s\\0' "\${install[@]}" | rsync -aKI --no-implied-dirs --from0 --files-from=- "$S/tree/" /; fi
@@ -85,7 +93,7 @@ for path in "\${remove[@]}"; do
   rm -f -- "$path"
   if exists "$O$path"; then mkdir -p "$(dirname "$path")"; mv -- "$O$path" "$path"; fi
 done
-for dir in "\${remove_dirs[@]}"; do rmdir -- "$dir" 2>/dev/null || true; done
+for dir in "\${remove_dirs[@]}"; do grep -Fxq -- "$dir" "$C" 2>/dev/null && rmdir -- "$dir" 2>/dev/null || true; done
 
 phase daemon-reload
 if ((daemon_reload)); then systemctl daemon-reload; fi

@@ -88,6 +88,13 @@ program
   .action(run(generationsCommand, (m) => m.rollback as Action));
 
 program
+  .command('clobber')
+  .description("Control-Alt-Delete: stop homecloud's units, remove what it placed (restoring what was there before), forget its generations")
+  .argument('<machine>', 'the machine')
+  .option('--yes', 'really do it')
+  .action(run(() => import('./commands/clobber.ts')));
+
+program
   .command('facts')
   .description('read the probe facts (ENV_HOSTNAME, ENV_NPROC, ...) of machines over SSH and cache them under var/facts/')
   .argument('[machine...]', 'machines to probe (all when none is named)')

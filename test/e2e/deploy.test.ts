@@ -146,3 +146,22 @@ test('diff shows a hand edit on the machine; a secret never appears in plan, dif
   assert.match(outputs[2]!.stdout, /token\.conf\n\(secret: not on the machine yet; contents are not shown\)/);
   assert.equal(on('nas', 'cat /usr/local/etc/hello/token.conf /usr/local/etc/hello/password'), `token=${secret}\n${secret}`);
 });
+
+test('clobber leaves exactly the file listing taken before the first deploy', { skip }, async () => {
+  await box!.reset('media');
+  // Paths, types and modes, outside what a running system changes by itself.
+  const listing = () => on('media', "find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /tmp -o -path /var/log -o -path /var/cache -o -path /var/tmp -o -path /var/lib/systemd -o -path /var/lib/dhcp -o -path /root/.ssh \\) -prune -o -printf '%p %y %m\\n' | sort | md5sum");
+  box!.ssh('media', 'mkdir -p /usr/local/bin && echo "the machine\'s own" > /usr/local/bin/sysinfo');
+  const before = listing();
+  writeFiles(repo, { 'machines/media/usr/local/opt/initd/layers/10-layers.txt': '+ hello\n+ tools\n' });
+  assert.equal(cli(['deploy', 'media']).status, 0);
+  assert.notEqual(listing(), before);
+  const refused = cli(['clobber', 'media']);
+  assert.equal(refused.status, 2);
+  assert.match(refused.stderr, /homecloud clobber media --yes/);
+  const clobbered = cli(['clobber', 'media', '--yes']);
+  assert.equal(clobbered.status, 0, clobbered.stderr);
+  assert.match(clobbered.stdout, /stopped .*hello\.service/);
+  assert.equal(listing(), before);
+  assert.equal(on('media', 'cat /usr/local/bin/sysinfo; systemctl is-active hello.service tick@homecloud.timer'), "the machine's own\ninactive\ninactive");
+});

@@ -1,0 +1,24 @@
+import { clobber } from '../../apply/clobber.ts';
+import { HomecloudError } from '../../load/errors.ts';
+import { inventoryEntry, loadModel, sandboxProblem, selectMachines } from '../../load/model.ts';
+import { exitStatus } from '../../report/output.ts';
+import { repoFrom } from '../context.ts';
+import type { GlobalOptions } from '../main.ts';
+
+export async function run([machine]: string[], options: GlobalOptions & { yes?: boolean }): Promise<number> {
+  if (!options.yes) {
+    throw new HomecloudError(`clobber removes everything homecloud placed on ${machine} and stops its units`, undefined, `if that is what you want: homecloud clobber ${machine} --yes`);
+  }
+  const repo = repoFrom(options);
+  const model = await loadModel(repo);
+  selectMachines(model, [machine!]);
+  const problem = sandboxProblem(model, machine!);
+  if (problem) throw problem;
+  const { removed, units } = await clobber(repo, { machine: machine!, entry: inventoryEntry(model, machine!) });
+  process.stdout.write(
+    options.json
+      ? JSON.stringify({ machine, removed, stopped: units }) + '\n'
+      : `${machine}: removed ${removed} paths${units.length ? `, stopped ${units.join(' ')}` : ''}; what was there before homecloud is back\n`,
+  );
+  return exitStatus.ok;
+}
