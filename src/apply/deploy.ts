@@ -41,10 +41,19 @@ export async function planMachine(repo: RepoPaths, target: Target, output: Desir
     .filter((path) => triggersFile.test(path) && next.entries[path]!.type === 'file')
     .flatMap((path) => parseTriggers(read(path), path));
   const plan = reconcile(previous, next, read, triggers);
+  if (probed.rsync === false) await bootstrapRsync(target);
   const installed = probed.packages ?? new Set<string>();
   const install = next.packages.install.filter((name) => !installed.has(name));
   const purge = next.packages.purge.filter((name) => installed.has(name));
   return { previous, next, plan, install, purge, output };
+}
+
+/** A bare Debian target without rsync gets it through apt before the first transfer. */
+async function bootstrapRsync(target: Target): Promise<void> {
+  const result = await runScript(target, 'DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends rsync >/dev/null');
+  if (result.status !== 0) {
+    throw new HomecloudError(`${target.entry.host} has no rsync, and installing it failed: ${result.stderr.trim().split('\n').pop()}`, { file: target.machine }, 'install rsync on the machine (apt-get install rsync), then deploy again');
+  }
 }
 
 /** Build output -> staging generation on the target (unchanged files hard-linked to the current one) -> one apply script. */

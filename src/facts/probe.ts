@@ -44,6 +44,8 @@ export interface ProbeOutcome {
   manifest?: string;
   /** Debian packages installed on the target. */
   packages?: Set<string>;
+  /** Whether the target has rsync (a bare Debian may not: deploy installs it first). */
+  rsync?: boolean;
   milliseconds: number;
 }
 
@@ -76,5 +78,5 @@ export async function probe(repo: RepoPaths, target: Target): Promise<ProbeOutco
   writeFileSync(probeCachePath(repo, target.machine), JSON.stringify(record, null, 1) + '\n');
   const manifest = offers.HC_MANIFEST ? Buffer.from(offers.HC_MANIFEST, 'base64').toString('utf8') : undefined;
   writeFileSync(probeCachePath(repo, target.machine).replace(/\.json$/, '.manifest.json'), manifest ?? '');
-  return { ...outcome, facts, manifest, packages: new Set((offers.HC_PACKAGES ?? '').split(' ').filter(Boolean)) };
+  return { ...outcome, facts, manifest, packages: new Set((offers.HC_PACKAGES ?? '').split(' ').filter(Boolean)), rsync: offers.HC_RSYNC === 'yes' };
 }

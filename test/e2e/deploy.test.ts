@@ -196,3 +196,12 @@ test('unit file changes restart their unit after a daemon-reload; wants links st
   assert.equal(reinstall.status, 0, reinstall.stderr);
   assert.equal(installed(), '1');
 });
+
+test('a machine without rsync gets it through apt before the first transfer', { skip }, async () => {
+  await box!.reset('gateway');
+  box!.ssh('gateway', 'DEBIAN_FRONTEND=noninteractive apt-get purge -y -q rsync >/dev/null 2>&1');
+  assert.equal(on('gateway', 'command -v rsync || echo none'), 'none');
+  const deploy = cli(['deploy', 'gateway']);
+  assert.equal(deploy.status, 0, deploy.stderr);
+  assert.equal(on('gateway', 'command -v rsync; systemctl is-active tick@homecloud.timer'), '/usr/bin/rsync\nactive');
+});
