@@ -22,6 +22,7 @@ const lazy = {
   'src/cli/commands/plan.ts': 'plan',
   'src/cli/commands/diff.ts': 'diff',
   'src/cli/commands/clobber.ts': 'clobber',
+  'src/cli/commands/watch.ts': 'watch',
   'src/cli/commands/generations.ts': 'generations',
 };
 

@@ -95,6 +95,12 @@ program
   .action(run(() => import('./commands/clobber.ts')));
 
 program
+  .command('watch')
+  .description('on every save, rebuild what changed and deploy the machines it touches (a warm builder; Ctrl-C stops)')
+  .argument('<machine...>', 'the machines to keep deployed')
+  .action(run(() => import('./commands/watch.ts')));
+
+program
   .command('facts')
   .description('read the probe facts (ENV_HOSTNAME, ENV_NPROC, ...) of machines over SSH and cache them under var/facts/')
   .argument('[machine...]', 'machines to probe (all when none is named)')

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -204,4 +205,24 @@ test('a machine without rsync gets it through apt before the first transfer', { 
   const deploy = cli(['deploy', 'gateway']);
   assert.equal(deploy.status, 0, deploy.stderr);
   assert.equal(on('gateway', 'command -v rsync; systemctl is-active tick@homecloud.timer'), '/usr/bin/rsync\nactive');
+});
+
+test('watch rebuilds and deploys on save: the changed service restarts within the loop', { skip }, async () => {
+  const child = spawn(process.execPath, [join(projectRoot, 'bin/homecloud.cjs'), '-C', repo, '--sandbox', 'watch', 'nas'], { env: { ...process.env, HOMECLOUD_SANDBOX: box!.paths.home, NO_COLOR: '1' } });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const waitFor = async (pattern: RegExp) => {
+    const deadline = Date.now() + 20_000;
+    while (!pattern.test(output) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.match(output, pattern);
+  };
+  try {
+    await waitFor(/watching /);
+    writeFileSync(join(repo, 'facts/nas.json'), '{"ENV_GREETING": "Watched"}');
+    await waitFor(/deployed nas \(nas: restart hello\.service\) in \d+ ms/);
+    assert.equal(on('nas', 'head -1 /usr/local/opt/hello/greeting.txt'), 'Watched from nas!');
+  } finally {
+    child.kill('SIGINT');
+    await new Promise((resolve) => child.once('exit', resolve));
+  }
 });

@@ -1,0 +1,62 @@
+import { watch } from 'node:fs';
+import { join } from 'node:path';
+import { deployMachine } from '../../apply/deploy.ts';
+import { Builder } from '../../build/builder.ts';
+import { inventoryEntry, loadModel, sandboxProblem, selectMachines } from '../../load/model.ts';
+import { colors, exitStatus, milliseconds } from '../../report/output.ts';
+import { now } from '../../util/timing.ts';
+import { repoFrom } from '../context.ts';
+import type { GlobalOptions } from '../main.ts';
+
+/**
+ * Keep a warm builder; on every save, rebuild what the change touches and
+ * deploy the machines whose trees changed. Runs until interrupted.
+ */
+export async function run(names: string[], options: GlobalOptions): Promise<number> {
+  const repo = repoFrom(options);
+  const model = await loadModel(repo);
+  const machines = selectMachines(model, names);
+  for (const machine of machines) {
+    const problem = sandboxProblem(model, machine);
+    if (problem) throw problem;
+  }
+  const builder = new Builder(repo);
+  const loop = async (changed?: string[]) => {
+    const started = now();
+    const report = await builder.build({ machines, changed });
+    for (const failed of report.machines.filter((m) => m.status === 'failed')) process.stderr.write(`${colors.red('error:')} ${failed.machine}: ${failed.error?.toString()}\n`);
+    const built = report.machines.filter((m) => m.status === 'built' || changed === undefined).map((m) => m.machine);
+    const results = await Promise.all(built.map((machine) => deployMachine(repo, { machine, entry: inventoryEntry(model, machine) }, { keep: model.settings.generations })));
+    for (const result of results) {
+      if (result.status === 'failed') process.stderr.write(`${colors.red('error:')} ${result.machine}: ${result.error?.message}\n${result.details ?? ''}\n`);
+    }
+    const deployed = results.filter((r) => r.status === 'deployed');
+    const units = deployed.flatMap((r) => r.plan?.units.map((u) => `${r.machine}: ${u.action} ${u.unit}`) ?? []);
+    process.stdout.write(`${new Date().toTimeString().slice(0, 8)}  ${deployed.length ? `deployed ${deployed.map((r) => r.machine).join(' ')}` : 'nothing to deploy'}${units.length ? ` (${units.join(', ')})` : ''} in ${milliseconds(now() - started)}\n`);
+  };
+  await loop();
+  process.stdout.write(`watching ${repo.root} for ${machines.join(' ')}; Ctrl-C stops\n`);
+  let pending = new Set<string>();
+  let timer: NodeJS.Timeout | undefined;
+  let running = Promise.resolve();
+  const ignored = join(repo.root, 'var');
+  watch(repo.root, { recursive: true }, (_event, file) => {
+    if (!file) return;
+    const path = join(repo.root, file.toString());
+    if (path === ignored || path.startsWith(`${ignored}/`) || path.includes('/.git/')) return;
+    pending.add(path);
+    clearTimeout(timer);
+    // Editors write a file in several steps: wait for them to settle.
+    timer = setTimeout(() => {
+      const changed = [...pending];
+      pending = new Set();
+      running = running
+        .then(() => loop(changed))
+        .catch((error: unknown) => {
+          process.stderr.write(`${colors.red('error:')} ${String(error)}\n`);
+        });
+    }, 15);
+  });
+  await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  return exitStatus.ok;
+}
