@@ -55,6 +55,12 @@ export function ensureImage(cache: string, log: (line: string) => void): string 
   }
   run('chroot', [building, 'systemctl', 'enable', 'systemd-networkd.service']);
   writeFileSync(join(building, 'etc/apt/apt.conf.d/99-homecloud-sandbox'), 'APT::Install-Recommends "false";\n');
-  renameSync(building, root);
+  try {
+    renameSync(building, root);
+  } catch (error) {
+    // Another process (a parallel test file) made the same image meanwhile: use that one.
+    if (!existsSync(join(root, 'etc/os-release'))) throw error;
+    rmSync(building, { recursive: true, force: true });
+  }
   return root;
 }
