@@ -4,7 +4,7 @@ import { HomecloudError } from '../load/errors.ts';
 import { inventoryEntry, loadModel, sandboxProblem, type Model } from '../load/model.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import type { Target } from '../transport/ssh.ts';
-import { repoFrom } from './context.ts';
+import { jobsFor, repoFrom } from './context.ts';
 import type { GlobalOptions } from './main.ts';
 
 export interface MachineOutcome<T> {
@@ -26,7 +26,7 @@ export async function acrossBuiltMachines<T>(
   const repo = repoFrom(options);
   const report = await new Builder(repo).build({ machines: names });
   const model = await loadModel(repo);
-  const limit = pLimit(model.settings.jobs);
+  const limit = pLimit(jobsFor(options, model));
   const outcomes = await Promise.all(
     report.machines.map((built) =>
       limit(async (): Promise<MachineOutcome<T>> => {

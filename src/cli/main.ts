@@ -11,6 +11,8 @@ export interface GlobalOptions {
   verbose: boolean;
   /** Reach the sandbox machines of the same names instead of inventory.json's. */
   sandbox?: boolean;
+  /** Machines worked on at once (overrides the `jobs` setting). */
+  jobs?: string;
 }
 
 type Action = (args: string[], options: GlobalOptions & Record<string, unknown>) => Promise<number>;
@@ -40,6 +42,7 @@ const program = new Command('homecloud')
   .option('-C, --repo <dir>', 'the cloud repository (default: the one containing the current directory)')
   .option('--json', 'print machine-readable JSON instead of text')
   .option('-v, --verbose', 'say more (for build: which machine files override layer files)')
+  .option('-j, --jobs <count>', 'how many machines to work on at once (default: the jobs setting, 16)')
   .option('--sandbox', "reach the sandbox machines of the same names (homecloud sandbox up) instead of inventory.json's hosts")
   .showHelpAfterError('(add --help for usage)')
   // Commander exits 1 on a usage error, but 1 means "a machine failed" here (inherited by the commands).

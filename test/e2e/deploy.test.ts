@@ -226,3 +226,16 @@ test('watch rebuilds and deploys on save: the changed service restarts within th
     await new Promise((resolve) => child.once('exit', resolve));
   }
 });
+
+test('deploy --json prints one NDJSON event per machine as it finishes, then a summary; --jobs limits the machines at once', { skip }, () => {
+  assert.equal(cli(['deploy', 'media']).status, 0, 'media settled first');
+  writeFiles(repo, { 'facts/nas.json': '{"ENV_GREETING": "Events"}' });
+  const deploy = cli(['--json', '--jobs', '1', 'deploy', 'nas', 'media']);
+  assert.equal(deploy.status, 0, deploy.stderr);
+  const events = deploy.stdout.trim().split('\n').map((line) => JSON.parse(line) as { event: string; machine?: string; deployed?: number; unchanged?: number });
+  assert.deepEqual(events.map((e) => [e.event, e.machine]).sort(), [['deployed', 'nas'], ['summary', undefined], ['unchanged', 'media']].sort());
+  assert.deepEqual(events.at(-1), { event: 'summary', deployed: 1, unchanged: 1, failed: 0 });
+  const bad = cli(['--jobs', '0', 'deploy', 'nas']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--jobs takes a whole number of at least 1/);
+});

@@ -8,13 +8,18 @@ export async function run(names: string[], options: GlobalOptions & { rollbackOn
   const { outcomes } = await acrossBuiltMachines(options, names, async (target, { repo, model }) => {
     const result = await deployMachine(repo, target, { keep: model.settings.generations });
     if (result.status === 'failed' && options.rollbackOnFailure && result.details !== undefined) await rollBack(repo, target, model.settings.generations, result);
-    if (!options.json) process.stdout.write(`${result.machine.padEnd(width)}  ${describe(result)}\n`);
+    // Text: a line per machine as it finishes. JSON: the same as NDJSON events, then a summary.
+    process.stdout.write(options.json ? `${JSON.stringify(event(result))}\n` : `${result.machine.padEnd(width)}  ${describe(result)}\n`);
     return result;
   });
-  const results: DeployResult[] = outcomes.map(({ machine, value, error }) => value ?? { machine, status: 'failed', error, milliseconds: 0 });
+  // Machines that never got to deploying (their build failed, or the sandbox lacks them) were not reported yet.
+  const unreported: DeployResult[] = outcomes.filter((o) => !o.value).map(({ machine, error }) => ({ machine, status: 'failed', error, milliseconds: 0 }));
+  const results: DeployResult[] = [...outcomes.flatMap((o) => (o.value ? [o.value] : [])), ...unreported];
   const failed = results.filter((r) => r.status === 'failed');
   if (options.json) {
-    process.stdout.write(JSON.stringify({ machines: results.map((r) => ({ machine: r.machine, status: r.status, generation: r.generation, milliseconds: r.milliseconds, plan: r.plan, error: r.error?.toString(), rollback: r.rollback })) }) + '\n');
+    for (const result of unreported) process.stdout.write(`${JSON.stringify(event(result))}\n`);
+    const count = (status: DeployResult['status']) => results.filter((r) => r.status === status).length;
+    process.stdout.write(`${JSON.stringify({ event: 'summary', deployed: count('deployed'), unchanged: count('unchanged'), failed: count('failed') })}\n`);
   } else {
     const deployed = results.filter((r) => r.status === 'deployed').length;
     process.stdout.write(
@@ -41,6 +46,19 @@ async function rollBack(repo: Parameters<typeof deployMachine>[0], target: Param
   }
   const back = await deployMachine(repo, target, { keep, desired: await fetchGeneration(repo, target, current), commit: `rollback to generation ${current} after a failed deploy` });
   result.rollback = back.status === 'failed' ? `rolling back to generation ${current} failed too: ${back.error?.message}` : `rolled back to generation ${current}${back.generation ? ` (now generation ${back.generation})` : ''}`;
+}
+
+function event(result: DeployResult) {
+  return {
+    event: result.status,
+    machine: result.machine,
+    generation: result.generation,
+    milliseconds: result.milliseconds,
+    plan: result.plan,
+    error: result.error?.toString(),
+    details: result.details,
+    rollback: result.rollback,
+  };
 }
 
 function describe(result: DeployResult): string {

@@ -1,4 +1,5 @@
 import pLimit from 'p-limit';
+import { jobsFor } from '../context.ts';
 import { HomecloudError } from '../../load/errors.ts';
 import { inventoryEntry, loadModel, sandboxProblem, selectMachines } from '../../load/model.ts';
 import { colors, exitStatus } from '../../report/output.ts';
@@ -15,7 +16,7 @@ export async function run(args: string[], options: GlobalOptions): Promise<numbe
   }
   const model = await loadModel(repoFrom(options));
   const machines = selectMachines(model, names);
-  const limit = pLimit(model.settings.jobs);
+  const limit = pLimit(jobsFor(options, model));
   const width = Math.max(...machines.map((m) => m.length));
   const results = await Promise.all(
     machines.map((machine) =>

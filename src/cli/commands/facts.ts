@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import pLimit from 'p-limit';
+import { jobsFor } from '../context.ts';
 import { probe } from '../../facts/probe.ts';
 import { probeCachePath, readProbeFacts } from '../../facts/probe-cache.ts';
 import { inventoryEntry, loadModel, sandboxProblem, selectMachines } from '../../load/model.ts';
@@ -11,7 +12,7 @@ export async function run(names: string[], options: GlobalOptions & { refresh?: 
   const repo = repoFrom(options);
   const model = await loadModel(repo);
   const machines = selectMachines(model, names);
-  const limit = pLimit(model.settings.jobs);
+  const limit = pLimit(jobsFor(options, model));
   const outcomes = await Promise.all(
     machines.map((machine) =>
       limit(async () => {
