@@ -7,7 +7,7 @@ import { probe } from '../facts/probe.ts';
 import { HomecloudError } from '../load/errors.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { reconcile, type Plan } from '../plan/reconcile.ts';
-import { describeSshFailure, runScript, sshArguments, type Target } from '../transport/ssh.ts';
+import { describeSshFailure, rsyncShell, runScript, type Target } from '../transport/ssh.ts';
 import { lazyChildProcess } from '../util/lazy.ts';
 import { applyScript, generationsDir } from './script.ts';
 
@@ -101,7 +101,7 @@ export async function deployMachine(repo: RepoPaths, target: Target, options: { 
 
 /** rsync the tree into a staging generation; unchanged files become hard links to the current generation's. */
 function transfer(target: Target, tree: string, manifest: string): Promise<void> {
-  const ssh = ['ssh', ...sshArguments(target).slice(0, -1)].map((arg) => (/\s/.test(arg) ? `'${arg}'` : arg)).join(' ');
+  const ssh = rsyncShell(target);
   const destination = `${target.entry.user}@${target.entry.host}`;
   const staging = `${generationsDir}/staging`;
   const rsync = (args: string[]) =>
@@ -147,7 +147,7 @@ for n in $(ls -1 | grep -E '^[0-9]+$' | sort -n); do printf 'generation %s %s\\n
 export async function fetchGeneration(repo: RepoPaths, target: Target, generation: number): Promise<DesiredState> {
   const local = join(repo.var, 'rollback', target.machine);
   mkdirSync(local, { recursive: true });
-  const ssh = ['ssh', ...sshArguments(target).slice(0, -1)].map((arg) => (/\s/.test(arg) ? `'${arg}'` : arg)).join(' ');
+  const ssh = rsyncShell(target);
   const source = `${target.entry.user}@${target.entry.host}:${generationsDir}/${generation}`;
   const result = lazyChildProcess().spawnSync('rsync', ['-a', '--delete', '-e', ssh, `${source}/`, `${local}/`], { encoding: 'utf8' });
   if (result.status !== 0) throw new HomecloudError(`cannot fetch generation ${generation}: ${result.stderr.trim().split('\n').pop()}`, { file: target.machine });

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { sep } from 'node:path';
 import { HomecloudError } from '../load/errors.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { probeFactNames, secretValues, type Facts } from '../facts/facts.ts';
@@ -95,10 +94,8 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
   const rendered = new Map<string, Buffer>();
   let volatile = false;
 
-  const relative = (path: string) => {
-    const shown = repo.display(path);
-    return shown === path ? path : `.${sep}${shown}`.replace(/^\.\//, '');
-  };
+  // m4 names files as given: relative to the repository (its working directory) when inside it.
+  const relative = (path: string) => repo.display(path);
 
   /** Render a template (or take its cached hash) and return the output's sha256. */
   const templateHash = async (entry: SourceEntry, needBytes: boolean): Promise<string> => {

@@ -56,6 +56,11 @@ export function runScript(target: Target, script: string, input?: string): Promi
   });
 }
 
+/** The remote shell rsync should use (its -e): the same ssh, options and master connection as every other command. */
+export function rsyncShell(target: Target): string {
+  return ['ssh', ...sshArguments(target).slice(0, -1)].map((arg) => (/\s/.test(arg) ? `'${arg}'` : arg)).join(' ');
+}
+
 /** One word for a POSIX shell. */
 export function shellQuote(text: string): string {
   return `'${text.replace(/'/g, `'\\''`)}'`;
