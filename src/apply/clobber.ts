@@ -4,7 +4,7 @@ import { HomecloudError } from '../load/errors.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { unitOf } from '../plan/units.ts';
 import { describeSshFailure, runScript, shellQuote, type Target } from '../transport/ssh.ts';
-import { createdDirsFile, originalsDir } from './script.ts';
+import { createdDirsFile, originalsDir } from './target-paths.ts';
 
 /**
  * Control-Alt-Delete: stop homecloud's units, remove every path the current

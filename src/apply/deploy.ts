@@ -9,11 +9,12 @@ import type { RepoPaths } from '../load/repo.ts';
 import { reconcile, type Plan } from '../plan/reconcile.ts';
 import { describeSshFailure, rsyncShell, runScript, type Target } from '../transport/ssh.ts';
 import { lazyChildProcess } from '../util/lazy.ts';
-import { applyScript, generationsDir } from './script.ts';
+import { applyScript, detachedApply } from './script.ts';
+import { generationsDir } from './target-paths.ts';
 
 export interface DeployResult {
   machine: string;
-  status: 'unchanged' | 'deployed' | 'failed';
+  status: 'unchanged' | 'deployed' | 'failed' | 'interrupted';
   plan?: Plan;
   generation?: number;
   error?: HomecloudError;
@@ -24,16 +25,24 @@ export interface DeployResult {
   milliseconds: number;
 }
 
-/** Plan a machine against its live state: one probe round trip gives its current manifest and packages. */
+/** Where a deploy is, for live progress: connect, transfer, then the apply script's phases. */
+export interface Progress {
+  phase: string;
+  /** Files to send, in the transfer phase. */
+  files?: number;
+}
+
 /** Where the desired tree and manifest are: the build's output, or a generation fetched back for a rollback. */
 export interface DesiredState {
   tree: string;
   manifest: string;
 }
 
+/** Plan a machine against its live state: one probe round trip gives its current manifest and packages. */
 export async function planMachine(repo: RepoPaths, target: Target, output: DesiredState = machineOutput(repo, target.machine)) {
   const probed = await probe(repo, target);
   if (probed.error) throw probed.error;
+  if (probed.busy) throw new HomecloudError(`an apply has been running on ${target.entry.host} for more than 5 minutes`, { file: target.machine }, 'see /var/lib/homecloud/apply.out on the machine; deploy again once it has ended');
   const previous = probed.manifest ? (JSON.parse(probed.manifest) as Manifest) : undefined;
   const next = JSON.parse(readFileSync(output.manifest, 'utf8')) as Manifest;
   const read = (path: string) => readFileSync(join(output.tree, path), 'utf8');
@@ -56,16 +65,41 @@ async function bootstrapRsync(target: Target): Promise<void> {
   }
 }
 
+export interface DeployOptions {
+  keep: number;
+  commit?: string;
+  desired?: DesiredState;
+  onProgress?: (progress: Progress) => void;
+  /** Ctrl-C: stop before the apply; an apply already running goes on to its end on the target. */
+  signal?: AbortSignal;
+}
+
 /** Build output -> staging generation on the target (unchanged files hard-linked to the current one) -> one apply script. */
-export async function deployMachine(repo: RepoPaths, target: Target, options: { keep: number; commit?: string; desired?: DesiredState }): Promise<DeployResult> {
+export async function deployMachine(repo: RepoPaths, target: Target, options: DeployOptions): Promise<DeployResult> {
   const started = Date.now();
   const result: DeployResult = { machine: target.machine, status: 'unchanged', milliseconds: 0 };
+  const progress = options.onProgress ?? (() => {});
+  const interrupted = (when: string) => {
+    result.status = 'interrupted';
+    result.error = new HomecloudError(`interrupted ${when}`, { file: target.machine });
+    return result;
+  };
   try {
+    if (options.signal?.aborted) return interrupted('before it started: nothing on the machine changed');
+    progress({ phase: 'connect' });
     const { previous, next, plan, install, purge, output } = await planMachine(repo, target, options.desired);
     result.plan = plan;
     const nothing = plan.added.length + plan.changed.length + plan.removed.length + install.length + purge.length === 0 && plan.units.length === 0;
     if (nothing) return result;
-    await transfer(target, output.tree, output.manifest);
+    if (options.signal?.aborted) return interrupted('before the transfer: nothing on the machine changed');
+    progress({ phase: 'transfer', files: plan.added.length + plan.changed.length });
+    try {
+      await transfer(target, output.tree, output.manifest, options.signal);
+    } catch (error) {
+      if (options.signal?.aborted) return interrupted('during the transfer: nothing on the machine changed');
+      throw error;
+    }
+    if (options.signal?.aborted) return interrupted('after the transfer: nothing on the machine changed');
     const script = applyScript({
       plan,
       next: next.entries,
@@ -75,14 +109,27 @@ export async function deployMachine(repo: RepoPaths, target: Target, options: { 
       keep: options.keep,
       meta: { date: new Date().toISOString(), by: process.env.SUDO_USER ?? process.env.USER ?? 'root', commit: options.commit ?? '' },
     });
-    const applied = await runScript(target, script);
+    progress({ phase: 'apply' });
+    const applied = await runScript(target, detachedApply, {
+      input: script,
+      signal: options.signal,
+      onLine: (line) => {
+        const phase = /^phase (.+)$/.exec(line)?.[1];
+        if (phase) progress({ phase });
+      },
+    });
+    if (options.signal?.aborted && applied.status !== 0) return interrupted(`during the apply, which goes on to its end on ${target.entry.host}: deploy again to see where it stands`);
     const generation = /^generation (\d+)$/m.exec(applied.stdout)?.[1];
     if (applied.status !== 0 || !generation) {
       result.status = 'failed';
       const unhealthy = [...applied.stdout.matchAll(/^unhealthy (.+)$/gm)].map((m) => m[1]);
       const phase = [...applied.stdout.matchAll(/^phase (.+)$/gm)].pop()?.[1];
       result.error = new HomecloudError(
-        unhealthy.length ? `unhealthy after the change: ${unhealthy.join(', ')}` : applied.status === 255 ? describeSshFailure(target, applied.stderr) : `applying failed in phase ${phase ?? 'start'}: ${applied.stderr.trim().split('\n').slice(-3).join('; ')}`,
+        unhealthy.length
+          ? `unhealthy after the change: ${unhealthy.join(', ')}`
+          : applied.status === 255
+            ? `the connection was lost during the apply, which goes on to its end on the machine (${describeSshFailure(target, applied.stderr)})`
+            : `applying failed in phase ${phase ?? 'start'}: ${applied.stderr.trim().split('\n').slice(-3).join('; ')}`,
         { file: target.machine },
       );
       result.details = applied.stdout.split('\n').filter((line) => line.startsWith('  ')).join('\n');
@@ -100,18 +147,18 @@ export async function deployMachine(repo: RepoPaths, target: Target, options: { 
 }
 
 /** rsync the tree into a staging generation; unchanged files become hard links to the current generation's. */
-function transfer(target: Target, tree: string, manifest: string): Promise<void> {
+function transfer(target: Target, tree: string, manifest: string, signal?: AbortSignal): Promise<void> {
   const ssh = rsyncShell(target);
   const destination = `${target.entry.user}@${target.entry.host}`;
   const staging = `${generationsDir}/staging`;
   const rsync = (args: string[]) =>
     new Promise<void>((resolve, reject) => {
-      const child = lazyChildProcess().spawn('rsync', ['-e', ssh, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = lazyChildProcess().spawn('rsync', ['-e', ssh, ...args], { stdio: ['ignore', 'ignore', 'pipe'], signal });
       const err: Buffer[] = [];
       child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
       child.on('error', reject);
       child.on('close', (code) =>
-        code === 0 ? resolve() : reject(new HomecloudError(`transfer failed (rsync exit status ${code}): ${Buffer.concat(err).toString().trim().split('\n').slice(-2).join('; ')}`, { file: target.machine })),
+        code === 0 ? resolve() : reject(new HomecloudError(`transfer failed, nothing was applied (rsync exit status ${code}): ${Buffer.concat(err).toString().trim().split('\n').slice(-2).join('; ')}`, { file: target.machine })),
       );
     });
   // --rsync-path makes the staging directory first; --link-dest is relative to the destination directory.

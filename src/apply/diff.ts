@@ -23,7 +23,7 @@ const largest = 1 << 20;
 export async function liveDiff(target: Target, desired: DesiredState, secrets: string[]): Promise<FileDiff[]> {
   const manifest = JSON.parse(readFileSync(desired.manifest, 'utf8')) as Manifest;
   const files = Object.entries(manifest.entries).filter(([, entry]) => entry.type === 'file');
-  const hashed = await runScript(target, `tr '\\n' '\\0' | xargs -0 -r sha256sum 2>/dev/null; exit 0`, files.map(([path]) => path).join('\n') + '\n');
+  const hashed = await runScript(target, `tr '\\n' '\\0' | xargs -0 -r sha256sum 2>/dev/null; exit 0`, { input: files.map(([path]) => path).join('\n') + '\n' });
   if (hashed.status !== 0) throw new HomecloudError(describeSshFailure(target, hashed.stderr), { file: target.machine });
   const live = new Map<string, string>();
   for (const line of hashed.stdout.split('\n')) {
@@ -35,7 +35,7 @@ export async function liveDiff(target: Target, desired: DesiredState, secrets: s
   const fetched = await runScript(
     target,
     `while IFS= read -r path; do if [ -f "$path" ] && [ "$(stat -c %s "$path")" -le ${largest} ]; then printf '%s\\t' "$path"; base64 -w0 "$path"; echo; fi; done`,
-    differing.map(([path]) => path).join('\n') + '\n',
+    { input: differing.map(([path]) => path).join('\n') + '\n' },
   );
   const contents = new Map<string, Buffer>();
   for (const line of fetched.stdout.split('\n')) {

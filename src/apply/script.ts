@@ -1,11 +1,28 @@
 import type { ManifestEntries } from '../build/manifest.ts';
 import type { Plan } from '../plan/reconcile.ts';
 import { shellQuote } from '../transport/ssh.ts';
+import { applyLock, createdDirsFile, generationsDir, originalsDir } from './target-paths.ts';
 
-export const generationsDir = '/var/lib/homecloud/generations';
-export const originalsDir = '/var/lib/homecloud/originals';
-/** Directories homecloud created (one per line): only these are removed when empty. */
-export const createdDirsFile = '/var/lib/homecloud/created-dirs';
+/**
+ * Runs the apply script (its standard input) detached from the connection,
+ * so that a cut connection or a Ctrl-C where the deploy runs never stops it
+ * halfway; its output is followed live, and it keeps the lock to its end.
+ */
+export const detachedApply = `set -eu
+G=${generationsDir}
+mkdir -p "$G/staging"
+exec 9>>${applyLock}
+flock -n 9 || { echo "another apply is running on this machine" >&2; exit 75; }
+cat > "$G/staging/apply.sh"
+out=/var/lib/homecloud/apply.out err=/var/lib/homecloud/apply.err
+setsid bash "$G/staging/apply.sh" > "$out" 2> "$err" < /dev/null &
+pid=$!
+tail -s 0.02 -n +1 -f --pid="$pid" "$out" || true
+status=0
+wait "$pid" || status=$?
+cat "$err" >&2
+exit "$status"
+`;
 
 export interface ApplyInput {
   plan: Plan;
@@ -107,16 +124,19 @@ failed_before=" $(systemctl list-units --state=failed --plain --no-legend 2>/dev
 # A deliberate restart is not a crash loop: clear the start rate limit (and the failed state) first.
 for unit in "\${restart[@]}" "\${reload[@]}" "\${start[@]}"; do [[ $unit == *'*'* ]] || systemctl reset-failed "$unit" 2>/dev/null || true; done
 was_failed() { [[ " $failed_before " == *" $1 "* ]]; }
-for unit in "\${restart[@]}"; do if was_failed "$unit"; then systemctl restart "$unit"; else systemctl try-restart "$unit"; fi; done
-for unit in "\${reload[@]}"; do if was_failed "$unit"; then systemctl restart "$unit"; else systemctl try-reload-or-restart "$unit"; fi; done
-for unit in "\${start[@]}"; do systemctl start --no-block "$unit"; done
+# A unit whose restart or reload fails is unhealthy, even when it keeps running (a reload refused by a config test).
+refused=()
+for unit in "\${restart[@]}"; do if was_failed "$unit"; then systemctl restart "$unit"; else systemctl try-restart "$unit"; fi || refused+=("$unit"); done
+for unit in "\${reload[@]}"; do if was_failed "$unit"; then systemctl restart "$unit"; else systemctl try-reload-or-restart "$unit"; fi || refused+=("$unit"); done
+for unit in "\${start[@]}"; do systemctl start --no-block "$unit" || refused+=("$unit"); done
 
 phase health
-failed=()
+failed=("\${refused[@]}")
 # A service that crashes at once is still "active" right after its start: give it a moment.
 if ((\${#acted[@]})); then sleep 0.3; fi
 for unit in "\${acted[@]}"; do
   [[ $unit == *'*'* ]] && continue
+  [[ " \${refused[*]} " == *" $unit "* ]] && continue
   for _ in $(seq 100); do
     state=$(systemctl show -p ActiveState --value "$unit")
     [[ $state == activating || $state == deactivating || $state == reloading ]] || break

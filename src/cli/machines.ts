@@ -22,10 +22,13 @@ export async function acrossBuiltMachines<T>(
   options: GlobalOptions,
   names: string[],
   work: (target: Target, context: { repo: RepoPaths; model: Model }) => Promise<T>,
+  /** Hears the machines once they are built, before any work starts: the ones whose build failed come with its error. */
+  onBuilt?: (machines: MachineOutcome<never>[]) => void,
 ): Promise<{ repo: RepoPaths; model: Model; outcomes: MachineOutcome<T>[] }> {
   const repo = repoFrom(options);
   const report = await new Builder(repo).build({ machines: names });
   const model = await loadModel(repo);
+  onBuilt?.(report.machines.map((built) => ({ machine: built.machine, error: built.status === 'failed' ? built.error : undefined })));
   const limit = pLimit(jobsFor(options, model));
   const outcomes = await Promise.all(
     report.machines.map((built) =>

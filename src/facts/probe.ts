@@ -2,6 +2,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { HomecloudError } from '../load/errors.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { describeSshFailure, runScript, type Target } from '../transport/ssh.ts';
+import { applyLock, generationsDir } from '../apply/target-paths.ts';
 import { probeCachePath, type ProbeRecord } from './probe-cache.ts';
 
 /**
@@ -29,9 +30,11 @@ fact HC_SYSTEMD "$([ -d /run/systemd/system ] && echo yes || echo no)"
 fact HC_APT "$(has apt-get)"
 fact HC_RSYNC "$(has rsync)"
 fact HC_PACKAGES "$(dpkg-query -W -f='${'$'}{db:Status-Status} ${'$'}{Package}\n' 2>/dev/null | awk '$1 == "installed" { printf "%s ", $2 }')"
+# An apply still running (say, after a Ctrl-C where the deploy ran) finishes first.
+if [ -e ${applyLock} ] && ! flock -w 300 ${applyLock} true; then fact HC_BUSY yes; fi
 # What is in place: a failed apply's files when there was one since the last commit.
-manifest=/var/lib/homecloud/generations/current/manifest.json
-[ -f /var/lib/homecloud/generations/failed/manifest.json ] && manifest=/var/lib/homecloud/generations/failed/manifest.json
+manifest=${generationsDir}/current/manifest.json
+[ -f ${generationsDir}/failed/manifest.json ] && manifest=${generationsDir}/failed/manifest.json
 [ -f "$manifest" ] && fact HC_MANIFEST "$(base64 -w0 "$manifest")"
 exit 0
 `;
@@ -46,6 +49,8 @@ export interface ProbeOutcome {
   packages?: Set<string>;
   /** Whether the target has rsync (a bare Debian may not: deploy installs it first). */
   rsync?: boolean;
+  /** An apply was still running on the target after the probe waited 5 minutes for it. */
+  busy?: boolean;
   milliseconds: number;
 }
 
@@ -78,5 +83,5 @@ export async function probe(repo: RepoPaths, target: Target): Promise<ProbeOutco
   writeFileSync(probeCachePath(repo, target.machine), JSON.stringify(record, null, 1) + '\n');
   const manifest = offers.HC_MANIFEST ? Buffer.from(offers.HC_MANIFEST, 'base64').toString('utf8') : undefined;
   writeFileSync(probeCachePath(repo, target.machine).replace(/\.json$/, '.manifest.json'), manifest ?? '');
-  return { ...outcome, facts, manifest, packages: new Set((offers.HC_PACKAGES ?? '').split(' ').filter(Boolean)), rsync: offers.HC_RSYNC === 'yes' };
+  return { ...outcome, facts, manifest, packages: new Set((offers.HC_PACKAGES ?? '').split(' ').filter(Boolean)), rsync: offers.HC_RSYNC === 'yes', busy: offers.HC_BUSY === 'yes' };
 }

@@ -42,17 +42,34 @@ export function sshArguments(target: Target): string[] {
   ];
 }
 
-/** Run a bash script on a target, over the shared connection; `input` becomes the script's standard input. */
-export function runScript(target: Target, script: string, input?: string): Promise<RemoteResult> {
+export interface RunOptions {
+  /** The script's standard input. */
+  input?: string;
+  /** Hears each line of standard output as it arrives. */
+  onLine?: (line: string) => void;
+  /** Ends the local ssh (what runs on the target decides what that means for it). */
+  signal?: AbortSignal;
+}
+
+/** Run a bash script on a target, over the shared connection. */
+export function runScript(target: Target, script: string, options: RunOptions = {}): Promise<RemoteResult> {
   return new Promise((resolve) => {
-    const child = lazyChildProcess().spawn('ssh', [...sshArguments(target), `bash -c ${shellQuote(script)}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = lazyChildProcess().spawn('ssh', [...sshArguments(target), `bash -c ${shellQuote(script)}`], { stdio: ['pipe', 'pipe', 'pipe'], signal: options.signal });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    let partial = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out.push(chunk);
+      if (!options.onLine) return;
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) options.onLine(line);
+    });
     child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-    child.on('error', (error) => resolve({ status: 255, stdout: '', stderr: error.message }));
+    child.on('error', (error) => resolve({ status: 255, stdout: '', stderr: error.name === 'AbortError' ? 'interrupted' : error.message }));
     child.on('close', (code) => resolve({ status: code ?? 255, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
-    child.stdin.end(input ?? '');
+    child.stdin.on('error', () => {});
+    child.stdin.end(options.input ?? '');
   });
 }
 

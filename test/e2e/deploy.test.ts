@@ -232,7 +232,11 @@ test('deploy --json prints one NDJSON event per machine as it finishes, then a s
   writeFiles(repo, { 'facts/nas.json': '{"ENV_GREETING": "Events"}' });
   const deploy = cli(['--json', '--jobs', '1', 'deploy', 'nas', 'media']);
   assert.equal(deploy.status, 0, deploy.stderr);
-  const events = deploy.stdout.trim().split('\n').map((line) => JSON.parse(line) as { event: string; machine?: string; deployed?: number; unchanged?: number });
+  const all = deploy.stdout.trim().split('\n').map((line) => JSON.parse(line) as { event: string; machine?: string; phase?: string; deployed?: number; unchanged?: number });
+  const phases = all.filter((e) => e.event === 'phase');
+  assert.deepEqual(phases.filter((e) => e.machine === 'media').map((e) => e.phase), ['connect']);
+  assert.deepEqual(phases.filter((e) => e.machine === 'nas').map((e) => e.phase), ['connect', 'transfer', 'apply', 'packages', 'stop', 'files', 'prune', 'daemon-reload', 'hook', 'units', 'health', 'commit']);
+  const events = all.filter((e) => e.event !== 'phase');
   assert.deepEqual(events.map((e) => [e.event, e.machine]).sort(), [['deployed', 'nas'], ['summary', undefined], ['unchanged', 'media']].sort());
   assert.deepEqual(events.at(-1), { event: 'summary', deployed: 1, unchanged: 1, failed: 0 });
   const bad = cli(['--jobs', '0', 'deploy', 'nas']);

@@ -1,40 +1,115 @@
-import { deployMachine, fetchGeneration, listGenerations, type DeployResult } from '../../apply/deploy.ts';
-import { colors, exitStatus, milliseconds } from '../../report/output.ts';
+import { deployMachine, fetchGeneration, listGenerations, type DeployResult, type Progress } from '../../apply/deploy.ts';
+import { LiveLines } from '../../report/live.ts';
+import { colors, exitStatus, milliseconds, table } from '../../report/output.ts';
 import { acrossBuiltMachines } from '../machines.ts';
 import type { GlobalOptions } from '../main.ts';
 
+/** A machine's line in the live view: where its deploy is, then how it ended. */
+interface Row {
+  started?: number;
+  progress?: Progress;
+  result?: DeployResult;
+}
+
 export async function run(names: string[], options: GlobalOptions & { rollbackOnFailure?: boolean }): Promise<number> {
-  const width = Math.max(...names.map((name) => name.length), 8);
-  const { outcomes } = await acrossBuiltMachines(options, names, async (target, { repo, model }) => {
-    const result = await deployMachine(repo, target, { keep: model.settings.generations });
-    if (result.status === 'failed' && options.rollbackOnFailure && result.details !== undefined) await rollBack(repo, target, model.settings.generations, result);
-    // Text: a line per machine as it finishes. JSON: the same as NDJSON events, then a summary.
-    process.stdout.write(options.json ? `${JSON.stringify(event(result))}\n` : `${result.machine.padEnd(width)}  ${describe(result)}\n`);
-    return result;
-  });
+  const interrupt = new AbortController();
+  // The first Ctrl-C stops every machine before its apply (an apply under way finishes on its machine); a second one quits.
+  const onInterrupt = () => {
+    if (interrupt.signal.aborted) process.exit(exitStatus.interrupted);
+    interrupt.abort();
+    process.stderr.write('\ninterrupted: stopping before any apply; an apply already running goes on to its end (Ctrl-C again quits at once)\n');
+  };
+  process.on('SIGINT', onInterrupt);
+  const live = !options.json && process.stdout.isTTY === true;
+  const rows = new Map<string, Row>();
+  let view: LiveLines | undefined;
+  let width = Math.max(...names.map((name) => name.length), 8);
+  const report = (machine: string, progress: Progress) => {
+    const row = rows.get(machine)!;
+    row.progress = progress;
+    if (options.json) process.stdout.write(`${JSON.stringify({ event: 'phase', machine, ...progress })}\n`);
+    else if (options.verbose && !live) process.stdout.write(`${machine.padEnd(width)}  ${describeProgress(progress)}\n`);
+  };
+
+  const { outcomes } = await acrossBuiltMachines(
+    options,
+    names,
+    async (target, { repo, model }) => {
+      const row = rows.get(target.machine)!;
+      row.started = Date.now();
+      const result = await deployMachine(repo, target, { keep: model.settings.generations, signal: interrupt.signal, onProgress: (progress) => report(target.machine, progress) });
+      if (result.status === 'failed' && options.rollbackOnFailure && result.details !== undefined && !interrupt.signal.aborted) {
+        report(target.machine, { phase: 'rollback' });
+        await rollBack(repo, target, model.settings.generations, result);
+      }
+      row.result = result;
+      // Plain output: a line per machine as it finishes. JSON: the same as NDJSON events, then a summary.
+      if (options.json) process.stdout.write(`${JSON.stringify(event(result))}\n`);
+      else if (!live) process.stdout.write(`${result.machine.padEnd(width)}  ${describe(result)} (${milliseconds(result.milliseconds)})\n`);
+      return result;
+    },
+    (machines) => {
+      for (const { machine } of machines) rows.set(machine, {});
+      width = Math.max(width, ...machines.map(({ machine }) => machine.length));
+      if (live) {
+        view = new LiveLines(process.stdout, () => liveTable(rows));
+        view.start();
+      }
+    },
+  );
+  process.off('SIGINT', onInterrupt);
   // Machines that never got to deploying (their build failed, or the sandbox lacks them) were not reported yet.
-  const unreported: DeployResult[] = outcomes.filter((o) => !o.value).map(({ machine, error }) => ({ machine, status: 'failed', error, milliseconds: 0 }));
+  const unreported: DeployResult[] = outcomes
+    .filter((o) => !o.value)
+    .map(({ machine, error }) => ({ machine, status: 'failed', error, milliseconds: 0 }));
+  for (const result of unreported) if (rows.has(result.machine)) rows.get(result.machine)!.result = result;
+  view?.stop();
   const results: DeployResult[] = [...outcomes.flatMap((o) => (o.value ? [o.value] : [])), ...unreported];
-  const failed = results.filter((r) => r.status === 'failed');
+  const count = (status: DeployResult['status']) => results.filter((r) => r.status === status).length;
+  const failed = results.filter((r) => r.status === 'failed' || r.status === 'interrupted');
   if (options.json) {
     for (const result of unreported) process.stdout.write(`${JSON.stringify(event(result))}\n`);
-    const count = (status: DeployResult['status']) => results.filter((r) => r.status === status).length;
-    process.stdout.write(`${JSON.stringify({ event: 'summary', deployed: count('deployed'), unchanged: count('unchanged'), failed: count('failed') })}\n`);
+    process.stdout.write(`${JSON.stringify({ event: 'summary', deployed: count('deployed'), unchanged: count('unchanged'), failed: count('failed'), ...(count('interrupted') ? { interrupted: count('interrupted') } : {}) })}\n`);
   } else {
-    const deployed = results.filter((r) => r.status === 'deployed').length;
-    process.stdout.write(
-      failed.length
-        ? colors.red(`${failed.length} of ${results.length} machines failed.\n`)
-        : deployed
-          ? `Deployed ${deployed} of ${results.length} machines; the rest had nothing to do.\n`
-          : 'Nothing to do: every machine is as its tree says.\n',
-    );
+    if (!live) for (const result of unreported) process.stdout.write(`${result.machine.padEnd(width)}  ${describe(result)}\n`);
+    process.stdout.write(summary(results, count));
     for (const result of failed) {
       process.stderr.write(`${colors.red('error:')} ${result.machine}: ${result.error?.message ?? 'failed'}${result.error?.hint ? `\n  ${result.error.hint}` : ''}${result.rollback ? `\n  ${result.rollback}` : ''}\n`);
       if (result.details) process.stderr.write(`${result.details}\n`);
     }
   }
+  if (count('interrupted')) return exitStatus.interrupted;
   return failed.length ? exitStatus.machineFailed : exitStatus.ok;
+}
+
+function summary(results: DeployResult[], count: (status: DeployResult['status']) => number): string {
+  const problems = count('failed') + count('interrupted');
+  if (problems) {
+    const parts = [count('failed') && `${count('failed')} failed`, count('interrupted') && `${count('interrupted')} interrupted`].filter(Boolean).join(', ');
+    return colors.red(`${problems} of ${results.length} machines did not deploy (${parts}).\n`);
+  }
+  if (count('deployed')) return `Deployed ${count('deployed')} of ${results.length} machines; the rest had nothing to do.\n`;
+  return 'Nothing to do: every machine is as its tree says.\n';
+}
+
+const spinner = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+/** The live view: a table of machines, each with its phase and elapsed time, or how it ended. */
+function liveTable(rows: Map<string, Row>): string[] {
+  const now = Date.now();
+  const frame = spinner[Math.floor(now / 100) % spinner.length]!;
+  const lines = [...rows].map(([machine, row]) => {
+    if (row.result) return [machine, describe(row.result), milliseconds(row.result.milliseconds)];
+    if (row.started === undefined) return [machine, colors.dim('waiting'), ''];
+    return [machine, `${colors.cyan(frame)} ${describeProgress(row.progress ?? { phase: 'connect' })}`, milliseconds(now - row.started)];
+  });
+  return table(lines, [colors.dim('MACHINE'), colors.dim('RESULT'), colors.dim('TIME')]).split('\n');
+}
+
+function describeProgress(progress: Progress): string {
+  if (progress.phase === 'transfer') return `transfer: ${progress.files} file${progress.files === 1 ? '' : 's'} to send`;
+  if (progress.phase === 'connect' || progress.phase === 'apply' || progress.phase === 'rollback') return progress.phase;
+  return `apply: ${progress.phase}`;
 }
 
 /** After a failed apply: deploy the current generation again, and say so in the result (the deploy still counts as failed). */
@@ -65,13 +140,15 @@ function describe(result: DeployResult): string {
   const plan = result.plan;
   switch (result.status) {
     case 'unchanged':
-      return colors.dim(`nothing to do (${milliseconds(result.milliseconds)})`);
+      return colors.dim('nothing to do');
+    case 'interrupted':
+      return colors.yellow('interrupted');
     case 'failed':
       return colors.red(result.rollback ? `failed; ${result.rollback}` : 'failed');
     case 'deployed': {
       const files = plan ? `${plan.added.length} added, ${plan.changed.length} changed, ${plan.removed.length} removed` : '';
       const units = plan?.units.length ? `; ${plan.units.map((u) => `${u.action} ${u.unit}`).join(', ')}` : '';
-      return `${colors.green(`generation ${result.generation}`)}: ${files}${units} (${milliseconds(result.milliseconds)})`;
+      return `${colors.green(`generation ${result.generation}`)}: ${files}${units}`;
     }
   }
 }

@@ -1,0 +1,51 @@
+/**
+ * A block of lines, one per machine, redrawn in place on a terminal: the
+ * live view of a command running on many machines at once.
+ */
+export class LiveLines {
+  private drawn = 0;
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly stream: NodeJS.WriteStream,
+    /** Called at every redraw (elapsed times tick); the number of lines stays the same. */
+    private readonly render: () => string[],
+  ) {}
+
+  start(): void {
+    this.draw();
+    this.timer = setInterval(() => this.draw(), 100);
+  }
+
+  /** Draw once more, then leave the lines as they are. */
+  stop(): void {
+    clearInterval(this.timer);
+    this.draw();
+  }
+
+  private draw(): void {
+    const width = this.stream.columns || 80;
+    const lines = this.render();
+    let out = this.drawn ? `\u001b[${this.drawn}A` : '';
+    for (const line of lines) out += `\r\u001b[2K${fit(line, width - 1)}\n`;
+    this.drawn = lines.length;
+    this.stream.write(out);
+  }
+}
+
+/** Cut a line with colour codes to a visible width. */
+function fit(line: string, width: number): string {
+  let visible = 0;
+  let out = '';
+  for (let i = 0; i < line.length; i++) {
+    if (line[i] === '\u001b') {
+      const end = line.indexOf('m', i);
+      out += line.slice(i, end + 1);
+      i = end;
+    } else if (visible < width) {
+      out += line[i];
+      visible++;
+    }
+  }
+  return out + (visible >= width ? '\u001b[0m' : '');
+}
