@@ -157,9 +157,7 @@ function transfer(target: Target, tree: string, manifest: string, signal?: Abort
       const err: Buffer[] = [];
       child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
       child.on('error', reject);
-      child.on('close', (code) =>
-        code === 0 ? resolve() : reject(new HomecloudError(`transfer failed, nothing was applied (rsync exit status ${code}): ${Buffer.concat(err).toString().trim().split('\n').slice(-2).join('; ')}`, { file: target.machine })),
-      );
+      child.on('close', (code) => (code === 0 ? resolve() : reject(transferError(target, code, Buffer.concat(err).toString()))));
     });
   // --rsync-path makes the staging directory first; --link-dest is relative to the destination directory.
   return rsync([
@@ -169,6 +167,18 @@ function transfer(target: Target, tree: string, manifest: string, signal?: Abort
     `--link-dest=${generationsDir}/current/tree`,
     `${tree}/`, `${destination}:${staging}/tree/`,
   ]).then(() => rsync(['-a', manifest, `${destination}:${staging}/manifest.json`]));
+}
+
+/** What a failed transfer means: rsync's first error says more than its last lines (a broken pipe that follows). */
+function transferError(target: Target, code: number | null, stderr: string): HomecloudError {
+  const lines = stderr.trim().split('\n');
+  const full = lines.find((line) => /No space left on device|Disk quota exceeded/.test(line));
+  if (full) return new HomecloudError(`transfer failed, nothing was applied: the machine's disk is full (${full.trim()})`, { file: target.machine }, 'free space on the machine, then deploy again');
+  if (code === 255 || /connection unexpectedly closed|Broken pipe|Connection reset/.test(stderr)) {
+    return new HomecloudError(`transfer failed, nothing was applied: the connection to ${target.entry.host} was lost (${lines.at(-1)?.trim()})`, { file: target.machine }, 'deploy again when the machine is reachable');
+  }
+  const first = lines.find((line) => /^rsync: /.test(line)) ?? lines.at(-1) ?? '';
+  return new HomecloudError(`transfer failed, nothing was applied (rsync exit status ${code}): ${first.trim()}`, { file: target.machine });
 }
 
 /** The generations a machine keeps: number, metadata, and which one is current. */

@@ -15,7 +15,8 @@ exec 9>>${applyLock}
 flock -n 9 || { echo "another apply is running on this machine" >&2; exit 75; }
 cat > "$G/staging/apply.sh"
 out=/var/lib/homecloud/apply.out err=/var/lib/homecloud/apply.err
-setsid bash "$G/staging/apply.sh" > "$out" 2> "$err" < /dev/null &
+: > "$out"; : > "$err"
+setsid bash "$G/staging/apply.sh" >> "$out" 2>> "$err" < /dev/null &
 pid=$!
 tail -s 0.02 -n +1 -f --pid="$pid" "$out" || true
 status=0

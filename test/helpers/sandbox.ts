@@ -37,6 +37,15 @@ export class TestSandbox {
     return { status: result.status, stdout: result.stdout.trim(), stderr: result.stderr.trim() };
   }
 
+  /**
+   * A fingerprint of a machine's file listing (paths, types, modes), outside
+   * what a running system changes by itself; `also` prunes more paths.
+   */
+  listing(name: string, also: string[] = []): string {
+    const pruned = ['/proc', '/sys', '/dev', '/run', '/tmp', '/var/log', '/var/cache', '/var/tmp', '/var/lib/systemd', '/var/lib/dhcp', '/root/.ssh', ...also];
+    return this.ssh(name, `find / -xdev \\( ${pruned.map((path) => `-path ${path}`).join(' -o ')} \\) -prune -o -printf '%p %y %m\\n' | sort | md5sum`).stdout;
+  }
+
   sshOptions(): string[] {
     return sshOptions(this.paths);
   }
