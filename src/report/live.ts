@@ -17,17 +17,17 @@ export class LiveLines {
     this.timer = setInterval(() => this.draw(), 100);
   }
 
-  /** Draw once more, then leave the lines as they are. */
+  /** Draw once more, whole (long lines may wrap now: nothing is redrawn after), then leave the lines as they are. */
   stop(): void {
     clearInterval(this.timer);
-    this.draw();
+    this.draw(Infinity);
   }
 
-  private draw(): void {
-    const width = this.stream.columns || 80;
+  /** Lines are cut to the terminal's width: a wrapped line would break moving back up over them. */
+  private draw(width = (this.stream.columns || 80) - 1): void {
     const lines = this.render();
     let out = this.drawn ? `\u001b[${this.drawn}A` : '';
-    for (const line of lines) out += `\r\u001b[2K${fit(line, width - 1)}\n`;
+    for (const line of lines) out += `\r\u001b[2K${fit(line, width)}\n`;
     this.drawn = lines.length;
     this.stream.write(out);
   }
@@ -47,5 +47,5 @@ function fit(line: string, width: number): string {
       visible++;
     }
   }
-  return out + (visible >= width ? '\u001b[0m' : '');
+  return out + (visible >= width && width !== Infinity ? '\u001b[0m' : '');
 }

@@ -99,11 +99,11 @@ function liveTable(rows: Map<string, Row>): string[] {
   const now = Date.now();
   const frame = spinner[Math.floor(now / 100) % spinner.length]!;
   const lines = [...rows].map(([machine, row]) => {
-    if (row.result) return [machine, describe(row.result), milliseconds(row.result.milliseconds)];
-    if (row.started === undefined) return [machine, colors.dim('waiting'), ''];
-    return [machine, `${colors.cyan(frame)} ${describeProgress(row.progress ?? { phase: 'connect' })}`, milliseconds(now - row.started)];
+    if (row.result) return [machine, milliseconds(row.result.milliseconds), describe(row.result)];
+    if (row.started === undefined) return [machine, '', colors.dim('waiting')];
+    return [machine, milliseconds(now - row.started), `${colors.cyan(frame)} ${describeProgress(row.progress ?? { phase: 'connect' })}`];
   });
-  return table(lines, [colors.dim('MACHINE'), colors.dim('RESULT'), colors.dim('TIME')]).split('\n');
+  return table(lines, [colors.dim('MACHINE'), colors.dim('TIME'), colors.dim('RESULT')]).split('\n');
 }
 
 function describeProgress(progress: Progress): string {
