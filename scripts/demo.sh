@@ -41,6 +41,8 @@ step "Change nas's greeting: only hello.service on nas restarts" --sandbox deplo
 homecloud --sandbox deploy
 step "Run a command on all of them" --sandbox exec nas media -- cat /usr/local/opt/hello/greeting.txt
 homecloud --sandbox exec nas media -- cat /usr/local/opt/hello/greeting.txt
+step "media runs nginx and a lambda: a process only while it answers" --sandbox exec media -- curl -s http://localhost/time/
+homecloud --sandbox exec media -- curl -s http://localhost/time/
 
 cat <<NEXT
 

@@ -77,18 +77,24 @@ export function reconcile(
     if (wanted && added.includes(path)) act(wanted, 'start', `${path} added`);
     if (wanted) daemonReload = true;
   }
-  // Files a unit reads: reload it if it can, else restart it.
+  // Files a unit reads (a file added to or removed from a directory it reads counts): reload it if it can, else
+  // restart it. A unit whose own file is new has nothing to catch up with.
+  const newUnits = new Set(added.map((path) => unitOf(path)).filter((owner) => owner && !owner.dropIn).map((owner) => owner!.unit));
+  const changedSet = new Set(changed);
+  const addedSet = new Set(added);
+  const how = (path: string) => (changedSet.has(path) ? 'changed' : addedSet.has(path) ? 'added' : 'removed');
   for (const [unit, text] of unitTexts) {
+    if (newUnits.has(unit)) continue;
     const references = unitReferences(text);
-    for (const path of changed) {
+    for (const path of [...touched, ...removed]) {
       const referenced = references.paths.find((ref) => path === ref || path.startsWith(`${ref}/`));
       if (!referenced || unitOf(path)) continue;
-      act(instances(unit), references.reloads ? 'reload-or-restart' : 'restart', `${path} changed${referenced === path ? '' : ` (in ${referenced})`}, which ${unit} reads`);
+      act(instances(unit), references.reloads ? 'reload-or-restart' : 'restart', `${path} ${how(path)}${referenced === path ? '' : ` (in ${referenced})`}, which ${unit} reads`);
     }
   }
   for (const trigger of triggers) {
-    for (const path of touched) {
-      if (globMatches(trigger.glob, path)) act(trigger.unit, trigger.action, `${path} changed (${trigger.file}:${trigger.line})`);
+    for (const path of [...touched, ...removed]) {
+      if (globMatches(trigger.glob, path)) act(trigger.unit, trigger.action, `${path} ${how(path)} (${trigger.file}:${trigger.line})`);
     }
   }
   return {

@@ -10,7 +10,7 @@ import { run } from '../util/run.ts';
  */
 export const imagePackages = [
   'systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'rsync', 'make', 'm4', 'jq', 'iproute2', 'sudo', 'procps', 'less',
-  'ca-certificates', 'curl', 'nginx-light', 'nftables', 'systemd-journal-remote',
+  'ca-certificates', 'curl', 'nginx-light', 'libnginx-mod-stream', 'nftables', 'systemd-journal-remote',
   // Ansible's modules run on the target in Python: the benchmark against it uses the same image.
   'python3',
 ];

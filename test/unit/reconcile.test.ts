@@ -107,3 +107,26 @@ test('unit references: exec prefixes, credentials, bind pairs, continuation line
   assert.deepEqual(refs.paths.sort(), ['/bin/kill', '/srv/data', '/srv/more', '/usr/bin/x', '/usr/local/etc/token', '/usr/local/libexec/prepare', '/usr/local/opt/a.conf']);
   assert.equal(refs.reloads, true);
 });
+
+test('a file added to or removed from a directory a unit reads reloads it, as a changed one does; not when the unit itself is new', () => {
+  const before = manifest(base);
+  const added = manifest({ ...base, '/usr/local/opt/nginx/conf/extra.nginx': 'v1' });
+  assert.deepEqual(reconcile(before.manifest, added.manifest, added.read).units, [
+    { unit: 'nginx.service', action: 'reload-or-restart', reasons: ['/usr/local/opt/nginx/conf/extra.nginx added (in /usr/local/opt/nginx/conf), which nginx.service reads'] },
+  ]);
+  const withoutSites = { ...base } as Record<string, string | { link: string }>;
+  delete withoutSites['/usr/local/opt/nginx/conf/sites.nginx'];
+  const removed = manifest(withoutSites);
+  assert.deepEqual(reconcile(before.manifest, removed.manifest, removed.read).units, [
+    { unit: 'nginx.service', action: 'reload-or-restart', reasons: ['/usr/local/opt/nginx/conf/sites.nginx removed (in /usr/local/opt/nginx/conf), which nginx.service reads'] },
+  ]);
+  const fresh = manifest({ [`${sys}/nginx.service`]: nginx, '/usr/local/opt/nginx/conf/main.nginx': 'v1' });
+  assert.deepEqual(reconcile(undefined, fresh.manifest, fresh.read).units, []);
+});
+
+test('trigger lines act on removed paths too', () => {
+  const before = manifest({ ...base, '/usr/local/opt/app/x/y.conf': 'a' });
+  const after = manifest(base);
+  const plan = reconcile(before.manifest, after.manifest, after.read, [{ glob: '/usr/local/opt/app/**', action: 'reload', unit: 'app.service', file: 'triggers/app.txt', line: 1 }]);
+  assert.deepEqual(plan.units, [{ unit: 'app.service', action: 'reload', reasons: ['/usr/local/opt/app/x/y.conf removed (triggers/app.txt:1)'] }]);
+});
