@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { makeRepo, runCli, writeFiles } from '../helpers/repo.ts';
+import { testSandbox } from '../helpers/sandbox.ts';
+import { addressOf, exposure, request } from '../helpers/web.ts';
+
+// The nginx layer on a sandbox machine: configuration from /usr/local/opt/nginx, drop-ins, tested reloads.
+const { box, skip } = testSandbox('nginx');
+const server = 'machines/web/usr/local/opt/nginx/server.d';
+const repo = makeRepo({
+  'machines/web/usr/local/opt/initd/layers/10.txt': '+ nginx\n',
+  'inventory.json': '{}',
+  [`${server}/50-version.conf`]: 'location = /version { return 200 "v1\\n"; }\n',
+  // A stream.d drop-in: TCP port 8081 to the web server, through the stream module.
+  'machines/web/usr/local/opt/nginx/stream.d/50-forward.conf': 'server { listen 8081; proxy_pass 127.0.0.1:80; }\n',
+});
+const cli = (args: string[]) => runCli(['-C', repo, '--sandbox', ...args], { env: { HOMECLOUD_SANDBOX: box?.paths.home ?? '' } });
+const on = (command: string) => box!.ssh('web', command).stdout;
+const mainPid = () => on('systemctl show -p MainPID --value nginx-local.service');
+let base = '';
+
+test('nginx serves the layer\'s configuration with the drop-ins of the machine', { skip }, async () => {
+  await box!.up(['web']);
+  base = `http://${addressOf(box!, 'web')}`;
+  const deploy = cli(['deploy']);
+  assert.equal(deploy.status, 0, deploy.stderr + deploy.stdout);
+  assert.match(deploy.stdout, /start nginx-local\.service/);
+  assert.deepEqual(await request(`${base}/version`), { status: 200, body: 'v1\n' });
+  assert.deepEqual(await request(`http://${addressOf(box!, 'web')}:8081/version`), { status: 200, body: 'v1\n' }, 'stream.d is included');
+  assert.equal(on('systemctl is-active nginx.service nginx-local.service || true'), 'inactive\nactive', "Debian's nginx.service stays out of the way");
+  assert.equal(on('cat /usr/local/etc/nftables/input.d/50-nginx.nft'), 'tcp dport 80 accept');
+});
+
+test('a configuration change reloads nginx: the new configuration is served by the same main process', { skip }, async () => {
+  const pid = mainPid();
+  writeFiles(repo, { [`${server}/50-version.conf`]: 'location = /version { return 200 "v2\\n"; }\n' });
+  const changed = cli(['deploy']);
+  assert.equal(changed.status, 0, changed.stderr);
+  assert.match(changed.stdout, /reload-or-restart nginx-local\.service/);
+  assert.deepEqual(await request(`${base}/version`), { status: 200, body: 'v2\n' });
+  assert.equal(mainPid(), pid);
+
+  // A file another layer adds to a drop-in directory reloads nginx too.
+  writeFiles(repo, { [`${server}/60-added.conf`]: 'location = /added { return 200 "added\\n"; }\n' });
+  const added = cli(['deploy']);
+  assert.equal(added.status, 0, added.stderr);
+  assert.deepEqual(await request(`${base}/added`), { status: 200, body: 'added\n' });
+  assert.equal(mainPid(), pid);
+});
+
+test('a broken configuration fails the deploy with nginx\'s message, and the running configuration keeps serving', { skip }, async () => {
+  const pid = mainPid();
+  writeFiles(repo, { [`${server}/50-version.conf`]: 'location = /version { retrun 200 "v3\\n"; }\n' });
+  const broken = cli(['deploy']);
+  assert.equal(broken.status, 1, broken.stdout + broken.stderr);
+  assert.deepEqual(await request(`${base}/version`), { status: 200, body: 'v2\n' });
+  assert.equal(mainPid(), pid);
+  assert.equal(on('systemctl is-active nginx-local.service'), 'active');
+
+  writeFiles(repo, { [`${server}/50-version.conf`]: 'location = /version { return 200 "v3\\n"; }\n' });
+  const repaired = cli(['deploy']);
+  assert.equal(repaired.status, 0, repaired.stderr);
+  assert.deepEqual(await request(`${base}/version`), { status: 200, body: 'v3\n' });
+  // Last, so that the machine is repaired whatever the message: the unit's journal in the deploy's report.
+  assert.match(broken.stderr, /unknown directive "retrun" in \/etc\/nginx\/server\.d\/50-version\.conf:1/);
+});
+
+test('nginx-local.service passes systemd-analyze verify and is sandboxed', { skip }, (t) => {
+  const verify = box!.ssh('web', 'systemd-analyze verify /usr/local/lib/systemd/system/nginx-local.service');
+  assert.equal(verify.status, 0, verify.stdout + verify.stderr);
+  const score = exposure(box!, 'web', 'nginx-local.service');
+  t.diagnostic(`systemd-analyze security nginx-local.service: ${score}`);
+  assert.ok(score < 2, `exposure ${score}`);
+});
