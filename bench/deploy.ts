@@ -1,23 +1,17 @@
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { SandboxPaths } from '../src/sandbox/paths.ts';
-import { Sandbox } from '../src/sandbox/sandbox.ts';
+import { withScratchSandbox } from './scratch.ts';
 import { median, printTable, timeProcess, type Row } from './stats.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const cli = join(root, 'bin/homecloud.cjs');
 
 /** Deploying the example to three sandbox machines: nothing changed, and one file whose service restarts. */
-export async function benchDeploy(runs = 9): Promise<Row[]> {
-  const home = mkdtempSync(join(tmpdir(), 'homecloud-bench-deploy-'));
-  const repo = mkdtempSync(join(tmpdir(), 'homecloud-bench-repo-'));
-  const sandbox = new Sandbox(new SandboxPaths(home));
-  try {
+export function benchDeploy(runs = 9): Promise<Row[]> {
+  return withScratchSandbox('deploy', async (sandbox, repo) => {
     cpSync(join(root, 'examples/homelab'), repo, { recursive: true, verbatimSymlinks: true, filter: (source) => !source.includes('/var') });
     await sandbox.up(['gateway', 'nas', 'media']);
-    process.env.HOMECLOUD_SANDBOX = home;
     const deploy = () => timeProcess(process.execPath, [cli, '-C', repo, '--sandbox', 'deploy']);
     deploy();
     const noChange = median(Array.from({ length: runs }, deploy));
@@ -37,12 +31,7 @@ export async function benchDeploy(runs = 9): Promise<Row[]> {
     ];
     printTable('deploy (the example, sandbox machines)', rows);
     return rows;
-  } finally {
-    await sandbox.down('all');
-    delete process.env.HOMECLOUD_SANDBOX;
-    rmSync(home, { recursive: true, force: true });
-    rmSync(repo, { recursive: true, force: true });
-  }
+  });
 }
 
 /** `watch nas`: from writing a fact to the line saying its service restarted (printed after the target's health check). */

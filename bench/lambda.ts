@@ -1,19 +1,14 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { SandboxPaths } from '../src/sandbox/paths.ts';
-import { Sandbox } from '../src/sandbox/sandbox.ts';
 import { request } from '../test/helpers/web.ts';
+import { withScratchSandbox } from './scratch.ts';
 import { median, printTable, timeAsync, timeProcess, type Row } from './stats.ts';
 
 const root = resolve(import.meta.dirname, '..');
 
 /** A machine with the nginx and lambda layers: a lambda through nginx, against a static answer and a scale-to-zero service. */
-export async function benchLambda(runs = 21): Promise<Row[]> {
-  const home = mkdtempSync(join(tmpdir(), 'homecloud-bench-lambda-'));
-  const repo = mkdtempSync(join(tmpdir(), 'homecloud-bench-lambda-repo-'));
-  const sandbox = new Sandbox(new SandboxPaths(home));
+export function benchLambda(runs = 21): Promise<Row[]> {
   const files: Record<string, string> = {
     'inventory.json': '{}',
     'facts/lam.json': '{"ENV_LAMBDA_IDLE_TIME": "1s"}',
@@ -24,7 +19,7 @@ export async function benchLambda(runs = 21): Promise<Row[]> {
     'machines/lam/usr/local/opt/files/index.html': 'files\n',
     'machines/lam/usr/local/opt/lambda/scale-to-zero/files.conf': 'LISTEN=8080\nBACKEND=127.0.0.1:18080\n',
   };
-  try {
+  return withScratchSandbox('lambda', async (sandbox, repo) => {
     for (const [path, content] of Object.entries(files)) {
       mkdirSync(dirname(join(repo, path)), { recursive: true });
       writeFileSync(join(repo, path), content);
@@ -36,7 +31,6 @@ export async function benchLambda(runs = 21): Promise<Row[]> {
     const waitUntil = (command: string, expected: string) => {
       for (let i = 0; i < 300 && on(command) !== expected; i++) spawnSync('sleep', ['0.1']);
     };
-    process.env.HOMECLOUD_SANDBOX = home;
     timeProcess(process.execPath, [join(root, 'bin/homecloud.cjs'), '-C', repo, '--sandbox', 'deploy']);
 
     /** Time one GET on a fresh connection, checking the answer. */
@@ -67,10 +61,5 @@ export async function benchLambda(runs = 21): Promise<Row[]> {
     ];
     printTable('lambda (one sandbox machine, requests from the host)', rows);
     return rows;
-  } finally {
-    await sandbox.down('all');
-    delete process.env.HOMECLOUD_SANDBOX;
-    rmSync(home, { recursive: true, force: true });
-    rmSync(repo, { recursive: true, force: true });
-  }
+  });
 }
