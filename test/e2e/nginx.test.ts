@@ -19,15 +19,19 @@ const on = (command: string) => box!.ssh('web', command).stdout;
 const mainPid = () => on('systemctl show -p MainPID --value nginx-local.service');
 let base = '';
 
-test('nginx serves the layer\'s configuration with the drop-ins of the machine', { skip }, async () => {
+test('on a machine where Debian\'s nginx runs, the layer takes over: its configuration and the machine\'s drop-ins are served', { skip }, async () => {
   await box!.up(['web']);
   base = `http://${addressOf(box!, 'web')}`;
+  // As on a Debian machine with nginx installed: the package's nginx.service serves its default site.
+  box!.ssh('web', 'rm /etc/systemd/system/nginx.service && systemctl daemon-reload && systemctl start nginx.service');
+  assert.match((await request(`${base}/`)).body, /Welcome to nginx/);
   const deploy = cli(['deploy']);
   assert.equal(deploy.status, 0, deploy.stderr + deploy.stdout);
   assert.match(deploy.stdout, /start nginx-local\.service/);
+  assert.equal(on('systemctl is-active nginx.service nginx-local.service || true'), 'inactive\nactive', "Debian's nginx.service gave way");
+  assert.equal(on('systemctl is-enabled nginx.service || true'), 'masked');
   assert.deepEqual(await request(`${base}/version`), { status: 200, body: 'v1\n' });
   assert.deepEqual(await request(`http://${addressOf(box!, 'web')}:8081/version`), { status: 200, body: 'v1\n' }, 'stream.d is included');
-  assert.equal(on('systemctl is-active nginx.service nginx-local.service || true'), 'inactive\nactive', "Debian's nginx.service stays out of the way");
   assert.equal(on('cat /usr/local/etc/nftables/input.d/50-nginx.nft'), 'tcp dport 80 accept');
 });
 
