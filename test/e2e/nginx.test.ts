@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { makeRepo, runCli, writeFiles } from '../helpers/repo.ts';
 import { testSandbox } from '../helpers/sandbox.ts';
@@ -67,6 +69,19 @@ test('a broken configuration fails the deploy with nginx\'s message, and the run
   assert.deepEqual(await request(`${base}/version`), { status: 200, body: 'v3\n' });
   // Last, so that the machine is repaired whatever the message: the unit's journal in the deploy's report.
   assert.match(broken.stderr, /unknown directive "retrun" in \/etc\/nginx\/server\.d\/50-version\.conf:1/);
+});
+
+test('a configuration that passes the test but that nginx cannot load (a port in use) fails the deploy as well', { skip }, async () => {
+  const pid = mainPid();
+  writeFiles(repo, { 'machines/web/usr/local/opt/nginx/http.d/50-ssh-port.conf': 'server { listen 22; return 204; }\n' });
+  const refused = cli(['deploy']);
+  assert.equal(refused.status, 1, refused.stdout + refused.stderr);
+  assert.match(refused.stderr, /bind\(\) to 0\.0\.0\.0:22 failed \(98: Address already in use\)/);
+  assert.deepEqual(await request(`${base}/version`), { status: 200, body: 'v3\n' });
+  assert.equal(mainPid(), pid);
+  rmSync(join(repo, 'machines/web/usr/local/opt/nginx/http.d/50-ssh-port.conf'));
+  const repaired = cli(['deploy']);
+  assert.equal(repaired.status, 0, repaired.stderr);
 });
 
 test('nginx-local.service passes systemd-analyze verify and is sandboxed', { skip }, (t) => {
