@@ -34,6 +34,9 @@ test('on a machine where Debian\'s nginx runs, the layer takes over: its configu
   assert.equal(on('systemctl is-enabled nginx.service || true'), 'masked');
   assert.deepEqual(await request(`${base}/version`), { status: 200, body: 'v1\n' });
   assert.deepEqual(await request(`http://${addressOf(box!, 'web')}:8081/version`), { status: 200, body: 'v1\n' }, 'stream.d is included');
+  // Port 80 for the base layer's input chain, which includes these files: valid nft there (checked, not loaded).
+  const input = box!.ssh('web', 'printf \'table inet check {\\n chain input {\\n include "/usr/local/etc/nftables/input.d/50-nginx.nft"\\n }\\n}\\n\' | nft -c -f -');
+  assert.equal(input.status, 0, input.stderr);
   assert.equal(on('cat /usr/local/etc/nftables/input.d/50-nginx.nft'), 'tcp dport 80 accept');
 });
 
