@@ -98,11 +98,15 @@ export async function benchAnsible(runs = 5, only: Transfer[] = transfers): Prom
     },
   });
 
-  /** Every machine cloned anew from the base image (new host keys: master connections to the old ones go first). */
-  const freshMachines = async () => {
+  /** Both tools' master connections end before their machines go (they would linger on a peer that vanished). */
+  const closeConnections = () => {
     for (const { host } of Object.values(sandbox.inventory())) {
       for (const dir of [controlDir(), sockets]) spawnSync('ssh', ['-O', 'exit', '-o', `ControlPath=${dir}/%C`, `root@${host}`], { stdio: 'ignore' });
     }
+  };
+  /** Every machine cloned anew from the base image, with new host keys. */
+  const freshMachines = async () => {
+    closeConnections();
     await sandbox.down(state.machines);
     await sandbox.up(state.machines);
     const hosts = Object.fromEntries(Object.entries(sandbox.inventory()).map(([machine, entry]) => [machine, entry.host]));
@@ -169,6 +173,7 @@ export async function benchAnsible(runs = 5, only: Transfer[] = transfers): Prom
     console.log(`Fairness check passed: every tool left the same ${reference![state.machines[0]!]!.paths.length} paths under /usr/local (type, mode, owner, sha256 or link target) and the same running services on each machine.`);
     return report(state, runs, results);
   } finally {
+    closeConnections();
     await sandbox.down('all');
     rmSync(work, { recursive: true, force: true });
     rmSync(sockets, { recursive: true, force: true });
