@@ -6,13 +6,25 @@ export function median(values: number[]): number {
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
+export interface ProcessOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
 /** Wall time of a whole process, in milliseconds; fails loudly when the process does. */
-export function timeProcess(command: string, args: string[], options: { cwd?: string } = {}): number {
+export function timeProcess(command: string, args: string[], options: ProcessOptions = {}): number {
+  return timeProcessOutput(command, args, options).milliseconds;
+}
+
+/** The same, with what the process printed. */
+export function timeProcessOutput(command: string, args: string[], options: ProcessOptions = {}): { milliseconds: number; stdout: string; stderr: string } {
   const started = process.hrtime.bigint();
-  const result = spawnSync(command, args, { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-  const elapsed = Number(process.hrtime.bigint() - started) / 1e6;
-  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.status}):\n${result.stderr.toString()}${result.stdout.toString()}`);
-  return elapsed;
+  const result = spawnSync(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 * 1024 * 1024 });
+  const milliseconds = Number(process.hrtime.bigint() - started) / 1e6;
+  const stdout = result.stdout?.toString() ?? '';
+  const stderr = result.stderr?.toString() ?? '';
+  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.status ?? result.error?.message}):\n${stderr}${stdout}`);
+  return { milliseconds, stdout, stderr };
 }
 
 export async function timeAsync(task: () => Promise<unknown>): Promise<number> {
