@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { makeRepo, runCli, writeFiles } from '../helpers/repo.ts';
 import { testSandbox } from '../helpers/sandbox.ts';
+import { SmtpReceiver } from '../helpers/smtp.ts';
 import { WebhookReceiver } from '../helpers/webhook.ts';
 
 const { box, skip } = testSandbox('base');
@@ -33,6 +34,7 @@ const cli = (args: string[]) => runCli(['-C', repo, '--sandbox', ...args], { env
 const on = (command: string) => box!.ssh('one', command).stdout;
 const address = () => box!.sandbox.list().find((machine) => machine.name === 'one')!.address;
 const hook = new WebhookReceiver();
+const smtp = new SmtpReceiver();
 
 /** A password login as alice, with nothing but the password to offer. */
 function passwordLogin() {
@@ -106,7 +108,39 @@ systemctl daemon-reload && systemctl start doomed`);
   assert.deepEqual(hook.about('crashy.service'), ['failed one', 'recovered one']);
   assert.deepEqual(hook.about('sentinel.service'), ['failed one']);
   assert.equal(on('journalctl -q -o cat MESSAGE_ID=fe2ecc3b1e744237975646bf8cacac04 HOMECLOUD_UNIT=doomed.service'), 'doomed.service entered the failed state\ndoomed.service recovered');
-  on('systemctl reset-failed sentinel');
+  on('touch /run/sentinel-ok && systemctl start sentinel');
+  assert.ok(await hook.waitFor((alert) => alert.unit === 'sentinel.service' && alert.state === 'recovered'), 'sentinel recovered');
+});
+
+test('with SMTP facts an alert goes by mail as well; a password is never sent over a connection without TLS', { skip }, async () => {
+  await smtp.listen(box!.paths.hostAddress);
+  const failing = (name: string) => `cat > /etc/systemd/system/${name}.service <<'EOF'\n[Service]\nExecStart=/bin/sh -c 'echo "${name}: cannot work" >&2; exit 3'\nEOF\nsystemctl daemon-reload && systemctl start ${name}`;
+  const facts = `ENV_ALERT_WEBHOOK_URL=${hook.url}\nENV_ALERT_WEBHOOK_TOKEN=${token}\nENV_ALERT_SMTP_URL=${smtp.url}\nENV_ALERT_MAIL_TO=ops@example.test,oncall@example.test\n`;
+  writeFiles(repo, { 'facts/one.env': facts });
+  assert.match(cli(['deploy']).stdout, /restart homecloud-alert\.service/);
+  on(failing('mailed'));
+  assert.ok(await hook.waitFor((alert) => alert.unit === 'mailed.service'), 'the webhook still hears of it');
+  const about = (unit: string) => smtp.mails.filter((mail) => mail.data.includes(`Subject: [homecloud] ${unit} `));
+  const deadline = Date.now() + 30_000;
+  while (about('mailed.service').length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(about('mailed.service').length, 1, 'one mail');
+  const [mail] = about('mailed.service');
+  assert.deepEqual([mail!.from, mail!.to], ['homecloud@one', ['ops@example.test', 'oncall@example.test']]);
+  assert.match(mail!.data, /^Subject: \[homecloud\] mailed\.service failed on one\r$/m);
+  assert.match(mail!.data, /mailed: cannot work/);
+
+  const secret = 'smtp-pa55word-not-in-clear';
+  writeFiles(repo, { 'facts/one.env': `${facts}ENV_ALERT_SMTP_USER=alerts\nENV_ALERT_SMTP_PASSWORD=${secret}\n` });
+  const deploy = cli(['deploy']);
+  assert.ok(!`${deploy.stdout}${deploy.stderr}`.includes(secret));
+  on(failing('unmailed'));
+  assert.ok(await hook.waitFor((alert) => alert.unit === 'unmailed.service'), 'the webhook hears of it');
+  let refused = '';
+  while (!refused && Date.now() < deadline + 30_000) refused = on('journalctl -u homecloud-alert -q -o cat --grep="the mail server did not take .unmailed"');
+  assert.match(refused, /unmailed\.service failed on one/, 'the mail was not sent, and the journal says so');
+  assert.equal(about('unmailed.service').length, 0, 'no mail');
+  assert.ok(!smtp.commands.some((line) => /^AUTH/i.test(line) || line.includes(Buffer.from(secret).toString('base64').slice(0, 8))), 'no password over plain text');
+  on('systemctl reset-failed mailed unmailed');
 });
 
 test('the input filter drops a port no layer opens, takes one an input.d file opens, reloads when those files change or go, and keeps SSH', { skip }, async () => {
