@@ -122,9 +122,12 @@ if [ -f /usr/local/opt/initd/Makefile ]; then make -s -C /usr/local/opt/initd; f
 phase units
 # try-: a stopped unit stays stopped; a failed one (say, by the change before) is meant to run, and restarts.
 failed_before=" $(systemctl list-units --state=failed --plain --no-legend 2>/dev/null | awk '{ printf "%s ", $1 }')"
+running_before=" $(systemctl list-units --state=active,activating,reloading --plain --no-legend 2>/dev/null | awk '{ printf "%s ", $1 }')"
 # A deliberate restart is not a crash loop: clear the start rate limit (and the failed state) first.
 for unit in "\${restart[@]}" "\${reload[@]}" "\${start[@]}"; do [[ $unit == *'*'* ]] || systemctl reset-failed "$unit" 2>/dev/null || true; done
 was_failed() { [[ " $failed_before " == *" $1 "* ]]; }
+# try-restart and try-reload leave a unit that was not running stopped, as meant (a unit a layer ships but this machine does not enable).
+stays_stopped() { [[ " \${restart[*]} \${reload[*]} " == *" $1 "* && " $running_before " != *" $1 "* ]] && ! was_failed "$1"; }
 # A unit whose restart or reload fails is unhealthy, even when it keeps running (a reload refused by a config test).
 refused=()
 for unit in "\${restart[@]}"; do if was_failed "$unit"; then systemctl restart "$unit"; else systemctl try-restart "$unit"; fi || refused+=("$unit"); done
@@ -143,7 +146,7 @@ for unit in "\${acted[@]}"; do
     [[ $state == activating || $state == deactivating || $state == reloading ]] || break
     sleep 0.1
   done
-  if [[ $state == failed ]] || { [[ $state != active ]] && [[ $(systemctl show -p Type --value "$unit") != oneshot ]] && [[ $unit != *.timer ]] && [[ $unit != *.target ]]; }; then
+  if [[ $state == failed ]] || { [[ $state != active ]] && ! stays_stopped "$unit" && [[ $(systemctl show -p Type --value "$unit") != oneshot ]] && [[ $unit != *.timer ]] && [[ $unit != *.target ]]; }; then
     failed+=("$unit")
   fi
 done

@@ -1,3 +1,5 @@
+import { octal } from '../util/fs.ts';
+
 export type ManifestEntry =
   | { type: 'dir'; mode: string }
   | { type: 'file'; mode: string; sha256: string; secret?: true }
@@ -17,6 +19,16 @@ export interface Manifest {
   machine: string;
   entries: ManifestEntries;
   packages: { install: string[]; purge: string[] };
+}
+
+/** A regular file's entry. A secret's file is its owner's (root's) alone, whatever mode the source has (git keeps only 644 and 755). */
+export function fileEntry(mode: number, sha256: string, secret: boolean): ManifestEntry {
+  return secret ? { type: 'file', mode: fileMode(mode, true), sha256, secret: true } : { type: 'file', mode: fileMode(mode, false), sha256 };
+}
+
+/** The target mode of a file made from a source with `mode`. */
+export function fileMode(mode: number, secret: boolean): string {
+  return octal(secret ? mode & ~0o077 : mode);
 }
 
 export function sameEntry(a: ManifestEntry | undefined, b: ManifestEntry | undefined): boolean {

@@ -5,7 +5,7 @@ import { probeFactNames, secretValues, type Facts } from '../facts/facts.ts';
 import { isInside, octal, realPath } from '../util/fs.ts';
 import { fingerprintOf, sha256 } from '../util/hash.ts';
 import { collectPackages, linksFile, packagesFile, parseLinks, parsePackages, parseTriggers, triggersFile, type DeclaredLink, type PackageDeclaration } from './declared.ts';
-import { sortEntries, type Manifest, type ManifestEntries } from './manifest.ts';
+import { fileEntry, sortEntries, type Manifest, type ManifestEntries } from './manifest.ts';
 import { renderTemplate } from './render.ts';
 import { directoryMode, pinnedDirectoryMode } from './rules.ts';
 import type { SourceEntry, SourceTree } from './walk.ts';
@@ -177,10 +177,9 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
       entries[dest] = { type: 'link', target: entry.linkTarget! };
       continue;
     }
-    const mode = octal(entry.mode);
     const sha256 = entry.rule === 'template' ? outputHashes.get(entry)! : context.hash(entry);
     const secret = entry.rule === 'template' ? renders[entry.path]![3] : entry.rule === 'deref' && isInside(realPath(entry.contentPath), factsDir);
-    entries[dest] = secret ? { type: 'file', mode, sha256, secret: true } : { type: 'file', mode, sha256 };
+    entries[dest] = fileEntry(entry.mode, sha256, secret);
   }
 
   /** A winning output's text, for the declaration files under usr/local/opt/initd. */

@@ -1,9 +1,9 @@
 import { secretValues, type Facts } from '../facts/facts.ts';
 import type { RepoPaths } from '../load/repo.ts';
-import { isInside, octal, realPath } from '../util/fs.ts';
+import { isInside, realPath } from '../util/fs.ts';
 import { sha256 } from '../util/hash.ts';
 import type { DefaultsFile } from '../facts/machine-facts.ts';
-import type { Manifest, ManifestEntries, ManifestEntry } from './manifest.ts';
+import { fileEntry, fileMode, type Manifest, type ManifestEntries, type ManifestEntry } from './manifest.ts';
 import type { RenderCache } from './plan.ts';
 import { renderTemplate } from './render.ts';
 import type { FileContent } from './tree.ts';
@@ -96,10 +96,9 @@ export async function quickPlan(context: QuickContext): Promise<QuickPlan | unde
       entries[entry.dest] = { type: 'link', target: entry.linkTarget! };
       continue;
     }
-    const mode = octal(entry.mode);
     if (entry.rule !== 'template') {
       const secret = entry.rule === 'deref' && isInside(realPath(entry.contentPath), factsDir);
-      entries[entry.dest] = secret ? { type: 'file', mode, sha256: context.hash(entry), secret: true } : { type: 'file', mode, sha256: context.hash(entry) };
+      entries[entry.dest] = fileEntry(entry.mode, context.hash(entry), secret);
       continue;
     }
     facts ??= context.facts();
@@ -114,7 +113,7 @@ export async function quickPlan(context: QuickContext): Promise<QuickPlan | unde
     renders ??= { ...context.renders() };
     renders[entry.path] = [renderKey(entry, context), digest, false, secret];
     rendered.set(entry.dest, output);
-    entries[entry.dest] = secret ? { type: 'file', mode, sha256: digest, secret: true } : { type: 'file', mode, sha256: digest };
+    entries[entry.dest] = fileEntry(entry.mode, digest, secret);
   }
   return {
     manifest: { ...previous, entries },
@@ -134,7 +133,7 @@ function renderKey(entry: SourceEntry, context: QuickContext): string {
 /** Whether a source entry still makes what the previous manifest has at its path. */
 function unchanged(entry: SourceEntry, before: ManifestEntry, context: QuickContext): boolean {
   if (entry.rule === 'link') return before.type === 'link' && before.target === entry.linkTarget;
-  if (before.type !== 'file' || before.mode !== octal(entry.mode)) return false;
+  if (before.type !== 'file' || before.mode !== fileMode(entry.mode, before.secret === true)) return false;
   if (entry.rule !== 'template') return before.sha256 === context.hash(entry);
   const record = context.renders()[entry.path];
   return record !== undefined && record[0] === renderKey(entry, context) && record[1] === before.sha256;

@@ -19,7 +19,7 @@ test('the first deploy brings units up; a second deploy sends nothing and touche
   await box!.up(['gateway', 'nas', 'media']);
   const first = cli(['deploy']);
   assert.equal(first.status, 0, first.stderr + first.stdout);
-  assert.match(first.stdout, /^nas\s+generation 1: \d+ added, 0 changed, 0 removed; start hello\.service, start tick@homecloud\.timer/m);
+  assert.match(first.stdout, /^nas\s+generation 1: \d+ added, 0 changed, 0 removed; start hello\.service, start homecloud-alert\.service, start homecloud-firewall\.service, start homecloud-journal-upload\.service, reload ssh\.service, restart systemd-journald\.service, start tick@homecloud\.timer/m);
   assert.equal(on('nas', 'systemctl is-active hello.service tick@homecloud.timer'), 'active\nactive');
   assert.equal(on('media', 'cat /usr/local/opt/hello/greeting.txt'), 'The media machine says hi (its own file overrides the layer template).');
   const before = invocations('nas');
@@ -32,7 +32,7 @@ test('the first deploy brings units up; a second deploy sends nothing and touche
 
 test('a changed file that a unit binds restarts that unit only', { skip }, () => {
   const before = invocations('nas').split('\n');
-  writeFiles(repo, { 'facts/nas.json': '{"ENV_GREETING": "Good night", "ENV_DISKS": ["sda"], "ENV_HELLO_INTERVAL": 30}' });
+  writeFiles(repo, { 'facts/nas.json': '{"ENV_GREETING": "Good night", "ENV_DISKS": ["sda"], "ENV_HELLO_INTERVAL": 30, "ENV_JOURNAL_COLLECTOR": "gateway", "ENV_JOURNAL_COLLECTOR_HOST": "gateway.home.arpa"}' });
   const deploy = cli(['deploy']);
   assert.equal(deploy.status, 0, deploy.stderr);
   assert.match(deploy.stdout, /^nas\s+generation 2: 0 added, 1 changed, 0 removed; restart hello\.service/m);
@@ -54,7 +54,7 @@ test('removing a layer removes its files, stops its units and restores what was 
   const removed = cli(['deploy', 'media']);
   assert.equal(removed.status, 0, removed.stderr);
   assert.match(removed.stdout, /stop tick@homecloud\.timer/);
-  assert.equal(on('media', 'systemctl is-active tick@homecloud.timer; cat /usr/local/bin/sysinfo; ls /usr/local/lib/systemd/system'), 'inactive\nthe machine\'s own\nhello.service\nmulti-user.target.wants');
+  assert.equal(on('media', 'systemctl is-active tick@homecloud.timer; cat /usr/local/bin/sysinfo; ls /usr/local/lib/systemd/system'), 'inactive\nthe machine\'s own\nhello.service\nhomecloud-alert.service\nhomecloud-firewall.service\nmulti-user.target.wants\nsysinit.target.wants');
 });
 
 test('a change that makes a unit fail fails that machine with the unit\'s journal; the others deploy', { skip }, () => {

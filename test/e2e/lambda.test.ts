@@ -19,6 +19,8 @@ const repo = makeRepo({
   'machines/fn/usr/local/lib/systemd/system/files.service': '[Service]\nExecStart=/usr/bin/python3 -m http.server 18080 --bind 127.0.0.1 --directory /usr/local/opt/files\nDynamicUser=yes\n',
   'machines/fn/usr/local/opt/files/index.html': 'served by files.service\n',
   [`${opt}/scale-to-zero/files.conf`]: 'LISTEN=8080\nBACKEND=127.0.0.1:18080\n',
+  // The base layer's input filter lets it in.
+  'machines/fn/usr/local/etc/nftables/input.d/60-files.nft': 'tcp dport 8080 accept\n',
 });
 const cli = (args: string[]) => runCli(['-C', repo, '--sandbox', ...args], { env: { HOMECLOUD_SANDBOX: box?.paths.home ?? '' } });
 const on = (command: string) => box!.ssh('fn', command).stdout;

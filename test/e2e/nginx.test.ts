@@ -15,6 +15,8 @@ const repo = makeRepo({
   [`${server}/50-version.conf`]: 'location = /version { return 200 "v1\\n"; }\n',
   // A stream.d drop-in: TCP port 8081 to the web server, through the stream module.
   'machines/web/usr/local/opt/nginx/stream.d/50-forward.conf': 'server { listen 8081; proxy_pass 127.0.0.1:80; }\n',
+  // The base layer's input filter lets it in.
+  'machines/web/usr/local/etc/nftables/input.d/60-forward.nft': 'tcp dport 8081 accept\n',
 });
 const cli = (args: string[]) => runCli(['-C', repo, '--sandbox', ...args], { env: { HOMECLOUD_SANDBOX: box?.paths.home ?? '' } });
 const on = (command: string) => box!.ssh('web', command).stdout;

@@ -18,6 +18,15 @@ after(() => {
   for (const dir of created) rmSync(dir, { recursive: true, force: true });
 });
 
+/**
+ * A repository's own base layer with homecloud's m4 prelude and nothing else,
+ * for tests of the format that the standard base layer's files, facts and
+ * packages would only get in the way of.
+ */
+export const preludeOnlyBase: Record<string, FixtureFile> = {
+  'layers/_/usr/local/include/m4/00-prelude.m4': readFileSync(join(projectRoot, 'layers/_/usr/local/include/m4/00-prelude.m4'), 'utf8'),
+};
+
 /** A throwaway cloud repository with the given files (paths relative to its root); removed after the test file. */
 export function makeRepo(files: Record<string, FixtureFile>): string {
   const root = mkdtempSync(join(tmpdir(), 'homecloud-test-'));

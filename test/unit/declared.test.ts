@@ -4,7 +4,7 @@ import { existsSync, lstatSync, readlinkSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseLinks } from '../../src/build/declared.ts';
-import { buildError, buildOne, layerList, makeRepo, manifestOf, modeOf, readTree, treeFile, writeFiles } from '../helpers/repo.ts';
+import { buildError, buildOne, layerList, makeRepo, manifestOf, modeOf, preludeOnlyBase, readTree, treeFile, writeFiles } from '../helpers/repo.ts';
 
 const links = 'machines/m/usr/local/opt/initd/links';
 const systemd = '/usr/local/lib/systemd/system';
@@ -127,6 +127,7 @@ test('one link declared twice: same target is fine, different targets an error n
 
 test('packages/*.txt: "+ pkg" installs, "- pkg" purges, other lines are ignored; templates too', async () => {
   const root = makeRepo({
+    ...preludeOnlyBase,
     ...layerList('a'),
     'layers/a/usr/local/opt/initd/packages/a.txt': '# tools\n+ curl\n+ nginx\n- exim4\n+nospace\n+  two-spaces\n* star\nplain\n',
     'layers/other/usr/local/opt/initd/packages/o.txt': '+ unselected\n',
@@ -139,7 +140,7 @@ test('packages/*.txt: "+ pkg" installs, "- pkg" purges, other lines are ignored;
 });
 
 test('no packages means empty lists in the manifest', async () => {
-  const root = makeRepo({ 'machines/m/etc/x': '' });
+  const root = makeRepo({ ...preludeOnlyBase, 'machines/m/etc/x': '' });
   await buildOne(root, 'm');
   assert.deepEqual(manifestOf(root, 'm').packages, { install: [], purge: [] });
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Builder } from '../../src/build/builder.ts';
 import { parseEnvFacts } from '../../src/facts/facts.ts';
-import { buildError, buildOne, layerList, makeRepo, manifestOf, readTree, repoPaths, writeFiles, type FixtureFile } from '../helpers/repo.ts';
+import { buildError, buildOne, layerList, makeRepo, manifestOf, preludeOnlyBase, readTree, repoPaths, writeFiles, type FixtureFile } from '../helpers/repo.ts';
 
 /** The facts of machine m, by key. */
 async function factsOf(root: string, machine = 'm') {
@@ -75,6 +75,7 @@ test('defaults of one layer are read in file name order', async () => {
 
 test('facts json: strings as is, numbers and booleans as text, arrays joined with ",", objects compact, null as null', async () => {
   const root = makeRepo({
+    ...preludeOnlyBase,
     'machines/m/etc/x': '',
     'facts/m.json': JSON.stringify(
       {
@@ -175,7 +176,7 @@ test('facts env: a line that is not KEY=VALUE, or a bad key, is an error naming 
 });
 
 test('missing facts/<m>.json and facts/<m>.env are fine (improvement)', async () => {
-  const root = makeRepo({ 'machines/m/etc/x.m4.conf': 'ENV_MACHINE\n' });
+  const root = makeRepo({ ...preludeOnlyBase, 'machines/m/etc/x.m4.conf': 'ENV_MACHINE\n' });
   const result = await buildOne(root, 'm');
   assert.equal(result.status, 'built', result.error?.toString());
   assert.deepEqual(await valuesOf(root), { ENV_MACHINE: 'm' });
@@ -208,6 +209,7 @@ test('facts/<m>.json must be an object; a bad key is an error naming the file', 
 
 test('probe facts come from var/facts/<m>.json and are ignored when the inventory entry changed', async () => {
   const root = makeRepo({
+    ...preludeOnlyBase,
     'machines/m/etc/x': '',
     'facts/m.env': 'ENV_NPROC=2\n',
     'var/facts/m.json': probeCache('m', { ENV_NPROC: '4', ENV_HOSTNAME: 'box' }),

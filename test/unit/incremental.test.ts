@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { Builder } from '../../src/build/builder.ts';
 import { scanTree } from '../../src/build/tree.ts';
 import { spyFs } from '../helpers/fs-spy.ts';
-import { build, buildOne, layerList, makeRepo, manifestOf, modeOf, readTree, repoPaths, runCli, treeFile, writeFiles, type FixtureFile } from '../helpers/repo.ts';
+import { build, buildOne, layerList, makeRepo, manifestOf, modeOf, preludeOnlyBase, readTree, repoPaths, runCli, treeFile, writeFiles, type FixtureFile } from '../helpers/repo.ts';
 
 const old = new Date('2001-02-03T04:05:06Z');
 
@@ -167,7 +167,7 @@ test('a removed layer disappears from the tree, directories included', async () 
 });
 
 test('a changed declared link changes in the tree; a removed one disappears with the directories made for it', async () => {
-  const root = makeRepo(webRepo);
+  const root = makeRepo({ ...webRepo, ...preludeOnlyBase });
   const link = '/usr/local/lib/systemd/system/multi-user.target.wants/web.service';
   await buildOne(root, 'm');
   writeFiles(root, { 'machines/m/usr/local/opt/initd/links/10.txt': `${link} /dev/null\n` });

@@ -1,29 +1,31 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { openSync, readdirSync, readSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { projectRoot } from '../helpers/repo.ts';
+import { buildEveryStandardLayer, isShellScript, walkFiles } from '../helpers/standard-layers.ts';
 
-/** Files under dir that start with a bash shebang: the scripts that run on targets. */
-function bashScripts(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile())
-    .map((entry) => join(entry.parentPath, entry.name))
-    .filter((path) => {
-      const fd = openSync(path, 'r');
-      const start = Buffer.alloc(32);
-      readSync(fd, start, 0, 32, 0);
-      closeSync(fd);
-      return /^#!\s*(\/usr)?\/bin\/(env )?bash/.test(start.toString('utf8'));
-    });
+/** Files under dir that start with a bash or sh shebang: the scripts that run on targets. */
+function shellScripts(dir: string): string[] {
+  return walkFiles(dir).map((path) => join(dir, path)).filter(isShellScript);
+}
+
+function shellcheck(scripts: string[]): void {
+  const result = spawnSync('shellcheck', ['--severity=style', ...scripts], { encoding: 'utf8' });
+  assert.equal(result.status, 0, result.stdout + result.stderr);
 }
 
 const hasShellcheck = spawnSync('shellcheck', ['--version']).status === 0;
+const skip = !hasShellcheck && process.env.CI !== 'true' && 'shellcheck is not installed';
 
-test('every bash script of the standard layers and of the example passes shellcheck', { skip: !hasShellcheck && process.env.CI !== 'true' && 'shellcheck is not installed' }, () => {
-  const scripts = [...bashScripts(join(projectRoot, 'layers')), ...bashScripts(join(projectRoot, 'examples'))];
+test('every bash script of the standard layers and of the example passes shellcheck', { skip }, () => {
+  const scripts = [...shellScripts(join(projectRoot, 'layers')), ...shellScripts(join(projectRoot, 'examples'))];
   assert.ok(scripts.some((path) => path.endsWith('system-generators/lambda')), 'the lambda generator is among them');
-  const result = spawnSync('shellcheck', ['--severity=style', ...scripts], { encoding: 'utf8' });
-  assert.equal(result.status, 0, result.stdout + result.stderr);
+  assert.ok(scripts.some((path) => path.endsWith('/_/usr/local/libexec/homecloud/failed-units')), 'the base layer\'s scripts are among them');
+  shellcheck(scripts);
+});
+
+test('every script in the built trees of the example and of every standard layer passes shellcheck (templates rendered)', { skip }, () => {
+  const { trees } = buildEveryStandardLayer();
+  shellcheck(Object.values(trees).flatMap(shellScripts));
 });

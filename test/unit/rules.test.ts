@@ -5,7 +5,7 @@ import { chmodSync, existsSync, lstatSync, readdirSync, readlinkSync } from 'nod
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isTemplate, outputName, ruleFor } from '../../src/build/rules.ts';
-import { buildError, buildOne, cliPath, layerList, makeRepo, manifestOf, modeOf, readTree, treeFile } from '../helpers/repo.ts';
+import { buildError, buildOne, cliPath, layerList, makeRepo, manifestOf, modeOf, readTree, treeFile, writeFiles } from '../helpers/repo.ts';
 
 test('output names: every ".m4." becomes "." and a leading "!" is dropped', () => {
   assert.equal(outputName('x.m4.conf'), 'x.conf');
@@ -96,6 +96,28 @@ test('a "!" link is dereferenced: a regular file holding the target content (sec
   assert.ok(lstatSync(treeFile(root, 'm', '/usr/local/opt/app/about.txt')).isFile());
   assert.equal(readTree(root, 'm', '/usr/local/opt/app/about.txt'), 'read me\n');
   assert.equal((entries['/usr/local/opt/app/about.txt'] as { secret?: boolean }).secret, undefined);
+});
+
+test('a file that holds a secret is root\'s alone, whatever its source\'s mode; a rebuild after the secret changes keeps it so', async () => {
+  const root = makeRepo({
+    ...layerList('a'),
+    'facts/m.env': 'ENV_TOKEN=s3cr3t\n',
+    'layers/a/usr/local/etc/app/token.m4.env': { content: 'TOKEN=ENV_TOKEN\n', mode: 0o644 },
+    'layers/a/usr/local/etc/app/plain.m4.env': { content: 'MACHINE=ENV_MACHINE\n', mode: 0o644 },
+    'layers/a/usr/local/etc/app/!linked': { link: '../../../../../../facts/m.env' },
+  });
+  for (const secret of ['s3cr3t', 'an0ther']) {
+    writeFiles(root, { 'facts/m.env': `ENV_TOKEN=${secret}\n` });
+    const result = await buildOne(root, 'm');
+    assert.equal(result.status, 'built', result.error?.toString());
+    assert.equal(readTree(root, 'm', '/usr/local/etc/app/token.env'), `TOKEN=${secret}\n`);
+    const entries = manifestOf(root, 'm').entries;
+    for (const path of ['/usr/local/etc/app/token.env', '/usr/local/etc/app/linked']) {
+      assert.equal(modeOf(treeFile(root, 'm', path)), 0o600, path);
+      assert.deepEqual([(entries[path] as { mode: string }).mode, (entries[path] as { secret?: boolean }).secret], ['0600', true], path);
+    }
+    assert.equal(modeOf(treeFile(root, 'm', '/usr/local/etc/app/plain.env')), 0o644);
+  }
 });
 
 test('a dangling "!" link is an error naming the link', async () => {

@@ -1,0 +1,58 @@
+// `systemd-analyze verify` for every unit the standard layers ship, as the
+// example's machines and one machine per standard layer get them, on a
+// sandbox machine: it has the Debian units and programs they refer to, which
+// this host may lack.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { lstatSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { Manifest } from '../../src/build/manifest.ts';
+import { shellQuote } from '../../src/transport/ssh.ts';
+import { testSandbox } from '../helpers/sandbox.ts';
+import { buildEveryStandardLayer, walkFiles } from '../helpers/standard-layers.ts';
+
+const { box, skip } = testSandbox('verify');
+const unitSuffix = /\.(service|socket|timer|path|mount|automount|swap|target|slice)$/;
+
+/** What to verify in a tree: unit files by path, units with drop-ins by name. */
+function unitsIn(tree: string): string[] {
+  const units = new Set<string>();
+  for (const dir of ['usr/local/lib/systemd/system', 'etc/systemd/system']) {
+    let files: string[];
+    try {
+      files = walkFiles(join(tree, dir));
+    } catch {
+      continue;
+    }
+    for (const file of files) {
+      const parts = file.split('/');
+      if (parts.length === 1 && unitSuffix.test(file) && lstatSync(join(tree, dir, file)).isFile()) units.add(`/${dir}/${file}`);
+      if (parts.length === 2 && parts[0]!.endsWith('.d') && unitSuffix.test(parts[0]!.slice(0, -2))) units.add(parts[0]!.slice(0, -2));
+    }
+  }
+  return [...units].sort();
+}
+
+test('systemd-analyze verify passes, with nothing to say, for every unit of every standard layer and of the example', { skip }, async () => {
+  const { repo, trees } = buildEveryStandardLayer();
+  await box!.up(['verify']);
+  const address = box!.sandbox.list().find((machine) => machine.name === 'verify')!.address;
+  const rsyncShell = ['ssh', ...box!.sshOptions()].map(shellQuote).join(' ');
+  let verified = 0;
+  for (const [machine, tree] of Object.entries(trees)) {
+    const units = unitsIn(tree);
+    if (units.length === 0) continue;
+    // The machine's tree in place, so that what the units name is there; taken away again after.
+    const copy = spawnSync('rsync', ['-a', '-e', rsyncShell, `${tree}/`, `root@${address}:/`], { encoding: 'utf8' });
+    assert.equal(copy.status, 0, copy.stderr);
+    const verify = box!.ssh('verify', `systemd-analyze verify --man=no ${units.map(shellQuote).join(' ')}`);
+    assert.deepEqual([verify.status, verify.stderr], [0, ''], `${machine}: ${units.join(' ')}`);
+    const manifest = JSON.parse(readFileSync(join(repo, 'var/build', machine, 'manifest.json'), 'utf8')) as Manifest;
+    const placed = Object.keys(manifest.entries).filter((path) => manifest.entries[path]!.type !== 'dir');
+    assert.equal(box!.ssh('verify', `rm -f ${placed.map(shellQuote).join(' ')}`).status, 0);
+    verified += units.length;
+  }
+  assert.ok(verified > 0);
+  assert.ok(Object.keys(trees).includes('layer-journal'), 'one machine per standard layer');
+});
