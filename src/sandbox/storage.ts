@@ -82,7 +82,13 @@ export class Pool {
   close(): void {
     if (this.mounted()) run('umount', [this.paths.pool]);
     if (!existsSync(this.paths.poolImage)) return;
-    const attached = run('losetup', ['--noheadings', '--output', 'NAME', '--associated', this.paths.poolImage], { check: false }).stdout;
-    for (const device of attached.split('\n').filter(Boolean)) run('losetup', ['--detach', device.trim()], { check: false });
+    // The kernel lets go of a loop device a moment after the unmount (btrfs closes it asynchronously): detach until it is gone.
+    const deadline = Date.now() + 3000;
+    for (;;) {
+      const attached = run('losetup', ['--noheadings', '--output', 'NAME', '--associated', this.paths.poolImage], { check: false }).stdout.split('\n').filter(Boolean);
+      if (attached.length === 0 || Date.now() > deadline) return;
+      for (const device of attached) run('losetup', ['--detach', device.trim()], { check: false });
+      run('sleep', ['0.05']);
+    }
   }
 }
