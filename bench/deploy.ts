@@ -37,6 +37,7 @@ export function benchDeploy(runs = 9): Promise<Row[]> {
 /** `watch nas`: from writing a fact to the line saying its service restarted (printed after the target's health check). */
 async function watchLoops(repo: string, facts: string, original: string, runs: number): Promise<number[]> {
   const child = spawn(process.execPath, [cli, '-C', repo, '--sandbox', 'watch', 'nas'], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  if (process.env.HOMECLOUD_BENCH_DEBUG) child.stdout.pipe(process.stderr);
   let output = '';
   const lines: ((line: string) => void)[] = [];
   child.stdout.on('data', (chunk: Buffer) => {
@@ -62,7 +63,7 @@ async function watchLoops(repo: string, facts: string, original: string, runs: n
     await next(/^watching /);
     const times: number[] = [];
     for (let i = 0; i < runs; i++) {
-      const restarted = next(/deployed nas \(nas: restart hello\.service\)/);
+      const restarted = next(/deployed nas \(.*nas: restart hello\.service/);
       const started = process.hrtime.bigint();
       writeFileSync(facts, original.replace('Good morning', `Good evening ${i}`));
       await restarted;
