@@ -1,10 +1,10 @@
-import { watch } from 'node:fs';
 import { join } from 'node:path';
 import { deployMachine } from '../../apply/deploy.ts';
 import { Builder } from '../../build/builder.ts';
 import { inventoryEntry, loadModel, sandboxProblem, selectMachines } from '../../load/model.ts';
 import { colors, exitStatus, milliseconds } from '../../report/output.ts';
 import { now } from '../../util/timing.ts';
+import { watchTree } from '../../util/watch-tree.ts';
 import { repoFrom } from '../context.ts';
 import type { GlobalOptions } from '../main.ts';
 
@@ -35,15 +35,11 @@ export async function run(names: string[], options: GlobalOptions): Promise<numb
     process.stdout.write(`${new Date().toTimeString().slice(0, 8)}  ${deployed.length ? `deployed ${deployed.map((r) => r.machine).join(' ')}` : 'nothing to deploy'}${units.length ? ` (${units.join(', ')})` : ''} in ${milliseconds(now() - started)}\n`);
   };
   await loop();
-  process.stdout.write(`watching ${repo.root} for ${machines.join(' ')}; Ctrl-C stops\n`);
   let pending = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
   let running = Promise.resolve();
   const ignored = join(repo.root, 'var');
-  watch(repo.root, { recursive: true }, (_event, file) => {
-    if (!file) return;
-    const path = join(repo.root, file.toString());
-    if (path === ignored || path.startsWith(`${ignored}/`) || path.includes('/.git/')) return;
+  const stop = watchTree(repo.root, (path) => path === ignored || path.startsWith(`${ignored}/`) || path.endsWith('/.git') || path.includes('/.git/'), (path) => {
     pending.add(path);
     clearTimeout(timer);
     // Editors write a file in several steps: wait for them to settle.
@@ -57,6 +53,8 @@ export async function run(names: string[], options: GlobalOptions): Promise<numb
         });
     }, 15);
   });
+  process.stdout.write(`watching ${repo.root} for ${machines.join(' ')}; Ctrl-C stops\n`);
   await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  stop();
   return exitStatus.ok;
 }
