@@ -18,6 +18,8 @@ export function benchLambda(runs = 21): Promise<Row[]> {
     'machines/lam/usr/local/lib/systemd/system/files.service': '[Service]\nExecStart=/usr/bin/python3 -m http.server 18080 --bind 127.0.0.1 --directory /usr/local/opt/files\nDynamicUser=yes\n',
     'machines/lam/usr/local/opt/files/index.html': 'files\n',
     'machines/lam/usr/local/opt/lambda/scale-to-zero/files.conf': 'LISTEN=8080\nBACKEND=127.0.0.1:18080\n',
+    // The base layer's firewall drops what no layer opens.
+    'machines/lam/usr/local/etc/nftables/input.d/50-files.nft': 'tcp dport 8080 accept\n',
   };
   return withScratchSandbox('lambda', async (sandbox, repo) => {
     for (const [path, content] of Object.entries(files)) {
