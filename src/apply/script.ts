@@ -104,14 +104,14 @@ applied=1
 # -I: the list is exactly what changed, so copy it all (rsync's quick check takes same size and same second for unchanged).
 if ((\${#install[@]})); then printf '%s\\0' "\${install[@]}" | rsync -aKI --no-implied-dirs --from0 --files-from=- "$S/tree/" /; fi
 # Directory modes beyond the default (a .pin directory's sticky bit).
-for dir in "\${dirs[@]}"; do [ -d "$S/tree$dir" ] && chmod --reference="$S/tree$dir" "$dir" 2>/dev/null || true; done
+for dir in "\${dirs[@]}"; do if [ -d "$S/tree$dir" ]; then chmod --reference="$S/tree$dir" "$dir" 2>/dev/null || true; fi; done
 
 phase prune
 for path in "\${remove[@]}"; do
   rm -f -- "$path"
   if exists "$O$path"; then mkdir -p "$(dirname "$path")"; mv -- "$O$path" "$path"; fi
 done
-for dir in "\${remove_dirs[@]}"; do grep -Fxq -- "$dir" "$C" 2>/dev/null && rmdir -- "$dir" 2>/dev/null || true; done
+for dir in "\${remove_dirs[@]}"; do if grep -Fxq -- "$dir" "$C" 2>/dev/null; then rmdir -- "$dir" 2>/dev/null || true; fi; done
 
 phase daemon-reload
 if ((daemon_reload)); then systemctl daemon-reload; fi
@@ -120,6 +120,7 @@ phase hook
 if [ -f /usr/local/opt/initd/Makefile ]; then make -s -C /usr/local/opt/initd; fi
 
 phase units
+units_started=$(date +%s)
 # try-: a stopped unit stays stopped; a failed one (say, by the change before) is meant to run, and restarts.
 failed_before=" $(systemctl list-units --state=failed --plain --no-legend 2>/dev/null | awk '{ printf "%s ", $1 }')"
 running_before=" $(systemctl list-units --state=active,activating,reloading --plain --no-legend 2>/dev/null | awk '{ printf "%s ", $1 }')"
@@ -154,7 +155,10 @@ if ((\${#failed[@]})); then
   for unit in "\${failed[@]}"; do
     printf 'unhealthy %s\\n' "$unit"
     systemctl status --no-pager --lines=0 "$unit" 2>&1 | sed 's/^/  /' || true
-    journalctl --no-pager -n 15 -u "$unit" 2>&1 | sed 's/^/  /' || true
+    # What the unit logged since its action (a config test's message, a crash); else its last lines.
+    lines=$(journalctl --no-pager -q -n 30 -u "$unit" --since "@$units_started" 2>&1 || true)
+    [[ -n $lines ]] || lines=$(journalctl --no-pager -q -n 15 -u "$unit" 2>&1 || true)
+    printf '%s\\n' "$lines" | sed 's/^/  /'
   done
   exit 3
 fi
@@ -167,7 +171,7 @@ mv -T "$S" "$G/$n"
 rm -rf "$G/failed"
 echo "$n" > "$G/last"
 ln -sfn "$n" "$G/current.new" && mv -T "$G/current.new" "$G/current"
-ls -1 "$G" | grep -E '^[0-9]+$' | sort -n | head -n -${input.keep} | while read -r old; do rm -rf -- "$G/$old"; done
+find "$G" -mindepth 1 -maxdepth 1 -regex '.*/[0-9]+' -printf '%f\\n' | sort -n | head -n -${input.keep} | while read -r old; do rm -rf -- "\${G:?}/$old"; done
 printf 'generation %s\\n' "$n"
 `;
 }

@@ -11,6 +11,7 @@ import { probeCachePath, type ProbeRecord } from './probe-cache.ts';
  */
 export const probeScript = String.raw`
 set -u
+# shellcheck source=/dev/null
 . /etc/os-release 2>/dev/null || true
 fact() { printf '%s=%s\n' "$1" "$2"; }
 fact ENV_HOSTNAME "$(hostname)"
