@@ -169,6 +169,10 @@ export class Sandbox {
   private ensureBridge(): void {
     const bridge = this.paths.bridge;
     if (run('ip', ['link', 'show', bridge], { check: false }).status !== 0) {
+      // Two sandboxes on one subnet would reach each other's machines (and meet the wrong host keys).
+      const addresses = JSON.parse(run('ip', ['-j', '-4', 'addr', 'show'], { check: false }).stdout || '[]') as { addr_info?: { local: string }[] }[];
+      const taken = new Set(addresses.flatMap((link) => (link.addr_info ?? []).map((info) => /^10\.231\.(\d+)\./.exec(info.local)?.[1]).filter(Boolean).map(Number)));
+      this.paths.chooseSubnet(taken);
       run('ip', ['link', 'add', bridge, 'type', 'bridge']);
       run('ip', ['addr', 'add', `${this.paths.hostAddress}/24`, 'dev', bridge]);
     }
