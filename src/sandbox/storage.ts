@@ -82,8 +82,10 @@ export class Pool {
   close(): void {
     if (this.mounted()) run('umount', [this.paths.pool]);
     if (!existsSync(this.paths.poolImage)) return;
-    // The kernel lets go of a loop device a moment after the unmount (btrfs closes it asynchronously): detach until it is gone.
-    const deadline = Date.now() + 3000;
+    // The kernel lets go of a loop device a moment after the unmount (btrfs closes it asynchronously): detach until it is
+    // gone. Machines of another sandbox booted meanwhile may hold it longer (their mount namespaces copied the pool, on a
+    // host whose / is not shared, as systemd would make it): detached, it then clears itself when they stop.
+    const deadline = Date.now() + 1000;
     for (;;) {
       const attached = run('losetup', ['--noheadings', '--output', 'NAME', '--associated', this.paths.poolImage], { check: false }).stdout.split('\n').filter(Boolean);
       if (attached.length === 0 || Date.now() > deadline) return;

@@ -25,7 +25,12 @@ function leftovers() {
       }
     });
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((line) => line.includes(paths.home));
-  const loops = spawnSync('losetup', ['--noheadings', '--associated', paths.poolImage], { encoding: 'utf8' }).stdout.trim();
+  // A device set to clear itself is only held by machines of another sandbox booted while this pool was mounted
+  // (their mount namespaces copied it, on a host whose / is not shared): it goes when they do.
+  const loops = spawnSync('losetup', ['--noheadings', '--list', '--output', 'NAME,AUTOCLEAR', '--associated', paths.poolImage], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter((line) => line.trim() && !/\s1$/.test(line.trim()))
+    .join('\n');
   const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout;
   const cgroups = machines.flatMap((name) => machineCgroups(`${paths.bridge}-${name}`)).filter((dir) => existsSync(dir));
   return {
