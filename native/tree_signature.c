@@ -281,6 +281,11 @@ static void free_batch(batch *b) {
 /* Walks started by startTreeSignatures, still running in the background. */
 static batch *pending;
 
+static void free_paths(char **dirs, size_t count) {
+  for (size_t i = 0; i < count; i++) free(dirs[i]);
+  free(dirs);
+}
+
 static char **read_paths(napi_env env, napi_value array, uint32_t *count) {
   if (napi_get_array_length(env, array, count) != napi_ok) return NULL;
   char **dirs = calloc(*count ? *count : 1, sizeof(char *));
@@ -288,8 +293,7 @@ static char **read_paths(napi_env env, napi_value array, uint32_t *count) {
     napi_value item;
     char path[4096];
     if (napi_get_element(env, array, i, &item) != napi_ok || read_path(env, item, path) != 0 || !(dirs[i] = strdup(path))) {
-      for (uint32_t j = 0; j < i; j++) free(dirs[j]);
-      free(dirs);
+      free_paths(dirs, i);
       return NULL;
     }
   }
@@ -307,8 +311,7 @@ static napi_value start_tree_signatures(napi_env env, napi_callback_info info) {
   if (!dirs) return result;
   pending = new_batch(dirs, count);
   if (!pending) {
-    for (uint32_t i = 0; i < count; i++) free(dirs[i]);
-    free(dirs);
+    free_paths(dirs, count);
     return result;
   }
   start_batch(pending, 8);
@@ -374,12 +377,8 @@ static napi_value tree_signatures(napi_env env, napi_callback_info info) {
       napi_set_element(env, result, i, value);
     }
   }
-  if (missing) {
-    for (size_t i = 0; i < missing_count; i++) free(missing[i]);
-    free(missing);
-  }
-  for (uint32_t i = 0; i < count; i++) free(dirs[i]);
-  free(dirs);
+  if (missing) free_paths(missing, missing_count);
+  free_paths(dirs, count);
   free(found);
   free(status);
   free_batch(early);
