@@ -1,43 +1,70 @@
 import type { Manifest } from '../build/manifest.ts';
-import { probe } from '../facts/probe.ts';
 import { HomecloudError } from '../load/errors.ts';
 import type { RepoPaths } from '../load/repo.ts';
+import { liveState } from '../plan/live.ts';
 import { unitOf } from '../plan/units.ts';
-import { describeSshFailure, runScript, shellQuote, type Target } from '../transport/ssh.ts';
-import { createdDirsFile, originalsDir } from './target-paths.ts';
+import { describeSshFailure, shellQuote, type Target } from '../transport/ssh.ts';
+import { describeHolder, lockMachine } from './session.ts';
+import { createdDirsFile, originalsDir, stateDir } from './target-paths.ts';
+
+export interface ClobberOptions {
+  waitSeconds: number;
+  onWaiting?: (holder: string) => void;
+}
 
 /**
- * Control-Alt-Delete: stop homecloud's units, remove every path the current
- * generation placed (putting back what was there before), reload systemd, and
- * forget the generations: the machine is as its distro left it.
+ * Control-Alt-Delete: stop homecloud's units, remove every path it placed
+ * (the current generation's, and those of an apply that did not commit),
+ * putting back what was there before, reload systemd, and forget the
+ * generations: the machine is as its distro left it. Under the machine's
+ * lock, like a deploy.
  */
-export async function clobber(repo: RepoPaths, target: Target): Promise<{ removed: number; units: string[] }> {
-  const probed = await probe(repo, target);
-  if (probed.error) throw probed.error;
-  const entries = probed.manifest ? (JSON.parse(probed.manifest) as Manifest).entries : {};
-  const paths = Object.keys(entries).sort().reverse();
-  const files = paths.filter((path) => entries[path]!.type !== 'dir');
-  const dirs = paths.filter((path) => entries[path]!.type === 'dir');
-  const units = [...new Set(files.map((path) => unitOf(path)).filter((owner) => owner && !owner.dropIn).map((owner) => owner!.unit.replace(/@\./, '@*.')))];
+export async function clobber(repo: RepoPaths, target: Target, options: ClobberOptions): Promise<{ removed: number; units: string[] }> {
+  const locked = await lockMachine(repo, target, { command: 'clobber', waitSeconds: options.waitSeconds, onWaiting: (holder) => options.onWaiting?.(describeHolder(holder)) });
+  try {
+    if (locked.probe.error) throw locked.probe.error;
+    const committed = locked.probe.manifest ? (JSON.parse(locked.probe.manifest) as Manifest).entries : {};
+    const entries = liveState(committed, locked.probe.moved).entries;
+    const paths = Object.keys(entries).sort().reverse();
+    const files = paths.filter((path) => entries[path]!.type !== 'dir');
+    const dirs = paths.filter((path) => entries[path]!.type === 'dir');
+    const units = [...new Set(files.map((path) => unitOf(path)).filter((owner) => owner && !owner.dropIn).map((owner) => owner!.unit.replace(/@\./, '@*.')))];
+    const script = clobberScript(files, dirs, units);
+    const result = await locked.run(script);
+    if (result.status !== 0 || !result.stdout.includes('clobbered')) throw new HomecloudError(result.status === 255 ? describeSshFailure(target, result.stderr) : `clobber failed: ${result.stderr.trim()}`, { file: target.machine });
+    return { removed: files.length, units };
+  } finally {
+    await locked.release();
+  }
+}
+
+/** Remove what homecloud placed (originals come back), only the directories it made, and its state. */
+export function clobberScript(files: string[], dirs: string[], units: string[]): string {
   const quoted = (items: string[]) => items.map(shellQuote).join(' ');
-  const script = `set -uo pipefail
+  return `set -uo pipefail
+export LC_ALL=C
 O=${originalsDir}
 units=(${quoted(units)})
 files=(${quoted(files)})
 dirs=(${quoted(dirs)})
+exists() { [ -e "$1" ] || [ -L "$1" ]; }
 if ((\${#units[@]})); then systemctl stop "\${units[@]}" 2>/dev/null || true; fi
+if ((\${#files[@]})); then printf '%s\\0' "\${files[@]}" | xargs -0 rm -f --; fi
 for path in "\${files[@]}"; do
-  rm -f -- "$path"
-  if [ -e "$O$path" ] || [ -L "$O$path" ]; then mkdir -p "$(dirname "$path")"; mv -- "$O$path" "$path"; fi
+  if exists "$O$path" && ! exists "$path"; then mkdir -p -- "\${path%/*}"; mv -T -- "$O$path" "$path"; fi
 done
 # Only directories homecloud made, deepest first.
-for dir in "\${dirs[@]}"; do grep -Fxq -- "$dir" ${createdDirsFile} 2>/dev/null && rmdir -- "$dir" 2>/dev/null || true; done
+declare -A created=()
+if [ -f ${createdDirsFile} ]; then while IFS= read -r -d '' dir; do created[$dir]=1; done < ${createdDirsFile}; fi
+gone=()
+for dir in "\${dirs[@]}"; do if [[ -n \${created[$dir]:-} ]]; then gone+=("$dir"); fi; done
+if ((\${#gone[@]})); then printf '%s\\0' "\${gone[@]}" | xargs -0 rmdir --ignore-fail-on-non-empty --; fi
+for dir in "\${dirs[@]}"; do
+  if exists "$O$dir" && ! exists "$dir"; then mkdir -p -- "\${dir%/*}"; mv -T -- "$O$dir" "$dir"; fi
+done
 systemctl daemon-reload
 systemctl reset-failed 2>/dev/null || true
-rm -rf /var/lib/homecloud
+rm -rf ${stateDir}
 echo clobbered
 `;
-  const result = await runScript(target, script);
-  if (result.status !== 0 || !result.stdout.includes('clobbered')) throw new HomecloudError(result.status === 255 ? describeSshFailure(target, result.stderr) : `clobber failed: ${result.stderr.trim()}`, { file: target.machine });
-  return { removed: files.length, units };
 }

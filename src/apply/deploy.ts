@@ -1,21 +1,24 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Manifest } from '../build/manifest.ts';
 import { machineOutput } from '../build/builder.ts';
 import { parseTriggers, triggersFile } from '../build/declared.ts';
-import { probe } from '../facts/probe.ts';
+import { probe, type ProbeOutcome } from '../facts/probe.ts';
 import { HomecloudError } from '../load/errors.ts';
 import type { RepoPaths } from '../load/repo.ts';
-import { reconcile, type Plan } from '../plan/reconcile.ts';
-import { describeSshFailure, rsyncShell, runScript, type Target } from '../transport/ssh.ts';
+import { hasWork, planDeploy, type DeployPlan } from '../plan/deploy-plan.ts';
+import { liveState } from '../plan/live.ts';
+import { unitOf, wantedUnit } from '../plan/units.ts';
+import { describeSshFailure, destination, rsyncShell, runScript, shellQuote, type Target } from '../transport/ssh.ts';
 import { lazyChildProcess } from '../util/lazy.ts';
-import { applyScript, detachedApply } from './script.ts';
-import { generationsDir } from './target-paths.ts';
+import { applyScript, listFiles } from './script.ts';
+import { describeHolder, lockMachine, type LockedMachine, type LockHolder } from './session.ts';
+import { generationsDir, stateDir } from './target-paths.ts';
 
 export interface DeployResult {
   machine: string;
   status: 'unchanged' | 'deployed' | 'failed' | 'interrupted';
-  plan?: Plan;
+  plan?: DeployPlan;
   generation?: number;
   error?: HomecloudError;
   /** The unhealthy units' status and journal lines, when the apply failed. */
@@ -25,11 +28,13 @@ export interface DeployResult {
   milliseconds: number;
 }
 
-/** Where a deploy is, for live progress: connect, transfer, then the apply script's phases. */
+/** Where a deploy is, for live progress: waiting, connect, transfer, then the apply script's phases. */
 export interface Progress {
   phase: string;
   /** Files to send, in the transfer phase. */
   files?: number;
+  /** Who holds the machine, in the waiting phase. */
+  holder?: string;
 }
 
 /** Where the desired tree and manifest are: the build's output, or a generation fetched back for a rollback. */
@@ -38,28 +43,70 @@ export interface DesiredState {
   manifest: string;
 }
 
-/** Plan a machine against its live state: one probe round trip gives its current manifest and packages. */
-export async function planMachine(repo: RepoPaths, target: Target, output: DesiredState = machineOutput(repo, target.machine)) {
-  const probed = await probe(repo, target);
-  if (probed.error) throw probed.error;
-  if (probed.busy) throw new HomecloudError(`an apply has been running on ${target.entry.host} for more than 5 minutes`, { file: target.machine }, 'see /var/lib/homecloud/apply.out on the machine; deploy again once it has ended');
-  const previous = probed.manifest ? (JSON.parse(probed.manifest) as Manifest) : undefined;
+export interface MachinePlan {
+  committed: Manifest | undefined;
+  next: Manifest;
+  plan: DeployPlan;
+  /** Packages to install that the target lacks, and to purge that it has. */
+  install: string[];
+  purge: string[];
+  /** Units the new generation manages (templates as x@*.service). */
+  managedUnits: string[];
+  /** Managed units that are failed on the machine now. */
+  failedUnits: string[];
+}
+
+/** Plan a machine against what a probe found: its last committed generation and its managed paths as they are. */
+export function planFromProbe(probed: ProbeOutcome, output: DesiredState): MachinePlan {
+  const committed = probed.manifest ? (JSON.parse(probed.manifest) as Manifest) : undefined;
   const next = JSON.parse(readFileSync(output.manifest, 'utf8')) as Manifest;
   const read = (path: string) => readFileSync(join(output.tree, path), 'utf8');
   const triggers = Object.keys(next.entries)
     .filter((path) => triggersFile.test(path) && next.entries[path]!.type === 'file')
     .flatMap((path) => parseTriggers(read(path), path));
-  const plan = reconcile(previous, next, read, triggers);
-  if (probed.rsync === false) await bootstrapRsync(target);
+  const live = liveState(committed?.entries ?? {}, probed.moved);
+  const plan = planDeploy({ committed, live: live.entries, drift: live.drift, pending: probed.pending === true, next, read, triggers });
   const installed = probed.packages ?? new Set<string>();
-  const install = next.packages.install.filter((name) => !installed.has(name));
-  const purge = next.packages.purge.filter((name) => installed.has(name));
-  return { previous, next, plan, install, purge, output };
+  const managedUnits = unitsManagedBy(next);
+  return {
+    committed,
+    next,
+    plan,
+    install: next.packages.install.filter((name) => !installed.has(name)),
+    purge: next.packages.purge.filter((name) => installed.has(name)),
+    managedUnits,
+    failedUnits: (probed.failedUnits ?? []).filter((unit) => managedUnits.some((pattern) => globMatch(pattern, unit))),
+  };
+}
+
+/** Plan a machine without taking its lock (plan, diff): one probe round trip. */
+export async function planMachine(repo: RepoPaths, target: Target, output: DesiredState = machineOutput(repo, target.machine)): Promise<MachinePlan> {
+  const probed = await probe(repo, target);
+  if (probed.error) throw probed.error;
+  return planFromProbe(probed, output);
+}
+
+/** Units whose files or drop-ins the manifest places, or which it enables with a wants link. */
+export function unitsManagedBy(manifest: Manifest): string[] {
+  const units = new Set<string>();
+  for (const path of Object.keys(manifest.entries)) {
+    const owner = unitOf(path);
+    if (owner) units.add(owner.unit.replace(/@\./, '@*.'));
+    const wanted = wantedUnit(path);
+    if (wanted) units.add(wanted);
+  }
+  return [...units].sort();
+}
+
+function globMatch(pattern: string, unit: string): boolean {
+  if (!pattern.includes('*')) return pattern === unit;
+  const [head, tail] = pattern.split('*') as [string, string];
+  return unit.length >= head.length + tail.length && unit.startsWith(head) && unit.endsWith(tail);
 }
 
 /** A bare Debian target without rsync gets it through apt before the first transfer. */
 async function bootstrapRsync(target: Target): Promise<void> {
-  const result = await runScript(target, 'DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends rsync >/dev/null');
+  const result = await runScript(target, 'DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends rsync >/dev/null');
   if (result.status !== 0) {
     throw new HomecloudError(`${target.entry.host} has no rsync, and installing it failed: ${result.stderr.trim().split('\n').pop()}`, { file: target.machine }, 'install rsync on the machine (apt-get install rsync), then deploy again');
   }
@@ -68,13 +115,25 @@ async function bootstrapRsync(target: Target): Promise<void> {
 export interface DeployOptions {
   keep: number;
   commit?: string;
-  desired?: DesiredState;
+  /** What is deployed: the build's output unless given (a rollback fetches a generation once it holds the lock). */
+  desired?: () => Promise<DesiredState>;
+  /** What the lock is taken for, as whoever waits for it is told. */
+  command?: string;
+  /** How long to wait for another deploy that holds the machine, in seconds. */
+  waitSeconds?: number;
   onProgress?: (progress: Progress) => void;
   /** Ctrl-C: stop before the apply; an apply already running goes on to its end on the target. */
   signal?: AbortSignal;
 }
 
-/** Build output -> staging generation on the target (unchanged files hard-linked to the current one) -> one apply script. */
+export const defaultWaitSeconds = 300;
+
+/**
+ * Take the machine's lock, probe it, plan against its last committed
+ * generation and its paths as they are, rsync the tree into a staging
+ * generation (unchanged files hard-linked to the current one), and run one
+ * apply script that holds the lock to its commit.
+ */
 export async function deployMachine(repo: RepoPaths, target: Target, options: DeployOptions): Promise<DeployResult> {
   const started = Date.now();
   const result: DeployResult = { machine: target.machine, status: 'unchanged', milliseconds: 0 };
@@ -84,72 +143,133 @@ export async function deployMachine(repo: RepoPaths, target: Target, options: De
     result.error = new HomecloudError(`interrupted ${when}`, { file: target.machine });
     return result;
   };
+  let locked: LockedMachine | undefined;
+  let waited = false;
   try {
     if (options.signal?.aborted) return interrupted('before it started: nothing on the machine changed');
     progress({ phase: 'connect' });
-    const { previous, next, plan, install, purge, output } = await planMachine(repo, target, options.desired);
-    result.plan = plan;
-    const nothing = plan.added.length + plan.changed.length + plan.removed.length + install.length + purge.length === 0 && plan.units.length === 0;
-    if (nothing) return result;
-    if (options.signal?.aborted) return interrupted('before the transfer: nothing on the machine changed');
-    progress({ phase: 'transfer', files: plan.added.length + plan.changed.length });
     try {
-      await transfer(target, output.tree, output.manifest, options.signal);
+      locked = await lockMachine(repo, target, {
+        command: options.command ?? 'deploy',
+        waitSeconds: options.waitSeconds ?? defaultWaitSeconds,
+        signal: options.signal,
+        onWaiting: (holder: LockHolder | undefined) => {
+          waited = true;
+          progress({ phase: 'waiting', holder: describeHolder(holder) });
+        },
+      });
+    } catch (error) {
+      if (options.signal?.aborted) return interrupted('before it started: nothing on the machine changed');
+      throw error;
+    }
+    if (locked.probe.error) throw locked.probe.error;
+    if (waited) progress({ phase: 'connect' });
+    const desired = options.desired ? await options.desired() : machineOutput(repo, target.machine);
+    const planned = planFromProbe(locked.probe, desired);
+    const { plan, install, purge } = planned;
+    result.plan = plan;
+    if (!hasWork(plan, { install, purge })) {
+      if (planned.failedUnits.length) await reportFailedUnits(target, planned.failedUnits, result);
+      return result;
+    }
+    if (locked.probe.rsync === false) await bootstrapRsync(target);
+    if (options.signal?.aborted) return interrupted('before the transfer: nothing on the machine changed');
+    progress({ phase: 'transfer', files: plan.operations.place.length });
+    const script = applyScript({
+      plan,
+      install,
+      purge,
+      managedUnits: planned.managedUnits,
+      keep: options.keep,
+      meta: { date: new Date().toISOString(), by: process.env.SUDO_USER ?? process.env.USER ?? 'root', commit: options.commit ?? '' },
+    });
+    try {
+      await transfer(repo, target, desired, listFiles(plan), options.signal);
     } catch (error) {
       if (options.signal?.aborted) return interrupted('during the transfer: nothing on the machine changed');
       throw error;
     }
     if (options.signal?.aborted) return interrupted('after the transfer: nothing on the machine changed');
-    const script = applyScript({
-      plan,
-      next: next.entries,
-      previous: previous?.entries ?? {},
-      install,
-      purge,
-      keep: options.keep,
-      meta: { date: new Date().toISOString(), by: process.env.SUDO_USER ?? process.env.USER ?? 'root', commit: options.commit ?? '' },
-    });
     progress({ phase: 'apply' });
-    const applied = await runScript(target, detachedApply, {
-      input: script,
-      signal: options.signal,
-      onLine: (line) => {
-        const phase = /^phase (.+)$/.exec(line)?.[1];
-        if (phase) progress({ phase });
-      },
+    const applied = await locked.run(script, (line) => {
+      const phase = /^phase (.+)$/.exec(line)?.[1];
+      if (phase) progress({ phase });
     });
     if (options.signal?.aborted && applied.status !== 0) return interrupted(`during the apply, which goes on to its end on ${target.entry.host}: deploy again to see where it stands`);
     const generation = /^generation (\d+)$/m.exec(applied.stdout)?.[1];
+    const details = (kind: string) => indentedBlocks(applied.stdout, kind);
     if (applied.status !== 0 || !generation) {
       result.status = 'failed';
       const unhealthy = [...applied.stdout.matchAll(/^unhealthy (.+)$/gm)].map((m) => m[1]);
+      const refused = /^refused (.+)$/m.exec(applied.stdout)?.[1];
       const phase = [...applied.stdout.matchAll(/^phase (.+)$/gm)].pop()?.[1];
       result.error = new HomecloudError(
         unhealthy.length
           ? `unhealthy after the change: ${unhealthy.join(', ')}`
-          : applied.status === 255
-            ? `the connection was lost during the apply, which goes on to its end on the machine (${describeSshFailure(target, applied.stderr)})`
-            : `applying failed in phase ${phase ?? 'start'}: ${applied.stderr.trim().split('\n').slice(-3).join('; ')}`,
+          : refused
+            ? `nothing was changed: ${refused}`
+            : applied.status === 255
+              ? `the connection was lost during the apply, which goes on to its end on the machine (${describeSshFailure(target, applied.stderr)})`
+              : `applying failed in phase ${phase ?? 'start'}: ${applied.stderr.trim().split('\n').slice(-3).join('; ')}`,
         { file: target.machine },
+        refused ? 'move those files away (or into the repository), then deploy again' : undefined,
       );
-      result.details = applied.stdout.split('\n').filter((line) => line.startsWith('  ')).join('\n');
+      result.details = details('unhealthy');
       return result;
     }
     result.status = 'deployed';
     result.generation = Number(generation);
+    const stillFailed = [...applied.stdout.matchAll(/^still-failed (.+)$/gm)].map((m) => m[1]!);
+    if (stillFailed.length) {
+      result.status = 'failed';
+      result.error = failedUnitsError(target, stillFailed, `generation ${generation} is in place, but`);
+      result.details = details('still-failed');
+    }
   } catch (error) {
     result.status = 'failed';
     result.error = error instanceof HomecloudError ? error : new HomecloudError(String((error as Error).message ?? error), { file: target.machine });
   } finally {
+    await locked?.release();
     result.milliseconds = Date.now() - started;
   }
   return result;
 }
 
-/** rsync the tree into a staging generation; unchanged files become hard links to the current generation's. */
-function transfer(target: Target, tree: string, manifest: string, signal?: AbortSignal): Promise<void> {
+/** The indented lines that follow each `<kind> <unit>` line of the apply's output. */
+function indentedBlocks(stdout: string, kind: string): string {
+  const lines: string[] = [];
+  let inside = false;
+  for (const line of stdout.split('\n')) {
+    if (!line.startsWith('  ')) inside = line.startsWith(`${kind} `);
+    else if (inside) lines.push(line);
+  }
+  return lines.join('\n');
+}
+
+function failedUnitsError(target: Target, units: string[], prefix = 'nothing to change, but'): HomecloudError {
+  return new HomecloudError(`${prefix} ${units.length === 1 ? 'a unit it manages is' : 'units it manages are'} failed: ${units.join(', ')}`, { file: target.machine }, 'see the lines below; fix the cause, or restart the unit, then deploy again');
+}
+
+/** A deploy with nothing to change still fails while a unit the machine's generation manages is failed. */
+async function reportFailedUnits(target: Target, units: string[], result: DeployResult): Promise<void> {
+  result.status = 'failed';
+  result.error = failedUnitsError(target, units);
+  const status = await runScript(target, units.map((unit) => `systemctl status --no-pager --lines=15 -- ${shellQuote(unit)} 2>&1 | sed 's/^/  /'`).join('\n'));
+  result.details = status.stdout.trimEnd();
+}
+
+/**
+ * rsync the tree into a staging generation (unchanged files become hard links
+ * to the current generation's), then the manifest and the apply's lists.
+ * Files arrive owned by root, whoever built them.
+ */
+async function transfer(repo: RepoPaths, target: Target, desired: DesiredState, lists: Record<string, string>, signal?: AbortSignal): Promise<void> {
+  const local = join(repo.var, 'deploy', target.machine);
+  rmSync(local, { recursive: true, force: true });
+  mkdirSync(join(local, 'lists'), { recursive: true });
+  writeFileSync(join(local, 'manifest.json'), readFileSync(desired.manifest));
+  for (const [name, text] of Object.entries(lists)) writeFileSync(join(local, 'lists', name), text);
   const ssh = rsyncShell(target);
-  const destination = `${target.entry.user}@${target.entry.host}`;
   const staging = `${generationsDir}/staging`;
   const rsync = (args: string[]) =>
     new Promise<void>((resolve, reject) => {
@@ -160,13 +280,14 @@ function transfer(target: Target, tree: string, manifest: string, signal?: Abort
       child.on('close', (code) => (code === 0 ? resolve() : reject(transferError(target, code, Buffer.concat(err).toString()))));
     });
   // --rsync-path makes the staging directory first; --link-dest is relative to the destination directory.
-  return rsync([
+  await rsync([
     // Compare modification times to the nanosecond: rsync's default (whole seconds) took a file rebuilt within the same second, at the same size, for unchanged.
-    '-a', '--delete', '--modify-window=-1',
+    '-a', '--no-owner', '--no-group', '--delete', '--modify-window=-1',
     `--rsync-path=mkdir -p ${staging} && rsync`,
     `--link-dest=${generationsDir}/current/tree`,
-    `${tree}/`, `${destination}:${staging}/tree/`,
-  ]).then(() => rsync(['-a', manifest, `${destination}:${staging}/manifest.json`]));
+    '--', `${desired.tree}/`, `${destination(target)}:${staging}/tree/`,
+  ]);
+  await rsync(['-r', '--', `${local}/`, `${destination(target)}:${staging}/`]);
 }
 
 /** What a failed transfer means: rsync's first error says more than its last lines (a broken pipe that follows). */
@@ -181,14 +302,20 @@ function transferError(target: Target, code: number | null, stderr: string): Hom
   return new HomecloudError(`transfer failed, nothing was applied (rsync exit status ${code}): ${first.trim()}`, { file: target.machine });
 }
 
+export interface Generation {
+  generation: number;
+  current: boolean;
+  meta: Record<string, string>;
+}
+
 /** The generations a machine keeps: number, metadata, and which one is current. */
-export async function listGenerations(target: Target): Promise<{ generation: number; current: boolean; meta: Record<string, string> }[]> {
+export async function listGenerations(target: Target): Promise<Generation[]> {
   const script = `cd ${generationsDir} 2>/dev/null || exit 0
 current=$(readlink current 2>/dev/null || true)
 for n in $(ls -1 | grep -E '^[0-9]+$' | sort -n); do printf 'generation %s %s\\n' "$n" "$([ "$n" = "$current" ] && echo current || echo -)"; sed 's/^/  /' "$n/meta" 2>/dev/null || true; done`;
   const result = await runScript(target, script);
   if (result.status !== 0) throw new HomecloudError(describeSshFailure(target, result.stderr), { file: target.machine });
-  const generations: { generation: number; current: boolean; meta: Record<string, string> }[] = [];
+  const generations: Generation[] = [];
   for (const line of result.stdout.split('\n')) {
     const head = /^generation (\d+) (current|-)$/.exec(line);
     if (head) generations.push({ generation: Number(head[1]), current: head[2] === 'current', meta: {} });
@@ -204,9 +331,17 @@ for n in $(ls -1 | grep -E '^[0-9]+$' | sort -n); do printf 'generation %s %s\\n
 export async function fetchGeneration(repo: RepoPaths, target: Target, generation: number): Promise<DesiredState> {
   const local = join(repo.var, 'rollback', target.machine);
   mkdirSync(local, { recursive: true });
-  const ssh = rsyncShell(target);
-  const source = `${target.entry.user}@${target.entry.host}:${generationsDir}/${generation}`;
-  const result = lazyChildProcess().spawnSync('rsync', ['-a', '--delete', '-e', ssh, `${source}/`, `${local}/`], { encoding: 'utf8' });
-  if (result.status !== 0) throw new HomecloudError(`cannot fetch generation ${generation}: ${result.stderr.trim().split('\n').pop()}`, { file: target.machine });
+  const source = `${destination(target)}:${generationsDir}/${generation}`;
+  const result = lazyChildProcess().spawnSync('rsync', ['-a', '--delete', '-e', rsyncShell(target), '--', `${source}/`, `${local}/`], { encoding: 'utf8' });
+  if (result.status !== 0) {
+    throw new HomecloudError(
+      /No such file or directory/.test(result.stderr) ? `${target.machine} no longer has generation ${generation}` : `cannot fetch generation ${generation}: ${result.stderr.trim().split('\n').pop()}`,
+      { file: target.machine },
+      `its generations: homecloud generations ${target.machine}`,
+    );
+  }
   return { tree: join(local, 'tree'), manifest: join(local, 'manifest.json') };
 }
+
+/** Where an apply's output stays on the machine when the connection was lost. */
+export const applyOutput = `${stateDir}/apply.out`;

@@ -1,37 +1,15 @@
-import type { ManifestEntries } from '../build/manifest.ts';
-import type { Plan } from '../plan/reconcile.ts';
+import type { DeployPlan } from '../plan/deploy-plan.ts';
 import { shellQuote } from '../transport/ssh.ts';
-import { applyLock, createdDirsFile, generationsDir, originalsDir } from './target-paths.ts';
-
-/**
- * Runs the apply script (its standard input) detached from the connection,
- * so that a cut connection or a Ctrl-C where the deploy runs never stops it
- * halfway; its output is followed live, and it keeps the lock to its end.
- */
-export const detachedApply = `set -eu
-G=${generationsDir}
-mkdir -p "$G/staging"
-exec 9>>${applyLock}
-flock -n 9 || { echo "another apply is running on this machine" >&2; exit 75; }
-cat > "$G/staging/apply.sh"
-out=/var/lib/homecloud/apply.out err=/var/lib/homecloud/apply.err
-: > "$out"; : > "$err"
-setsid bash "$G/staging/apply.sh" >> "$out" 2>> "$err" < /dev/null &
-pid=$!
-tail -s 0.02 -n +1 -f --pid="$pid" "$out" || true
-status=0
-wait "$pid" || status=$?
-cat "$err" >&2
-exit "$status"
-`;
+import { inspectFunctions } from './inspect.ts';
+import { createdDirsFile, generationsDir, originalsDir, pendingFile } from './target-paths.ts';
 
 export interface ApplyInput {
-  plan: Plan;
-  next: ManifestEntries;
-  previous: ManifestEntries;
+  plan: DeployPlan;
   /** Packages to install that the target lacks, and to purge that it has. */
   install: string[];
   purge: string[];
+  /** Units the new generation manages (a template as `x@*.service`): a failed one is reported even when this deploy did not touch it. */
+  managedUnits: string[];
   /** Generations to keep. */
   keep: number;
   /** Written into the generation: when, from where, by whom. */
@@ -40,38 +18,45 @@ export interface ApplyInput {
 
 const array = (name: string, items: string[]) => `${name}=(${items.map(shellQuote).join(' ')})`;
 
+/** The NUL-separated list files the apply reads from the staging generation's lists/ (written by listFiles). */
+export function listFiles(plan: DeployPlan): Record<string, string> {
+  const ops = plan.operations;
+  const list = (items: string[]) => items.map((item) => `${item}\0`).join('');
+  return {
+    'take-over': list(ops.takeOver.flat()),
+    replace: list(ops.replace),
+    remove: list(ops.remove),
+    'remove-dirs': list(ops.removeDirs),
+    'must-empty': list(ops.mustEmpty),
+    'managed-under': list(ops.managedUnder),
+    'make-dirs': list(ops.makeDirs),
+    'fix-dirs': list(ops.fixDirs.flat()),
+    place: list(ops.place),
+    paths: list(ops.paths),
+  };
+}
+
 /**
  * The one bash script that applies a transferred staging generation to `/`
- * and reconciles, in DESIGN.md's order: packages, stop removed units, files,
- * prune, daemon-reload, hook, restarts and reloads, starts, health, commit.
- * Nothing under `/` changes before it runs, and it commits the generation
- * only when every unit it acted on is healthy.
+ * and reconciles: check, packages, stop removed units, prune (what goes goes
+ * first, so nothing is ever written or removed through a link that is being
+ * replaced), files, daemon-reload, hook, restarts and reloads, starts,
+ * health, commit. It runs while the deploy holds the machine's lock (fd 9),
+ * and commits the generation only when every unit it acted on is healthy.
  */
 export function applyScript(input: ApplyInput): string {
-  const { plan, next, previous } = input;
-  const install = [...plan.added, ...plan.changed].sort();
-  // Paths that were not homecloud's before: what is there now is kept, to be restored when homecloud lets go.
-  const takeOver = plan.added.filter((path) => !previous[path]);
-  const remove = plan.removed.filter((path) => previous[path]!.type !== 'dir').sort().reverse();
-  const removeDirs = Object.keys(previous).filter((path) => previous[path]!.type === 'dir' && !next[path]).sort().reverse();
-  // Only directories that need more than the default mode (a .pin's sticky bit): system directories keep theirs.
-  const dirs = Object.keys(next).filter((path) => { const entry = next[path]!; return entry.type === 'dir' && entry.mode !== '0755'; }).sort();
-  const allDirs = Object.keys(next).filter((path) => next[path]!.type === 'dir').sort();
+  const { plan } = input;
   const by = (action: string) => plan.units.filter((u) => u.action === action).map((u) => u.unit);
   const acted = plan.units.filter((u) => u.action !== 'stop').map((u) => u.unit);
   return `set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C
+umask 022
 G=${generationsDir}
 S=$G/staging
+L=$S/lists
 O=${originalsDir}
 C=${createdDirsFile}
-mkdir -p "$(dirname "$C")"
-${array('install', install)}
-${array('take_over', takeOver)}
-${array('remove', remove)}
-${array('remove_dirs', removeDirs)}
-${array('dirs', dirs)}
-${array('all_dirs', allDirs)}
+P=${pendingFile}
 ${array('pkg_install', input.install)}
 ${array('pkg_purge', input.purge)}
 ${array('stop', by('stop'))}
@@ -79,45 +64,104 @@ ${array('restart', by('restart'))}
 ${array('reload', [...by('reload-or-restart'), ...by('reload')])}
 ${array('start', by('start'))}
 ${array('acted', acted)}
+${array('managed', input.managedUnits)}
 daemon_reload=${plan.daemonReload ? 1 : 0}
 phase() { printf 'phase %s\\n' "$1"; }
-# Once files are in place, a failure keeps what was applied as generations/failed: the next plan compares with it.
-applied=0
-keep_failed() { if ((applied)) && [ -d "$S" ]; then rm -rf "$G/failed"; mv -T "$S" "$G/failed"; fi; }
-trap keep_failed EXIT
 exists() { [ -e "$1" ] || [ -L "$1" ]; }
+${inspectFunctions}
+mapfile -d '' remove_dirs < "$L/remove-dirs"
+mapfile -d '' must_empty < "$L/must-empty"
+mapfile -d '' make_dirs < "$L/make-dirs"
+# Directories homecloud made: only these are removed when empty, and only their mode and owner are its to set.
+declare -A created=()
+if [ -f "$C" ]; then while IFS= read -r -d '' dir; do created[$dir]=1; done < "$C"; fi
+save_created() { if ((\${#created[@]})); then printf '%s\\0' "\${!created[@]}" | sort -z > "$C.new"; else : > "$C.new"; fi; mv -f "$C.new" "$C"; }
+
+phase check
+# A directory that a file or link replaces: if homecloud made it, it must hold only what homecloud manages; if not, it is kept as an original.
+for dir in "\${must_empty[@]}"; do
+  { [ -d "$dir" ] && ! [ -L "$dir" ]; } || continue
+  if [[ -n \${created[$dir]:-} ]]; then
+    extra=$( { find "$dir" -mindepth 1 -print0 | sort -z | comm -z -23 - <(sort -z "$L/managed-under") | head -z -n 1 | tr '\\0' '\\n'; } || true)
+    if [[ -n $extra ]]; then printf 'refused %s holds %s, which homecloud does not manage\\n' "$dir" "$extra"; exit 4; fi
+  elif exists "$O$dir"; then
+    printf 'refused %s is to be replaced, but an earlier original of it is kept in %s\\n' "$dir" "$O$dir"; exit 4
+  fi
+done
+
+# From here on the machine changes: until the commit, the next deploy looks at these paths too.
+mkdir -p "$G" "$O"
+cat "$L/paths" >> "$P"
 
 phase packages
-if ((\${#pkg_purge[@]})); then apt-get purge -y -q "\${pkg_purge[@]}" >/dev/null; fi
-if ((\${#pkg_install[@]})); then apt-get install -y -q --no-install-recommends "\${pkg_install[@]}" >/dev/null; fi
+if ((\${#pkg_purge[@]})); then apt-get -o DPkg::Lock::Timeout=300 purge -y -q "\${pkg_purge[@]}" >/dev/null 9>&-; fi
+if ((\${#pkg_install[@]})); then apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "\${pkg_install[@]}" >/dev/null 9>&-; fi
 
 phase stop
 for unit in "\${stop[@]}"; do systemctl stop "$unit" 2>/dev/null || true; done
 
-phase files
-for path in "\${take_over[@]}"; do
-  if exists "$path" && ! exists "$O$path"; then mkdir -p "$(dirname "$O$path")"; cp -a "$path" "$O$path"; fi
-done
-# Directories homecloud makes are its to remove later; those the distro had stay.
-for dir in "\${all_dirs[@]}"; do [ -d "$dir" ] || printf '%s\\n' "$dir" >> "$C"; done
-applied=1
-# -I: the list is exactly what changed, so copy it all (rsync's quick check takes same size and same second for unchanged).
-if ((\${#install[@]})); then printf '%s\\0' "\${install[@]}" | rsync -aKI --no-implied-dirs --from0 --files-from=- "$S/tree/" /; fi
-# Directory modes beyond the default (a .pin directory's sticky bit).
-for dir in "\${dirs[@]}"; do if [ -d "$S/tree$dir" ]; then chmod --reference="$S/tree$dir" "$dir" 2>/dev/null || true; fi; done
-
 phase prune
-for path in "\${remove[@]}"; do
-  rm -f -- "$path"
-  if exists "$O$path"; then mkdir -p "$(dirname "$path")"; mv -- "$O$path" "$path"; fi
+# What homecloud takes over is kept as an original, unless it already is what homecloud places there (its own, say, after its state was lost).
+declare -A want=()
+while IFS= read -r -d '' path && IFS= read -r -d '' what; do
+  exists "$path" && ! exists "$O$path" && want[$path]=$what
+done < "$L/take-over"
+if ((\${#want[@]})); then
+  declare -A sum=()
+  for path in "\${!want[@]}"; do if [[ \${want[$path]} == f:* && -f $path && ! -L $path ]]; then printf '%s\\0' "$path"; fi; done | xargs -0 -r sha256sum -z > "$S/take-over.sums"
+  while IFS= read -r -d '' line; do sum[\${line:66}]=\${line:0:64}; done < "$S/take-over.sums"
+  for path in "\${!want[@]}"; do
+    what=\${want[$path]}
+    case $what in
+      f:*) [[ \${sum[$path]:-} == "\${what:2}" ]] && continue ;;
+      l:*) [[ -L $path && $(readlink -- "$path") == "\${what:2}" ]] && continue ;;
+      d) [[ -d $path ]] && continue ;;
+    esac
+    mkdir -p -- "$(dirname -- "$O$path")"
+    # In the way of another type: moved aside; else copied (what is there stays until the new file lands).
+    if [[ $what == d || ( -d $path && ! -L $path ) ]]; then mv -T -- "$path" "$O$path"; else cp -a -- "$path" "$O$path"; fi
+  done
+fi
+xargs -0 -r rm -f -- < "$L/replace"
+xargs -0 -r rm -f -- < "$L/remove"
+while IFS= read -r -d '' path; do
+  if exists "$O$path" && ! exists "$path"; then mkdir -p -- "\${path%/*}"; mv -T -- "$O$path" "$path"; fi
+done < "$L/remove"
+gone=()
+for dir in "\${remove_dirs[@]}"; do [[ -n \${created[$dir]:-} ]] && gone+=("$dir"); done
+if ((\${#gone[@]})); then printf '%s\\0' "\${gone[@]}" | xargs -0 rmdir --ignore-fail-on-non-empty --; fi
+for dir in "\${gone[@]}"; do [ -d "$dir" ] || unset 'created[$dir]'; done
+for dir in "\${must_empty[@]}"; do
+  if [ -d "$dir" ] && ! [ -L "$dir" ]; then mkdir -p -- "$(dirname -- "$O$dir")"; mv -T -- "$dir" "$O$dir"; fi
 done
-for dir in "\${remove_dirs[@]}"; do if grep -Fxq -- "$dir" "$C" 2>/dev/null; then rmdir -- "$dir" 2>/dev/null || true; fi; done
+for dir in "\${remove_dirs[@]}"; do
+  if exists "$O$dir" && ! exists "$dir"; then mkdir -p -- "\${dir%/*}"; mv -T -- "$O$dir" "$dir"; fi
+done
+
+phase files
+new_dirs=()
+for dir in "\${make_dirs[@]}"; do [ -d "$dir" ] || new_dirs+=("$dir"); done
+if ((\${#new_dirs[@]})); then
+  printf '%s\\0' "\${new_dirs[@]}" | xargs -0 mkdir -p --
+  for dir in "\${new_dirs[@]}"; do created[$dir]=1; done
+fi
+save_created
+while IFS= read -r -d '' mode && IFS= read -r -d '' dir; do
+  { [ -d "$dir" ] && ! [ -L "$dir" ]; } || continue
+  if [[ -n \${created[$dir]:-} ]]; then chmod "0$mode" -- "$dir"; chown root:root -- "$dir"
+  elif (( 8#$mode & 8#1000 )); then chmod +t -- "$dir"
+  else chmod -t -- "$dir"; fi
+done < "$L/fix-dirs"
+# -I: the list is exactly what differs, so copy it all (rsync's quick check would take same size and second for unchanged).
+if [ -s "$L/place" ]; then rsync -aKI --chown=0:0 --no-implied-dirs --from0 --files-from="$L/place" "$S/tree/" /; fi
 
 phase daemon-reload
 if ((daemon_reload)); then systemctl daemon-reload; fi
+# A unit that went while failed would stay listed as failed.
+for unit in "\${stop[@]}"; do systemctl reset-failed "$unit" 2>/dev/null || true; done
 
 phase hook
-if [ -f /usr/local/opt/initd/Makefile ]; then make -s -C /usr/local/opt/initd; fi
+if [ -f /usr/local/opt/initd/Makefile ]; then make -s -C /usr/local/opt/initd 9>&-; fi
 
 phase units
 units_started=$(date +%s)
@@ -151,27 +195,36 @@ for unit in "\${acted[@]}"; do
     failed+=("$unit")
   fi
 done
+report() {
+  printf '%s %s\\n' "$1" "$2"
+  systemctl status --no-pager --lines=0 "$2" 2>&1 | sed 's/^/  /' || true
+  # What the unit logged since its action (a config test's message, a crash); else its last lines.
+  lines=$(journalctl --no-pager -q -n 30 -u "$2" --since "@$units_started" 2>&1 || true)
+  [[ -n $lines ]] || lines=$(journalctl --no-pager -q -n 15 -u "$2" 2>&1 || true)
+  printf '%s\\n' "$lines" | sed 's/^/  /'
+}
 if ((\${#failed[@]})); then
-  for unit in "\${failed[@]}"; do
-    printf 'unhealthy %s\\n' "$unit"
-    systemctl status --no-pager --lines=0 "$unit" 2>&1 | sed 's/^/  /' || true
-    # What the unit logged since its action (a config test's message, a crash); else its last lines.
-    lines=$(journalctl --no-pager -q -n 30 -u "$unit" --since "@$units_started" 2>&1 || true)
-    [[ -n $lines ]] || lines=$(journalctl --no-pager -q -n 15 -u "$unit" 2>&1 || true)
-    printf '%s\\n' "$lines" | sed 's/^/  /'
-  done
+  for unit in "\${failed[@]}"; do report unhealthy "$unit"; done
   exit 3
 fi
 
 phase commit
+stat_records < "$L/paths" | sort -z > "$S/state"
 last=$(cat "$G/last" 2>/dev/null || echo 0)
 n=$((last + 1))
 ${Object.entries(input.meta).map(([k, v]) => `printf '%s=%s\\n' ${shellQuote(k)} ${shellQuote(v)} >> "$S/meta"`).join('\n')}
 mv -T "$S" "$G/$n"
-rm -rf "$G/failed"
+rm -f "$P"
 echo "$n" > "$G/last"
 ln -sfn "$n" "$G/current.new" && mv -T "$G/current.new" "$G/current"
 find "$G" -mindepth 1 -maxdepth 1 -regex '.*/[0-9]+' -printf '%f\\n' | sort -n | head -n -${input.keep} | while read -r old; do rm -rf -- "\${G:?}/$old"; done
 printf 'generation %s\\n' "$n"
+# Units of this generation that are failed though this deploy did not act on them: said, never forgotten.
+for unit in $(systemctl list-units --state=failed --plain --no-legend --full 2>/dev/null | awk '{ print $1 }'); do
+  for pattern in "\${managed[@]}"; do
+    # shellcheck disable=SC2053 # the pattern is a glob (x@*.service)
+    if [[ $unit == $pattern ]]; then report still-failed "$unit"; break; fi
+  done
+done
 `;
 }

@@ -114,7 +114,7 @@ export class Builder {
     selectMachines(model, [machine]);
     const trees = machineSources(this.repo, machine, model.settings.stdlib, this.layerDirectories).map((source) => this.walk(source));
     const { facts, probed } = this.factsFor(model, machine, trees);
-    const plan = await this.planWith(machine, trees, facts, probed, {}, state);
+    const plan = await this.planWith(machine, trees, facts, probed, {}, state, model.settings.readOutside);
     return { model, plan, trees, facts };
   }
 
@@ -169,6 +169,7 @@ export class Builder {
               trees,
               inputs,
               memory,
+              readOutside: model.settings.readOutside,
               built: sourceFingerprints(state.fingerprint(machine)),
               previous,
               renders: readRenders,
@@ -234,7 +235,7 @@ export class Builder {
 
   private async planFor(model: Model, machine: string, trees: SourceTree[], renders: RenderCache, state: BuildState): Promise<MachinePlan> {
     const { facts, probed } = this.factsFor(model, machine, trees);
-    return this.planWith(machine, trees, facts, probed, renders, state);
+    return this.planWith(machine, trees, facts, probed, renders, state, model.settings.readOutside);
   }
 
   private factsFor(model: Model, machine: string, trees: SourceTree[]) {
@@ -248,7 +249,7 @@ export class Builder {
       .map((entry) => ({ path: entry.contentPath, file: this.repo.display(entry.path) }));
   }
 
-  private planWith(machine: string, trees: SourceTree[], facts: Facts, probed: boolean, renders: RenderCache, state: BuildState): Promise<MachinePlan> {
+  private planWith(machine: string, trees: SourceTree[], facts: Facts, probed: boolean, renders: RenderCache, state: BuildState, readOutside: readonly string[]): Promise<MachinePlan> {
     return planMachine({
       repo: this.repo,
       machine,
@@ -256,6 +257,7 @@ export class Builder {
       facts,
       probed,
       renders,
+      readOutside,
       hash: (entry) => state.hash(entry.source.dir, entry.contentPath, entry.contentSignature),
       schedule: (task) => this.limit(task),
     });
@@ -276,6 +278,8 @@ export class Builder {
       `json=${signatureOf(files.json) ?? ''}`,
       `env=${signatureOf(files.env) ?? ''}`,
       `probe=${signatureOf(probeCachePath(this.repo, machine)) ?? ''}`,
+      // What links may read decides whether a machine builds at all; only when set, so that existing builds stay valid.
+      ...(model.settings.readOutside.length ? [`readOutside=${JSON.stringify(model.settings.readOutside)}`] : []),
     ].join('\n');
   }
 

@@ -1,9 +1,12 @@
 import { octal } from '../util/fs.ts';
 
+/** Every path homecloud places is root's. A live path owned by someone else says so in `owner`. */
+export const rootOwner = 'root:root';
+
 export type ManifestEntry =
-  | { type: 'dir'; mode: string }
-  | { type: 'file'; mode: string; sha256: string; secret?: true }
-  | { type: 'link'; target: string };
+  | { type: 'dir'; mode: string; owner?: string }
+  | { type: 'file'; mode: string; sha256: string; secret?: true; owner?: string }
+  | { type: 'link'; target: string; owner?: string };
 
 export type ManifestEntries = Record<string, ManifestEntry>;
 
@@ -17,6 +20,8 @@ export interface PackageLine {
 export interface Manifest {
   format: 1;
   machine: string;
+  /** Owner and group (user:group) of every path: root:root. */
+  owner?: string;
   entries: ManifestEntries;
   packages: { install: string[]; purge: string[] };
 }
@@ -32,7 +37,7 @@ export function fileMode(mode: number, secret: boolean): string {
 }
 
 export function sameEntry(a: ManifestEntry | undefined, b: ManifestEntry | undefined): boolean {
-  if (!a || !b || a.type !== b.type) return false;
+  if (!a || !b || a.type !== b.type || (a.owner ?? rootOwner) !== (b.owner ?? rootOwner)) return false;
   switch (a.type) {
     case 'dir':
       return a.mode === (b as typeof a).mode;

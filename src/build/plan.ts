@@ -1,14 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { HomecloudError } from '../load/errors.ts';
 import type { RepoPaths } from '../load/repo.ts';
-import { probeFactNames, secretValues, type Facts } from '../facts/facts.ts';
+import { probeFactNames, type Facts } from '../facts/facts.ts';
 import { isInside, octal, realPath } from '../util/fs.ts';
 import { fingerprintOf, sha256 } from '../util/hash.ts';
 import { collectPackages, linksFile, packagesFile, parseLinks, parsePackages, parseTriggers, triggersFile, type DeclaredLink, type PackageDeclaration } from './declared.ts';
-import { fileEntry, sortEntries, type Manifest, type ManifestEntries } from './manifest.ts';
+import { fileEntry, rootOwner, sortEntries, type Manifest, type ManifestEntries } from './manifest.ts';
+import { holdsSecret, maskSecrets } from './literal-facts.ts';
 import { renderTemplate } from './render.ts';
 import { directoryMode, pinnedDirectoryMode } from './rules.ts';
-import type { SourceEntry, SourceTree } from './walk.ts';
+import { readThroughLinkCheck, type SourceEntry, type SourceTree } from './walk.ts';
 
 /** A cached render: its input key, output hash, and whether it must render every time. */
 export type RenderRecord = [key: string, sha256: string, volatile: boolean, secret: boolean];
@@ -23,6 +24,8 @@ export interface PlanContext {
   probed: boolean;
   /** Renders known from earlier builds; only trusted when the tree is. */
   renders: RenderCache;
+  /** Directories outside the repository that links may read from (homecloud.json readOutside). */
+  readOutside: readonly string[];
   /** The sha256 of a source file's content. */
   hash(entry: SourceEntry): string;
   /** Run a render through the shared concurrency limit. */
@@ -61,8 +64,11 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
   const display = (entry: SourceEntry) => repo.display(entry.path);
   const candidates = new Map<string, SourceEntry[]>();
   const directories = new Map<string, { pinned: boolean; from: string }>();
+  const checkLink = readThroughLinkCheck(repo, context.readOutside);
   for (const tree of trees) {
     for (const entry of tree.entries) {
+      // Before anything reads through a link (hashes, renders, identity checks).
+      checkLink(entry);
       const list = candidates.get(entry.dest);
       if (list) list.push(entry);
       else candidates.set(entry.dest, [entry]);
@@ -86,7 +92,6 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
     .sort((a, b) => (a.dest < b.dest ? -1 : 1));
   const preludeKey = preludes.map((entry) => `${entry.dest}=${context.hash(entry)}`).join(',');
   const factsKey = [...context.facts.values()].map((fact) => `${fact.key}=${fact.value}`).sort().join('\n');
-  const secrets = secretValues(context.facts);
   const factsDir = realPath(repo.facts);
   // Every template of the machine shares these inputs: one key part, not the whole text per template.
   const environmentKey = fingerprintOf([preludeKey, factsKey]);
@@ -115,11 +120,10 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
         renderTemplate({ cwd: repo.root, preludes: preludes.map((p) => relative(p.path)), template: relative(entry.path), facts: context.facts }),
       );
     } catch (error) {
-      throw maskSecrets(explainMissingProbeFact(error, machine, context.probed), secrets);
+      throw maskSecrets(explainMissingProbeFact(error, machine, context.probed), context.facts);
     }
     const digest = sha256(output);
-    const content = output.toString('utf8');
-    renders[entry.path] = [key, digest, isVolatile, secrets.some((secret) => content.includes(secret))];
+    renders[entry.path] = [key, digest, isVolatile, holdsSecret(output, context.facts)];
     rendered.set(entry.path, output);
     return digest;
   };
@@ -208,7 +212,7 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
   }
 
   return {
-    manifest: { format: 1, machine, entries: sortEntries(entries), packages: collectPackages(packageLines) },
+    manifest: { format: 1, machine, owner: rootOwner, entries: sortEntries(entries), packages: collectPackages(packageLines) },
     provenance,
     declaredLinks,
     rendered,
@@ -252,14 +256,6 @@ function addDeclaredLink(
   }
   entries[link.path] = { type: 'link', target: link.target };
   declared.set(link.path, link);
-}
-
-/** m4's messages can quote a command line or text that holds a secret fact: never print it. */
-function maskSecrets(error: unknown, secrets: string[]): unknown {
-  if (!(error instanceof HomecloudError) || !secrets.some((secret) => error.message.includes(secret))) return error;
-  let message = error.message;
-  for (const secret of secrets) message = message.split(secret).join('******');
-  return new HomecloudError(message, error.where, error.hint);
 }
 
 function explainMissingProbeFact(error: unknown, machine: string, probed: boolean): unknown {

@@ -1,13 +1,14 @@
-import { secretValues, type Facts } from '../facts/facts.ts';
+import type { Facts } from '../facts/facts.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { isInside, realPath } from '../util/fs.ts';
 import { sha256 } from '../util/hash.ts';
 import type { DefaultsFile } from '../facts/machine-facts.ts';
 import { fileEntry, fileMode, type Manifest, type ManifestEntries, type ManifestEntry } from './manifest.ts';
 import type { RenderCache } from './plan.ts';
+import { holdsSecret } from './literal-facts.ts';
 import { renderTemplate } from './render.ts';
 import type { FileContent } from './tree.ts';
-import type { SourceEntry, SourceTree } from './walk.ts';
+import { readThroughLinkCheck, type SourceEntry, type SourceTree } from './walk.ts';
 
 /** What a full plan of a machine leaves for the quick path of the next build. */
 export interface PlanMemory {
@@ -30,6 +31,8 @@ export interface QuickContext {
   trees: SourceTree[];
   inputs: string;
   memory: PlanMemory;
+  /** Directories outside the repository that links may read from (homecloud.json readOutside). */
+  readOutside: readonly string[];
   /** Each source's fingerprint when the tree was last built (quickly or not). */
   built: Map<string, string>;
   previous: Manifest;
@@ -66,6 +69,7 @@ export async function quickPlan(context: QuickContext): Promise<QuickPlan | unde
   if (memory.volatile) return undefined;
   const contested = new Map(memory.contested.map(([dest, winner, relation]) => [dest, { winner, relation }]));
   const changed: SourceEntry[] = [];
+  const checkLink = readThroughLinkCheck(context.repo, context.readOutside);
   for (let i = 0; i < trees.length; i++) {
     const tree = trees[i]!;
     const [dir, , files, directories] = memory.sources[i]!;
@@ -73,6 +77,8 @@ export async function quickPlan(context: QuickContext): Promise<QuickPlan | unde
     if (context.built.get(dir) === tree.fingerprint) continue;
     if (tree.entries.length !== files || tree.directories.size !== directories) return undefined;
     for (const entry of tree.entries) {
+      // A link repointed outside the repository may leave its content unchanged: check before comparing.
+      checkLink(entry);
       const before = previous.entries[entry.dest];
       if (!before || before.type === 'dir' || (before.type === 'link') !== (entry.rule === 'link')) return undefined;
       if (unchanged(entry, before, context)) continue;
@@ -109,7 +115,7 @@ export async function quickPlan(context: QuickContext): Promise<QuickPlan | unde
       return undefined; // The full plan renders it again and reports the error properly.
     }
     const digest = sha256(output);
-    const secret = secretValues(facts).some((value) => output.includes(value));
+    const secret = holdsSecret(output, facts);
     renders ??= { ...context.renders() };
     renders[entry.path] = [renderKey(entry, context), digest, false, secret];
     rendered.set(entry.dest, output);

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { lazyChildProcess } from '../util/lazy.ts';
 import { nativeRun } from '../util/native.ts';
 import type { Facts } from '../facts/facts.ts';
+import { encodeFacts, type FactEncoding } from './literal-facts.ts';
 
 export interface RenderJob {
   /** The repository root: m4's working directory. */
@@ -21,10 +22,8 @@ const renderEnvironment = {
   TZ: 'UTC',
 };
 
-export function m4Arguments(job: RenderJob): string[] {
-  const args = ['--prefix-builtins', '--fatal-warnings'];
-  for (const fact of job.facts.values()) args.push(`-D${fact.key}=${fact.value}`);
-  return [...args, ...job.preludes, job.template];
+export function m4Arguments(job: RenderJob, encoding: FactEncoding): string[] {
+  return ['--prefix-builtins', '--fatal-warnings', ...encoding.defines, ...job.preludes, job.template];
 }
 
 let m4Path: string | undefined;
@@ -36,17 +35,19 @@ function m4Program(): string {
 
 /** Render one template with GNU m4; any failure renders nothing and names file:line. */
 export async function renderTemplate(job: RenderJob): Promise<Buffer> {
+  // Secret and probe facts render literally; the encoding also maps m4's messages back (secrets by name).
+  const encoding = encodeFacts(job.facts, job.cwd, [...job.preludes, job.template]);
   const env = { ...renderEnvironment, HOME: job.cwd };
-  const native = nativeRun(m4Program(), ['m4', ...m4Arguments(job)], env, job.cwd);
-  if (!native) return renderWithNode(job);
+  const native = nativeRun(m4Program(), ['m4', ...m4Arguments(job, encoding)], env, job.cwd);
+  if (!native) return renderWithNode(job, encoding);
   let result;
   try {
     result = await native;
   } catch (error) {
     throw spawnError(error as NodeJS.ErrnoException, job);
   }
-  if (result.status === 0) return result.stdout;
-  const message = result.stderr.toString('utf8').trim();
+  if (result.status === 0) return encoding.restore(result.stdout);
+  const message = encoding.explain(result.stderr.toString('utf8').trim());
   throw renderError(message || `m4 ended with ${result.signal ? `signal ${result.signal}` : `exit status ${result.status}`}`, job.template);
 }
 
@@ -57,17 +58,17 @@ function spawnError(error: NodeJS.ErrnoException, job: RenderJob): HomecloudErro
 }
 
 /** The same with Node's spawn, when the native walker is not built. */
-function renderWithNode(job: RenderJob): Promise<Buffer> {
+function renderWithNode(job: RenderJob, encoding: FactEncoding): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const child = lazyChildProcess().spawn('m4', m4Arguments(job), { cwd: job.cwd, env: { ...renderEnvironment, HOME: job.cwd }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = lazyChildProcess().spawn('m4', m4Arguments(job, encoding), { cwd: job.cwd, env: { ...renderEnvironment, HOME: job.cwd }, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
     child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
     child.on('error', (error: NodeJS.ErrnoException) => reject(spawnError(error, job)));
     child.on('close', (code, signal) => {
-      if (code === 0) return resolve(Buffer.concat(out));
-      const message = Buffer.concat(err).toString('utf8').trim();
+      if (code === 0) return resolve(encoding.restore(Buffer.concat(out)));
+      const message = encoding.explain(Buffer.concat(err).toString('utf8').trim());
       reject(renderError(message || `m4 ended with ${signal ?? `exit status ${code}`}`, job.template));
     });
   });

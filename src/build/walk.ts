@@ -1,7 +1,9 @@
 import { lstatSync, readdirSync, readlinkSync, statSync, type Dirent, type Stats } from 'node:fs';
+import { dirname } from 'node:path';
 import { HomecloudError, describeSystemError } from '../load/errors.ts';
 import type { Source } from '../load/layers.ts';
 import type { RepoPaths } from '../load/repo.ts';
+import { isInside, realPath } from '../util/fs.ts';
 import { fingerprintOf } from '../util/hash.ts';
 import { nativeTreeSignatures, nativeWalkTree } from '../util/native.ts';
 import { isTemplate, outputName, pinName, ruleFor, type Rule } from './rules.ts';
@@ -22,6 +24,8 @@ export interface SourceEntry {
   contentSignature: string;
   /** For kept links: the link's target text. */
   linkTarget?: string;
+  /** A "!" link or linked template: the output is read through the link (see readThroughLinkCheck). */
+  followsLink?: boolean;
 }
 
 export interface SourceTree {
@@ -262,7 +266,32 @@ function describeEntry(source: Source, dir: string, destDir: string, name: strin
     return { source, path, dest, rule, mode: 0o777, contentPath: path, contentSignature: `l${linkTarget}`, linkTarget };
   }
   if (follows) {
-    return { source, path, dest, rule, mode: numbers[at + 9]! & 0o7777, contentPath: path, contentSignature: `${signatureAt(numbers, at)}>${signatureAt(numbers, at + 5)}` };
+    return { source, path, dest, rule, mode: numbers[at + 9]! & 0o7777, contentPath: path, contentSignature: `${signatureAt(numbers, at)}>${signatureAt(numbers, at + 5)}`, followsLink: true };
   }
   return { source, path, dest, rule, mode: mode & 0o7777, contentPath: path, contentSignature: signatureAt(numbers, at) };
+}
+
+/**
+ * A check that a followed link reads only from the repository (facts/
+ * included, wherever it resolves to: homecloud reads it anyway), from the
+ * directories of the readOutside setting, or, for the standard layers, from
+ * the standard layers. Anything else (a key under ~/.ssh, a file of /etc)
+ * would land in a tree that deploy copies to a machine, unnoticed. Links are
+ * resolved here, not in the walk: a build with nothing to do pays nothing.
+ */
+export function readThroughLinkCheck(repo: RepoPaths, readOutside: readonly string[]): (entry: SourceEntry) => void {
+  // Directories as written and resolved: the setting may name a link to a directory.
+  const allowed = [realPath(repo.root), realPath(repo.facts), ...readOutside.flatMap((dir) => [dir, realPath(dir)])];
+  const stdlib = realPath(repo.stdlibLayers);
+  return (entry) => {
+    if (!entry.followsLink) return;
+    const target = realPath(entry.path);
+    if (allowed.some((dir) => dir === '/' || isInside(target, dir))) return;
+    if (entry.source.origin === 'standard' && isInside(target, stdlib)) return;
+    throw new HomecloudError(
+      `links to ${target}, outside the repository`,
+      { file: repo.display(entry.path) },
+      `move the file into the repository (secrets go in facts/), or allow its directory in homecloud.json: "readOutside": [${JSON.stringify(dirname(target))}]`,
+    );
+  };
 }

@@ -17,3 +17,11 @@ export function jobsFor(options: GlobalOptions, model: Model): number {
   if (!Number.isInteger(jobs) || jobs < 1) throw new HomecloudError(`--jobs takes a whole number of at least 1, not "${options.jobs}"`);
   return jobs;
 }
+
+/** How long to wait for another deploy that holds a machine: --wait, else five minutes. */
+export function waitSeconds(options: { wait?: string }): number {
+  if (options.wait === undefined) return 300;
+  const seconds = Number(options.wait);
+  if (!Number.isInteger(seconds) || seconds < 0) throw new HomecloudError(`--wait takes a whole number of seconds, not "${options.wait}"`);
+  return seconds;
+}

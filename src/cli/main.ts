@@ -1,8 +1,10 @@
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { exitStatus, printError } from '../report/output.ts';
+import { exitWhenWritten, ignoreClosedPipes } from './exit.ts';
 import { mark } from '../util/timing.ts';
 
 mark('main loaded');
+ignoreClosedPipes();
 
 /** Options every command accepts. */
 export interface GlobalOptions {
@@ -28,8 +30,8 @@ function run<M>(load: () => Promise<M>, pick: (module: M) => Action = (module) =
     try {
       const action = pick(await load());
       mark('command loaded');
-      // Exit at once: nothing is pending (standard output and error are synchronous on Linux), and waiting for the event loop to wind down costs milliseconds.
-      process.exit(await action(args, options));
+      // Exit once the output is written, without waiting for the event loop to wind down (that costs milliseconds).
+      await exitWhenWritten(await action(args, options));
     } catch (error) {
       printError(error);
       process.exitCode = exitStatus.usage;
@@ -46,7 +48,10 @@ const program = new Command('homecloud')
   .option('--sandbox', "reach the sandbox machines of the same names (homecloud sandbox up) instead of inventory.json's hosts")
   .showHelpAfterError('(add --help for usage)')
   // Commander exits 1 on a usage error, but 1 means "a machine failed" here (inherited by the commands).
-  .exitOverride((error) => process.exit(error.exitCode === 0 ? exitStatus.ok : exitStatus.usage))
+  // Thrown to the catch at the end, which exits once the help or message is written: returning would let commander exit at once.
+  .exitOverride((error) => {
+    throw error;
+  })
   .configureHelp({ showGlobalOptions: true })
   .addHelpText('after', '\nExit status: 0 all done, 1 some machine failed, 2 bad input or usage, 130 interrupted.');
 
@@ -74,6 +79,7 @@ program
   .description('build, then bring machines to their trees: transfer what changed, reconcile units, keep a generation')
   .argument('[machine...]', 'machines to deploy (all when none is named)')
   .option('--rollback-on-failure', 'when a machine fails after its files changed, deploy its current generation again')
+  .option('--wait <seconds>', 'how long to wait for another deploy, rollback or clobber of the same machine to end', '300')
   .addHelpText('after', '\nOnly changed files travel; unchanged ones are hard links to the current generation.\nA deploy with nothing to do transfers nothing and restarts nothing.')
   .action(run(() => import('./commands/deploy.ts')));
 
@@ -88,6 +94,7 @@ program
   .description('deploy an older generation again (the one before the current by default), with the usual reconcile')
   .argument('<machine>', 'the machine')
   .option('--to <generation>', 'the generation to go back to')
+  .option('--wait <seconds>', 'how long to wait for another deploy, rollback or clobber of the same machine to end', '300')
   .action(run(generationsCommand, (m) => m.rollback as Action));
 
 program
@@ -95,6 +102,7 @@ program
   .description("Control-Alt-Delete: stop homecloud's units, remove what it placed (restoring what was there before), forget its generations")
   .argument('<machine>', 'the machine')
   .option('--yes', 'really do it')
+  .option('--wait <seconds>', 'how long to wait for another deploy, rollback or clobber of the same machine to end', '300')
   .action(run(() => import('./commands/clobber.ts')));
 
 program
@@ -160,7 +168,9 @@ sandbox
   .option('-n, --lines <count>', 'how many lines', '200')
   .action(run(sandboxCommand, (m) => m.logs as Action));
 
-program.parseAsync(process.argv).catch((error: unknown) => {
+program.parseAsync(process.argv).catch(async (error: unknown) => {
+  // Commander has printed the help or the usage error already.
+  if (error instanceof CommanderError) await exitWhenWritten(error.exitCode === 0 ? exitStatus.ok : exitStatus.usage);
   printError(error);
   process.exitCode = exitStatus.usage;
 });

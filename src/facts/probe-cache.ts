@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { InventoryEntry } from '../load/inventory.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import type { Fact } from './facts.ts';
+import { checkProbeFacts } from './probe-values.ts';
 
 /** What `homecloud facts` stores for a machine under var/facts/. */
 export interface ProbeRecord {
@@ -16,7 +17,11 @@ export function probeCachePath(repo: RepoPaths, machine: string): string {
   return join(repo.probeCache, `${machine}.json`);
 }
 
-/** The cached probe facts, or none when absent, unreadable or made for another inventory entry. */
+/**
+ * The cached probe facts, or none when absent, unreadable or made for another
+ * inventory entry. A record with a value no real machine reports fails the
+ * machine's build: it is never silently used or ignored.
+ */
 export function readProbeFacts(repo: RepoPaths, machine: string, entry: InventoryEntry): Fact[] | undefined {
   const path = probeCachePath(repo, machine);
   let record: ProbeRecord;
@@ -27,5 +32,7 @@ export function readProbeFacts(repo: RepoPaths, machine: string, entry: Inventor
   }
   if (JSON.stringify(record.inventory) !== JSON.stringify(entry)) return undefined;
   const file = repo.display(path);
-  return Object.entries(record.facts ?? {}).map(([key, value]) => ({ key, value: String(value), origin: 'probe' as const, file, secret: false }));
+  const values = Object.fromEntries(Object.entries(record.facts ?? {}).map(([key, value]) => [key, String(value)]));
+  checkProbeFacts(machine, values);
+  return Object.entries(values).map(([key, value]) => ({ key, value, origin: 'probe' as const, file, secret: false }));
 }

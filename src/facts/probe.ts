@@ -1,27 +1,37 @@
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { inspectFunctions } from '../apply/inspect.ts';
+import { createdDirsFile, generationsDir, pendingFile } from '../apply/target-paths.ts';
 import { HomecloudError } from '../load/errors.ts';
 import type { RepoPaths } from '../load/repo.ts';
-import { describeSshFailure, runScript, type Target } from '../transport/ssh.ts';
-import { applyLock, generationsDir } from '../apply/target-paths.ts';
+import { describeSshFailure, runScript, shellQuote, type Target } from '../transport/ssh.ts';
+import { sha256 } from '../util/hash.ts';
 import { probeCachePath, type ProbeRecord } from './probe-cache.ts';
+import { checkProbeFacts } from './probe-values.ts';
 
 /**
  * Read on the target in one round trip: the probe facts, what the target
- * offers (systemd, apt, rsync), and its current generation's manifest.
+ * offers (systemd, apt, rsync), its failed units, its current generation's
+ * manifest (only when it is not the copy we have), whether the last apply
+ * committed, and the managed paths that changed since the last commit.
+ * `knownManifest` is the sha256 of our copy of the manifest.
  */
-export const probeScript = String.raw`
-set -u
-# shellcheck source=/dev/null
-. /etc/os-release 2>/dev/null || true
+export function probeScript(knownManifest = ''): string {
+  return String.raw`set -u
+export LC_ALL=C
+G=${generationsDir}
+known_manifest=${shellQuote(knownManifest)}
 fact() { printf '%s=%s\n' "$1" "$2"; }
+${inspectFunctions}
+# os-release is read, not sourced: a value is data.
+os_release() { sed -n "s/^$1=//p" /etc/os-release 2>/dev/null | head -n 1 | sed "s/^[\"']//; s/[\"']\$//"; }
 fact ENV_HOSTNAME "$(hostname)"
 fact ENV_HOSTTYPE "$HOSTTYPE"
 fact ENV_OSTYPE "$OSTYPE"
-fact ENV_ID "${'$'}{ID:-}"
-fact ENV_VERSION_ID "${'$'}{VERSION_ID:-}"
-fact ENV_VERSION_CODENAME "${'$'}{VERSION_CODENAME:-}"
+fact ENV_ID "$(os_release ID)"
+fact ENV_VERSION_ID "$(os_release VERSION_ID)"
+fact ENV_VERSION_CODENAME "$(os_release VERSION_CODENAME)"
 fact ENV_NPROC "$(nproc)"
-fact ENV_MEMBYTES "$(awk '/^MemTotal:/ { print $2 * 1024 }' /proc/meminfo)"
+fact ENV_MEMBYTES "$(awk '/^MemTotal:/ { printf "%.0f\n", $2 * 1024 }' /proc/meminfo)"
 fact ENV_HOME "$HOME"
 fact ENV_KERNEL "$(uname -r)"
 fact ENV_ARCH "$(dpkg --print-architecture 2>/dev/null || uname -m)"
@@ -31,14 +41,42 @@ fact HC_SYSTEMD "$([ -d /run/systemd/system ] && echo yes || echo no)"
 fact HC_APT "$(has apt-get)"
 fact HC_RSYNC "$(has rsync)"
 fact HC_PACKAGES "$(dpkg-query -W -f='${'$'}{db:Status-Status} ${'$'}{Package}\n' 2>/dev/null | awk '$1 == "installed" { printf "%s ", $2 }')"
-# An apply still running (say, after a Ctrl-C where the deploy ran) finishes first.
-if [ -e ${applyLock} ] && ! flock -w 300 ${applyLock} true; then fact HC_BUSY yes; fi
-# What is in place: a failed apply's files when there was one since the last commit.
-manifest=${generationsDir}/current/manifest.json
-[ -f ${generationsDir}/failed/manifest.json ] && manifest=${generationsDir}/failed/manifest.json
-[ -f "$manifest" ] && fact HC_MANIFEST "$(base64 -w0 "$manifest")"
+fact HC_FAILED_UNITS "$(systemctl list-units --state=failed --plain --no-legend --full 2>/dev/null | awk '{ printf "%s ", $1 }')"
+manifest=$G/current/manifest.json
+if [ -f "$manifest" ]; then
+  sum=$(sha256sum < "$manifest")
+  fact HC_MANIFEST_SHA "${'$'}{sum%% *}"
+  [ "${'$'}{sum%% *}" = "$known_manifest" ] || fact HC_MANIFEST "$(base64 -w0 < "$manifest")"
+fi
+[ -e ${pendingFile} ] && fact HC_PENDING yes
+# Managed paths whose record moved since the last commit, and the paths an
+# apply that did not commit touched: what each is now.
+work=$(mktemp -d)
+state=$G/current/state
+[ -f "$state" ] || state=/dev/null
+{ record_paths < "$state"; cat ${pendingFile} 2>/dev/null || true; } | sort -zu | stat_records | sort -z > "$work/now"
+comm -z -3 "$work/now" "$state" | sed -z 's/^\t//' | record_paths | sort -zu > "$work/moved"
+if [ -s "$work/moved" ]; then
+  inspect "$work/live" < "$work/moved"
+  sort -zu ${createdDirsFile} 2>/dev/null | comm -z -12 "$work/moved" - > "$work/created" || true
+  fact HC_MOVED "$(base64 -w0 < "$work/moved")"
+  fact HC_MOVED_FOUND "$(base64 -w0 < "$work/live.found")"
+  fact HC_MOVED_SUMS "$(base64 -w0 < "$work/live.sums")"
+  fact HC_MOVED_CREATED "$(base64 -w0 < "$work/created")"
+fi
+rm -rf "$work"
 exit 0
 `;
+}
+
+/** What the inspect function says of paths on a target (base64 of its NUL-separated outputs). */
+export interface Inspection {
+  paths: Buffer;
+  found: Buffer;
+  sums: Buffer;
+  /** Those among the paths that homecloud created as directories. */
+  created: Buffer;
+}
 
 export interface ProbeOutcome {
   machine: string;
@@ -50,23 +88,40 @@ export interface ProbeOutcome {
   packages?: Set<string>;
   /** Whether the target has rsync (a bare Debian may not: deploy installs it first). */
   rsync?: boolean;
-  /** An apply was still running on the target after the probe waited 5 minutes for it. */
-  busy?: boolean;
+  /** The last apply did not commit (it failed or was cut off): its paths were looked at too. */
+  pending?: boolean;
+  /** Managed paths that are not as the last commit recorded them (hand edits, an apply that did not commit). */
+  moved?: Inspection;
+  /** Units in the failed state, all of them (managed or not). */
+  failedUnits?: string[];
   milliseconds: number;
 }
 
-/** Probe one machine and cache what it said under var/facts/. */
+/** Where the local copy of a machine's current manifest is kept, so that the probe sends it only when it changed. */
+function manifestCopyPath(repo: RepoPaths, machine: string): string {
+  return probeCachePath(repo, machine).replace(/\.json$/, '.manifest.json');
+}
+
+/** The probe script for a machine, telling it which manifest we have. */
+export function probeScriptFor(repo: RepoPaths, machine: string): string {
+  const copy = manifestCopyPath(repo, machine);
+  return probeScript(existsSync(copy) ? sha256(readFileSync(copy)) : '');
+}
+
+/** Probe one machine (without taking its lock) and cache what it said under var/facts/. */
 export async function probe(repo: RepoPaths, target: Target): Promise<ProbeOutcome> {
   const started = Date.now();
-  const result = await runScript(target, probeScript);
-  const outcome: ProbeOutcome = { machine: target.machine, milliseconds: Date.now() - started };
-  if (result.status !== 0) {
-    outcome.error = new HomecloudError(describeSshFailure(target, result.stderr), { file: target.machine });
-    return outcome;
-  }
+  const result = await runScript(target, probeScriptFor(repo, target.machine));
+  if (result.status !== 0) return { machine: target.machine, milliseconds: Date.now() - started, error: new HomecloudError(describeSshFailure(target, result.stderr), { file: target.machine }) };
+  return readProbe(repo, target, result.stdout.split('\n'), Date.now() - started);
+}
+
+/** Make sense of the probe's lines: check and cache the facts, keep the manifest copy. */
+export function readProbe(repo: RepoPaths, target: Target, lines: string[], milliseconds: number): ProbeOutcome {
+  const outcome: ProbeOutcome = { machine: target.machine, milliseconds };
   const facts: Record<string, string> = {};
   const offers: Record<string, string> = {};
-  for (const line of result.stdout.split('\n')) {
+  for (const line of lines) {
     const equals = line.indexOf('=');
     if (equals <= 0) continue;
     const key = line.slice(0, equals);
@@ -79,10 +134,34 @@ export async function probe(repo: RepoPaths, target: Target): Promise<ProbeOutco
     outcome.error = new HomecloudError(`${target.entry.host} runs without ${missing}`, { file: target.machine }, 'homecloud manages Debian or Ubuntu machines booted with systemd');
     return outcome;
   }
+  try {
+    checkProbeFacts(target.machine, facts);
+  } catch (error) {
+    outcome.error = error as HomecloudError;
+    return outcome;
+  }
   const record: ProbeRecord = { inventory: target.entry, probedAt: new Date().toISOString(), facts };
   mkdirSync(repo.probeCache, { recursive: true });
   writeFileSync(probeCachePath(repo, target.machine), JSON.stringify(record, null, 1) + '\n');
-  const manifest = offers.HC_MANIFEST ? Buffer.from(offers.HC_MANIFEST, 'base64').toString('utf8') : undefined;
-  writeFileSync(probeCachePath(repo, target.machine).replace(/\.json$/, '.manifest.json'), manifest ?? '');
-  return { ...outcome, facts, manifest, packages: new Set((offers.HC_PACKAGES ?? '').split(' ').filter(Boolean)), rsync: offers.HC_RSYNC === 'yes', busy: offers.HC_BUSY === 'yes' };
+  const copy = manifestCopyPath(repo, target.machine);
+  let manifest: string | undefined;
+  if (offers.HC_MANIFEST !== undefined) {
+    manifest = Buffer.from(offers.HC_MANIFEST, 'base64').toString('utf8');
+    writeFileSync(copy, manifest);
+  } else if (offers.HC_MANIFEST_SHA) {
+    manifest = readFileSync(copy, 'utf8');
+  } else {
+    writeFileSync(copy, '');
+  }
+  const base64 = (key: string) => Buffer.from(offers[key] ?? '', 'base64');
+  return {
+    ...outcome,
+    facts,
+    manifest,
+    packages: new Set((offers.HC_PACKAGES ?? '').split(' ').filter(Boolean)),
+    rsync: offers.HC_RSYNC === 'yes',
+    pending: offers.HC_PENDING === 'yes',
+    moved: offers.HC_MOVED ? { paths: base64('HC_MOVED'), found: base64('HC_MOVED_FOUND'), sums: base64('HC_MOVED_SUMS'), created: base64('HC_MOVED_CREATED') } : undefined,
+    failedUnits: (offers.HC_FAILED_UNITS ?? '').split(' ').filter(Boolean),
+  };
 }

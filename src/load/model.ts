@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { statSignature } from '../util/fs.ts';
 import { HomecloudError, describeSystemError } from './errors.ts';
-import { machineNamePattern, withDefaults, type Inventory, type InventoryEntry } from './inventory.ts';
+import { machineNamePattern, machineNameRule, withDefaults, type Inventory, type InventoryEntry } from './inventory.ts';
 import { readJsonFile } from './json.ts';
 import type { RepoPaths } from './repo.ts';
 import { defaultSettings, type Settings } from './settings.ts';
@@ -26,11 +26,15 @@ export interface Model {
 
 export async function loadModel(repo: RepoPaths, cache: DocumentCache = noCache): Promise<Model> {
   const settingsSignature = signatureOf(repo.settingsFile);
-  const settings = settingsSignature
-    ? await cache.document(repo.settingsFile, settingsSignature, async () => {
-        const { validateSettings } = await import('./validate.ts');
-        return validateSettings(readJsonFile(repo.settingsFile, repo.display(repo.settingsFile)));
-      })
+  // Over the defaults: a document cached by an older homecloud lacks settings added since.
+  const settings: Settings = settingsSignature
+    ? {
+        ...defaultSettings,
+        ...(await cache.document(repo.settingsFile, settingsSignature, async () => {
+          const { validateSettings } = await import('./validate.ts');
+          return validateSettings(readJsonFile(repo.settingsFile, repo.display(repo.settingsFile)));
+        })),
+      }
     : defaultSettings;
   const inventorySignature = signatureOf(repo.inventoryFile);
   const given: Inventory = inventorySignature
@@ -103,7 +107,7 @@ function machineDirectories(repo: RepoPaths): string[] {
         throw new HomecloudError(
           `"${entry.name}" is not a machine name`,
           { file: repo.display(`${repo.machines}/${entry.name}`) },
-          'a machine name is letters, digits, ".", "_" and "-", starting with a letter or digit: rename the directory',
+          `${machineNameRule}: rename the directory`,
         );
       }
       return entry.name;

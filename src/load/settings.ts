@@ -6,6 +6,8 @@ export interface Settings {
   jobs: number;
   /** How many generations each target keeps for rollback. */
   generations: number;
+  /** Absolute directories outside the repository that "!" links and linked templates may read from (normalized). */
+  readOutside: string[];
 }
 
-export const defaultSettings: Settings = { stdlib: true, jobs: 16, generations: 5 };
+export const defaultSettings: Settings = { stdlib: true, jobs: 16, generations: 5, readOutside: [] };

@@ -22,7 +22,7 @@ export interface Plan {
 }
 
 /** A stronger action replaces a weaker one for the same unit. */
-const strength: Record<UnitAction, number> = { reload: 1, 'reload-or-restart': 2, restart: 3, start: 4, stop: 5 };
+export const actionStrength: Record<UnitAction, number> = { reload: 1, 'reload-or-restart': 2, restart: 3, start: 4, stop: 5 };
 
 /**
  * What deploying `next` over `previous` changes, and which units to act on
@@ -47,7 +47,7 @@ export function reconcile(
     const known = units.get(unit);
     if (!known) units.set(unit, { unit, action, reasons: [reason] });
     else {
-      if (strength[action] > strength[known.action]) known.action = action;
+      if (actionStrength[action] > actionStrength[known.action]) known.action = action;
       if (!known.reasons.includes(reason)) known.reasons.push(reason);
     }
   };

@@ -27,8 +27,8 @@ export function controlDir(): string {
   return dir;
 }
 
-/** OpenSSH's arguments for a target, up to and including user@host; the user's own ssh config, agent and known_hosts apply. */
-export function sshArguments(target: Target): string[] {
+/** OpenSSH's options for a target (the user's own ssh config, agent and known_hosts apply). */
+function sshOptions(target: Target): string[] {
   return [
     '-o', 'ControlMaster=auto',
     '-o', `ControlPath=${join(controlDir(), '%C')}`,
@@ -38,8 +38,17 @@ export function sshArguments(target: Target): string[] {
     '-o', 'ServerAliveInterval=5',
     '-o', 'ServerAliveCountMax=3',
     ...target.entry.options,
-    `${target.entry.user}@${target.entry.host}`,
   ];
+}
+
+/** Where rsync and ssh reach a target: user@host. */
+export function destination(target: Target): string {
+  return `${target.entry.user}@${target.entry.host}`;
+}
+
+/** OpenSSH's arguments for a target, up to and including user@host, which follows `--` so that it is never read as an option. */
+export function sshArguments(target: Target): string[] {
+  return [...sshOptions(target), '--', destination(target)];
 }
 
 export interface RunOptions {
@@ -73,9 +82,77 @@ export function runScript(target: Target, script: string, options: RunOptions = 
   });
 }
 
-/** The remote shell rsync should use (its -e): the same ssh, options and master connection as every other command. */
+/**
+ * A bash script on a target that keeps running while we talk to it: its
+ * output is read line by line, and its standard input stays open until
+ * `end` (the script then sees the end of its input).
+ */
+export interface RemoteSession {
+  /** The next line of standard output, or undefined once it has ended. */
+  nextLine(): Promise<string | undefined>;
+  /** Lines from now on go to this listener (and no longer to nextLine); lines already read but not taken go first. */
+  follow(onLine: (line: string) => void): void;
+  write(data: string): void;
+  end(): void;
+  /** The exit status, standard output after the last whole line, and standard error. */
+  readonly done: Promise<RemoteResult>;
+}
+
+export function openSession(target: Target, script: string, options: { signal?: AbortSignal } = {}): RemoteSession {
+  const child = lazyChildProcess().spawn('ssh', [...sshArguments(target), `bash -c ${shellQuote(script)}`], { stdio: ['pipe', 'pipe', 'pipe'], signal: options.signal });
+  const lines: string[] = [];
+  const waiting: ((line: string | undefined) => void)[] = [];
+  const err: Buffer[] = [];
+  let partial = '';
+  let ended = false;
+  let listener: ((line: string) => void) | undefined;
+  const deliver = (line: string) => {
+    if (listener) listener(line);
+    else if (waiting.length) waiting.shift()!(line);
+    else lines.push(line);
+  };
+  child.stdout.on('data', (chunk: Buffer) => {
+    const parts = (partial + chunk.toString('utf8')).split('\n');
+    partial = parts.pop()!;
+    for (const line of parts) deliver(line);
+  });
+  child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+  child.stdin.on('error', () => {});
+  const done = new Promise<RemoteResult>((resolve) => {
+    let settled = false;
+    const finish = (status: number, stderr: string) => {
+      if (settled) return;
+      settled = true;
+      ended = true;
+      for (const wake of waiting.splice(0)) wake(undefined);
+      resolve({ status, stdout: partial, stderr });
+    };
+    child.on('error', (error) => finish(255, error.name === 'AbortError' ? 'interrupted' : error.message));
+    child.on('close', (code) => finish(code ?? 255, Buffer.concat(err).toString('utf8')));
+  });
+  return {
+    nextLine: () => (lines.length ? Promise.resolve(lines.shift()) : ended ? Promise.resolve(undefined) : new Promise((wake) => waiting.push(wake))),
+    follow: (onLine) => {
+      listener = onLine;
+      for (const line of lines.splice(0)) onLine(line);
+    },
+    write: (data) => {
+      if (!child.stdin.destroyed && !child.stdin.writableEnded) child.stdin.write(data);
+    },
+    end: () => {
+      if (!child.stdin.writableEnded) child.stdin.end();
+    },
+    done,
+  };
+}
+
+/**
+ * The remote shell rsync should use (its -e): the same ssh, options and master
+ * connection as every other command. rsync adds `-l user` and the host itself,
+ * so no `--` here: rsync's own command line puts one before its paths.
+ */
 export function rsyncShell(target: Target): string {
-  return ['ssh', ...sshArguments(target).slice(0, -1)].map((arg) => (/\s/.test(arg) ? `'${arg}'` : arg)).join(' ');
+  return ['ssh', ...sshOptions(target)].map((arg) => (/\s/.test(arg) ? `'${arg}'` : arg)).join(' ');
 }
 
 /** One word for a POSIX shell. */

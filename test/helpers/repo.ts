@@ -3,7 +3,9 @@ import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, sym
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after } from 'node:test';
+import assert from 'node:assert/strict';
 import { Builder, type BuildReport } from '../../src/build/builder.ts';
+import { HomecloudError } from '../../src/load/errors.ts';
 import type { Manifest } from '../../src/build/manifest.ts';
 import { RepoPaths } from '../../src/load/repo.ts';
 
@@ -101,4 +103,15 @@ export async function buildError(root: string, machine = 'm') {
   const result = await buildOne(root, machine);
   if (result.status !== 'failed' || !result.error) throw new Error(`expected ${machine} to fail, but it is ${result.status}`);
   return result.error;
+}
+
+/** The error a build of the whole repository throws before building any machine (a bad homecloud.json or inventory.json). */
+export async function loadError(root: string): Promise<HomecloudError> {
+  try {
+    await build(root);
+  } catch (error) {
+    assert.ok(error instanceof HomecloudError, String(error));
+    return error;
+  }
+  assert.fail('the build should have failed');
 }

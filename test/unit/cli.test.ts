@@ -1,7 +1,10 @@
 // The bundled CLI: build, ls, explain, exit statuses and help.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { layerList, makeRepo, readTree, runCli } from '../helpers/repo.ts';
+import { cliPath, layerList, makeRepo, readTree, runCli } from '../helpers/repo.ts';
 
 const secret = 'hunter2-very-secret';
 
@@ -194,4 +197,22 @@ test('bad usage is exit 2 (1 means a machine failed)', () => {
     assert.equal(run.status, 2, args.join(' '));
     assert.match(run.stderr, /^error: /, args.join(' '));
   }
+});
+
+test('all output reaches a pipe that is read slowly: more than 1 MiB, the same bytes as into a file', () => {
+  // 5000 machines with long names, known from the inventory alone: ls --json has a row for each.
+  const inventory = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`machine-${String(i).padStart(5, '0')}-${'x'.repeat(80)}`, {}]));
+  const root = makeRepo({ 'inventory.json': JSON.stringify(inventory) });
+  const args = [cliPath, '-C', root, '--json', 'ls'];
+  const file = join(root, 'ls.json');
+  const fd = openSync(file, 'w');
+  const toFile = spawnSync(process.execPath, args, { stdio: ['ignore', fd, 'pipe'], encoding: 'utf8' });
+  closeSync(fd);
+  assert.equal(toFile.status, 0, toFile.stderr);
+  const size = statSync(file).size;
+  assert.ok(size > 1024 * 1024, `${size} bytes`);
+  // The reader starts a second late: by then the pipe has long been full, and homecloud has had every chance to exit.
+  const piped = spawnSync('sh', ['-c', '("$@"; echo "exit $?" >&2) | (sleep 1; wc -c)', 'sh', process.execPath, ...args], { encoding: 'utf8' });
+  assert.equal(piped.stderr, 'exit 0\n');
+  assert.equal(Number(piped.stdout.trim()), size);
 });

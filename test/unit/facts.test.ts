@@ -30,21 +30,21 @@ test('ENV_MACHINE is the machine name', async () => {
 test('precedence: machine name < layer defaults < facts json < facts env < probe cache', async () => {
   const root = makeRepo({
     ...layerList('a'),
-    'layers/a/usr/local/doc/examples/a.env': 'ENV_MACHINE=from-defaults\nENV_D=defaults\nENV_J=defaults\nENV_E=defaults\nENV_P=defaults\n',
-    'facts/m.json': '{"ENV_J": "json", "ENV_E": "json", "ENV_P": "json"}',
-    'facts/m.env': 'ENV_E=env\nENV_P=env\n',
-    'var/facts/m.json': probeCache('m', { ENV_P: 'probe' }),
-    'layers/a/etc/t.m4.conf': 'ENV_MACHINE ENV_D ENV_J ENV_E ENV_P\n',
+    'layers/a/usr/local/doc/examples/a.env': 'ENV_MACHINE=from-defaults\nENV_D=defaults\nENV_J=defaults\nENV_E=defaults\nENV_HOSTNAME=defaults\n',
+    'facts/m.json': '{"ENV_J": "json", "ENV_E": "json", "ENV_HOSTNAME": "json"}',
+    'facts/m.env': 'ENV_E=env\nENV_HOSTNAME=env\n',
+    'var/facts/m.json': probeCache('m', { ENV_HOSTNAME: 'probe' }),
+    'layers/a/etc/t.m4.conf': 'ENV_MACHINE ENV_D ENV_J ENV_E ENV_HOSTNAME\n',
   });
   const facts = await factsOf(root);
   assert.deepEqual(
-    Object.fromEntries(['ENV_MACHINE', 'ENV_D', 'ENV_J', 'ENV_E', 'ENV_P'].map((key) => [key, [facts.get(key)!.value, facts.get(key)!.origin]])),
+    Object.fromEntries(['ENV_MACHINE', 'ENV_D', 'ENV_J', 'ENV_E', 'ENV_HOSTNAME'].map((key) => [key, [facts.get(key)!.value, facts.get(key)!.origin]])),
     {
       ENV_MACHINE: ['from-defaults', 'default'],
       ENV_D: ['defaults', 'default'],
       ENV_J: ['json', 'json'],
       ENV_E: ['env', 'env'],
-      ENV_P: ['probe', 'probe'],
+      ENV_HOSTNAME: ['probe', 'probe'],
     },
   );
   const result = await buildOne(root, 'm');
@@ -237,16 +237,16 @@ test('a missing fact that no probe provides does not mention the probe', async (
 });
 
 test('a fact change is picked up by the next build', async () => {
-  const root = makeRepo({ ...layerList('a'), 'layers/a/etc/t.m4.conf': 'port=m5_assert([ENV_PORT])\n', 'facts/m.json': '{"ENV_PORT": 80}' });
+  const root = makeRepo({ ...layerList('a'), 'layers/a/etc/t.m4.conf': 'workers=m5_assert([ENV_NPROC])\n', 'facts/m.json': '{"ENV_NPROC": 80}' });
   await buildOne(root, 'm');
-  assert.equal(readTree(root, 'm', '/etc/t.conf'), 'port=80\n');
-  writeFiles(root, { 'facts/m.json': '{"ENV_PORT": 8080}' });
+  assert.equal(readTree(root, 'm', '/etc/t.conf'), 'workers=80\n');
+  writeFiles(root, { 'facts/m.json': '{"ENV_NPROC": 8080}' });
   assert.equal((await buildOne(root, 'm')).status, 'built');
-  assert.equal(readTree(root, 'm', '/etc/t.conf'), 'port=8080\n');
-  writeFiles(root, { 'facts/m.env': 'ENV_PORT=443\n' });
+  assert.equal(readTree(root, 'm', '/etc/t.conf'), 'workers=8080\n');
+  writeFiles(root, { 'facts/m.env': 'ENV_NPROC=443\n' });
   await buildOne(root, 'm');
-  assert.equal(readTree(root, 'm', '/etc/t.conf'), 'port=443\n');
-  writeFiles(root, { 'var/facts/m.json': probeCache('m', { ENV_PORT: '1' }) });
+  assert.equal(readTree(root, 'm', '/etc/t.conf'), 'workers=443\n');
+  writeFiles(root, { 'var/facts/m.json': probeCache('m', { ENV_NPROC: '1' }) });
   await buildOne(root, 'm');
-  assert.equal(readTree(root, 'm', '/etc/t.conf'), 'port=1\n');
+  assert.equal(readTree(root, 'm', '/etc/t.conf'), 'workers=1\n');
 });

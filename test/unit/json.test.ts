@@ -4,18 +4,7 @@ import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { HomecloudError } from '../../src/load/errors.ts';
 import { loadModel } from '../../src/load/model.ts';
-import { build, buildError, buildOne, layerList, makeRepo, readTree, repoPaths, runCli, treeFile, writeFiles } from '../helpers/repo.ts';
-
-/** The error a build of the whole repository throws before building any machine. */
-async function loadError(root: string): Promise<HomecloudError> {
-  try {
-    await build(root);
-  } catch (error) {
-    assert.ok(error instanceof HomecloudError, String(error));
-    return error;
-  }
-  assert.fail('the build should have failed');
-}
+import { build, buildError, loadError, buildOne, layerList, makeRepo, readTree, repoPaths, runCli, treeFile, writeFiles } from '../helpers/repo.ts';
 
 test('inventory: host defaults to the machine name, user to root, options to none', async () => {
   const root = makeRepo({
@@ -68,13 +57,85 @@ test('an unknown key in an inventory entry is an error naming the key and where 
 test('a wrongly typed inventory value or a bad machine name is an error with a location', async () => {
   const typed = makeRepo({ 'inventory.json': '{\n  "nuc": {\n    "options": "-p 22"\n  }\n}\n' });
   const error = await loadError(typed);
-  assert.equal(error.where?.file, 'inventory.json');
-  assert.equal(error.where?.line, 3);
-  assert.match(error.message, /nuc\.options/);
+  assert.deepEqual(error.where, { file: 'inventory.json', line: 3, column: 16 });
+  assert.equal(error.message, 'the options of machine "nuc" must be a list of strings, not "-p 22"');
   const badName = makeRepo({ 'inventory.json': '{\n  "../evil": {}\n}\n' });
   const nameError = await loadError(badName);
-  assert.equal(nameError.where?.file, 'inventory.json');
-  assert.equal(nameError.where?.line, 2);
+  assert.deepEqual(nameError.where, { file: 'inventory.json', line: 2, column: 3 });
+  assert.equal(nameError.message, '"../evil" in inventory.json is not a machine name');
+});
+
+/** The error that inventory.json or homecloud.json with this text gives: message, where, hint. */
+async function documentError(file: 'inventory.json' | 'homecloud.json', text: string) {
+  const error = await loadError(makeRepo({ 'machines/m/etc/x': '', [file]: text }));
+  assert.equal(error.where?.file, file, text);
+  return { message: error.message, at: `${error.where?.line}:${error.where?.column}`, hint: error.hint ?? '' };
+}
+
+test('inventory.json: every kind of mistake is one plain sentence naming the machine and key, at the value', async () => {
+  const cases: [text: string, message: string, at: string, hint: RegExp][] = [
+    ['[]', 'inventory.json must hold a JSON object of machines, not a list', '1:1', /\{"nas": \{"host": "192\.168\.1\.20"\}\}/],
+    ['"nas"', 'inventory.json must hold a JSON object of machines, not "nas"', '1:1', /write \{"<machine>"/],
+    ['{\n  "bad name!": {}\n}', '"bad name!" in inventory.json is not a machine name', '2:3', /letters, digits, "\.", "_" and "-", starting with a letter or digit: rename the entry/],
+    ['{\n  "_nas": {}\n}', '"_nas" in inventory.json is not a machine name', '2:3', /rename the entry/],
+    ['{\n  "nas": null\n}', 'the entry of machine "nas" must be an object, not null', '2:10', /each key optional/],
+    ['{\n  "nas": ["10.0.0.2"]\n}', 'the entry of machine "nas" must be an object, not a list', '2:10', /each key optional/],
+    ['{"nas": {\n  "host": 10\n}}', 'the host of machine "nas" must be a host name or address in quotes, not 10', '2:11', /leave "host" out to use the machine name/],
+    ['{"nas": {\n  "host": ""\n}}', 'the host of machine "nas" is empty', '2:11', /leave "host" out/],
+    ['{"nas": {\n  "user": true\n}}', 'the user of machine "nas" must be a user name in quotes, not true', '2:11', /leave "user" out to log in as root/],
+    ['{"nas": {\n  "user": ""\n}}', 'the user of machine "nas" is empty', '2:11', /leave "user" out/],
+    ['{"nas": {\n  "options": "-p 2222"\n}}', 'the options of machine "nas" must be a list of strings, not "-p 2222"', '2:14', /"options": \["-p", "2222"\]/],
+    ['{"nas": {\n  "options": {"p": 2222}\n}}', 'the options of machine "nas" must be a list of strings, not an object', '2:14', /one string each/],
+    ['{"nas": {\n  "options": ["-p", 2222]\n}}', 'option 2 of machine "nas" must be a string, not 2222', '2:21', /one string each/],
+    ['{"nas": {\n  "port": 22\n}}', 'unknown key "port" in the entry of machine "nas"', '2:3', /^known keys: host, user, options$/],
+  ];
+  for (const [text, message, at, hint] of cases) {
+    const error = await documentError('inventory.json', text);
+    assert.deepEqual([error.message, error.at], [message, at], text);
+    assert.match(error.hint, hint, text);
+  }
+});
+
+test('inventory.json: a host or user that ssh would misread (a leading "-", white space, a control character) is an error at the value', async () => {
+  const cases: [text: string, message: string, at: string][] = [
+    ['{\n  "nas": {\n    "host": "-oProxyCommand=sh"\n  }\n}', 'the host of machine "nas" starts with "-": ssh would read it as an option', '3:13'],
+    ['{\n  "nas": {\n    "user": "-x"\n  }\n}', 'the user of machine "nas" starts with "-": ssh would read it as an option', '3:13'],
+    ['{"nas": {\n  "host": "nas.lan -p 22"\n}}', 'the host of machine "nas" holds white space', '2:11'],
+    ['{"nas": {\n  "user": "ro ot"\n}}', 'the user of machine "nas" holds white space', '2:11'],
+    ['{"nas": {\n  "host": "nas\\tlan"\n}}', 'the host of machine "nas" holds white space', '2:11'],
+    ['{"nas": {\n  "host": "nas\\nlan"\n}}', 'the host of machine "nas" holds white space', '2:11'],
+    ['{"nas": {\n  "user": "root\\u0000"\n}}', 'the user of machine "nas" holds a control character (U+0000)', '2:11'],
+    ['{"nas": {\n  "host": "nas\\u001b[2J"\n}}', 'the host of machine "nas" holds a control character (U+001B)', '2:11'],
+  ];
+  for (const [text, message, at] of cases) {
+    const error = await documentError('inventory.json', text);
+    assert.deepEqual([error.message, error.at], [message, at], text);
+    assert.match(error.hint, /ssh arguments go in "options"/, text);
+  }
+  // Options are ssh's own arguments: a leading "-" is what they are for.
+  const root = makeRepo({ 'inventory.json': '{"nas": {"host": "nas.lan", "user": "admin", "options": ["-p", "2222", "-o", "ProxyJump=bastion"]}}' });
+  assert.deepEqual((await loadModel(repoPaths(root))).inventory.nas, { host: 'nas.lan', user: 'admin', options: ['-p', '2222', '-o', 'ProxyJump=bastion'] });
+});
+
+test('homecloud.json: every kind of mistake is one plain sentence naming the setting, at the value', async () => {
+  const cases: [text: string, message: string, at: string, hint: RegExp][] = [
+    ['[]', 'homecloud.json must hold a JSON object of settings, not a list', '1:1', /e\.g\. \{"stdlib": true\}/],
+    ['true', 'homecloud.json must hold a JSON object of settings, not true', '1:1', /\{\} for the defaults/],
+    ['{\n  "stdlib": 0\n}', 'the setting "stdlib" must be true or false, not 0', '2:13', /standard layers/],
+    ['{\n  "jobs": "4"\n}', 'the setting "jobs" must be a whole number from 1 to 1024, not "4"', '2:11', /machines are worked on at once/],
+    ['{\n  "jobs": 2.5\n}', 'the setting "jobs" must be a whole number from 1 to 1024, not 2.5', '2:11', /default 16/],
+    ['{\n  "jobs": 0\n}', 'the setting "jobs" must be a whole number from 1 to 1024, not 0', '2:11', /default 16/],
+    ['{\n  "jobs": 5000\n}', 'the setting "jobs" must be a whole number from 1 to 1024, not 5000', '2:11', /default 16/],
+    ['{\n  "jobs": 1e400\n}', 'the setting "jobs" must be a whole number from 1 to 1024, not 1e400', '2:11', /default 16/],
+    ['{\n  "generations": null\n}', 'the setting "generations" must be a whole number from 1 to 1000, not null', '2:18', /rollback \(default 5\)/],
+    ['{\n  "generations": 1001\n}', 'the setting "generations" must be a whole number from 1 to 1000, not 1001', '2:18', /rollback/],
+    ['{\n  "colour": "blue"\n}', 'unknown setting "colour"', '2:3', /^known keys: stdlib, jobs, generations, readOutside$/],
+  ];
+  for (const [text, message, at, hint] of cases) {
+    const error = await documentError('homecloud.json', text);
+    assert.deepEqual([error.message, error.at], [message, at], text);
+    assert.match(error.hint, hint, text);
+  }
 });
 
 test('homecloud.json: malformed JSON is an error naming file, line and column', async () => {
@@ -98,8 +159,8 @@ test('homecloud.json: an unknown setting is an error naming the key', async () =
 test('homecloud.json: a wrongly typed setting is an error with a location', async () => {
   const root = makeRepo({ 'machines/m/etc/x': '', 'homecloud.json': '{\n  "stdlib": "no"\n}\n' });
   const error = await loadError(root);
-  assert.deepEqual(error.where, { file: 'homecloud.json', line: 2, column: 3 });
-  assert.match(error.message, /stdlib/);
+  assert.deepEqual(error.where, { file: 'homecloud.json', line: 2, column: 13 });
+  assert.equal(error.message, 'the setting "stdlib" must be true or false, not "no"');
 });
 
 test('homecloud.json: all settings are optional; known ones are accepted', async () => {
@@ -108,7 +169,7 @@ test('homecloud.json: all settings are optional; known ones are accepted', async
     assert.equal((await buildOne(root, 'm')).status, 'built', text);
   }
   const root = makeRepo({ 'machines/m/etc/x': '', 'homecloud.json': '{"jobs": 2, "generations": 7}' });
-  assert.deepEqual((await loadModel(repoPaths(root))).settings, { stdlib: true, jobs: 2, generations: 7 });
+  assert.deepEqual((await loadModel(repoPaths(root))).settings, { stdlib: true, jobs: 2, generations: 7, readOutside: [] });
 });
 
 test('"stdlib": false: a repository carries its own base layer and gets nothing of the standard library', async () => {

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { applyScript, detachedApply } from '../../src/apply/script.ts';
-import type { ManifestEntries } from '../../src/build/manifest.ts';
+import { clobberScript } from '../../src/apply/clobber.ts';
+import { applyScript } from '../../src/apply/script.ts';
+import { lockScript } from '../../src/apply/session.ts';
+import type { Manifest, ManifestEntries } from '../../src/build/manifest.ts';
 import { probeScript } from '../../src/facts/probe.ts';
-import type { Plan } from '../../src/plan/reconcile.ts';
+import { planDeploy } from '../../src/plan/deploy-plan.ts';
 
 /** The bash homecloud runs on targets passes shellcheck, as generated. */
 function shellcheck(script: string): string {
@@ -13,33 +15,33 @@ function shellcheck(script: string): string {
   return result.stdout;
 }
 
-const next: ManifestEntries = {
+const manifest = (entries: ManifestEntries): Manifest => ({ format: 1, machine: 'm', entries, packages: { install: ['jq'], purge: ['less'] } });
+const committed = manifest({
+  '/usr/local/bin/old': { type: 'file', mode: '0755', sha256: 'c' },
+  '/usr/local/lib/systemd/system/a.service': { type: 'file', mode: '0644', sha256: 'x' },
+  '/usr/local/lib/systemd/system/c.service': { type: 'file', mode: '0644', sha256: 'y' },
+});
+const next = manifest({
   '/usr/local/lib/systemd/system/a.service': { type: 'file', mode: '0644', sha256: 'a' },
-  '/usr/local/etc/a': { type: 'dir', mode: '01755' },
+  '/usr/local/lib/systemd/system/b@.service': { type: 'file', mode: '0644', sha256: 'b' },
+  '/usr/local/lib/systemd/system/timers.target.wants/d.timer': { type: 'link', target: '../d.timer' },
+  '/usr/local/lib/systemd/system/d.timer': { type: 'file', mode: '0644', sha256: 'd' },
+  '/usr/local/etc/a': { type: 'dir', mode: '1755' },
   '/usr/local/etc/a/conf': { type: 'file', mode: '0600', sha256: 'b', secret: true },
-};
-const plan: Plan = {
-  added: ['/usr/local/etc/a', '/usr/local/etc/a/conf'],
-  changed: ['/usr/local/lib/systemd/system/a.service'],
-  removed: ['/usr/local/bin/old'],
-  daemonReload: true,
-  units: [
-    { unit: 'a.service', action: 'restart', reasons: ['unit changed'] },
-    { unit: 'b@*.service', action: 'reload-or-restart', reasons: ['config changed'] },
-    { unit: 'c.service', action: 'stop', reasons: ['removed'] },
-    { unit: 'd.timer', action: 'start', reasons: ['wanted'] },
-  ],
-  packages: { install: ['jq'], purge: ['less'] },
-} as Plan;
+});
+const read = (path: string) => (path.endsWith('a.service') ? '[Service]\nExecStart=/bin/true\n' : '');
 
 test('the apply script passes shellcheck, with every kind of action and with none', () => {
-  const previous: ManifestEntries = { '/usr/local/bin/old': { type: 'file', mode: '0755', sha256: 'c' } };
-  assert.equal(shellcheck(applyScript({ plan, next, previous, install: ['jq'], purge: ['less'], keep: 5, meta: { date: 'now', commit: "it's" } })), '');
-  const empty = { added: [], changed: [], removed: [], daemonReload: false, units: [], packages: { install: [], purge: [] } } as unknown as Plan;
-  assert.equal(shellcheck(applyScript({ plan: empty, next: {}, previous: {}, install: [], purge: [], keep: 1, meta: {} })), '');
+  const plan = planDeploy({ committed, live: committed.entries, drift: [], pending: false, next, read, triggers: [] });
+  assert.ok(plan.units.length > 2, 'the plan acts on units');
+  assert.equal(shellcheck(applyScript({ plan, install: ['jq'], purge: ['less'], managedUnits: ['a.service', 'b@*.service'], keep: 5, meta: { date: 'now', commit: "it's" } })), '');
+  const empty = planDeploy({ committed: undefined, live: {}, drift: [], pending: false, next: manifest({}), read, triggers: [] });
+  assert.equal(shellcheck(applyScript({ plan: empty, install: [], purge: [], managedUnits: [], keep: 1, meta: {} })), '');
 });
 
-test('the detached apply runner and the probe pass shellcheck', () => {
-  assert.equal(shellcheck(detachedApply), '');
-  assert.equal(shellcheck(probeScript), '');
+test('the lock, the probe and clobber pass shellcheck', () => {
+  assert.equal(shellcheck(lockScript('command=deploy started=now host=h user=u', 300, probeScript('abc'))), '');
+  assert.equal(shellcheck(probeScript()), '');
+  assert.equal(shellcheck(clobberScript(['/usr/local/bin/x'], ['/usr/local/bin'], ['x.service'])), '');
+  assert.equal(shellcheck(clobberScript([], [], [])), '');
 });

@@ -3,13 +3,43 @@
 // on a repository it owns, with one path chmod 000.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, lchownSync, lstatSync, readdirSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, lchownSync, lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
-import { cliPath, layerList, makeRepo, readTree, type FixtureFile } from '../helpers/repo.ts';
+import { after, test } from 'node:test';
+import { cliPath, layerList, makeRepo, projectRoot, readTree, type FixtureFile } from '../helpers/repo.ts';
 
 const asRoot = process.getuid?.() === 0;
 const nobody = asRoot ? userIds('nobody') : undefined;
+
+/**
+ * What the CLI needs to run, copied where nobody can read it: the checkout
+ * may be where nobody cannot reach (a clone in /root, mode 0700). The bundle
+ * finds its standard layers and native walker next to itself (src/load/repo.ts,
+ * src/util/native.ts), so the copy runs on its own.
+ */
+function copyOfCli(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'homecloud-cli-'));
+  for (const part of ['bin', 'dist', 'layers', 'package.json']) cpSync(join(projectRoot, part), join(dir, part), { recursive: true, verbatimSymlinks: true });
+  const addon = 'build/Release/tree_signature.node';
+  if (existsSync(join(projectRoot, addon))) cpSync(join(projectRoot, addon), join(dir, addon));
+  worldReadable(dir);
+  return dir;
+}
+
+/** Readable (and directories and programs searchable or runnable) by everyone, whatever the checkout's modes. */
+function worldReadable(path: string): void {
+  const stats = lstatSync(path);
+  if (stats.isSymbolicLink()) return;
+  const runnable = stats.isDirectory() || (stats.mode & 0o100) !== 0;
+  chmodSync(path, (stats.mode & 0o7777) | 0o444 | (runnable ? 0o111 : 0));
+  if (stats.isDirectory()) for (const name of readdirSync(path)) worldReadable(join(path, name));
+}
+
+const cliCopy = nobody ? copyOfCli() : undefined;
+after(() => {
+  if (cliCopy) rmSync(cliCopy, { recursive: true, force: true });
+});
 
 function userIds(name: string): { uid: number; gid: number } | undefined {
   const uid = spawnSync('id', ['-u', name], { encoding: 'utf8' });
@@ -31,7 +61,9 @@ function buildWithUnreadable(files: Record<string, FixtureFile>, unreadable: str
     chownTree(root, nobody);
   }
   for (const path of unreadable) chmodSync(join(root, path), 0o000);
-  const run = spawnSync(process.execPath, [cliPath, '-C', root, ...args], {
+  const run = spawnSync(process.execPath, [cliCopy ? join(cliCopy, 'bin/homecloud.cjs') : cliPath, '-C', root, ...args], {
+    // A working directory nobody can enter (the checkout) is no place to start in.
+    cwd: root,
     encoding: 'utf8',
     env: { ...process.env, NO_COLOR: '1' },
     ...(nobody ?? {}),

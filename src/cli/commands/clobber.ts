@@ -2,10 +2,10 @@ import { clobber } from '../../apply/clobber.ts';
 import { HomecloudError } from '../../load/errors.ts';
 import { inventoryEntry, loadModel, sandboxProblem, selectMachines } from '../../load/model.ts';
 import { exitStatus } from '../../report/output.ts';
-import { repoFrom } from '../context.ts';
+import { repoFrom, waitSeconds } from '../context.ts';
 import type { GlobalOptions } from '../main.ts';
 
-export async function run([machine]: string[], options: GlobalOptions & { yes?: boolean }): Promise<number> {
+export async function run([machine]: string[], options: GlobalOptions & { yes?: boolean; wait?: string }): Promise<number> {
   if (!options.yes) {
     throw new HomecloudError(`clobber removes everything homecloud placed on ${machine} and stops its units`, undefined, `if that is what you want: homecloud clobber ${machine} --yes`);
   }
@@ -14,7 +14,10 @@ export async function run([machine]: string[], options: GlobalOptions & { yes?: 
   selectMachines(model, [machine!]);
   const problem = sandboxProblem(model, machine!);
   if (problem) throw problem;
-  const { removed, units } = await clobber(repo, { machine: machine!, entry: inventoryEntry(model, machine!) });
+  const { removed, units } = await clobber(repo, { machine: machine!, entry: inventoryEntry(model, machine!) }, {
+    waitSeconds: waitSeconds(options),
+    onWaiting: (holder) => process.stderr.write(`${machine}: waiting for ${holder}\n`),
+  });
   process.stdout.write(
     options.json
       ? JSON.stringify({ machine, removed, stopped: units }) + '\n'

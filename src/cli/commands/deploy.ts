@@ -1,6 +1,9 @@
 import { deployMachine, fetchGeneration, listGenerations, type DeployResult, type Progress } from '../../apply/deploy.ts';
+import { waitSeconds } from '../context.ts';
+import { publicPlan, type DeployPlan } from '../../plan/deploy-plan.ts';
 import { LiveLines } from '../../report/live.ts';
 import { colors, exitStatus, milliseconds, table } from '../../report/output.ts';
+import { exitWhenWritten } from '../exit.ts';
 import { acrossBuiltMachines } from '../machines.ts';
 import type { GlobalOptions } from '../main.ts';
 
@@ -11,11 +14,12 @@ interface Row {
   result?: DeployResult;
 }
 
-export async function run(names: string[], options: GlobalOptions & { rollbackOnFailure?: boolean }): Promise<number> {
+export async function run(names: string[], options: GlobalOptions & { rollbackOnFailure?: boolean; wait?: string }): Promise<number> {
+  const wait = waitSeconds(options);
   const interrupt = new AbortController();
   // The first Ctrl-C stops every machine before its apply (an apply under way finishes on its machine); a second one quits.
   const onInterrupt = () => {
-    if (interrupt.signal.aborted) process.exit(exitStatus.interrupted);
+    if (interrupt.signal.aborted) return void exitWhenWritten(exitStatus.interrupted);
     interrupt.abort();
     process.stderr.write('\ninterrupted: stopping before any apply; an apply already running goes on to its end (Ctrl-C again quits at once)\n');
   };
@@ -28,7 +32,8 @@ export async function run(names: string[], options: GlobalOptions & { rollbackOn
     const row = rows.get(machine)!;
     row.progress = progress;
     if (options.json) process.stdout.write(`${JSON.stringify({ event: 'phase', machine, ...progress })}\n`);
-    else if (options.verbose && !live) process.stdout.write(`${machine.padEnd(width)}  ${describeProgress(progress)}\n`);
+    // Waiting for another deploy is worth a line in a log too.
+    else if ((options.verbose || progress.phase === 'waiting') && !live) process.stdout.write(`${machine.padEnd(width)}  ${describeProgress(progress)}\n`);
   };
 
   const { outcomes } = await acrossBuiltMachines(
@@ -37,7 +42,7 @@ export async function run(names: string[], options: GlobalOptions & { rollbackOn
     async (target, { repo, model }) => {
       const row = rows.get(target.machine)!;
       row.started = Date.now();
-      const result = await deployMachine(repo, target, { keep: model.settings.generations, signal: interrupt.signal, onProgress: (progress) => report(target.machine, progress) });
+      const result = await deployMachine(repo, target, { keep: model.settings.generations, waitSeconds: wait, signal: interrupt.signal, onProgress: (progress) => report(target.machine, progress) });
       if (result.status === 'failed' && options.rollbackOnFailure && result.details !== undefined && !interrupt.signal.aborted) {
         report(target.machine, { phase: 'rollback' });
         await rollBack(repo, target, model.settings.generations, result);
@@ -46,6 +51,7 @@ export async function run(names: string[], options: GlobalOptions & { rollbackOn
       // Plain output: a line per machine as it finishes. JSON: the same as NDJSON events, then a summary.
       if (options.json) process.stdout.write(`${JSON.stringify(event(result))}\n`);
       else if (!live) process.stdout.write(`${result.machine.padEnd(width)}  ${describe(result)} (${milliseconds(result.milliseconds)})\n`);
+      if (!options.json && options.verbose && !live) for (const drift of result.plan?.drift ?? []) process.stdout.write(`${result.machine.padEnd(width)}  drift: ${drift.path}: ${drift.detail}\n`);
       return result;
     },
     (machines) => {
@@ -108,6 +114,7 @@ function liveTable(rows: Map<string, Row>): string[] {
 
 function describeProgress(progress: Progress): string {
   if (progress.phase === 'transfer') return `transfer: ${progress.files} file${progress.files === 1 ? '' : 's'} to send`;
+  if (progress.phase === 'waiting') return `waiting for ${progress.holder ?? 'another deploy'}`;
   if (progress.phase === 'connect' || progress.phase === 'apply' || progress.phase === 'rollback') return progress.phase;
   return `apply: ${progress.phase}`;
 }
@@ -119,7 +126,7 @@ async function rollBack(repo: Parameters<typeof deployMachine>[0], target: Param
     result.rollback = 'there was no earlier generation to go back to';
     return;
   }
-  const back = await deployMachine(repo, target, { keep, desired: await fetchGeneration(repo, target, current), commit: `rollback to generation ${current} after a failed deploy` });
+  const back = await deployMachine(repo, target, { keep, command: 'rollback', desired: () => fetchGeneration(repo, target, current), commit: `rollback to generation ${current} after a failed deploy` });
   result.rollback = back.status === 'failed' ? `rolling back to generation ${current} failed too: ${back.error?.message}` : `rolled back to generation ${current}${back.generation ? ` (now generation ${back.generation})` : ''}`;
 }
 
@@ -129,11 +136,17 @@ function event(result: DeployResult) {
     machine: result.machine,
     generation: result.generation,
     milliseconds: result.milliseconds,
-    plan: result.plan,
+    plan: result.plan && publicPlan(result.plan),
     error: result.error?.toString(),
     details: result.details,
     rollback: result.rollback,
   };
+}
+
+/** Drift that a deploy corrected, and an apply that had not committed, said after what it did. */
+export function notes(plan: DeployPlan): string {
+  const parts = [plan.redo && 'the last apply had not committed: done again', plan.drift.length && `drift corrected: ${plan.drift.length} path${plan.drift.length === 1 ? '' : 's'}`].filter(Boolean);
+  return parts.length ? `; ${parts.join('; ')}` : '';
 }
 
 function describe(result: DeployResult): string {
@@ -148,7 +161,7 @@ function describe(result: DeployResult): string {
     case 'deployed': {
       const files = plan ? `${plan.added.length} added, ${plan.changed.length} changed, ${plan.removed.length} removed` : '';
       const units = plan?.units.length ? `; ${plan.units.map((u) => `${u.action} ${u.unit}`).join(', ')}` : '';
-      return `${colors.green(`generation ${result.generation}`)}: ${files}${units}`;
+      return `${colors.green(`generation ${result.generation}`)}: ${files}${units}${plan ? notes(plan) : ''}`;
     }
   }
 }

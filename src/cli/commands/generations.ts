@@ -2,7 +2,7 @@ import { deployMachine, fetchGeneration, listGenerations } from '../../apply/dep
 import { HomecloudError } from '../../load/errors.ts';
 import { inventoryEntry, loadModel, sandboxProblem, selectMachines } from '../../load/model.ts';
 import { colors, exitStatus, milliseconds, table } from '../../report/output.ts';
-import { repoFrom } from '../context.ts';
+import { repoFrom, waitSeconds } from '../context.ts';
 import type { GlobalOptions } from '../main.ts';
 
 async function targetOf(machine: string, options: GlobalOptions) {
@@ -24,7 +24,7 @@ export async function list([machine]: string[], options: GlobalOptions): Promise
 }
 
 /** Deploy an older generation again, with the same reconcile as any deploy. */
-export async function rollback([machine]: string[], options: GlobalOptions & { to?: string }): Promise<number> {
+export async function rollback([machine]: string[], options: GlobalOptions & { to?: string; wait?: string }): Promise<number> {
   const { repo, model, target } = await targetOf(machine!, options);
   const generations = await listGenerations(target);
   const current = generations.find((g) => g.current)?.generation;
@@ -36,8 +36,16 @@ export async function rollback([machine]: string[], options: GlobalOptions & { t
       `its generations: ${generations.map((g) => g.generation).join(', ') || 'none'} (homecloud generations ${machine})`,
     );
   }
-  const desired = await fetchGeneration(repo, target, wanted);
-  const result = await deployMachine(repo, target, { keep: model.settings.generations, desired, commit: `rollback to generation ${wanted}` });
+  const result = await deployMachine(repo, target, {
+    keep: model.settings.generations,
+    command: 'rollback',
+    waitSeconds: waitSeconds(options),
+    desired: () => fetchGeneration(repo, target, wanted),
+    onProgress: (progress) => {
+      if (progress.phase === 'waiting') process.stderr.write(`${machine}: waiting for ${progress.holder}\n`);
+    },
+    commit: `rollback to generation ${wanted}`,
+  });
   if (result.status === 'failed') {
     process.stderr.write(`${colors.red('error:')} ${machine}: rollback to generation ${wanted} failed: ${result.error?.message}\n${result.details ?? ''}\n`);
     return exitStatus.machineFailed;

@@ -1,0 +1,80 @@
+import type { Manifest, ManifestEntries } from '../build/manifest.ts';
+import type { TriggerDeclaration } from '../build/declared.ts';
+import type { Drift } from './live.ts';
+import { changesFiles, fileOperations, type FileOperations } from './operations.ts';
+import { actionStrength, reconcile, type Plan, type PlannedUnit } from './reconcile.ts';
+
+export interface DeployPlan extends Plan {
+  /** Managed paths changed on the machine since homecloud placed them: restored by the deploy. */
+  drift: Drift[];
+  /** The last apply did not commit: everything since the last committed generation is done again. */
+  redo: boolean;
+  /** What the apply does to files, from the machine as it is. */
+  operations: FileOperations;
+}
+
+export interface DeployPlanInput {
+  /** The last committed generation's manifest (none on a machine homecloud never deployed to). */
+  committed: Manifest | undefined;
+  /** The machine's managed paths as they are now. */
+  live: ManifestEntries;
+  drift: Drift[];
+  /** Whether an apply since the last commit did not commit. */
+  pending: boolean;
+  next: Manifest;
+  read: (path: string) => string;
+  triggers: TriggerDeclaration[];
+}
+
+/**
+ * Plan a deploy against the last committed generation, so that an apply that
+ * did not commit is never forgotten (its changes and restarts are done
+ * again), and against the machine as it is, so that hand edits are restored
+ * with the unit actions that follow them.
+ */
+export function planDeploy(input: DeployPlanInput): DeployPlan {
+  const { committed, live, next } = input;
+  const fromCommitted = reconcile(committed, next, input.read, input.triggers);
+  const fromLive = reconcile({ ...next, entries: live }, next, input.read, input.triggers);
+  const units = new Map<string, PlannedUnit>();
+  for (const unit of [...fromCommitted.units, ...fromLive.units]) {
+    const known = units.get(unit.unit);
+    if (!known) units.set(unit.unit, { ...unit, reasons: [...unit.reasons] });
+    else {
+      if (actionStrength[unit.action] > actionStrength[known.action]) known.action = unit.action;
+      for (const reason of unit.reasons) if (!known.reasons.includes(reason)) known.reasons.push(reason);
+    }
+  }
+  const operations = fileOperations(committed?.entries ?? {}, live, next.entries);
+  // Paths that differ on the machine only: reported too (drift, or an apply that did not commit).
+  const reported = new Set([...fromCommitted.added, ...fromCommitted.changed, ...fromCommitted.removed]);
+  const more = (paths: string[]) => paths.filter((path) => !reported.has(path));
+  return {
+    added: [...fromCommitted.added, ...more(fromLive.added), ...newEmptyDirectories(committed?.entries ?? {}, next.entries)].sort(),
+    changed: [...fromCommitted.changed, ...more(fromLive.changed)].sort(),
+    removed: [...fromCommitted.removed, ...more(fromLive.removed)].sort(),
+    daemonReload: fromCommitted.daemonReload || fromLive.daemonReload,
+    units: [...units.values()].sort((a, b) => (a.unit < b.unit ? -1 : 1)),
+    packages: next.packages,
+    drift: input.drift,
+    redo: input.pending,
+    operations,
+  };
+}
+
+/** New directories with nothing in them: the only sign of them in a plan. */
+function newEmptyDirectories(committed: ManifestEntries, next: ManifestEntries): string[] {
+  const paths = Object.keys(next).sort();
+  return paths.filter((path, i) => next[path]!.type === 'dir' && !committed[path] && !(paths[i + 1]?.startsWith(`${path}/`) ?? false)).map((path) => `${path}/`);
+}
+
+/** Whether a deploy with this plan changes anything on the machine. */
+export function hasWork(plan: DeployPlan, packages: { install: string[]; purge: string[] }): boolean {
+  return plan.redo || plan.units.length > 0 || packages.install.length + packages.purge.length > 0 || changesFiles(plan.operations);
+}
+
+/** The plan as --json shows it: without the apply's file lists, which can be long. */
+export function publicPlan(plan: DeployPlan): Omit<DeployPlan, 'operations'> {
+  const { operations: _operations, ...rest } = plan;
+  return rest;
+}
