@@ -5,7 +5,7 @@ import { liveState } from '../plan/live.ts';
 import { unitOf } from '../plan/units.ts';
 import { describeSshFailure, shellQuote, type Target } from '../transport/ssh.ts';
 import { describeHolder, lockMachine } from './session.ts';
-import { createdDirsFile, originalsDir, stateDir } from './target-paths.ts';
+import { createdDirsFiles, createdDirsFunctions, originalsDir, stateDir } from './target-paths.ts';
 
 export interface ClobberOptions {
   waitSeconds: number;
@@ -54,8 +54,8 @@ for path in "\${files[@]}"; do
   if exists "$O$path" && ! exists "$path"; then mkdir -p -- "\${path%/*}"; mv -T -- "$O$path" "$path"; fi
 done
 # Only directories homecloud made, deepest first.
-declare -A created=()
-if [ -f ${createdDirsFile} ]; then while IFS= read -r -d '' dir; do created[$dir]=1; done < ${createdDirsFile}; fi
+${createdDirsFunctions}
+load_created
 gone=()
 for dir in "\${dirs[@]}"; do if [[ -n \${created[$dir]:-} ]]; then gone+=("$dir"); fi; done
 if ((\${#gone[@]})); then printf '%s\\0' "\${gone[@]}" | xargs -0 rmdir --ignore-fail-on-non-empty --; fi
@@ -64,7 +64,7 @@ for dir in "\${dirs[@]}"; do
 done
 systemctl daemon-reload
 systemctl reset-failed 2>/dev/null || true
-rm -rf ${stateDir}
+rm -rf ${stateDir} ${createdDirsFiles[1]!.replace(/\/[^/]+$/, '')}
 echo clobbered
 `;
 }

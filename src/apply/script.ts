@@ -1,7 +1,7 @@
 import type { DeployPlan } from '../plan/deploy-plan.ts';
 import { shellQuote } from '../transport/ssh.ts';
 import { inspectFunctions } from './inspect.ts';
-import { createdDirsFile, generationsDir, originalsDir, pendingFile } from './target-paths.ts';
+import { createdDirsFunctions, generationsDir, originalsDir, pendingFile } from './target-paths.ts';
 
 export interface ApplyInput {
   plan: DeployPlan;
@@ -55,7 +55,6 @@ G=${generationsDir}
 S=$G/staging
 L=$S/lists
 O=${originalsDir}
-C=${createdDirsFile}
 P=${pendingFile}
 ${array('pkg_install', input.install)}
 ${array('pkg_purge', input.purge)}
@@ -73,9 +72,8 @@ mapfile -d '' remove_dirs < "$L/remove-dirs"
 mapfile -d '' must_empty < "$L/must-empty"
 mapfile -d '' make_dirs < "$L/make-dirs"
 # Directories homecloud made: only these are removed when empty, and only their mode and owner are its to set.
-declare -A created=()
-if [ -f "$C" ]; then while IFS= read -r -d '' dir; do created[$dir]=1; done < "$C"; fi
-save_created() { if ((\${#created[@]})); then printf '%s\\0' "\${!created[@]}" | sort -z > "$C.new"; else : > "$C.new"; fi; mv -f "$C.new" "$C"; }
+${createdDirsFunctions}
+load_created
 
 phase check
 # A directory that a file or link replaces: if homecloud made it, it must hold only what homecloud manages; if not, it is kept as an original.

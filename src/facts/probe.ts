@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { inspectFunctions } from '../apply/inspect.ts';
-import { createdDirsFile, generationsDir, pendingFile } from '../apply/target-paths.ts';
+import { createdDirsFiles, generationsDir, pendingFile } from '../apply/target-paths.ts';
 import { HomecloudError } from '../load/errors.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { describeSshFailure, runScript, shellQuote, type Target } from '../transport/ssh.ts';
@@ -58,7 +58,7 @@ state=$G/current/state
 comm -z -3 "$work/now" "$state" | sed -z 's/^\t//' | record_paths | sort -zu > "$work/moved"
 if [ -s "$work/moved" ]; then
   inspect "$work/live" < "$work/moved"
-  sort -zu ${createdDirsFile} 2>/dev/null | comm -z -12 "$work/moved" - > "$work/created" || true
+  cat ${createdDirsFiles.join(' ')} 2>/dev/null | sort -zu | comm -z -12 "$work/moved" - > "$work/created" || true
   fact HC_MOVED "$(base64 -w0 < "$work/moved")"
   fact HC_MOVED_FOUND "$(base64 -w0 < "$work/live.found")"
   fact HC_MOVED_SUMS "$(base64 -w0 < "$work/live.sums")"

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { projectRoot, runCli, writeFiles } from '../helpers/repo.ts';
+import { assertMachineIsItsGeneration } from '../helpers/invariant.ts';
 import { testSandbox } from '../helpers/sandbox.ts';
 
 const { box, skip } = testSandbox('deploy');
@@ -13,6 +14,10 @@ after(() => rmSync(repo, { recursive: true, force: true }));
 cpSync(join(projectRoot, 'examples/homelab'), repo, { recursive: true, verbatimSymlinks: true, filter: (source) => !source.includes('/var') });
 const cli = (args: string[]) => runCli(['-C', repo, '--sandbox', ...args], { env: { HOMECLOUD_SANDBOX: box?.paths.home ?? '' } });
 const on = (machine: string, command: string) => box!.ssh(machine, command).stdout;
+/** Homecloud's promise on each machine named: exactly its current generation, and healthy. */
+const holds = (...machines: string[]) => {
+  for (const machine of machines) assertMachineIsItsGeneration(box!, machine);
+};
 const invocations = (machine: string) => on(machine, 'systemctl show -p Id -p InvocationID hello.service ssh.service systemd-journald.service');
 
 test('the first deploy brings units up; a second deploy sends nothing and touches nothing', { skip }, async () => {
@@ -22,12 +27,14 @@ test('the first deploy brings units up; a second deploy sends nothing and touche
   assert.match(first.stdout, /^nas\s+generation 1: \d+ added, 0 changed, 0 removed; start hello\.service, start homecloud-alert\.service, start homecloud-firewall\.service, start homecloud-journal-upload\.service, reload ssh\.service, restart systemd-journald\.service, start tick@homecloud\.timer/m);
   assert.equal(on('nas', 'systemctl is-active hello.service tick@homecloud.timer'), 'active\nactive');
   assert.equal(on('media', 'cat /usr/local/opt/hello/greeting.txt'), 'The media machine says hi (its own file overrides the layer template).');
+  holds('gateway', 'nas', 'media');
   const before = invocations('nas');
   const second = cli(['deploy']);
   assert.equal(second.status, 0, second.stderr);
   assert.match(second.stdout, /Nothing to do: every machine is as its tree says\./);
   assert.equal(invocations('nas'), before, 'no unit was restarted');
   assert.equal(on('nas', 'cat /var/lib/homecloud/generations/last; ls /var/lib/homecloud/generations'), '1\n1\ncurrent\nlast', 'no new generation, no staging left');
+  holds('gateway', 'nas', 'media');
 });
 
 test('a changed file that a unit binds restarts that unit only', { skip }, () => {
@@ -41,6 +48,7 @@ test('a changed file that a unit binds restarts that unit only', { skip }, () =>
   const changedIds = after.filter((line, i) => line !== before[i]);
   assert.equal(changedIds.length, 1, 'exactly one invocation changed');
   assert.equal(on('nas', 'head -1 /usr/local/opt/hello/greeting.txt'), 'Good night from nas!');
+  holds('nas', 'media');
 });
 
 test('removing a layer removes its files, stops its units and restores what was there before', { skip }, () => {
@@ -55,6 +63,7 @@ test('removing a layer removes its files, stops its units and restores what was 
   assert.equal(removed.status, 0, removed.stderr);
   assert.match(removed.stdout, /stop tick@homecloud\.timer/);
   assert.equal(on('media', 'systemctl is-active tick@homecloud.timer; cat /usr/local/bin/sysinfo; ls /usr/local/lib/systemd/system'), 'inactive\nthe machine\'s own\nhello.service\nhomecloud-alert.service\nhomecloud-firewall.service\nmulti-user.target.wants\nsysinit.target.wants');
+  holds('media');
 });
 
 test('a change that makes a unit fail fails that machine with the unit\'s journal; the others deploy', { skip }, () => {
@@ -73,6 +82,7 @@ test('a change that makes a unit fail fails that machine with the unit\'s journa
   const repaired = cli(['deploy']);
   assert.equal(repaired.status, 0, repaired.stderr);
   assert.equal(on('nas', 'systemctl is-active hello.service'), 'active');
+  holds('gateway', 'nas', 'media');
 });
 
 test('many changes in a row restart a service each time: a deliberate restart is not held back as a crash loop', { skip }, () => {
@@ -83,6 +93,7 @@ test('many changes in a row restart a service each time: a deliberate restart is
     assert.match(deploy.stdout, /restart hello\.service/);
   }
   assert.equal(on('nas', 'systemctl is-active hello.service; head -1 /usr/local/opt/hello/greeting.txt'), 'active\nHello 6 from nas!');
+  holds('nas');
 });
 
 test('plan says what a deploy would do and why, and changes nothing', { skip }, () => {
@@ -104,6 +115,7 @@ test('rollback brings back the generation before, files and unit states, as a ne
   assert.equal(rollback.status, 0, rollback.stderr);
   assert.match(rollback.stdout, new RegExp(`^nas: generation ${current - 1} is back as generation ${current + 1}: 0 added, 1 changed, 0 removed; restart hello\\.service`, 'm'));
   assert.equal(on('nas', 'systemctl is-active hello.service; head -1 /usr/local/opt/hello/greeting.txt'), 'active\nHello 6 from nas!');
+  holds('nas');
   const after = JSON.parse(cli(['--json', 'generations', 'nas']).stdout) as { generations: { generation: number; current: boolean; meta: Record<string, string> }[] };
   assert.equal(after.generations.find((g) => g.current)?.meta.commit, `rollback to generation ${current - 1}`);
   const missing = cli(['rollback', 'nas', '--to', '999']);
@@ -122,6 +134,7 @@ test('with --rollback-on-failure a failing change is undone: the previous genera
     assert.match(deploy.stderr, /nas: unhealthy after the change: hello\.service\n {2}rolled back to generation \d+ \(now generation \d+\)/);
     assert.match(deploy.stderr, /broken again/);
     assert.equal(on('nas', 'systemctl is-active hello.service; grep -c broken /usr/local/bin/hello || true'), 'active\n0');
+    holds('nas');
   } finally {
     writeFileSync(join(repo, 'layers/hello/usr/local/bin/hello'), script);
   }
@@ -146,6 +159,7 @@ test('diff shows a hand edit on the machine; a secret never appears in plan, dif
   for (const output of outputs) assert.ok(!`${output.stdout}${output.stderr}`.includes(secret), `no secret in: ${output.stdout}${output.stderr}`);
   assert.match(outputs[2]!.stdout, /token\.conf\n\(secret: not on the machine yet; contents are not shown\)/);
   assert.equal(on('nas', 'cat /usr/local/etc/hello/token.conf /usr/local/etc/hello/password'), `token=${secret}\n${secret}`);
+  holds('nas');
 });
 
 test('clobber leaves exactly the file listing taken before the first deploy', { skip }, async () => {
@@ -163,7 +177,7 @@ test('clobber leaves exactly the file listing taken before the first deploy', { 
   assert.equal(clobbered.status, 0, clobbered.stderr);
   assert.match(clobbered.stdout, /stopped .*hello\.service/);
   assert.equal(listing(), before);
-  assert.equal(on('media', 'cat /usr/local/bin/sysinfo; systemctl is-active hello.service tick@homecloud.timer'), "the machine's own\ninactive\ninactive");
+  assert.equal(on('media', 'cat /usr/local/bin/sysinfo; systemctl is-active hello.service tick@homecloud.timer; ls /var/lib/homecloud 2>&1 | head -1'), "the machine's own\ninactive\ninactive\nls: cannot access '/var/lib/homecloud': No such file or directory");
 });
 
 test('unit file changes restart their unit after a daemon-reload; wants links start and stop; package lines take effect', { skip }, () => {
@@ -195,6 +209,7 @@ test('unit file changes restart their unit after a daemon-reload; wants links st
   const reinstall = cli(['deploy', 'nas']);
   assert.equal(reinstall.status, 0, reinstall.stderr);
   assert.equal(installed(), '1');
+  holds('nas');
 });
 
 test('a machine without rsync gets it through apt before the first transfer', { skip }, async () => {
@@ -204,6 +219,7 @@ test('a machine without rsync gets it through apt before the first transfer', { 
   const deploy = cli(['deploy', 'gateway']);
   assert.equal(deploy.status, 0, deploy.stderr);
   assert.equal(on('gateway', 'command -v rsync; systemctl is-active tick@homecloud.timer'), '/usr/bin/rsync\nactive');
+  holds('gateway');
 });
 
 test('watch rebuilds and deploys on save: the changed service restarts within the loop', { skip }, async () => {
@@ -234,10 +250,11 @@ test('deploy --json prints one NDJSON event per machine as it finishes, then a s
   const all = deploy.stdout.trim().split('\n').map((line) => JSON.parse(line) as { event: string; machine?: string; phase?: string; deployed?: number; unchanged?: number });
   const phases = all.filter((e) => e.event === 'phase');
   assert.deepEqual(phases.filter((e) => e.machine === 'media').map((e) => e.phase), ['connect']);
-  assert.deepEqual(phases.filter((e) => e.machine === 'nas').map((e) => e.phase), ['connect', 'transfer', 'apply', 'packages', 'stop', 'files', 'prune', 'daemon-reload', 'hook', 'units', 'health', 'commit']);
+  assert.deepEqual(phases.filter((e) => e.machine === 'nas').map((e) => e.phase), ['connect', 'transfer', 'apply', 'check', 'packages', 'stop', 'prune', 'files', 'daemon-reload', 'hook', 'units', 'health', 'commit']);
   const events = all.filter((e) => e.event !== 'phase');
   assert.deepEqual(events.map((e) => [e.event, e.machine]).sort(), [['deployed', 'nas'], ['summary', undefined], ['unchanged', 'media']].sort());
   assert.deepEqual(events.at(-1), { event: 'summary', deployed: 1, unchanged: 1, failed: 0 });
+  holds('nas', 'media');
   const bad = cli(['--jobs', '0', 'deploy', 'nas']);
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--jobs takes a whole number of at least 1/);
@@ -257,4 +274,5 @@ test('a changed template unit restarts its running instances only; an initd Make
   assert.equal(helloAfter, hello, 'other units kept running');
   assert.match(on('nas', 'systemctl show -p TimersCalendar --value tick@homecloud.timer'), /OnCalendar=\*-\*-\* \*:00\/10:00/);
   assert.equal(on('nas', 'cat /var/lib/initd-hook.log'), 'ran');
+  holds('nas');
 });
