@@ -4,6 +4,7 @@ import { after } from 'node:test';
 import { SandboxPaths } from '../../src/sandbox/paths.ts';
 import { checkPrerequisites } from '../../src/sandbox/prerequisites.ts';
 import { Sandbox, sshOptions } from '../../src/sandbox/sandbox.ts';
+import { runCli } from './repo.ts';
 
 /**
  * Sandbox machines for an end-to-end test file: booted once, reset cheaply
@@ -71,4 +72,9 @@ export function testSandbox(name: string): { box?: TestSandbox; skip: string | f
   const box = new TestSandbox(name);
   after(() => box.destroy());
   return { box, skip: false };
+}
+
+/** The CLI on a repository, reaching the test sandbox's machines (--sandbox). */
+export function sandboxCli(box: TestSandbox | undefined, repo: string) {
+  return (args: string[], env: Record<string, string> = {}) => runCli(['-C', repo, '--sandbox', ...args], { env: { HOMECLOUD_SANDBOX: box?.paths.home ?? '', ...env } });
 }
