@@ -114,7 +114,8 @@ async function bootstrapRsync(target: Target): Promise<void> {
 
 export interface DeployOptions {
   keep: number;
-  commit?: string;
+  /** What the generation says it came from (read once the desired state is known). */
+  commit?: string | (() => string);
   /** What is deployed: the build's output unless given (a rollback fetches a generation once it holds the lock). */
   desired?: () => Promise<DesiredState>;
   /** What the lock is taken for, as whoever waits for it is told. */
@@ -181,7 +182,7 @@ export async function deployMachine(repo: RepoPaths, target: Target, options: De
       purge,
       managedUnits: planned.managedUnits,
       keep: options.keep,
-      meta: { date: new Date().toISOString(), by: process.env.SUDO_USER ?? process.env.USER ?? 'root', commit: options.commit ?? '' },
+      meta: { date: new Date().toISOString(), by: process.env.SUDO_USER ?? process.env.USER ?? 'root', commit: (typeof options.commit === 'function' ? options.commit() : options.commit) ?? '' },
     });
     try {
       await transfer(repo, target, desired, listFiles(plan), options.signal);

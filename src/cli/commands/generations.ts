@@ -1,4 +1,4 @@
-import { deployMachine, fetchGeneration, listGenerations } from '../../apply/deploy.ts';
+import { deployMachine, fetchGeneration, listGenerations, type Generation } from '../../apply/deploy.ts';
 import { HomecloudError } from '../../load/errors.ts';
 import { inventoryEntry, loadModel, sandboxProblem, selectMachines } from '../../load/model.ts';
 import { colors, exitStatus, milliseconds, table } from '../../report/output.ts';
@@ -26,25 +26,32 @@ export async function list([machine]: string[], options: GlobalOptions): Promise
 /** Deploy an older generation again, with the same reconcile as any deploy. */
 export async function rollback([machine]: string[], options: GlobalOptions & { to?: string; wait?: string }): Promise<number> {
   const { repo, model, target } = await targetOf(machine!, options);
-  const generations = await listGenerations(target);
-  const current = generations.find((g) => g.current)?.generation;
-  const wanted = options.to !== undefined ? Number(options.to) : generations.filter((g) => current === undefined || g.generation < current).pop()?.generation;
-  if (wanted === undefined || !generations.some((g) => g.generation === wanted)) {
-    throw new HomecloudError(
-      options.to !== undefined ? `${machine} has no generation ${options.to}` : `${machine} has no generation before the current one`,
-      undefined,
-      `its generations: ${generations.map((g) => g.generation).join(', ') || 'none'} (homecloud generations ${machine})`,
-    );
-  }
+  // Which generation is "the one before the current" is decided again once the machine's lock is held: a deploy may commit meanwhile.
+  const choose = (generations: Generation[]) => {
+    const current = generations.find((g) => g.current)?.generation;
+    const wanted = options.to !== undefined ? Number(options.to) : generations.filter((g) => current === undefined || g.generation < current).pop()?.generation;
+    if (wanted === undefined || !generations.some((g) => g.generation === wanted)) {
+      throw new HomecloudError(
+        options.to !== undefined ? `${machine} has no generation ${options.to}` : `${machine} has no generation before the current one`,
+        undefined,
+        `its generations: ${generations.map((g) => g.generation).join(', ') || 'none'} (homecloud generations ${machine})`,
+      );
+    }
+    return wanted;
+  };
+  let wanted = choose(await listGenerations(target));
   const result = await deployMachine(repo, target, {
     keep: model.settings.generations,
     command: 'rollback',
     waitSeconds: waitSeconds(options),
-    desired: () => fetchGeneration(repo, target, wanted),
+    desired: async () => {
+      wanted = choose(await listGenerations(target));
+      return fetchGeneration(repo, target, wanted);
+    },
     onProgress: (progress) => {
       if (progress.phase === 'waiting') process.stderr.write(`${machine}: waiting for ${progress.holder}\n`);
     },
-    commit: `rollback to generation ${wanted}`,
+    commit: () => `rollback to generation ${wanted}`,
   });
   if (result.status === 'failed') {
     process.stderr.write(`${colors.red('error:')} ${machine}: rollback to generation ${wanted} failed: ${result.error?.message}\n${result.details ?? ''}\n`);
