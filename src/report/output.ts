@@ -1,5 +1,5 @@
 import pc from 'picocolors';
-import { HomecloudError } from '../load/errors.ts';
+import { HomecloudError, formatLocation } from '../load/errors.ts';
 
 /** Exit statuses: what failed, for scripts. */
 export const exitStatus = {
@@ -48,4 +48,11 @@ function visibleLength(text: string): number {
 
 export function milliseconds(value: number): string {
   return value < 1000 ? `${Math.round(value)} ms` : `${(value / 1000).toFixed(1)} s`;
+}
+
+/** A machine's error in one line: the machine, then the file and line it points at (when that is not just the machine), the message, and the hint below. */
+export function machineError(machine: string, error: HomecloudError | undefined, withHint = true): string {
+  if (!error) return `${machine}: failed`;
+  const place = error.where && error.where.file !== machine ? `${formatLocation(error.where)}: ` : '';
+  return `${machine}: ${place}${error.message}${withHint && error.hint ? `\n  ${error.hint}` : ''}`;
 }

@@ -2,7 +2,7 @@ import { deployMachine, fetchGeneration, listGenerations, type DeployResult, typ
 import { waitSeconds } from '../context.ts';
 import { publicPlan, type DeployPlan } from '../../plan/deploy-plan.ts';
 import { LiveLines } from '../../report/live.ts';
-import { colors, exitStatus, milliseconds, table } from '../../report/output.ts';
+import { colors, exitStatus, machineError, milliseconds, table } from '../../report/output.ts';
 import { exitWhenWritten } from '../exit.ts';
 import { acrossBuiltMachines } from '../machines.ts';
 import type { GlobalOptions } from '../main.ts';
@@ -80,7 +80,7 @@ export async function run(names: string[], options: GlobalOptions & { rollbackOn
     if (!live) for (const result of unreported) process.stdout.write(`${result.machine.padEnd(width)}  ${describe(result)}\n`);
     process.stdout.write(summary(results, count));
     for (const result of failed) {
-      process.stderr.write(`${colors.red('error:')} ${result.machine}: ${result.error?.message ?? 'failed'}${result.error?.hint ? `\n  ${result.error.hint}` : ''}${result.rollback ? `\n  ${result.rollback}` : ''}\n`);
+      process.stderr.write(`${colors.red('error:')} ${machineError(result.machine, result.error)}${result.rollback ? `\n  ${result.rollback}` : ''}\n`);
       if (result.details) process.stderr.write(`${result.details}\n`);
     }
   }

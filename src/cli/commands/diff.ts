@@ -2,7 +2,7 @@ import { liveDiff } from '../../apply/diff.ts';
 import { machineOutput } from '../../build/builder.ts';
 import { factFiles } from '../../facts/machine-facts.ts';
 import { readEnvFacts, secretValues } from '../../facts/facts.ts';
-import { colors, exitStatus } from '../../report/output.ts';
+import { colors, exitStatus, machineError } from '../../report/output.ts';
 import { acrossBuiltMachines } from '../machines.ts';
 import type { GlobalOptions } from '../main.ts';
 
@@ -18,7 +18,7 @@ export async function run(names: string[], options: GlobalOptions): Promise<numb
     process.stdout.write(JSON.stringify({ machines: results.map((r) => ({ machine: r.machine, diffs: r.diffs, error: r.error?.toString() })) }) + '\n');
   } else {
     for (const result of results) {
-      if (result.error) process.stderr.write(`${colors.red('error:')} ${result.machine}: ${result.error.message}\n`);
+      if (result.error) process.stderr.write(`${colors.red('error:')} ${machineError(result.machine, result.error)}\n`);
       else if (result.diffs!.length === 0) process.stdout.write(`${colors.bold(result.machine)}: no differences\n`);
       else for (const diff of result.diffs!) process.stdout.write(`${colors.bold(`${result.machine} ${diff.path}`)}\n${colorize(diff.text)}\n`);
     }

@@ -4,7 +4,7 @@ import { jobsFor } from '../context.ts';
 import { probe } from '../../facts/probe.ts';
 import { probeCachePath, readProbeFacts } from '../../facts/probe-cache.ts';
 import { inventoryEntry, loadModel, sandboxProblem, selectMachines } from '../../load/model.ts';
-import { colors, exitStatus, milliseconds, table } from '../../report/output.ts';
+import { colors, exitStatus, machineError, milliseconds, table } from '../../report/output.ts';
 import { repoFrom } from '../context.ts';
 import type { GlobalOptions } from '../main.ts';
 
@@ -35,7 +35,7 @@ export async function run(names: string[], options: GlobalOptions & { refresh?: 
       return [o.machine, o.cached ? 'cached' : `probed (${milliseconds(o.milliseconds)})`, `${f.ENV_HOSTNAME ?? ''} ${f.ENV_ID ?? ''} ${f.ENV_VERSION_ID ?? ''}, ${f.ENV_NPROC ?? '?'} CPUs`];
     });
     process.stdout.write(table(rows, ['MACHINE', 'FACTS', 'SUMMARY']) + '\n');
-    for (const o of outcomes) if ('error' in o && o.error) process.stderr.write(`${colors.red('error:')} ${o.machine}: ${o.error.message}${o.error.hint ? `\n  ${o.error.hint}` : ''}\n`);
+    for (const o of outcomes) if ('error' in o && o.error) process.stderr.write(`${colors.red('error:')} ${machineError(o.machine, o.error)}\n`);
   }
   return outcomes.some((o) => 'error' in o && o.error) ? exitStatus.machineFailed : exitStatus.ok;
 }

@@ -1,6 +1,6 @@
 import { planMachine } from '../../apply/deploy.ts';
 import { hasWork, publicPlan } from '../../plan/deploy-plan.ts';
-import { colors, exitStatus } from '../../report/output.ts';
+import { colors, exitStatus, machineError } from '../../report/output.ts';
 import { acrossBuiltMachines } from '../machines.ts';
 import type { GlobalOptions } from '../main.ts';
 
@@ -23,7 +23,7 @@ export async function run(names: string[], options: GlobalOptions): Promise<numb
   const lines: string[] = [];
   for (const { machine, error, planned } of plans) {
     if (error || !planned) {
-      lines.push(`${colors.bold(machine)}: ${colors.red('cannot plan')}: ${error?.message}`);
+      lines.push(`${colors.red('cannot plan')} ${machineError(machine, error)}`);
       continue;
     }
     const { plan, install, purge } = planned;

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { deployMachine } from '../../apply/deploy.ts';
 import { Builder } from '../../build/builder.ts';
 import { inventoryEntry, loadModel, sandboxProblem, selectMachines } from '../../load/model.ts';
-import { colors, exitStatus, milliseconds } from '../../report/output.ts';
+import { colors, exitStatus, machineError, milliseconds } from '../../report/output.ts';
 import { now } from '../../util/timing.ts';
 import { watchTree } from '../../util/watch-tree.ts';
 import { repoFrom } from '../context.ts';
@@ -28,7 +28,7 @@ export async function run(names: string[], options: GlobalOptions): Promise<numb
     const built = report.machines.filter((m) => m.status === 'built' || changed === undefined).map((m) => m.machine);
     const results = await Promise.all(built.map((machine) => deployMachine(repo, { machine, entry: inventoryEntry(model, machine) }, { keep: model.settings.generations })));
     for (const result of results) {
-      if (result.status === 'failed') process.stderr.write(`${colors.red('error:')} ${result.machine}: ${result.error?.message}\n${result.details ?? ''}\n`);
+      if (result.status === 'failed') process.stderr.write(`${colors.red('error:')} ${machineError(result.machine, result.error)}\n${result.details ?? ''}\n`);
     }
     const deployed = results.filter((r) => r.status === 'deployed');
     const units = deployed.flatMap((r) => r.plan?.units.map((u) => `${r.machine}: ${u.action} ${u.unit}`) ?? []);
