@@ -5,7 +5,7 @@ import { liveState } from '../plan/live.ts';
 import { unitOf } from '../plan/units.ts';
 import { describeSshFailure, shellQuote, type Target } from '../transport/ssh.ts';
 import { describeHolder, lockMachine } from './session.ts';
-import { createdDirsFiles, createdDirsFunctions, originalsDir, stateDir } from './target-paths.ts';
+import { createdDirsFiles, createdDirsFunctions, restoreFunction, stateDir } from './target-paths.ts';
 
 export interface ClobberOptions {
   waitSeconds: number;
@@ -43,25 +43,20 @@ export function clobberScript(files: string[], dirs: string[], units: string[]):
   const quoted = (items: string[]) => items.map(shellQuote).join(' ');
   return `set -uo pipefail
 export LC_ALL=C
-O=${originalsDir}
 units=(${quoted(units)})
 files=(${quoted(files)})
 dirs=(${quoted(dirs)})
-exists() { [ -e "$1" ] || [ -L "$1" ]; }
+${restoreFunction}
 if ((\${#units[@]})); then systemctl stop "\${units[@]}" 2>/dev/null || true; fi
 if ((\${#files[@]})); then printf '%s\\0' "\${files[@]}" | xargs -0 rm -f --; fi
-for path in "\${files[@]}"; do
-  if exists "$O$path" && ! exists "$path"; then mkdir -p -- "\${path%/*}"; mv -T -- "$O$path" "$path"; fi
-done
+if ((\${#files[@]})); then printf '%s\\0' "\${files[@]}" | restore_originals; fi
 # Only directories homecloud made, deepest first.
 ${createdDirsFunctions}
 load_created
 gone=()
 for dir in "\${dirs[@]}"; do if [[ -n \${created[$dir]:-} ]]; then gone+=("$dir"); fi; done
 if ((\${#gone[@]})); then printf '%s\\0' "\${gone[@]}" | xargs -0 rmdir --ignore-fail-on-non-empty --; fi
-for dir in "\${dirs[@]}"; do
-  if exists "$O$dir" && ! exists "$dir"; then mkdir -p -- "\${dir%/*}"; mv -T -- "$O$dir" "$dir"; fi
-done
+if ((\${#dirs[@]})); then printf '%s\\0' "\${dirs[@]}" | restore_originals; fi
 systemctl daemon-reload
 systemctl reset-failed 2>/dev/null || true
 rm -rf ${stateDir} ${createdDirsFiles[1]!.replace(/\/[^/]+$/, '')}

@@ -3,15 +3,16 @@ import { join } from 'node:path';
 import type { Manifest } from '../build/manifest.ts';
 import { machineOutput } from '../build/builder.ts';
 import { parseTriggers, triggersFile } from '../build/declared.ts';
-import { probe, type ProbeOutcome } from '../facts/probe.ts';
+import { probe, rememberManifest, type ProbeOutcome } from '../facts/probe.ts';
 import { HomecloudError } from '../load/errors.ts';
 import type { RepoPaths } from '../load/repo.ts';
-import { hasWork, planDeploy, type DeployPlan } from '../plan/deploy-plan.ts';
+import { hasWork, planDeploy, unchangedPlan, type DeployPlan } from '../plan/deploy-plan.ts';
+import { sha256 } from '../util/hash.ts';
 import { liveState } from '../plan/live.ts';
 import { unitOf, wantedUnit } from '../plan/units.ts';
 import { describeSshFailure, destination, rsyncShell, runScript, shellQuote, type Target } from '../transport/ssh.ts';
 import { lazyChildProcess } from '../util/lazy.ts';
-import { applyScript, listFiles } from './script.ts';
+import { applyScript, listFiles, recordStateScript } from './script.ts';
 import { describeHolder, lockMachine, type LockedMachine, type LockHolder } from './session.ts';
 import { generationsDir, stateDir } from './target-paths.ts';
 
@@ -44,8 +45,8 @@ export interface DesiredState {
 }
 
 export interface MachinePlan {
-  committed: Manifest | undefined;
-  next: Manifest;
+  /** Whether the machine has a committed generation. */
+  committed: boolean;
   plan: DeployPlan;
   /** Packages to install that the target lacks, and to purge that it has. */
   install: string[];
@@ -58,25 +59,46 @@ export interface MachinePlan {
 
 /** Plan a machine against what a probe found: its last committed generation and its managed paths as they are. */
 export function planFromProbe(probed: ProbeOutcome, output: DesiredState): MachinePlan {
+  const text = readFileSync(output.manifest);
+  // The common case: the generation in place is this one, and nothing moved since its commit.
+  if (probed.manifestSha && !probed.moved && !probed.pending && !probed.failedUnits?.length && sha256(text) === probed.manifestSha) {
+    const packages = packagesOf(text);
+    if (packages) return { committed: true, plan: unchangedPlan(packages), ...packageWork(probed, packages), managedUnits: [], failedUnits: [] };
+  }
   const committed = probed.manifest ? (JSON.parse(probed.manifest) as Manifest) : undefined;
-  const next = JSON.parse(readFileSync(output.manifest, 'utf8')) as Manifest;
+  const next = JSON.parse(text.toString('utf8')) as Manifest;
   const read = (path: string) => readFileSync(join(output.tree, path), 'utf8');
   const triggers = Object.keys(next.entries)
     .filter((path) => triggersFile.test(path) && next.entries[path]!.type === 'file')
     .flatMap((path) => parseTriggers(read(path), path));
   const live = liveState(committed?.entries ?? {}, probed.moved);
   const plan = planDeploy({ committed, live: live.entries, drift: live.drift, pending: probed.pending === true, next, read, triggers });
-  const installed = probed.packages ?? new Set<string>();
   const managedUnits = unitsManagedBy(next);
   return {
-    committed,
-    next,
+    committed: committed !== undefined,
     plan,
-    install: next.packages.install.filter((name) => !installed.has(name)),
-    purge: next.packages.purge.filter((name) => installed.has(name)),
+    ...packageWork(probed, next.packages),
     managedUnits,
     failedUnits: (probed.failedUnits ?? []).filter((unit) => managedUnits.some((pattern) => globMatch(pattern, unit))),
   };
+}
+
+/** Packages to install that the target lacks, and to purge that it has. */
+function packageWork(probed: ProbeOutcome, packages: Manifest['packages']): { install: string[]; purge: string[] } {
+  const installed = probed.packages ?? new Set<string>();
+  return { install: packages.install.filter((name) => !installed.has(name)), purge: packages.purge.filter((name) => installed.has(name)) };
+}
+
+/** A manifest's packages without parsing its entries: they come last, as the builder writes it. */
+function packagesOf(text: Buffer): Manifest['packages'] | undefined {
+  const at = text.lastIndexOf('"packages":');
+  if (at < 0) return undefined;
+  try {
+    const packages = JSON.parse(text.toString('utf8', at + '"packages":'.length, text.lastIndexOf('}'))) as Manifest['packages'];
+    return Array.isArray(packages.install) && Array.isArray(packages.purge) ? packages : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Plan a machine without taking its lock (plan, diff): one probe round trip. */
@@ -170,6 +192,8 @@ export async function deployMachine(repo: RepoPaths, target: Target, options: De
     const { plan, install, purge } = planned;
     result.plan = plan;
     if (!hasWork(plan, { install, purge })) {
+      // Paths whose records moved but which are as the generation says (touched, or a directory's entries changed): recorded again, so the next probe need not look at them.
+      if (locked.probe.moved && planned.committed) await locked.run(recordStateScript);
       if (planned.failedUnits.length) await reportFailedUnits(target, planned.failedUnits, result);
       return result;
     }
@@ -220,6 +244,7 @@ export async function deployMachine(repo: RepoPaths, target: Target, options: De
     }
     result.status = 'deployed';
     result.generation = Number(generation);
+    rememberManifest(repo, target.machine, readFileSync(desired.manifest));
     const stillFailed = [...applied.stdout.matchAll(/^still-failed (.+)$/gm)].map((m) => m[1]!);
     if (stillFailed.length) {
       result.status = 'failed';

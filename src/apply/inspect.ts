@@ -6,16 +6,16 @@
  */
 export const inspectFunctions = String.raw`
 # stat_records: for NUL-separated paths on standard input, one record per
-# existing path: type, mode, owner, group, size, mtime, ctime, inode, path.
-# The apply records these at each commit; the next probe compares, and only
-# paths whose record moved are looked at closely. A directory's size and
-# times change with its entries, so they are left out.
+# existing path: mode (with its type, in hex), owner and group ids, size,
+# mtime, ctime, inode, path. The apply records these at each commit; the
+# next probe compares, and only paths whose record moved are looked at
+# closely. Numeric ids: looking names up costs more than the rest.
 stat_records() {
-  xargs -0 -r bash -c 'exec find "$@" -maxdepth 0 \( -type d -printf "d %m %u %g - - - %i %p\0" \) -o -printf "%y %m %u %g %s %T@ %C@ %i %p\0"' find 2>/dev/null || true
+  xargs -0 -r stat --printf '%f %u %g %s %.9Y %.9Z %i %n\0' -- 2>/dev/null || true
 }
-# record_paths: the paths of stat records (their eight fields dropped).
+# record_paths: the paths of stat records (their seven fields dropped).
 record_paths() {
-  sed -z 's/^\([^ ]* \)\{8\}//'
+  sed -z 's/^\([^ ]* \)\{7\}//'
 }
 # inspect OUT: for NUL-separated paths on standard input, OUT.found gets six
 # NUL-terminated fields per existing path (path, type, type through links,

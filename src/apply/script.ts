@@ -1,7 +1,7 @@
 import type { DeployPlan } from '../plan/deploy-plan.ts';
 import { shellQuote } from '../transport/ssh.ts';
 import { inspectFunctions } from './inspect.ts';
-import { createdDirsFunctions, generationsDir, originalsDir, pendingFile } from './target-paths.ts';
+import { createdDirsFunctions, generationsDir, originalsDir, pendingFile, restoreFunction } from './target-paths.ts';
 
 export interface ApplyInput {
   plan: DeployPlan;
@@ -16,17 +16,28 @@ export interface ApplyInput {
   meta: Record<string, string>;
 }
 
+/** Take the current generation's records again (the probe found paths moved, but each as the generation says). */
+export const recordStateScript = `set -euo pipefail
+export LC_ALL=C
+G=${generationsDir}
+${inspectFunctions}
+if [ -f "$G/current/lists/paths" ] && ! [ -e ${pendingFile} ]; then stat_records < "$G/current/lists/paths" > "$G/current/state.new" && mv -f "$G/current/state.new" "$G/current/state"; fi
+`;
+
 const array = (name: string, items: string[]) => `${name}=(${items.map(shellQuote).join(' ')})`;
 
 /** The NUL-separated list files the apply reads from the staging generation's lists/ (written by listFiles). */
 export function listFiles(plan: DeployPlan): Record<string, string> {
   const ops = plan.operations;
   const list = (items: string[]) => items.map((item) => `${item}\0`).join('');
+  const replaced = new Set(ops.mustEmpty);
   return {
     'take-over': list(ops.takeOver.flat()),
     replace: list(ops.replace),
     remove: list(ops.remove),
     'remove-dirs': list(ops.removeDirs),
+    // Directories that go for good (not replaced by a file or link): an original comes back.
+    'gone-dirs': list(ops.removeDirs.filter((dir) => !replaced.has(dir))),
     'must-empty': list(ops.mustEmpty),
     'managed-under': list(ops.managedUnder),
     'make-dirs': list(ops.makeDirs),
@@ -68,6 +79,7 @@ daemon_reload=${plan.daemonReload ? 1 : 0}
 phase() { printf 'phase %s\\n' "$1"; }
 exists() { [ -e "$1" ] || [ -L "$1" ]; }
 ${inspectFunctions}
+${restoreFunction}
 mapfile -d '' remove_dirs < "$L/remove-dirs"
 mapfile -d '' must_empty < "$L/must-empty"
 mapfile -d '' make_dirs < "$L/make-dirs"
@@ -122,9 +134,7 @@ if ((\${#want[@]})); then
 fi
 xargs -0 -r rm -f -- < "$L/replace"
 xargs -0 -r rm -f -- < "$L/remove"
-while IFS= read -r -d '' path; do
-  if exists "$O$path" && ! exists "$path"; then mkdir -p -- "\${path%/*}"; mv -T -- "$O$path" "$path"; fi
-done < "$L/remove"
+restore_originals < "$L/remove"
 gone=()
 for dir in "\${remove_dirs[@]}"; do [[ -n \${created[$dir]:-} ]] && gone+=("$dir"); done
 if ((\${#gone[@]})); then printf '%s\\0' "\${gone[@]}" | xargs -0 rmdir --ignore-fail-on-non-empty --; fi
@@ -132,9 +142,7 @@ for dir in "\${gone[@]}"; do [ -d "$dir" ] || unset 'created[$dir]'; done
 for dir in "\${must_empty[@]}"; do
   if [ -d "$dir" ] && ! [ -L "$dir" ]; then mkdir -p -- "$(dirname -- "$O$dir")"; mv -T -- "$dir" "$O$dir"; fi
 done
-for dir in "\${remove_dirs[@]}"; do
-  if exists "$O$dir" && ! exists "$dir"; then mkdir -p -- "\${dir%/*}"; mv -T -- "$O$dir" "$dir"; fi
-done
+restore_originals < "$L/gone-dirs"
 
 phase files
 new_dirs=()
@@ -207,7 +215,7 @@ if ((\${#failed[@]})); then
 fi
 
 phase commit
-stat_records < "$L/paths" | sort -z > "$S/state"
+stat_records < "$L/paths" > "$S/state"
 last=$(cat "$G/last" 2>/dev/null || echo 0)
 n=$((last + 1))
 ${Object.entries(input.meta).map(([k, v]) => `printf '%s=%s\\n' ${shellQuote(k)} ${shellQuote(v)} >> "$S/meta"`).join('\n')}
@@ -215,7 +223,9 @@ mv -T "$S" "$G/$n"
 rm -f "$P"
 echo "$n" > "$G/last"
 ln -sfn "$n" "$G/current.new" && mv -T "$G/current.new" "$G/current"
-find "$G" -mindepth 1 -maxdepth 1 -regex '.*/[0-9]+' -printf '%f\\n' | sort -n | head -n -${input.keep} | while read -r old; do rm -rf -- "\${G:?}/$old"; done
+# Generations beyond the number kept go, removed in the background (a tree of many files takes a while to unlink).
+find "$G" -mindepth 1 -maxdepth 1 -regex '.*/[0-9]+' -printf '%f\\n' | sort -n | head -n -${input.keep} | while read -r old; do mv -T -- "$G/$old" "$G/.old-$old"; done
+if compgen -G "$G/.old-*" > /dev/null; then (setsid rm -rf -- "$G"/.old-* < /dev/null > /dev/null 2>&1 9>&- &); fi
 printf 'generation %s\\n' "$n"
 # Units of this generation that are failed though this deploy did not act on them: said, never forgotten.
 for unit in $(systemctl list-units --state=failed --plain --no-legend --full 2>/dev/null | awk '{ print $1 }'); do

@@ -37,3 +37,19 @@ export const pendingFile = `${generationsDir}/pending`;
 export const machineLock = '/run/lock/homecloud.lock';
 /** Who holds the lock: when, from which host, by whom (shown to whoever waits). */
 export const lockHolder = '/run/lock/homecloud.holder';
+
+/**
+ * Bash: restore_originals puts back, for the NUL-separated paths on standard
+ * input that homecloud no longer places, what was there before it took them
+ * over. Only paths with a kept original are looked at (few, whatever the list).
+ */
+export const restoreFunction = `restore_originals() {
+  [ -d ${originalsDir} ] || { cat > /dev/null; return 0; }
+  local path
+  sort -z | comm -z -12 - <(cd ${originalsDir} && find . -mindepth 1 -printf '/%P\\0' | sort -z) | while IFS= read -r -d '' path; do
+    if { [ -e "${originalsDir}$path" ] || [ -L "${originalsDir}$path" ]; } && ! [ -e "$path" ] && ! [ -L "$path" ]; then
+      mkdir -p -- "\${path%/*}"
+      mv -T -- "${originalsDir}$path" "$path"
+    fi
+  done
+}`;

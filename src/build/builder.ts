@@ -14,7 +14,7 @@ import type { Manifest } from './manifest.ts';
 import { planMachine, type MachinePlan, type RenderCache } from './plan.ts';
 import { quickPlan, type PlanMemory } from './quick.ts';
 import { BuildState, buildFormat } from './state.ts';
-import { applyTree, type FileContent } from './tree.ts';
+import { applyTree, emptyTrash, type FileContent } from './tree.ts';
 import { nativeTreeSignatures } from '../util/native.ts';
 import { walkSource, type SourceTree } from './walk.ts';
 
@@ -103,6 +103,7 @@ export class Builder {
     state.save((dir) => this.currentPaths(dir));
     if (machines.length === model.machines.length) this.removeGoneMachines(model, state);
     for (const result of results) if (result.status === 'built') rmSync(machineOutput(this.repo, result.machine).marker, { force: true });
+    emptyTrash(results.filter((result) => result.removed > 0).map((result) => machineOutput(this.repo, result.machine).tree));
     mark('state saved');
     return { machines: results, milliseconds: now() - started };
   }

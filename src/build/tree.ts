@@ -1,6 +1,7 @@
-import { chmodSync, copyFileSync, constants, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, constants, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { octal } from '../util/fs.ts';
+import { lazyChildProcess } from '../util/lazy.ts';
 import { sha256 } from '../util/hash.ts';
 import type { ManifestEntries, ManifestEntry } from './manifest.ts';
 import { sameEntry } from './manifest.ts';
@@ -39,11 +40,18 @@ export function applyTree(
     .sort()
     .reverse();
   const removed = new Set(stale);
+  // A directory that goes takes everything in it along in one call: a removed layer of thousands of files is one rm per directory.
+  const gone = new Set(stale.filter((path) => actual[path]!.type === 'dir'));
+  const inGone = (path: string) => {
+    for (let slash = path.lastIndexOf('/'); slash > 0; slash = path.lastIndexOf('/', slash - 1)) if (gone.has(path.slice(0, slash))) return true;
+    return false;
+  };
   for (const path of stale) {
-    const target = tree + path;
-    if (actual[path]!.type === 'dir') rmSync(target, { recursive: true, force: true });
-    else rmSync(target, { force: true });
     changes.removed++;
+    if (inGone(path)) continue;
+    const target = tree + path;
+    if (actual[path]!.type === 'dir') discard(tree, target);
+    else rmSync(target, { force: true });
   }
 
   // Directories first (parents before children), then files and links: only what differs.
@@ -120,3 +128,26 @@ export function scanTree(tree: string): ManifestEntries {
   return entries;
 }
 
+
+/** Where a tree's removed directories wait to be deleted: unlinking thousands of files takes seconds on some disks, and nobody needs to wait for it. */
+export function trashOf(tree: string): string {
+  return `${tree}.trash`;
+}
+
+/** Move a directory out of the tree at once; emptyTrash deletes it later, in the background. */
+function discard(tree: string, target: string): void {
+  const trash = trashOf(tree);
+  mkdirSync(trash, { recursive: true });
+  try {
+    renameSync(target, join(trash, `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`));
+  } catch {
+    rmSync(target, { recursive: true, force: true });
+  }
+}
+
+/** Delete what trees' trash holds, in a process of its own that outlives this one. */
+export function emptyTrash(trees: string[]): void {
+  const full = trees.map(trashOf).filter((trash) => existsSync(trash));
+  if (full.length === 0) return;
+  lazyChildProcess().spawn('rm', ['-rf', '--', ...full], { detached: true, stdio: 'ignore' }).unref();
+}

@@ -52,17 +52,22 @@ fi
 # Managed paths whose record moved since the last commit, and the paths an
 # apply that did not commit touched: what each is now.
 work=$(mktemp -d)
+paths=$G/current/lists/paths
 state=$G/current/state
-[ -f "$state" ] || state=/dev/null
-{ record_paths < "$state"; cat ${pendingFile} 2>/dev/null || true; } | sort -zu | stat_records | sort -z > "$work/now"
-comm -z -3 "$work/now" "$state" | sed -z 's/^\t//' | record_paths | sort -zu > "$work/moved"
-if [ -s "$work/moved" ]; then
-  inspect "$work/live" < "$work/moved"
-  cat ${createdDirsFiles.join(' ')} 2>/dev/null | sort -zu | comm -z -12 "$work/moved" - > "$work/created" || true
-  fact HC_MOVED "$(base64 -w0 < "$work/moved")"
-  fact HC_MOVED_FOUND "$(base64 -w0 < "$work/live.found")"
-  fact HC_MOVED_SUMS "$(base64 -w0 < "$work/live.sums")"
-  fact HC_MOVED_CREATED "$(base64 -w0 < "$work/created")"
+# The common case, cheaply: nothing pending, and every record as the commit left it.
+if ! { [ -f "$state" ] && [ -f "$paths" ] && ! [ -e ${pendingFile} ] && stat_records < "$paths" | cmp -s - "$state"; }; then
+  [ -f "$paths" ] || paths=/dev/null
+  [ -f "$state" ] || state=/dev/null
+  { cat "$paths"; cat ${pendingFile} 2>/dev/null || true; } | sort -zu | stat_records | sort -z > "$work/now"
+  sort -z "$state" | comm -z -3 "$work/now" - | sed -z 's/^\t//' | record_paths | sort -zu > "$work/moved"
+  if [ -s "$work/moved" ]; then
+    inspect "$work/live" < "$work/moved"
+    cat ${createdDirsFiles.join(' ')} 2>/dev/null | sort -zu | comm -z -12 "$work/moved" - > "$work/created" || true
+    fact HC_MOVED "$(base64 -w0 < "$work/moved")"
+    fact HC_MOVED_FOUND "$(base64 -w0 < "$work/live.found")"
+    fact HC_MOVED_SUMS "$(base64 -w0 < "$work/live.sums")"
+    fact HC_MOVED_CREATED "$(base64 -w0 < "$work/created")"
+  fi
 fi
 rm -rf "$work"
 exit 0
@@ -84,6 +89,8 @@ export interface ProbeOutcome {
   error?: HomecloudError;
   /** The target's current generation manifest (JSON text), when it has one. */
   manifest?: string;
+  /** Its sha256. */
+  manifestSha?: string;
   /** Debian packages installed on the target. */
   packages?: Set<string>;
   /** Whether the target has rsync (a bare Debian may not: deploy installs it first). */
@@ -106,6 +113,11 @@ function manifestCopyPath(repo: RepoPaths, machine: string): string {
 export function probeScriptFor(repo: RepoPaths, machine: string): string {
   const copy = manifestCopyPath(repo, machine);
   return probeScript(existsSync(copy) ? sha256(readFileSync(copy)) : '');
+}
+
+/** After a commit: the machine's current manifest is the one just deployed, so the next probe need not send it. */
+export function rememberManifest(repo: RepoPaths, machine: string, manifest: Buffer): void {
+  writeFileSync(manifestCopyPath(repo, machine), manifest);
 }
 
 /** Probe one machine (without taking its lock) and cache what it said under var/facts/. */
@@ -140,9 +152,7 @@ export function readProbe(repo: RepoPaths, target: Target, lines: string[], mill
     outcome.error = error as HomecloudError;
     return outcome;
   }
-  const record: ProbeRecord = { inventory: target.entry, probedAt: new Date().toISOString(), facts };
-  mkdirSync(repo.probeCache, { recursive: true });
-  writeFileSync(probeCachePath(repo, target.machine), JSON.stringify(record, null, 1) + '\n');
+  cacheProbe(repo, target, facts);
   const copy = manifestCopyPath(repo, target.machine);
   let manifest: string | undefined;
   if (offers.HC_MANIFEST !== undefined) {
@@ -158,10 +168,25 @@ export function readProbe(repo: RepoPaths, target: Target, lines: string[], mill
     ...outcome,
     facts,
     manifest,
+    manifestSha: offers.HC_MANIFEST_SHA,
     packages: new Set((offers.HC_PACKAGES ?? '').split(' ').filter(Boolean)),
     rsync: offers.HC_RSYNC === 'yes',
     pending: offers.HC_PENDING === 'yes',
     moved: offers.HC_MOVED ? { paths: base64('HC_MOVED'), found: base64('HC_MOVED_FOUND'), sums: base64('HC_MOVED_SUMS'), created: base64('HC_MOVED_CREATED') } : undefined,
     failedUnits: (offers.HC_FAILED_UNITS ?? '').split(' ').filter(Boolean),
   };
+}
+
+/** Keep the probed facts under var/facts/; the file is rewritten only when they changed, since every build of the machine depends on it. */
+function cacheProbe(repo: RepoPaths, target: Target, facts: Record<string, string>): void {
+  const path = probeCachePath(repo, target.machine);
+  try {
+    const known = JSON.parse(readFileSync(path, 'utf8')) as ProbeRecord;
+    if (JSON.stringify(known.inventory) === JSON.stringify(target.entry) && JSON.stringify(known.facts) === JSON.stringify(facts)) return;
+  } catch {
+    // None yet, or unreadable: written below.
+  }
+  const record: ProbeRecord = { inventory: target.entry, probedAt: new Date().toISOString(), facts };
+  mkdirSync(repo.probeCache, { recursive: true });
+  writeFileSync(path, JSON.stringify(record, null, 1) + '\n');
 }

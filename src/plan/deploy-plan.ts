@@ -78,3 +78,18 @@ export function publicPlan(plan: DeployPlan): Omit<DeployPlan, 'operations'> {
   const { operations: _operations, ...rest } = plan;
   return rest;
 }
+
+/** The plan when the machine already is the generation to deploy. */
+export function unchangedPlan(packages: Manifest['packages']): DeployPlan {
+  return {
+    added: [],
+    changed: [],
+    removed: [],
+    daemonReload: false,
+    units: [],
+    packages,
+    drift: [],
+    redo: false,
+    operations: { takeOver: [], replace: [], remove: [], removeDirs: [], mustEmpty: [], managedUnder: [], makeDirs: [], fixDirs: [], place: [], paths: [], missingDirs: 0 },
+  };
+}

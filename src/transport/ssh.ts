@@ -66,13 +66,10 @@ export function runScript(target: Target, script: string, options: RunOptions = 
     const child = lazyChildProcess().spawn('ssh', [...sshArguments(target), `bash -c ${shellQuote(script)}`], { stdio: ['pipe', 'pipe', 'pipe'], signal: options.signal });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    let partial = '';
+    const lines = lineSplitter((line) => options.onLine?.(line));
     child.stdout.on('data', (chunk: Buffer) => {
       out.push(chunk);
-      if (!options.onLine) return;
-      const lines = (partial + chunk.toString('utf8')).split('\n');
-      partial = lines.pop()!;
-      for (const line of lines) options.onLine(line);
+      if (options.onLine) lines.push(chunk);
     });
     child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
     child.on('error', (error) => resolve({ status: 255, stdout: '', stderr: error.name === 'AbortError' ? 'interrupted' : error.message }));
@@ -103,7 +100,6 @@ export function openSession(target: Target, script: string, options: { signal?: 
   const lines: string[] = [];
   const waiting: ((line: string | undefined) => void)[] = [];
   const err: Buffer[] = [];
-  let partial = '';
   let ended = false;
   let listener: ((line: string) => void) | undefined;
   const deliver = (line: string) => {
@@ -111,11 +107,8 @@ export function openSession(target: Target, script: string, options: { signal?: 
     else if (waiting.length) waiting.shift()!(line);
     else lines.push(line);
   };
-  child.stdout.on('data', (chunk: Buffer) => {
-    const parts = (partial + chunk.toString('utf8')).split('\n');
-    partial = parts.pop()!;
-    for (const line of parts) deliver(line);
-  });
+  const splitter = lineSplitter(deliver);
+  child.stdout.on('data', (chunk: Buffer) => splitter.push(chunk));
   child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
   child.stdin.on('error', () => {});
   const done = new Promise<RemoteResult>((resolve) => {
@@ -125,7 +118,7 @@ export function openSession(target: Target, script: string, options: { signal?: 
       settled = true;
       ended = true;
       for (const wake of waiting.splice(0)) wake(undefined);
-      resolve({ status, stdout: partial, stderr });
+      resolve({ status, stdout: splitter.rest(), stderr });
     };
     child.on('error', (error) => finish(255, error.name === 'AbortError' ? 'interrupted' : error.message));
     child.on('close', (code) => finish(code ?? 255, Buffer.concat(err).toString('utf8')));
@@ -143,6 +136,24 @@ export function openSession(target: Target, script: string, options: { signal?: 
       if (!child.stdin.writableEnded) child.stdin.end();
     },
     done,
+  };
+}
+
+/** Whole lines from chunks of output; a line of megabytes (a base64 manifest) costs no more than its bytes. */
+function lineSplitter(onLine: (line: string) => void) {
+  let pending: Buffer[] = [];
+  return {
+    push(chunk: Buffer) {
+      let start = 0;
+      for (let newline = chunk.indexOf(10); newline >= 0; newline = chunk.indexOf(10, start)) {
+        pending.push(chunk.subarray(start, newline));
+        onLine(Buffer.concat(pending).toString('utf8'));
+        pending = [];
+        start = newline + 1;
+      }
+      if (start < chunk.length) pending.push(chunk.subarray(start));
+    },
+    rest: () => Buffer.concat(pending).toString('utf8'),
   };
 }
 
