@@ -35,6 +35,8 @@ function isLiteral(fact: Fact): boolean {
 export interface FactEncoding {
   /** The m4 `-D` arguments that define every fact. */
   defines: string[];
+  /** The values behind placeholders, for m5_esyscmd to put into its command and take out of its output: HOMECLOUD_LITERAL_<index>, and HOMECLOUD_LITERALS. */
+  environment: Record<string, string>;
   /** m4's output with every placeholder replaced by its value. */
   restore(output: Buffer): Buffer;
   /** m4's message with placeholders replaced (a secret by its name) and secret values named, not shown. */
@@ -117,6 +119,7 @@ export function encodeFacts(facts: Facts, cwd: string, inputs: string[]): FactEn
   }
   return {
     defines,
+    environment: literalEnvironment(placeheld),
     restore: (output) => restore(output, placeheld),
     explain: (message) =>
       maskSecretText(
@@ -129,6 +132,13 @@ export function encodeFacts(facts: Facts, cwd: string, inputs: string[]): FactEn
         facts,
       ),
   };
+}
+
+/** The values behind placeholders for m5_esyscmd, and their order, longest first (a value inside another is put back after it). */
+function literalEnvironment(placeheld: Map<number, Fact>): Record<string, string> {
+  if (placeheld.size === 0) return {};
+  const order = [...placeheld].sort(([, a], [, b]) => b.value.length - a.value.length).map(([index]) => index);
+  return { HOMECLOUD_LITERALS: order.join(' '), ...Object.fromEntries([...placeheld].map(([index, fact]) => [`HOMECLOUD_LITERAL_${index}`, fact.value])) };
 }
 
 /** Put the values back for their placeholders, byte-exact: the output need not be UTF-8. */

@@ -37,7 +37,7 @@ function m4Program(): string {
 export async function renderTemplate(job: RenderJob): Promise<Buffer> {
   // Secret and probe facts render literally; the encoding also maps m4's messages back (secrets by name).
   const encoding = encodeFacts(job.facts, job.cwd, [...job.preludes, job.template]);
-  const env = { ...renderEnvironment, HOME: job.cwd };
+  const env = { ...renderEnvironment, ...encoding.environment, HOME: job.cwd };
   const native = nativeRun(m4Program(), ['m4', ...m4Arguments(job, encoding)], env, job.cwd);
   if (!native) return renderWithNode(job, encoding);
   let result;
@@ -60,7 +60,7 @@ function spawnError(error: NodeJS.ErrnoException, job: RenderJob): HomecloudErro
 /** The same with Node's spawn, when the native walker is not built. */
 function renderWithNode(job: RenderJob, encoding: FactEncoding): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const child = lazyChildProcess().spawn('m4', m4Arguments(job, encoding), { cwd: job.cwd, env: { ...renderEnvironment, HOME: job.cwd }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = lazyChildProcess().spawn('m4', m4Arguments(job, encoding), { cwd: job.cwd, env: { ...renderEnvironment, ...encoding.environment, HOME: job.cwd }, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));

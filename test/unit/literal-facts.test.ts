@@ -287,9 +287,9 @@ for (const secret of ['12,ab', 'x y', 'hunter2-long', 'q$1z,(w9']) {
 
 test('the failure message of m5_esyscmd names a secret in its command instead of showing it', async () => {
   for (const secret of ['hunter2-long', 'pa$$,w0rd x(y']) {
-    const root = makeRepo({ ...layerList('a'), [template]: 'v=m5_esyscmd([exit 3; echo ]ENV_TOKEN)\n', 'facts/m.env': `ENV_TOKEN=${secret}\n` });
+    const root = makeRepo({ ...layerList('a'), [template]: "v=m5_esyscmd([exit 3; echo ']ENV_TOKEN['])\n", 'facts/m.env': `ENV_TOKEN=${secret}\n` });
     const error = await buildError(root);
-    assert.match(error.message, /exit status 3: exit 3; echo <secret ENV_TOKEN>/);
+    assert.match(error.message, /exit status 3: exit 3; echo '<secret ENV_TOKEN>'/);
     assertHidden(error.toString(), secret, 'the error');
   }
 });
@@ -313,5 +313,15 @@ test('homecloud build and --json build show no piece of a secret in a failing re
     assert.equal(run.status, 1, run.stdout + run.stderr);
     assert.match(run.stdout + run.stderr, /ENV_PIN/, args.join(' '));
     assertHidden(run.stdout + run.stderr, secret, args.join(' '));
+  }
+});
+
+test('a secret or probe fact in an m5_esyscmd command is its value, as written: the command sees no placeholder', async () => {
+  for (const origin of ['env', 'probe'] as const) {
+    for (const value of ['Pa$$w,rd&x', 'm4_dnl', 'a]b[c', '$1 $# $@', 'plain']) {
+      // Inside single quotes the shell keeps the value as it is; the command itself is the template author's.
+      const output = await renderDirect("v=m5_esyscmd([printf '%s' ']ENV_X['])\n", [fact('ENV_X', value, origin)]);
+      assert.equal(output, `v=${value}\n`, `${origin} ${JSON.stringify(value)}`);
+    }
   }
 });

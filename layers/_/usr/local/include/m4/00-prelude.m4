@@ -35,10 +35,22 @@ m4_define([m5_clamp], [m4_ifelse(m4_eval([($2) < ($1)]), [1], [$1],
 
 # m5_esyscmd(command): the output of a bash command run with pipefail from
 # the repository root; a failing command fails the render with its status.
-m4_define([m5_esyscmd], [m4_esyscmd([exec bash -o pipefail -c "$(cat <<'M5_COMMAND'
+# A secret or probe fact is its value in the command, and stays literal in
+# the output (homecloud keeps such values out of m4 as placeholders, with
+# the values in HOMECLOUD_LITERAL_<n>, longest first in HOMECLOUD_LITERALS).
+m4_define([m5_esyscmd], [m4_esyscmd([exec bash -c 'command=$(cat)
+printf -v open "\357\267\220"; printf -v close "\357\267\221"
+for n in ${HOMECLOUD_LITERALS-}; do literal=HOMECLOUD_LITERAL_$n; command=${command//"$open$n$close"/"${!literal}"}; done
+if [ -z "${HOMECLOUD_LITERALS-}" ]; then exec bash -o pipefail -c "$command"; fi
+output=$(bash -o pipefail -c "$command"; status=$?; printf x; exit "$status")
+status=$?
+output=${output%x}
+for n in ${HOMECLOUD_LITERALS-}; do literal=HOMECLOUD_LITERAL_$n; output=${output//"${!literal}"/"$open$n$close"}; done
+printf "%s" "$output"
+exit "$status"' <<'M5_COMMAND'
 $1
 M5_COMMAND
-)"])[]m5_esyscmd_check_([$1])])
+])[]m5_esyscmd_check_([$1])])
 m4_define([m5_esyscmd_check_], [m4_ifelse(m4_sysval, [0], [],
   [m4_errprint(m4___file__:m4___line__: [m5_esyscmd failed with exit status ]m4_sysval[: $1
 ])m4_m4exit([1])])])
