@@ -134,7 +134,7 @@ if ((\${#want[@]})); then
 fi
 xargs -0 -r rm -f -- < "$L/replace"
 xargs -0 -r rm -f -- < "$L/remove"
-restore_originals < "$L/remove"
+if [ -s "$L/remove" ]; then restore_originals < "$L/remove"; fi
 gone=()
 for dir in "\${remove_dirs[@]}"; do [[ -n \${created[$dir]:-} ]] && gone+=("$dir"); done
 if ((\${#gone[@]})); then printf '%s\\0' "\${gone[@]}" | xargs -0 rmdir --ignore-fail-on-non-empty --; fi
@@ -142,7 +142,7 @@ for dir in "\${gone[@]}"; do [ -d "$dir" ] || unset 'created[$dir]'; done
 for dir in "\${must_empty[@]}"; do
   if [ -d "$dir" ] && ! [ -L "$dir" ]; then mkdir -p -- "$(dirname -- "$O$dir")"; mv -T -- "$dir" "$O$dir"; fi
 done
-restore_originals < "$L/gone-dirs"
+if [ -s "$L/gone-dirs" ]; then restore_originals < "$L/gone-dirs"; fi
 
 phase files
 new_dirs=()
@@ -151,7 +151,7 @@ if ((\${#new_dirs[@]})); then
   printf '%s\\0' "\${new_dirs[@]}" | xargs -0 mkdir -p --
   for dir in "\${new_dirs[@]}"; do created[$dir]=1; done
 fi
-save_created
+if ((\${#new_dirs[@]} + \${#gone[@]})) || ! [ -f "\${created_files[0]}" ] || ! [ -f "\${created_files[1]}" ]; then save_created; fi
 while IFS= read -r -d '' mode && IFS= read -r -d '' dir; do
   { [ -d "$dir" ] && ! [ -L "$dir" ]; } || continue
   if [[ -n \${created[$dir]:-} ]]; then chmod "0$mode" -- "$dir"; chown root:root -- "$dir"
@@ -216,6 +216,7 @@ fi
 
 phase commit
 stat_records < "$L/paths" > "$S/state"
+manifest_sum=$(sha256sum < "$S/manifest.json") && printf '%s\\n' "\${manifest_sum%% *}" > "$S/manifest.json.sha256"
 last=$(cat "$G/last" 2>/dev/null || echo 0)
 n=$((last + 1))
 ${Object.entries(input.meta).map(([k, v]) => `printf '%s=%s\\n' ${shellQuote(k)} ${shellQuote(v)} >> "$S/meta"`).join('\n')}

@@ -106,7 +106,7 @@ export async function lockMachine(repo: RepoPaths, target: Target, options: Lock
  */
 export function lockScript(holder: string, waitSeconds: number, probe: string): string {
   return `set -u
-mkdir -p "$(dirname ${machineLock})"
+[ -d ${machineLock.replace(/\/[^/]+$/, '')} ] || mkdir -p ${machineLock.replace(/\/[^/]+$/, '')}
 exec 9>>${machineLock}
 if ! flock -n 9; then
   printf 'waiting %s\\n' "$(head -c 300 ${lockHolder} 2>/dev/null | tr -cd '[:alnum:]=:._@ -')"

@@ -18,7 +18,7 @@ export interface FileOperations {
   mustEmpty: string[];
   /** Paths under `mustEmpty` directories that homecloud manages (the rest would be lost). */
   managedUnder: string[];
-  /** Every directory of the new generation, parents first (made when missing). */
+  /** Directories of the new generation that the machine lacks as far as homecloud knows, parents first (made when missing). */
   makeDirs: string[];
   /** Directories whose mode or owner must be set, with their mode. */
   fixDirs: [mode: string, path: string][];
@@ -49,8 +49,10 @@ export function fileOperations(committed: ManifestEntries, live: ManifestEntries
     const have = live[path];
     if (!have && !committed[path]) takeOver.push([path, wanted(want)]);
     if (want.type === 'dir') {
-      makeDirs.push(path);
-      if (have?.type !== 'dir') missingDirs++;
+      if (have?.type !== 'dir') {
+        makeDirs.push(path);
+        missingDirs++;
+      }
       // A new directory gets 0755 from the apply's umask; anything else is set.
       if (have?.type === 'dir' ? !sameEntry(have, want) : want.mode !== '0755') fixDirs.push([want.mode, path]);
     } else if (!sameEntry(have, want)) {
