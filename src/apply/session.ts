@@ -3,7 +3,7 @@ import { probeScriptFor, readProbe, type ProbeOutcome } from '../facts/probe.ts'
 import { HomecloudError } from '../load/errors.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { describeSshFailure, openSession, shellQuote, type RemoteResult, type RemoteSession, type Target } from '../transport/ssh.ts';
-import { lockHolder, machineLock, stateDir } from './target-paths.ts';
+import { lockDir, lockHolder, machineLock, stateDir } from './target-paths.ts';
 
 /** Who holds a machine's lock, as the holder wrote it. */
 export interface LockHolder {
@@ -106,7 +106,7 @@ export async function lockMachine(repo: RepoPaths, target: Target, options: Lock
  */
 export function lockScript(holder: string, waitSeconds: number, probe: string): string {
   return `set -u
-[ -d ${machineLock.replace(/\/[^/]+$/, '')} ] || mkdir -p ${machineLock.replace(/\/[^/]+$/, '')}
+[ -d ${lockDir} ] || mkdir -m 0700 ${lockDir}
 exec 9>>${machineLock}
 if ! flock -n 9; then
   printf 'waiting %s\\n' "$(head -c 300 ${lockHolder} 2>/dev/null | tr -cd '[:alnum:]=:._@ -')"

@@ -32,11 +32,13 @@ export const pendingFile = `${generationsDir}/pending`;
 /**
  * Held from a deploy's probe to its commit (by the detached apply once it
  * runs): one deploy, rollback or clobber at a time. Outside the state
- * directory, which clobber removes.
+ * directory, which clobber removes, and in a directory only root may write
+ * (not /run/lock, where any user could take the lock first).
  */
-export const machineLock = '/run/lock/homecloud.lock';
+export const lockDir = '/run/homecloud';
+export const machineLock = `${lockDir}/lock`;
 /** Who holds the lock: when, from which host, by whom (shown to whoever waits). */
-export const lockHolder = '/run/lock/homecloud.holder';
+export const lockHolder = `${lockDir}/holder`;
 
 /**
  * Bash: restore_originals puts back, for the NUL-separated paths on standard
