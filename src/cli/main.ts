@@ -80,7 +80,7 @@ program
   .argument('[machine...]', 'machines to deploy (all when none is named)')
   .option('--rollback-on-failure', 'when a machine fails after its files changed, deploy its current generation again')
   .option('--wait <seconds>', 'how long to wait for another deploy, rollback or clobber of the same machine to end', '300')
-  .addHelpText('after', '\nOnly changed files travel; unchanged ones are hard links to the current generation.\nA deploy with nothing to do transfers nothing and restarts nothing.')
+  .addHelpText('after', '\nOnly changed files travel; unchanged ones are hard links to the current generation.\nA deploy with nothing to do transfers nothing and restarts nothing.\nEach machine is locked from its probe to its commit: a second deploy waits (--wait).\nManaged paths changed by hand are restored (drift); an apply that did not commit is done again.')
   .action(run(() => import('./commands/deploy.ts')));
 
 const generationsCommand = () => import('./commands/generations.ts');
