@@ -155,6 +155,11 @@ sandbox
   .action(run(sandboxCommand, (m) => m.down as Action));
 sandbox.command('ls').description('machines with address, state and uptime').action(run(sandboxCommand, (m) => m.ls));
 sandbox
+  .command('reboot')
+  .description('reboot a machine on its own disk: a clean shutdown, then a boot (says how long the shutdown took)')
+  .argument('<name>', 'the machine')
+  .action(run(sandboxCommand, (m) => m.reboot));
+sandbox
   .command('ssh')
   .description('a shell, or a command, on a machine')
   .argument('<name>', 'the machine')

@@ -32,6 +32,7 @@ export const probeFactNames = [
   'ENV_KERNEL',
   'ENV_SYSTEMD_VERSION',
   'ENV_ARCH',
+  'ENV_SSH_PORT',
 ];
 
 const keyPattern = /^[A-Za-z_][A-Za-z0-9_]*$/;

@@ -20,6 +20,8 @@ const rules: Record<string, { pattern: RegExp; what: string }> = {
   ENV_SYSTEMD_VERSION: { pattern: /^[0-9]+$/, what: 'a number' },
   ENV_HOME: { pattern: /^\/[A-Za-z0-9._/-]*$/, what: 'an absolute path (letters, digits, ".", "_", "/" and "-")' },
   ENV_KERNEL: { pattern: /^[A-Za-z0-9._+~-]+$/, what: 'a kernel release (letters, digits, ".", "_", "+", "~" and "-")' },
+  // The port homecloud reached sshd on, as the machine sees it (a port sshd listens on).
+  ENV_SSH_PORT: { pattern: /^[0-9]{0,5}$/, what: 'a port number' },
 };
 
 /**

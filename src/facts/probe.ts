@@ -47,6 +47,9 @@ fact ENV_HOME "$HOME"
 fact ENV_KERNEL "$kernel"
 fact ENV_ARCH "$(dpkg --print-architecture 2>/dev/null || uname -m)"
 fact ENV_SYSTEMD_VERSION "${'$'}{systemd_version%%[!0-9]*}"
+# SSH_CONNECTION is "client address, client port, server address, server port".
+read -r _ _ _ ssh_port <<< "${'$'}{SSH_CONNECTION:-}"
+fact ENV_SSH_PORT "${'$'}{ssh_port:-}"
 has() { if command -v "$2" >/dev/null 2>&1; then fact "$1" yes; else fact "$1" no; fi; }
 if [ -d /run/systemd/system ]; then fact HC_SYSTEMD yes; else fact HC_SYSTEMD no; fi
 has HC_APT apt-get

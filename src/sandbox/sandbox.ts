@@ -79,6 +79,30 @@ export class Sandbox {
     return { method, started: starting.map((s) => s.name) };
   }
 
+  /**
+   * Reboot a machine on its own disk: a clean shutdown (the machine powers off
+   * as systemd does at a reboot; a stalled shutdown shows in the time it takes,
+   * and is cut off after `timeout`), then a boot of the same clone. Resolves
+   * when it accepts SSH again, with how long the shutdown took.
+   */
+  async reboot(name: string, timeout = 120_000): Promise<{ shutdownMilliseconds: number }> {
+    const state = this.read();
+    const record = state.machines[name];
+    if (!record) throw new HomecloudError(`there is no sandbox machine "${name}"`, undefined, 'homecloud sandbox ls lists them; homecloud sandbox up NAME starts one');
+    const root = this.paths.machineDir(name);
+    const started = Date.now();
+    const pids = new Set([...nspawnProcesses(root), record.pid]);
+    await Promise.all([...pids].filter((pid) => pidIsNspawn(pid)).map((pid) => stop(pid, timeout)));
+    const shutdownMilliseconds = Date.now() - started;
+    await killAll(machineProcesses(root));
+    const log = join(this.paths.logs, `${name}.console`);
+    record.pid = boot(root, name, this.paths.bridge, log, this.cgroups(name));
+    record.started = new Date().toISOString();
+    this.write(state);
+    await waitForSsh(record.address, record.pid, log);
+    return { shutdownMilliseconds };
+  }
+
   /** Stop and remove machines (all with no names); also cleans what a crashed run left. Idempotent. */
   async down(names: string[] | 'all'): Promise<string[]> {
     const state = this.read();

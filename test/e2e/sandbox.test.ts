@@ -81,6 +81,16 @@ test('the CLI lists, reaches and reads the machines; the inventory names them', 
   assert.ok(inventory.s1!.options.includes('StrictHostKeyChecking=yes'));
 });
 
+test('reboot shuts a machine down cleanly and boots it on its own disk: its files stay', { skip }, () => {
+  box!.ssh('s2', 'echo kept > /root/kept');
+  const rebooted = runCli(['--json', 'sandbox', 'reboot', 's2'], { env: env() });
+  assert.equal(rebooted.status, 0, rebooted.stderr);
+  const { shutdownMilliseconds } = JSON.parse(rebooted.stdout) as { shutdownMilliseconds: number };
+  assert.ok(shutdownMilliseconds < 60_000, `the shutdown took ${shutdownMilliseconds} ms`);
+  assert.equal(box!.ssh('s2', 'cat /root/kept; systemctl is-system-running --wait').stdout, 'kept\nrunning');
+  assert.equal(box!.sandbox.list().find((m) => m.name === 's2')?.state, 'running');
+});
+
 test('a machine whose nspawn is killed from outside is listed as stopped, and down cleans it up', { skip }, async () => {
   const state = JSON.parse(readFileSync(box!.paths.state, 'utf8')) as { machines: Record<string, { pid: number }> };
   process.kill(state.machines.s3!.pid, 'SIGKILL');

@@ -32,6 +32,11 @@ export class TestSandbox {
     await this.sandbox.up([name]);
   }
 
+  /** Reboot a machine on its own disk (its files stay); resolves with how long the shutdown took. */
+  reboot(name: string) {
+    return this.sandbox.reboot(name);
+  }
+
   /** Run a shell command on a machine over SSH. */
   ssh(name: string, command: string, extraOptions: string[] = []) {
     const result = spawnSync('ssh', [...extraOptions, ...this.sandbox.sshArguments(name), command], { encoding: 'utf8' });

@@ -32,6 +32,13 @@ export async function down(names: string[], options: GlobalOptions & { all?: boo
   return exitStatus.ok;
 }
 
+export async function reboot([name]: string[], options: GlobalOptions): Promise<number> {
+  const started = now();
+  const { shutdownMilliseconds } = await sandbox(options).reboot(name!);
+  process.stdout.write(options.json ? JSON.stringify({ machine: name, shutdownMilliseconds, milliseconds: now() - started }) + '\n' : `${name} rebooted in ${milliseconds(now() - started)} (shutdown ${milliseconds(shutdownMilliseconds)})\n`);
+  return exitStatus.ok;
+}
+
 export async function ls(_args: string[], options: GlobalOptions): Promise<number> {
   const machines = sandbox(options).list();
   if (options.json) process.stdout.write(JSON.stringify({ machines }) + '\n');
