@@ -226,7 +226,8 @@ export async function deployMachine(repo: RepoPaths, target: Target, options: De
     if (applied.status !== 0 || !generation) {
       result.status = 'failed';
       const unhealthy = [...applied.stdout.matchAll(/^unhealthy (.+)$/gm)].map((m) => m[1]);
-      const refused = /^refused (.+)$/m.exec(applied.stdout)?.[1];
+      const refusedByCheck = /^refused-by-check (.+)$/m.exec(applied.stdout)?.[1];
+      const refused = refusedByCheck ?? /^refused (.+)$/m.exec(applied.stdout)?.[1];
       const phase = [...applied.stdout.matchAll(/^phase (.+)$/gm)].pop()?.[1];
       result.error = new HomecloudError(
         unhealthy.length
@@ -237,7 +238,7 @@ export async function deployMachine(repo: RepoPaths, target: Target, options: De
               ? `the connection was lost during the apply, which goes on to its end on the machine (${describeSshFailure(target, applied.stderr)})`
               : `applying failed in phase ${phase ?? 'start'}: ${applied.stderr.trim().split('\n').slice(-3).join('; ')}`,
         { file: target.machine },
-        refused ? 'move those files away (or into the repository), then deploy again' : undefined,
+        refusedByCheck ? 'fix what the check names, then deploy again' : refused ? 'move those files away (or into the repository), then deploy again' : undefined,
       );
       result.details = details('unhealthy');
       return result;

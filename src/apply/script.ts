@@ -1,7 +1,7 @@
 import type { DeployPlan } from '../plan/deploy-plan.ts';
 import { shellQuote } from '../transport/ssh.ts';
 import { inspectFunctions } from './inspect.ts';
-import { createdDirsFunctions, generationsDir, originalsDir, pendingFile, restoreFunction } from './target-paths.ts';
+import { checksDir, createdDirsFunctions, generationsDir, originalsDir, pendingFile, restoreFunction } from './target-paths.ts';
 
 export interface ApplyInput {
   plan: DeployPlan;
@@ -96,6 +96,15 @@ for dir in "\${must_empty[@]}"; do
     if [[ -n $extra ]]; then printf 'refused %s holds %s, which homecloud does not manage\\n' "$dir" "$extra"; exit 4; fi
   elif exists "$O$dir"; then
     printf 'refused %s is to be replaced, but an earlier original of it is kept in %s\\n' "$dir" "$O$dir"; exit 4
+  fi
+done
+
+# A layer's checks see the new tree before anything changes (a config test against it): one that fails refuses the deploy.
+for check in "$S"/tree${checksDir}/*; do
+  { [ -f "$check" ] && [ -x "$check" ]; } || continue
+  if ! output=$(HOMECLOUD_STAGED="$S/tree" "$check" 2>&1 9>&-); then
+    printf 'refused-by-check %s: %s\n' "\${check#"$S/tree"}" "$(printf '%s\n' "$output" | tail -n 5 | tr '\n' ' ')"
+    exit 4
   fi
 done
 

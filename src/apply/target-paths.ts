@@ -55,3 +55,10 @@ export const restoreFunction = `restore_originals() {
     fi
   done
 }`;
+
+/**
+ * Executables a layer ships to test the new tree before the apply changes
+ * anything (HOMECLOUD_STAGED names the staged tree): a check that fails
+ * refuses the deploy with its output, and the machine keeps its files.
+ */
+export const checksDir = '/usr/local/opt/initd/checks';

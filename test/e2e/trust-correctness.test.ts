@@ -102,6 +102,22 @@ test('an apply that fails after placing files (a failing hook) is done again, an
   assert.equal(on('test -e /usr/local/opt/t/placed && echo there || echo gone'), 'gone', 'a path the uncommitted apply placed goes too');
 });
 
+test('a layer\'s check that fails on the staged tree refuses the deploy before anything changes', { skip }, () => {
+  const before = on('cat /var/lib/homecloud/generations/last');
+  writeFiles(repo, {
+    'layers/t/usr/local/opt/initd/checks/greeting': { content: '#!/bin/sh\n# The staged tree, not the live one.\nif grep -q broken "$HOMECLOUD_STAGED/usr/local/opt/t/greeting"; then echo "greeting says broken" >&2; exit 1; fi\n', mode: 0o755 },
+    'layers/t/usr/local/opt/t/greeting': 'broken\n',
+  });
+  const refused = cli(['deploy', 'm']);
+  assert.equal(refused.status, 1, refused.stdout);
+  assert.match(refused.stderr, /m: nothing was changed: \/usr\/local\/opt\/initd\/checks\/greeting: greeting says broken/);
+  assert.equal(on('cat /var/lib/homecloud/generations/last; test -e /usr/local/opt/t/greeting && echo placed || echo absent'), `${before}\nabsent`);
+  holds('after the refusal');
+  writeFiles(repo, { 'layers/t/usr/local/opt/t/greeting': 'fine\n' });
+  deploy('the check passes');
+  assert.equal(on('cat /usr/local/opt/t/greeting'), 'fine');
+});
+
 test('a managed unit that is failed fails the deploy even when no file changed', { skip }, () => {
   box!.ssh('m', 'systemctl kill --signal=KILL greet.service; sleep 0.3');
   assert.equal(on('systemctl is-failed greet.service || true'), 'failed');
