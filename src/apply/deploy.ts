@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import type { Manifest } from '../build/manifest.ts';
 import { machineOutput } from '../build/builder.ts';
 import { parseTriggers, triggersFile } from '../build/declared.ts';
-import { probe, rememberManifest, type ProbeOutcome } from '../facts/probe.ts';
+import { keyValues, probe, publicOf, rememberManifest, type ProbeOutcome } from '../facts/probe.ts';
+import { storePublic } from '../facts/public.ts';
 import { HomecloudError } from '../load/errors.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { hasWork, planDeploy, unchangedPlan, type DeployPlan } from '../plan/deploy-plan.ts';
@@ -26,6 +27,8 @@ export interface DeployResult {
   details?: string;
   /** What --rollback-on-failure did. */
   rollback?: string;
+  /** The machine's public material changed (found by the probe, or made by the apply): other machines' trees may change. */
+  publicChanged?: boolean;
   milliseconds: number;
 }
 
@@ -186,6 +189,7 @@ export async function deployMachine(repo: RepoPaths, target: Target, options: De
       throw error;
     }
     if (locked.probe.error) throw locked.probe.error;
+    result.publicChanged = locked.probe.publicChanged;
     if (waited) progress({ phase: 'connect' });
     const desired = options.desired ? await options.desired() : machineOutput(repo, target.machine);
     const planned = planFromProbe(locked.probe, desired);
@@ -246,6 +250,7 @@ export async function deployMachine(repo: RepoPaths, target: Target, options: De
     result.status = 'deployed';
     result.generation = Number(generation);
     rememberManifest(repo, target.machine, readFileSync(desired.manifest));
+    if (storePublic(repo, target.machine, publicOf(target.machine, keyValues(applied.stdout.split('\n'))))) result.publicChanged = true;
     const stillFailed = [...applied.stdout.matchAll(/^still-failed (.+)$/gm)].map((m) => m[1]!);
     if (stillFailed.length) {
       result.status = 'failed';

@@ -1,3 +1,4 @@
+import { publishFunction } from '../facts/probe.ts';
 import type { DeployPlan } from '../plan/deploy-plan.ts';
 import { shellQuote } from '../transport/ssh.ts';
 import { inspectFunctions } from './inspect.ts';
@@ -237,6 +238,9 @@ ln -sfn "$n" "$G/current.new" && mv -T "$G/current.new" "$G/current"
 find "$G" -mindepth 1 -maxdepth 1 -regex '.*/[0-9]+' -printf '%f\\n' | sort -n | head -n -${input.keep} | while read -r old; do mv -T -- "$G/$old" "$G/.old-$old"; done
 if compgen -G "$G/.old-*" > /dev/null; then (setsid rm -rf -- "$G"/.old-* < /dev/null > /dev/null 2>&1 9>&- &); fi
 printf 'generation %s\\n' "$n"
+# What layers' units published here (a new certificate, say): other machines' trees may need it.
+${publishFunction}
+publish
 # Units of this generation that are failed though this deploy did not act on them: said, never forgotten.
 for unit in $(systemctl list-units --state=failed --plain --no-legend --full 2>/dev/null | awk '{ print $1 }'); do
   for pattern in "\${managed[@]}"; do

@@ -8,6 +8,7 @@ import { inventoryEntry, loadModel, selectMachines, signatureOf, type Model } fr
 import type { RepoPaths } from '../load/repo.ts';
 import { defaultsFile, factFiles, loadMachineFacts } from '../facts/machine-facts.ts';
 import { probeCachePath } from '../facts/probe-cache.ts';
+import { readFleetPublic, type FleetPublic } from '../facts/public.ts';
 import type { Facts } from '../facts/facts.ts';
 import { mark, now } from '../util/timing.ts';
 import type { Manifest } from './manifest.ts';
@@ -81,6 +82,8 @@ export class Builder {
   private signatures = new Map<string, string | undefined>();
   /** Layer directories found in this build. */
   private layerDirectories: LayerDirectories = new Map();
+  /** The machines' public material as this build found it (var/public/). */
+  private fleet: FleetPublic = { items: new Map(), signature: '' };
   private readonly limit = pLimit(availableParallelism() + 1);
 
   constructor(readonly repo: RepoPaths) {}
@@ -92,6 +95,7 @@ export class Builder {
     mark('state loaded');
     this.forgetWalks(options.changed);
     this.layerDirectories = new Map();
+    this.fleet = readFleetPublic(this.repo);
     const model = await loadModel(this.repo, state);
     const machines = selectMachines(model, options.machines ?? []);
     mark('model loaded');
@@ -111,6 +115,7 @@ export class Builder {
   /** The plan of one machine without writing anything (for `explain`). */
   async plan(machine: string): Promise<{ model: Model; plan: MachinePlan; trees: SourceTree[]; facts: Facts }> {
     const state = this.loadState();
+    this.fleet = readFleetPublic(this.repo);
     const model = await loadModel(this.repo, state);
     selectMachines(model, [machine]);
     const trees = machineSources(this.repo, machine, model.settings.stdlib, this.layerDirectories).map((source) => this.walk(source));
@@ -122,6 +127,7 @@ export class Builder {
   /** Each machine's sources and state, without building (for `ls`). */
   async survey(): Promise<{ model: Model; machines: MachineSurvey[] }> {
     const state = this.loadState();
+    this.fleet = readFleetPublic(this.repo);
     const model = await loadModel(this.repo, state);
     const machines = model.machines.map((machine): MachineSurvey => {
       try {
@@ -176,6 +182,7 @@ export class Builder {
               renders: readRenders,
               hash: (entry) => state.hash(entry.source.dir, entry.contentPath, entry.contentSignature),
               facts: () => loadMachineFacts(this.repo, machine, inventoryEntry(model, machine), memory.defaults).facts,
+              fleet: this.fleet,
               schedule: (task) => this.limit(task),
             })
           : undefined;
@@ -259,6 +266,7 @@ export class Builder {
       probed,
       renders,
       readOutside,
+      fleet: this.fleet,
       hash: (entry) => state.hash(entry.source.dir, entry.contentPath, entry.contentSignature),
       schedule: (task) => this.limit(task),
     });
@@ -281,6 +289,8 @@ export class Builder {
       `probe=${signatureOf(probeCachePath(this.repo, machine)) ?? ''}`,
       // What links may read decides whether a machine builds at all; only when set, so that existing builds stay valid.
       ...(model.settings.readOutside.length ? [`readOutside=${JSON.stringify(model.settings.readOutside)}`] : []),
+      // The machines' public material (m5_public), likewise.
+      ...(this.fleet.signature ? [`public=${this.fleet.signature}`] : []),
     ].join('\n');
   }
 

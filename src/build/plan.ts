@@ -8,11 +8,13 @@ import { collectPackages, linksFile, packagesFile, parseLinks, parsePackages, pa
 import { fileEntry, rootOwner, sortEntries, type Manifest, type ManifestEntries } from './manifest.ts';
 import { holdsSecret, maskSecrets } from './literal-facts.ts';
 import { renderTemplate } from './render.ts';
+import { publicDefines as publicDefinesOf, readsPublic, type FleetPublic } from '../facts/public.ts';
 import { directoryMode, pinnedDirectoryMode } from './rules.ts';
 import { readThroughLinkCheck, type SourceEntry, type SourceTree } from './walk.ts';
 
 /** A cached render: its input key, output hash, and whether it must render every time. */
-export type RenderRecord = [key: string, sha256: string, volatile: boolean, secret: boolean];
+/** publicKey: the machines' public material a template that reads it (m5_public) was rendered with; empty for the others. */
+export type RenderRecord = [key: string, sha256: string, volatile: boolean, secret: boolean, publicKey?: string];
 export type RenderCache = Record<string, RenderRecord>;
 
 /** What the plan needs from its surroundings (the builder supplies these). */
@@ -26,6 +28,8 @@ export interface PlanContext {
   renders: RenderCache;
   /** Directories outside the repository that links may read from (homecloud.json readOutside). */
   readOutside: readonly string[];
+  /** The machines' public material, for m5_public. */
+  fleet: FleetPublic;
   /** The sha256 of a source file's content. */
   hash(entry: SourceEntry): string;
   /** Run a render through the shared concurrency limit. */
@@ -95,6 +99,7 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
   const factsDir = realPath(repo.facts);
   // Every template of the machine shares these inputs: one key part, not the whole text per template.
   const environmentKey = fingerprintOf([preludeKey, factsKey]);
+  const publicDefines = publicDefinesOf(context.fleet);
   const renders: RenderCache = {};
   const rendered = new Map<string, Buffer>();
   let volatile = false;
@@ -107,7 +112,8 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
     const contentHash = context.hash(entry);
     const key = `${contentHash}:${environmentKey}:${entry.path}`;
     const cached = context.renders[entry.path];
-    if (cached && cached[0] === key && !cached[2] && !needBytes) {
+    // Only a template that reads public material renders again when it changes.
+    if (cached && cached[0] === key && !cached[2] && !needBytes && (!cached[4] || cached[4] === (context.fleet.signature || '-'))) {
       renders[entry.path] = cached;
       return cached[1];
     }
@@ -117,13 +123,13 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
     let output: Buffer;
     try {
       output = await context.schedule(() =>
-        renderTemplate({ cwd: repo.root, preludes: preludes.map((p) => relative(p.path)), template: relative(entry.path), facts: context.facts }),
+        renderTemplate({ cwd: repo.root, preludes: preludes.map((p) => relative(p.path)), template: relative(entry.path), facts: context.facts, publicDefines }),
       );
     } catch (error) {
       throw maskSecrets(explainMissingProbeFact(error, machine, context.probed), context.facts);
     }
     const digest = sha256(output);
-    renders[entry.path] = [key, digest, isVolatile, holdsSecret(output, context.facts)];
+    renders[entry.path] = [key, digest, isVolatile, holdsSecret(output, context.facts), readsPublic.test(text) ? context.fleet.signature || '-' : ''];
     rendered.set(entry.path, output);
     return digest;
   };

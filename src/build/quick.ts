@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Facts } from '../facts/facts.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { isInside, realPath } from '../util/fs.ts';
@@ -7,6 +8,7 @@ import { fileEntry, fileMode, type Manifest, type ManifestEntries, type Manifest
 import type { RenderCache } from './plan.ts';
 import { holdsSecret } from './literal-facts.ts';
 import { renderTemplate } from './render.ts';
+import { publicDefines, readsPublic as readsPublicMaterial, type FleetPublic } from '../facts/public.ts';
 import type { FileContent } from './tree.ts';
 import { readThroughLinkCheck, type SourceEntry, type SourceTree } from './walk.ts';
 
@@ -41,6 +43,8 @@ export interface QuickContext {
   hash(entry: SourceEntry): string;
   /** The machine's facts, loaded only if a template must render. */
   facts(): Facts;
+  /** The machines' public material, for m5_public. */
+  fleet: FleetPublic;
   schedule<T>(task: () => Promise<T>): Promise<T>;
 }
 
@@ -117,7 +121,7 @@ export async function quickPlan(context: QuickContext): Promise<QuickPlan | unde
     const digest = sha256(output);
     const secret = holdsSecret(output, facts);
     renders ??= { ...context.renders() };
-    renders[entry.path] = [renderKey(entry, context), digest, false, secret];
+    renders[entry.path] = [renderKey(entry, context), digest, false, secret, readsPublic(entry) ? context.fleet.signature || '-' : ''];
     rendered.set(entry.dest, output);
     entries[entry.dest] = fileEntry(entry.mode, digest, secret);
   }
@@ -142,7 +146,7 @@ function unchanged(entry: SourceEntry, before: ManifestEntry, context: QuickCont
   if (before.type !== 'file' || before.mode !== fileMode(entry.mode, before.secret === true)) return false;
   if (entry.rule !== 'template') return before.sha256 === context.hash(entry);
   const record = context.renders()[entry.path];
-  return record !== undefined && record[0] === renderKey(entry, context) && record[1] === before.sha256;
+  return record !== undefined && record[0] === renderKey(entry, context) && record[1] === before.sha256 && (!record[4] || record[4] === (context.fleet.signature || '-'));
 }
 
 async function render(entry: SourceEntry, facts: Facts, context: QuickContext): Promise<Buffer> {
@@ -152,5 +156,10 @@ async function render(entry: SourceEntry, facts: Facts, context: QuickContext): 
     .filter((candidate) => /^\/usr\/local\/include\/m4\/[^/]+\.m4$/.test(candidate.dest) && candidate.rule !== 'template')
     .sort((a, b) => (a.dest < b.dest ? -1 : 1))
     .map((prelude) => relative(prelude.path));
-  return context.schedule(() => renderTemplate({ cwd: repo.root, preludes, template: relative(entry.path), facts }));
+  return context.schedule(() => renderTemplate({ cwd: repo.root, preludes, template: relative(entry.path), facts, publicDefines: publicDefines(context.fleet) }));
+}
+
+/** Whether a template reads the machines' public material (m5_public): its render then depends on it. */
+function readsPublic(entry: SourceEntry): boolean {
+  return readsPublicMaterial.test(readFileSync(entry.contentPath, 'latin1'));
 }

@@ -13,6 +13,8 @@ export interface RenderJob {
   /** The template as m4 should name it in messages (relative to cwd when inside it). */
   template: string;
   facts: Facts;
+  /** m4 definitions of the machines' public material (m5_public). */
+  publicDefines?: string[];
 }
 
 /** The same environment for every render, so that a render depends only on its inputs. */
@@ -23,7 +25,7 @@ const renderEnvironment = {
 };
 
 export function m4Arguments(job: RenderJob, encoding: FactEncoding): string[] {
-  return ['--prefix-builtins', '--fatal-warnings', ...encoding.defines, ...job.preludes, job.template];
+  return ['--prefix-builtins', '--fatal-warnings', ...encoding.defines, ...(job.publicDefines ?? []), ...job.preludes, job.template];
 }
 
 let m4Path: string | undefined;

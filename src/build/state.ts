@@ -7,7 +7,7 @@ import type { DocumentCache } from '../load/model.ts';
 import type { ListingMemory, SourceMemory } from './walk.ts';
 
 /** Bumped whenever the build's output for the same input changes. */
-export const buildFormat = 'homecloud-build-7';
+export const buildFormat = 'homecloud-build-8';
 
 /** Read on every build: kept small. */
 interface StateData {

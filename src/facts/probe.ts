@@ -7,6 +7,21 @@ import { describeSshFailure, runScript, shellQuote, type Target } from '../trans
 import { sha256 } from '../util/hash.ts';
 import { probeCachePath, type ProbeRecord } from './probe-cache.ts';
 import { checkProbeFacts } from './probe-values.ts';
+import { addressesName, checkPublic, publicDirectory, storePublic, type PublicItems } from './public.ts';
+
+/** Bash: `publish` prints the public material layers' units made on the machine, and its global addresses (names and contents are checked by the reader). */
+export const publishFunction = String.raw`publish() {
+  local file addresses='' address
+  for file in ${publicDirectory}/*; do
+    [ -f "$file" ] && printf 'HC_PUBLIC:%s=%s
+' "${'$'}{file##*/}" "$(head -c 65537 "$file" | base64 -w0)"
+  done
+  if command -v ip >/dev/null; then
+    while read -r _ _ _ address _; do addresses+="${'$'}{address%/*} "; done < <(ip -o addr show scope global 2>/dev/null)
+  fi
+  printf 'HC_ADDRESSES=%s
+' "$addresses"
+}`;
 
 /**
  * Read on the target in one round trip: the probe facts, what the target
@@ -69,6 +84,8 @@ if [ -f "$manifest" ]; then
   [ "$sum" = "$known_manifest" ] || fact HC_MANIFEST "$(base64 -w0 < "$manifest")"
 fi
 [ -e ${pendingFile} ] && fact HC_PENDING yes
+${publishFunction}
+publish
 # Managed paths whose record moved since the last commit, and the paths an
 # apply that did not commit touched: what each is now.
 paths=$G/current/lists/paths
@@ -121,6 +138,8 @@ export interface ProbeOutcome {
   moved?: Inspection;
   /** Units in the failed state, all of them (managed or not). */
   failedUnits?: string[];
+  /** Whether the machine's public material differs from what var/public/ held (other machines' trees may change). */
+  publicChanged?: boolean;
   milliseconds: number;
 }
 
@@ -166,8 +185,10 @@ export function readProbe(repo: RepoPaths, target: Target, lines: string[], mill
     outcome.error = new HomecloudError(`${target.entry.host} runs without ${missing}`, { file: target.machine }, 'homecloud manages Debian or Ubuntu machines booted with systemd');
     return outcome;
   }
+  let published: PublicItems;
   try {
     checkProbeFacts(target.machine, facts);
+    published = publicOf(target.machine, offers);
   } catch (error) {
     outcome.error = error as HomecloudError;
     return outcome;
@@ -193,6 +214,7 @@ export function readProbe(repo: RepoPaths, target: Target, lines: string[], mill
     rsync: offers.HC_RSYNC === 'yes',
     pending: offers.HC_PENDING === 'yes',
     moved: offers.HC_MOVED ? { paths: base64('HC_MOVED'), found: base64('HC_MOVED_FOUND'), sums: base64('HC_MOVED_SUMS'), created: base64('HC_MOVED_CREATED') } : undefined,
+    publicChanged: storePublic(repo, target.machine, published),
     failedUnits: (offers.HC_FAILED_UNITS ?? '').split('\t').map((line) => line.trim().split(/\s+/)[0]!).filter(Boolean),
   };
 }
@@ -209,4 +231,33 @@ function cacheProbe(repo: RepoPaths, target: Target, facts: Record<string, strin
   const record: ProbeRecord = { inventory: target.entry, probedAt: new Date().toISOString(), facts };
   mkdirSync(repo.probeCache, { recursive: true });
   writeFileSync(path, JSON.stringify(record, null, 1) + '\n');
+}
+
+/** The public material in `publish`'s lines (KEY=VALUE pairs), checked: what a machine published is data. */
+export function publicOf(machine: string, offers: Record<string, string>): PublicItems {
+  const published: PublicItems = new Map();
+  for (const [key, value] of Object.entries(offers)) {
+    if (!key.startsWith('HC_PUBLIC:')) continue;
+    const name = key.slice('HC_PUBLIC:'.length);
+    const content = Buffer.from(value, 'base64').toString('utf8');
+    checkPublic(machine, name, content);
+    published.set(name, content);
+  }
+  const addresses = (offers.HC_ADDRESSES ?? '').split(' ').filter(Boolean);
+  if (addresses.length) {
+    const content = addresses.map((address) => `${address}\n`).join('');
+    checkPublic(machine, addressesName, content);
+    published.set(addressesName, content);
+  }
+  return published;
+}
+
+/** KEY=VALUE lines as a record (the first "=" separates). */
+export function keyValues(lines: string[]): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const line of lines) {
+    const equals = line.indexOf('=');
+    if (equals > 0) values[line.slice(0, equals)] = line.slice(equals + 1);
+  }
+  return values;
 }

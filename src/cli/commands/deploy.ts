@@ -36,48 +36,70 @@ export async function run(names: string[], options: GlobalOptions & { rollbackOn
     else if ((options.verbose || progress.phase === 'waiting') && !live) process.stdout.write(`${machine.padEnd(width)}  ${describeProgress(progress)}\n`);
   };
 
-  const { outcomes } = await acrossBuiltMachines(
-    options,
-    names,
-    async (target, { repo, model }) => {
-      const row = rows.get(target.machine)!;
-      row.started = Date.now();
-      const result = await deployMachine(repo, target, { keep: model.settings.generations, waitSeconds: wait, signal: interrupt.signal, onProgress: (progress) => report(target.machine, progress) });
-      if (result.status === 'failed' && options.rollbackOnFailure && result.details !== undefined && !interrupt.signal.aborted) {
-        report(target.machine, { phase: 'rollback' });
-        await rollBack(repo, target, model.settings.generations, result);
-      }
-      row.result = result;
-      // Plain output: a line per machine as it finishes. JSON: the same as NDJSON events, then a summary.
+  /** Build and deploy every named machine once; the results, those that never got to deploy included. */
+  const round = async (): Promise<DeployResult[]> => {
+    const { outcomes } = await acrossBuiltMachines(
+      options,
+      names,
+      async (target, { repo, model }) => {
+        const row = rows.get(target.machine)!;
+        row.started = Date.now();
+        row.result = undefined;
+        const result = await deployMachine(repo, target, { keep: model.settings.generations, waitSeconds: wait, signal: interrupt.signal, onProgress: (progress) => report(target.machine, progress) });
+        if (result.status === 'failed' && options.rollbackOnFailure && result.details !== undefined && !interrupt.signal.aborted) {
+          report(target.machine, { phase: 'rollback' });
+          await rollBack(repo, target, model.settings.generations, result);
+        }
+        row.result = result;
+        // Plain output: a line per machine as it finishes. JSON: the same as NDJSON events, then a summary.
+        if (options.json) process.stdout.write(`${JSON.stringify(event(result))}\n`);
+        else if (!live) process.stdout.write(`${result.machine.padEnd(width)}  ${describe(result)} (${milliseconds(result.milliseconds)})\n`);
+        if (!options.json && options.verbose && !live) for (const drift of result.plan?.drift ?? []) process.stdout.write(`${result.machine.padEnd(width)}  drift: ${drift.path}: ${drift.detail}\n`);
+        return result;
+      },
+      (machines) => {
+        for (const { machine } of machines) rows.set(machine, rows.get(machine) ?? {});
+        width = Math.max(width, ...machines.map(({ machine }) => machine.length));
+        if (live && !view) {
+          view = new LiveLines(process.stdout, () => liveTable(rows));
+          view.start();
+        }
+      },
+    );
+    // Machines that never got to deploying (their build failed, or the sandbox lacks them) were not reported yet.
+    const unreported: DeployResult[] = outcomes
+      .filter((o) => !o.value)
+      .map(({ machine, error }) => ({ machine, status: 'failed', error, milliseconds: 0 }));
+    for (const result of unreported) {
+      if (rows.has(result.machine)) rows.get(result.machine)!.result = result;
       if (options.json) process.stdout.write(`${JSON.stringify(event(result))}\n`);
-      else if (!live) process.stdout.write(`${result.machine.padEnd(width)}  ${describe(result)} (${milliseconds(result.milliseconds)})\n`);
-      if (!options.json && options.verbose && !live) for (const drift of result.plan?.drift ?? []) process.stdout.write(`${result.machine.padEnd(width)}  drift: ${drift.path}: ${drift.detail}\n`);
-      return result;
-    },
-    (machines) => {
-      for (const { machine } of machines) rows.set(machine, {});
-      width = Math.max(width, ...machines.map(({ machine }) => machine.length));
-      if (live) {
-        view = new LiveLines(process.stdout, () => liveTable(rows));
-        view.start();
-      }
-    },
-  );
+      else if (!live) process.stdout.write(`${result.machine.padEnd(width)}  ${describe(result)}\n`);
+    }
+    return [...outcomes.flatMap((o) => (o.value ? [o.value] : [])), ...unreported];
+  };
+
+  let results = await round();
+  // A machine published something new (its certificate, say): the others' trees may hold it, so they are built and deployed once more.
+  const published = results.filter((r) => r.publicChanged && r.status !== 'failed').map((r) => r.machine);
+  if (published.length && !interrupt.signal.aborted) {
+    const reason = `${published.join(', ')} published new public material (certificates, keys, addresses)`;
+    if (options.json) process.stdout.write(`${JSON.stringify({ event: 'round', round: 2, reason })}\n`);
+    else if (!live) process.stdout.write(`${reason}: building and deploying again\n`);
+    const again = new Map((await round()).map((result) => [result.machine, result]));
+    // What the second round did, where it did something; the first round's result otherwise.
+    results = results.map((first) => {
+      const second = again.get(first.machine);
+      return second && (second.status !== 'unchanged' || first.status === 'failed') ? second : first;
+    });
+    for (const result of results) if (rows.has(result.machine)) rows.get(result.machine)!.result = result;
+  }
   process.off('SIGINT', onInterrupt);
-  // Machines that never got to deploying (their build failed, or the sandbox lacks them) were not reported yet.
-  const unreported: DeployResult[] = outcomes
-    .filter((o) => !o.value)
-    .map(({ machine, error }) => ({ machine, status: 'failed', error, milliseconds: 0 }));
-  for (const result of unreported) if (rows.has(result.machine)) rows.get(result.machine)!.result = result;
   view?.stop();
-  const results: DeployResult[] = [...outcomes.flatMap((o) => (o.value ? [o.value] : [])), ...unreported];
   const count = (status: DeployResult['status']) => results.filter((r) => r.status === status).length;
   const failed = results.filter((r) => r.status === 'failed' || r.status === 'interrupted');
   if (options.json) {
-    for (const result of unreported) process.stdout.write(`${JSON.stringify(event(result))}\n`);
     process.stdout.write(`${JSON.stringify({ event: 'summary', deployed: count('deployed'), unchanged: count('unchanged'), failed: count('failed'), ...(count('interrupted') ? { interrupted: count('interrupted') } : {}) })}\n`);
   } else {
-    if (!live) for (const result of unreported) process.stdout.write(`${result.machine.padEnd(width)}  ${describe(result)}\n`);
     process.stdout.write(summary(results, count));
     for (const result of failed) {
       process.stderr.write(`${colors.red('error:')} ${machineError(result.machine, result.error)}${result.rollback ? `\n  ${result.rollback}` : ''}\n`);

@@ -33,6 +33,17 @@ m4_define([m5_argn], [m4_ifelse(m4_eval([$1 < 1 || $# < 2]), [1], [],
 m4_define([m5_clamp], [m4_ifelse(m4_eval([($2) < ($1)]), [1], [$1],
   m4_eval([($2) > ($3)]), [1], [$3], [$2])])
 
+# Public material machines publish (a certificate, a public key, their
+# addresses: see homecloud's README), read by the build from every machine:
+# m5_public([name]): every machine's, one after another by machine name.
+m4_define([m5_public], [m4_ifdef([HOMECLOUD_PUBLIC//$1], [m4_defn([HOMECLOUD_PUBLIC//$1])])])
+# m5_public_of(machine, [name]): one machine's; empty until it published it.
+m4_define([m5_public_of], [m4_ifdef([HOMECLOUD_PUBLIC/$1/$2], [m4_defn([HOMECLOUD_PUBLIC/$1/$2])])])
+# m5_public_lines([name]): the lines of every machine's, as items (m5_for).
+m4_define([m5_public_lines], [m4_ifdef([HOMECLOUD_PUBLIC_LINES//$1], [m4_indir([HOMECLOUD_PUBLIC_LINES//$1])])])
+# m5_publishers([name]): the machines that published it, as items (m5_for).
+m4_define([m5_publishers], [m4_ifdef([HOMECLOUD_PUBLISHERS//$1], [m4_indir([HOMECLOUD_PUBLISHERS//$1])])])
+
 # m5_esyscmd(command): the output of a bash command run with pipefail from
 # the repository root; a failing command fails the render with its status.
 # A secret or probe fact is its value in the command, and stays literal in
