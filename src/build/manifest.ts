@@ -26,9 +26,13 @@ export interface Manifest {
   packages: { install: string[]; purge: string[] };
 }
 
-/** A regular file's entry. A secret's file is its owner's (root's) alone, whatever mode the source has (git keeps only 644 and 755). */
-export function fileEntry(mode: number, sha256: string, secret: boolean): ManifestEntry {
-  return secret ? { type: 'file', mode: fileMode(mode, true), sha256, secret: true } : { type: 'file', mode: fileMode(mode, false), sha256 };
+/**
+ * A regular file's entry. A secret's file is its owner's (root's) alone,
+ * whatever mode the source has (git keeps only 644 and 755); so is a file in a
+ * directory that holds a `.private` (its contents are still shown by diff).
+ */
+export function fileEntry(mode: number, sha256: string, secret: boolean, private_ = false): ManifestEntry {
+  return secret ? { type: 'file', mode: fileMode(mode, true), sha256, secret: true } : { type: 'file', mode: fileMode(mode, private_), sha256 };
 }
 
 /** The target mode of a file made from a source with `mode`. */

@@ -9,7 +9,7 @@ import { fileEntry, rootOwner, sortEntries, type Manifest, type ManifestEntries 
 import { holdsSecret, maskSecrets } from './literal-facts.ts';
 import { renderTemplate } from './render.ts';
 import { publicDefines as publicDefinesOf, readsPublic, type FleetPublic } from '../facts/public.ts';
-import { directoryMode, pinnedDirectoryMode } from './rules.ts';
+import { directoryMode, pinnedDirectoryMode, privateName } from './rules.ts';
 import { readThroughLinkCheck, type SourceEntry, type SourceTree } from './walk.ts';
 
 /** A cached render: its input key, output hash, and whether it must render every time. */
@@ -182,6 +182,7 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
 
   const entries: ManifestEntries = {};
   for (const [dir, info] of directories) entries[dir] = { type: 'dir', mode: octal(info.pinned ? pinnedDirectoryMode : directoryMode) };
+  const privateDirs = new Set([...provenance.keys()].filter((dest) => dest.endsWith(`/${privateName}`)).map((dest) => dest.slice(0, dest.lastIndexOf('/'))));
   for (const [dest, { entry }] of provenance) {
     if (entry.rule === 'link') {
       entries[dest] = { type: 'link', target: entry.linkTarget! };
@@ -189,7 +190,7 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
     }
     const sha256 = entry.rule === 'template' ? outputHashes.get(entry)! : context.hash(entry);
     const secret = entry.rule === 'template' ? renders[entry.path]![3] : entry.rule === 'deref' && isInside(realPath(entry.contentPath), factsDir);
-    entries[dest] = fileEntry(entry.mode, sha256, secret);
+    entries[dest] = fileEntry(entry.mode, sha256, secret, privateDirs.has(dest.slice(0, dest.lastIndexOf('/'))));
   }
 
   /** A winning output's text, for the declaration files under usr/local/opt/initd. */

@@ -11,6 +11,7 @@ import { renderTemplate } from './render.ts';
 import { publicDefines, readsPublic as readsPublicMaterial, type FleetPublic } from '../facts/public.ts';
 import type { FileContent } from './tree.ts';
 import { readThroughLinkCheck, type SourceEntry, type SourceTree } from './walk.ts';
+import { privateName } from './rules.ts';
 
 /** What a full plan of a machine leaves for the quick path of the next build. */
 export interface PlanMemory {
@@ -101,6 +102,8 @@ export async function quickPlan(context: QuickContext): Promise<QuickPlan | unde
   let facts: Facts | undefined;
   const factsDir = realPath(context.repo.facts);
   for (const entry of changed) {
+    // A file beside a .private: the full plan works out its mode.
+    if (previous.entries[`${entry.dest.slice(0, entry.dest.lastIndexOf('/'))}/${privateName}`]) return undefined;
     sources.set(entry.dest, entry);
     if (entry.rule === 'link') {
       entries[entry.dest] = { type: 'link', target: entry.linkTarget! };

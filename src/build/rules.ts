@@ -28,5 +28,8 @@ export const ruleDescriptions: Record<Rule, string> = {
 /** A file named `.pin` sets the sticky bit on its directory. */
 export const pinName = '.pin';
 
+/** A file named `.private` makes the files beside it readable by root alone. */
+export const privateName = '.private';
+
 export const directoryMode = 0o755;
 export const pinnedDirectoryMode = 0o1755;

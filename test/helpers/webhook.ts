@@ -6,7 +6,7 @@ export interface Alert {
   text: string;
   machine: string;
   unit: string;
-  state: 'failed' | 'recovered';
+  state: 'failed' | 'recovered' | 'dropped';
   journal: string;
   authorization?: string;
 }

@@ -255,3 +255,25 @@ test('a source that is not a file, directory or symlink (a FIFO) is an error nam
   const error = await buildError(root);
   assert.equal(error.where?.file, 'layers/a/etc/pipe');
 });
+
+test('a .private file makes the files beside it root\'s alone (0600, 0700 for executables); not the files below, and diff still shows them', async () => {
+  const root = makeRepo({
+    ...layerList('a'),
+    'layers/a/etc/app/.private': '',
+    'layers/a/etc/app/settings.conf': { content: 'x\n', mode: 0o644 },
+    'layers/a/etc/app/run': { content: '#!/bin/sh\n', mode: 0o755 },
+    'layers/a/etc/app/sub/open.conf': { content: 'y\n', mode: 0o644 },
+    'layers/a/etc/app/rendered.m4.conf': { content: 'm=ENV_MACHINE\n', mode: 0o644 },
+  });
+  const result = await buildOne(root, 'm');
+  assert.equal(result.status, 'built', result.error?.toString());
+  const entries = manifestOf(root, 'm').entries;
+  const mode = (path: string) => (entries[path] as { mode: string }).mode;
+  assert.deepEqual(['/etc/app/settings.conf', '/etc/app/run', '/etc/app/rendered.conf', '/etc/app/sub/open.conf'].map(mode), ['0600', '0700', '0600', '0644']);
+  assert.equal((entries['/etc/app/settings.conf'] as { secret?: true }).secret, undefined, 'private is not secret: its contents may be shown');
+  // A change to a file beside it keeps the mode (the quick path hands it to the full plan).
+  writeFiles(root, { 'layers/a/etc/app/settings.conf': { content: 'changed\n', mode: 0o644 } });
+  assert.equal((await buildOne(root, 'm')).status, 'built');
+  assert.equal(mode('/etc/app/settings.conf'), '0600');
+  assert.equal(modeOf(treeFile(root, 'm', '/etc/app/settings.conf')), 0o600);
+});
