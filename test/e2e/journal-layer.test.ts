@@ -129,15 +129,15 @@ EOF`);
 test('alerts are limited per machine and unit; a summary says how many were dropped', { skip }, async () => {
   writeFiles(repo, { 'facts/collector.json': collectorFacts({ ENV_JOURNAL_ALERT_BURST: '2', ENV_JOURNAL_ALERT_INTERVAL: '20s' }) });
   deploy('a small burst', ['collector']);
-  on('shipper', `cat > /etc/systemd/system/flapping.service <<'EOF'\n[Service]\nExecStart=/bin/false\nEOF
+  // A unit that fails, then runs, then fails again: an alert each time.
+  on('shipper', `cat > /etc/systemd/system/flapping.service <<'EOF'\n[Service]\nExecStart=/bin/sh -c 'test -e /run/flap-ok && exec sleep infinity; exit 3'\nEOF
 systemctl daemon-reload`);
-  for (let i = 0; i < 4; i++) {
-    on('shipper', 'systemctl start flapping.service; sleep 1.5; systemctl reset-failed flapping.service; sleep 1.5');
-  }
+  on('shipper', 'for i in 1 2 3 4 5; do rm -f /run/flap-ok; systemctl start flapping.service; sleep 1.5; touch /run/flap-ok; systemctl start flapping.service; sleep 1.5; systemctl stop flapping.service; done');
   const summary = await hook.waitFor((alert) => alert.unit === 'flapping.service' && alert.state === 'dropped', 90);
   assert.ok(summary, `a summary came: ${JSON.stringify(hook.about('flapping.service'))}`);
-  assert.match(summary.text, /^6 alerts about flapping\.service on shipper were dropped/);
-  assert.deepEqual(hook.about('flapping.service'), ['failed shipper', 'recovered shipper', 'dropped shipper']);
+  assert.match(summary.text, /^\d+ alerts about flapping\.service on shipper were dropped/);
+  const forwarded = hook.about('flapping.service').filter((about) => !about.startsWith('dropped'));
+  assert.equal(forwarded.length, 2, `two forwarded before the limit: ${JSON.stringify(hook.about('flapping.service'))}`);
 });
 
 test('1 GB uploaded by a machine leaves the collector within its space, and one huge entry within its memory', { skip }, async () => {
