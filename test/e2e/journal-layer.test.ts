@@ -82,9 +82,9 @@ systemctl daemon-reload && systemctl start doomed`);
   assert.match(failed.journal, / shipper sh\[\d+\]: doomed: cannot work/);
   // The shipper's uploader starting again sends its last entries again: still one alert.
   on('shipper', 'systemctl restart homecloud-journal-upload && systemctl start sentinel');
-  assert.ok(await hook.waitFor((alert) => alert.unit === 'sentinel.service'), 'a later failure is forwarded');
+  assert.ok(await hook.waitFor((alert) => alert.unit === 'sentinel.service', 120), 'a later failure is forwarded');
   on('shipper', 'touch /run/doomed-ok && systemctl start doomed');
-  assert.ok(await hook.waitFor((alert) => alert.unit === 'doomed.service' && alert.state === 'recovered'), 'the recovery is forwarded');
+  assert.ok(await hook.waitFor((alert) => alert.unit === 'doomed.service' && alert.state === 'recovered', 120), 'the recovery is forwarded');
   assert.deepEqual(hook.about('doomed.service'), ['failed shipper', 'recovered shipper']);
   assert.deepEqual(hook.about('sentinel.service'), ['failed shipper']);
   assert.ok(hook.alerts.every((alert) => alert.machine === 'shipper'), 'the collector itself had nothing to report');
