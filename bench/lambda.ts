@@ -7,7 +7,7 @@ import { median, printTable, timeAsync, timeProcess, type Row } from './stats.ts
 
 const root = resolve(import.meta.dirname, '..');
 
-/** A machine with the nginx and lambda layers: a lambda through nginx, against a static answer and a scale-to-zero service. */
+/** A machine with the nginx and lambda layers: a lambda through nginx, against a static answer and a scale-to-zero service; a 16 MiB response. */
 export function benchLambda(runs = 21): Promise<Row[]> {
   const files: Record<string, string> = {
     'inventory.json': '{}',
@@ -15,6 +15,7 @@ export function benchLambda(runs = 21): Promise<Row[]> {
     'machines/lam/usr/local/opt/initd/layers/10.txt': '+ nginx\n+ lambda\n',
     'machines/lam/usr/local/opt/nginx/server.d/50-static.conf': 'location = /static { return 200 "static\\n"; }\n',
     'machines/lam/usr/local/opt/lambda/bin/hello': '#!/bin/bash\necho hello\n',
+    'machines/lam/usr/local/opt/lambda/bin/large': '#!/bin/bash\nhead -c 16M /dev/zero\n',
     'machines/lam/usr/local/lib/systemd/system/files.service': '[Service]\nExecStart=/usr/bin/python3 -m http.server 18080 --bind 127.0.0.1 --directory /usr/local/opt/files\nDynamicUser=yes\n',
     'machines/lam/usr/local/opt/files/index.html': 'files\n',
     'machines/lam/usr/local/opt/lambda/scale-to-zero/files.conf': 'LISTEN=8080\nBACKEND=127.0.0.1:18080\n',
@@ -26,7 +27,7 @@ export function benchLambda(runs = 21): Promise<Row[]> {
       mkdirSync(dirname(join(repo, path)), { recursive: true });
       writeFileSync(join(repo, path), content);
     }
-    chmodSync(join(repo, 'machines/lam/usr/local/opt/lambda/bin/hello'), 0o755);
+    for (const name of ['hello', 'large']) chmodSync(join(repo, `machines/lam/usr/local/opt/lambda/bin/${name}`), 0o755);
     await sandbox.up(['lam']);
     const address = sandbox.list().find((m) => m.name === 'lam')!.address;
     const on = (command: string) => spawnSync('ssh', [...sandbox.sshArguments('lam'), command], { encoding: 'utf8' }).stdout.trim();
@@ -35,11 +36,11 @@ export function benchLambda(runs = 21): Promise<Row[]> {
     };
     timeProcess(process.execPath, [join(root, 'bin/homecloud.cjs'), '-C', repo, '--sandbox', 'deploy']);
 
-    /** Time one GET on a fresh connection, checking the answer. */
-    const get = (url: string, body: string) =>
+    /** Time one GET on a fresh connection, checking the answer (its body, or its length). */
+    const get = (url: string, body: string | number) =>
       timeAsync(async () => {
         const answer = await request(url).catch((error: Error) => { throw new Error(`${url}: ${error.message}`); });
-        if (answer.status !== 200 || answer.body !== body) throw new Error(`${url}: ${answer.status} ${answer.body}`);
+        if (answer.status !== 200 || (typeof body === 'number' ? answer.body.length !== body : answer.body !== body)) throw new Error(`${url}: ${answer.status} ${answer.body.slice(0, 200)}`);
       });
     await get(`http://${address}/static`, 'static\n');
     const staticTimes: number[] = [];
@@ -50,6 +51,12 @@ export function benchLambda(runs = 21): Promise<Row[]> {
       waitUntil("systemctl list-units --plain --no-legend 'lambda-hello@*'", '');
       lambdaTimes.push(await get(`http://${address}/hello/`, 'hello\n'));
     }
+    const largeRuns = Math.min(runs, 7);
+    const largeTimes: number[] = [];
+    for (let i = 0; i < largeRuns; i++) {
+      waitUntil("systemctl list-units --plain --no-legend 'lambda-large@*'", '');
+      largeTimes.push(await get(`http://${address}/large/`, 16 << 20));
+    }
     const frontRuns = Math.min(runs, 7);
     const frontTimes: number[] = [];
     for (let i = 0; i < frontRuns; i++) {
@@ -59,6 +66,7 @@ export function benchLambda(runs = 21): Promise<Row[]> {
     const rows: Row[] = [
       { name: 'nginx static answer (the floor: host to machine over the bridge)', median: median(staticTimes), runs },
       { name: 'lambda through nginx, cold (a process per request)', median: median(lambdaTimes), runs },
+      { name: 'lambda answering 16 MiB', median: median(largeTimes), runs: largeRuns },
       { name: 'scale-to-zero service, first request (python http.server started)', median: median(frontTimes), runs: frontRuns },
     ];
     printTable('lambda (one sandbox machine, requests from the host)', rows);
