@@ -202,9 +202,10 @@ if ((\${#acted[@]})); then sleep 0.3; fi
 for unit in "\${acted[@]}"; do
   [[ $unit == *'*'* ]] && continue
   [[ " \${refused[*]} " == *" $unit "* ]] && continue
+  # Until it settles: a start may still be queued behind the units it comes after.
   for _ in $(seq 100); do
     state=$(systemctl show -p ActiveState --value "$unit")
-    [[ $state == activating || $state == deactivating || $state == reloading ]] || break
+    if [[ $state != activating && $state != deactivating && $state != reloading && -z $(systemctl show -p Job --value "$unit") ]]; then break; fi
     sleep 0.1
   done
   if [[ $state == failed ]] || { [[ $state != active ]] && ! stays_stopped "$unit" && [[ $(systemctl show -p Type --value "$unit") != oneshot ]] && [[ $unit != *.timer ]] && [[ $unit != *.target ]]; }; then

@@ -66,12 +66,14 @@ export function reconcile(
     const wanted = wantedUnit(path);
     if (wanted) act(wanted, 'stop', `${path} removed`);
   }
+  // Units whose own file is new: nothing of theirs is running yet.
+  const newUnits = new Set(added.map((path) => unitOf(path)).filter((owner) => owner && !owner.dropIn).map((owner) => owner!.unit));
   for (const path of touched) {
     const owner = unitOf(path);
     if (owner) {
       daemonReload = true;
-      // A new unit file starts nothing by itself; a changed one restarts the unit (its running instances, for a template).
-      if (changed.includes(path) || owner.dropIn) act(instances(owner.unit), 'restart', `${path} ${changed.includes(path) ? 'changed' : 'added'}`);
+      // A new unit file starts nothing by itself; a changed one restarts the unit (its running instances, for a template), and so does a drop-in of a unit that was there.
+      if (changed.includes(path) || (owner.dropIn && !newUnits.has(owner.unit))) act(instances(owner.unit), 'restart', `${path} ${changed.includes(path) ? 'changed' : 'added'}`);
     }
     const wanted = wantedUnit(path);
     if (wanted && added.includes(path)) act(wanted, 'start', `${path} added`);
@@ -79,7 +81,6 @@ export function reconcile(
   }
   // Files a unit reads (a file added to or removed from a directory it reads counts): reload it if it can, else
   // restart it. A unit whose own file is new has nothing to catch up with.
-  const newUnits = new Set(added.map((path) => unitOf(path)).filter((owner) => owner && !owner.dropIn).map((owner) => owner!.unit));
   const changedSet = new Set(changed);
   const addedSet = new Set(added);
   const how = (path: string) => (changedSet.has(path) ? 'changed' : addedSet.has(path) ? 'added' : 'removed');

@@ -24,16 +24,21 @@ test('the first deploy brings units up; a second deploy sends nothing and touche
   await box!.up(['gateway', 'nas', 'media']);
   const first = cli(['deploy']);
   assert.equal(first.status, 0, first.stderr + first.stdout);
-  assert.match(first.stdout, /^nas\s+generation 1: \d+ added, 0 changed, 0 removed; start hello\.service, start homecloud-alert\.service, start homecloud-firewall\.service, start homecloud-journal-upload\.service, reload ssh\.service, restart systemd-journald\.service, start tick@homecloud\.timer/m);
+  assert.match(first.stdout, /^nas\s+generation 1: \d+ added, 0 changed, 0 removed; start hello\.service, start homecloud-alert\.service, start homecloud-firewall\.service, start homecloud-journal-key\.service, start homecloud-journal-upload\.service, reload ssh\.service, restart systemd-journald\.service, start tick@homecloud\.timer/m);
+  // The machines made their journal certificates: a second round brings them to the collector and the shippers.
+  assert.match(first.stdout, /^gateway, media, nas published new public material .*: building and deploying again$/m);
+  assert.match(first.stdout, /^gateway\s+generation 2: .*start homecloud-journal-remote@media\.socket, start homecloud-journal-remote@nas\.socket/m);
   assert.equal(on('nas', 'systemctl is-active hello.service tick@homecloud.timer'), 'active\nactive');
   assert.equal(on('media', 'cat /usr/local/opt/hello/greeting.txt'), 'The media machine says hi (its own file overrides the layer template).');
   holds('gateway', 'nas', 'media');
   const before = invocations('nas');
+  const generations = on('nas', 'cat /var/lib/homecloud/generations/last; ls /var/lib/homecloud/generations');
   const second = cli(['deploy']);
   assert.equal(second.status, 0, second.stderr);
   assert.match(second.stdout, /Nothing to do: every machine is as its tree says\./);
   assert.equal(invocations('nas'), before, 'no unit was restarted');
-  assert.equal(on('nas', 'cat /var/lib/homecloud/generations/last; ls /var/lib/homecloud/generations'), '1\n1\ncurrent\nlast', 'no new generation, no staging left');
+  assert.equal(on('nas', 'cat /var/lib/homecloud/generations/last; ls /var/lib/homecloud/generations'), generations, 'no new generation');
+  assert.doesNotMatch(generations, /staging|pending/, 'no staging left');
   holds('gateway', 'nas', 'media');
 });
 
@@ -42,7 +47,7 @@ test('a changed file that a unit binds restarts that unit only', { skip }, () =>
   writeFiles(repo, { 'facts/nas.json': '{"ENV_GREETING": "Good night", "ENV_DISKS": ["sda"], "ENV_HELLO_INTERVAL": 30, "ENV_JOURNAL_COLLECTOR": "gateway", "ENV_JOURNAL_COLLECTOR_HOST": "gateway.home.arpa"}' });
   const deploy = cli(['deploy']);
   assert.equal(deploy.status, 0, deploy.stderr);
-  assert.match(deploy.stdout, /^nas\s+generation 2: 0 added, 1 changed, 0 removed; restart hello\.service/m);
+  assert.match(deploy.stdout, /^nas\s+generation \d+: 0 added, 1 changed, 0 removed; restart hello\.service \(/m);
   assert.match(deploy.stdout, /^media\s+nothing to do/m);
   const after = invocations('nas').split('\n');
   const changedIds = after.filter((line, i) => line !== before[i]);
@@ -68,6 +73,7 @@ test('removing a layer removes its files, stops its units and restores what was 
 
 test('a change that makes a unit fail fails that machine with the unit\'s journal; the others deploy', { skip }, () => {
   const script = readFileSync(join(repo, 'layers/hello/usr/local/bin/hello'), 'utf8');
+  const last = on('nas', 'cat /var/lib/homecloud/generations/last');
   writeFiles(repo, { 'layers/hello/usr/local/bin/hello': { content: '#!/bin/bash\necho "hello is broken on purpose" >&2\nexit 7\n', mode: 0o755 }, 'machines/gateway/etc/motd.homecloud': 'gateway changed\n' });
   try {
     const deploy = cli(['deploy']);
@@ -75,7 +81,7 @@ test('a change that makes a unit fail fails that machine with the unit\'s journa
     assert.match(deploy.stdout, /^gateway\s+generation \d+/m);
     assert.match(deploy.stderr, /nas: unhealthy after the change: hello\.service/);
     assert.match(deploy.stderr, /hello is broken on purpose/);
-    assert.notEqual(on('nas', 'cat /var/lib/homecloud/generations/last'), '3', 'no generation was committed on nas');
+    assert.equal(on('nas', 'cat /var/lib/homecloud/generations/last'), last, 'no generation was committed on nas');
   } finally {
     writeFileSync(join(repo, 'layers/hello/usr/local/bin/hello'), script);
   }
@@ -186,7 +192,8 @@ test('unit file changes restart their unit after a daemon-reload; wants links st
   const unit = readFileSync(join(repo, 'layers/hello/usr/local/lib/systemd/system/hello.service'), 'utf8');
   writeFiles(repo, { 'layers/hello/usr/local/lib/systemd/system/hello.service': unit.replace('[Service]', '[Service]\nNice=5') });
   const changed = cli(['deploy', 'nas']);
-  assert.match(changed.stdout, /^nas\s+generation \d+: 0 added, 1 changed, 0 removed; restart hello\.service/m);
+  // (Another file may change with it: the gateway's journal certificate, when an earlier test made a machine anew.)
+  assert.match(changed.stdout, /^nas\s+generation \d+: 0 added, \d+ changed, 0 removed; restart hello\.service/m);
   assert.notEqual(id(), first);
   assert.equal(on('nas', 'systemctl show -p Nice --value hello.service'), '5');
 

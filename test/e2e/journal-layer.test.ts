@@ -75,8 +75,13 @@ test('a unit failing on a machine gives one alert from the collector, naming the
   on('shipper', `cat > /etc/systemd/system/doomed.service <<'EOF'\n${failing('doomed')}EOF
 cat > /etc/systemd/system/sentinel.service <<'EOF'\n${failing('sentinel')}EOF
 systemctl daemon-reload && systemctl start doomed`);
-  const failed = await hook.waitFor((alert) => alert.unit === 'doomed.service');
-  assert.ok(failed, `an alert came; the collector says: ${on('collector', 'journalctl -u homecloud-journal-alerts --no-pager')}`);
+  const failed = await hook.waitFor((alert) => alert.unit === 'doomed.service', 120);
+  const logs = () =>
+    [
+      on('shipper', 'journalctl -u homecloud-alert -u homecloud-journal-upload --no-pager | tail -n 20'),
+      on('collector', 'journalctl -u homecloud-journal-alerts -u homecloud-journal-gate -u "homecloud-journal-remote@*" --no-pager | tail -n 30; ls -la /var/log/journal/remote'),
+    ].join('\n');
+  assert.ok(failed, `an alert came; the machines say:\n${logs()}`);
   assert.deepEqual([failed.state, failed.machine], ['failed', 'shipper']);
   assert.match(failed.text, /^doomed\.service failed on shipper\n/);
   assert.match(failed.journal, / shipper sh\[\d+\]: doomed: cannot work/);

@@ -130,3 +130,19 @@ test('trigger lines act on removed paths too', () => {
   const plan = reconcile(before.manifest, after.manifest, after.read, [{ glob: '/usr/local/opt/app/**', action: 'reload', unit: 'app.service', file: 'triggers/app.txt', line: 1 }]);
   assert.deepEqual(plan.units, [{ unit: 'app.service', action: 'reload', reasons: ['/usr/local/opt/app/x/y.conf removed (triggers/app.txt:1)'] }]);
 });
+
+test('a new unit file with a drop-in of its own restarts nothing; a drop-in added to a unit that was there restarts it', () => {
+  const file = (sha256: string) => ({ type: 'file' as const, mode: '0644', sha256 });
+  const before = { format: 1 as const, machine: 'm', entries: { '/usr/local/lib/systemd/system/old.service': file('a') }, packages: { install: [], purge: [] } };
+  const after = {
+    ...before,
+    entries: {
+      ...before.entries,
+      '/usr/local/lib/systemd/system/old.service.d/10.conf': file('b'),
+      '/usr/local/lib/systemd/system/new@.service': file('c'),
+      '/usr/local/lib/systemd/system/new@.service.d/10.conf': file('d'),
+    },
+  };
+  const plan = reconcile(before, after, () => '');
+  assert.deepEqual(plan.units.map((u) => `${u.action} ${u.unit}`), ['restart old.service']);
+});

@@ -7,6 +7,9 @@ import { exitWhenWritten } from '../exit.ts';
 import { acrossBuiltMachines } from '../machines.ts';
 import type { GlobalOptions } from '../main.ts';
 
+/** Rounds of a deploy at most: the first, and those that bring the machines' new public material to the others. */
+const maxRounds = 3;
+
 /** A machine's line in the live view: where its deploy is, then how it ended. */
 interface Row {
   started?: number;
@@ -79,17 +82,21 @@ export async function run(names: string[], options: GlobalOptions & { rollbackOn
   };
 
   let results = await round();
-  // A machine published something new (its certificate, say): the others' trees may hold it, so they are built and deployed once more.
-  const published = results.filter((r) => r.publicChanged && r.status !== 'failed').map((r) => r.machine);
-  if (published.length && !interrupt.signal.aborted) {
+  // A machine published something new (its certificate, say): the others' trees may hold it, so they are built and
+  // deployed again, until nothing new is published (a certificate may name addresses that only the probe found).
+  for (let again = 2; again <= maxRounds && !interrupt.signal.aborted; again++) {
+    const published = results.filter((r) => r.publicChanged && r.status !== 'failed').map((r) => r.machine);
+    if (!published.length) break;
     const reason = `${published.join(', ')} published new public material (certificates, keys, addresses)`;
-    if (options.json) process.stdout.write(`${JSON.stringify({ event: 'round', round: 2, reason })}\n`);
+    if (options.json) process.stdout.write(`${JSON.stringify({ event: 'round', round: again, reason })}\n`);
     else if (!live) process.stdout.write(`${reason}: building and deploying again\n`);
-    const again = new Map((await round()).map((result) => [result.machine, result]));
-    // What the second round did, where it did something; the first round's result otherwise.
-    results = results.map((first) => {
-      const second = again.get(first.machine);
-      return second && (second.status !== 'unchanged' || first.status === 'failed') ? second : first;
+    const next = new Map((await round()).map((result) => [result.machine, result]));
+    // What the later round did, where it did something; the earlier result otherwise.
+    results = results.map((earlier) => {
+      const later = next.get(earlier.machine);
+      if (!later) return earlier;
+      const merged = later.status !== 'unchanged' || earlier.status === 'failed' ? later : earlier;
+      return { ...merged, publicChanged: later.publicChanged };
     });
     for (const result of results) if (rows.has(result.machine)) rows.get(result.machine)!.result = result;
   }
