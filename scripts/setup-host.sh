@@ -17,6 +17,8 @@ command -v ssh >/dev/null || need+=(openssh-client)
 command -v losetup >/dev/null || need+=(mount)
 # The base layer's end-to-end test audits the machines' sshd with it.
 command -v ssh-audit >/dev/null || need+=(ssh-audit)
+# The public material unit test makes certificates with it.
+command -v openssl >/dev/null || need+=(openssl)
 # The Ansible comparison's unit test renders its Jinja2 templates as Ansible would (the bench itself installs ansible).
 /usr/bin/python3 -c 'import jinja2' 2>/dev/null || need+=(python3-jinja2)
 

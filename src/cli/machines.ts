@@ -1,5 +1,5 @@
 import pLimit from 'p-limit';
-import { Builder } from '../build/builder.ts';
+import { Builder, type MachineResult } from '../build/builder.ts';
 import { HomecloudError } from '../load/errors.ts';
 import { inventoryEntry, loadModel, sandboxProblem, type Model } from '../load/model.ts';
 import type { RepoPaths } from '../load/repo.ts';
@@ -24,9 +24,12 @@ export async function acrossBuiltMachines<T>(
   work: (target: Target, context: { repo: RepoPaths; model: Model }) => Promise<T>,
   /** Hears the machines once they are built, before any work starts: the ones whose build failed come with its error. */
   onBuilt?: (machines: MachineOutcome<never>[]) => void,
+  /** Which built machines to work on: all of them unless this says otherwise. */
+  keep: (built: MachineResult) => boolean = () => true,
 ): Promise<{ repo: RepoPaths; model: Model; outcomes: MachineOutcome<T>[] }> {
   const repo = repoFrom(options);
   const report = await new Builder(repo).build({ machines: names });
+  report.machines = report.machines.filter(keep);
   const model = await loadModel(repo);
   onBuilt?.(report.machines.map((built) => ({ machine: built.machine, error: built.status === 'failed' ? built.error : undefined })));
   const limit = pLimit(jobsFor(options, model));

@@ -64,11 +64,12 @@ test('two deploys of different content started at the same moment never mix: one
     assert.equal(ra.status, 0, `round ${round}, A: ${ra.stdout}${ra.stderr}`);
     assert.equal(rb.status, 0, `round ${round}, B: ${rb.stdout}${rb.stderr}`);
     waits += [ra, rb].filter((r) => /waiting for the deploy started at/.test(r.stdout)).length;
-    const generation = (r: { stdout: string }) => Number(/generation (\d+)/.exec(r.stdout)?.[1] ?? 0);
+    // The last generation a deploy committed (a deploy may go in rounds).
+    const generation = (r: { stdout: string }) => Number([...r.stdout.matchAll(/generation (\d+)/g)].pop()?.[1] ?? 0);
     const ga = generation(ra);
     const gb = generation(rb);
     // Each deploy planned against what the other committed: the generations follow each other (one has nothing to do when it goes first on a machine that already is it).
-    const committed = [ga, gb].filter((g) => g > 0).sort();
+    const committed = [ga, gb].filter((g) => g > 0).sort((x, y) => x - y);
     assert.ok(committed.length > 0, `round ${round}: something was deployed`);
     assert.deepEqual(committed, committed.map((_, i) => before + 1 + i), `round ${round}: generations ${ga} and ${gb} after ${before}`);
     assertMachineIsItsGeneration(box!, 'm', `round ${round}`);

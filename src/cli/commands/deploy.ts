@@ -1,4 +1,5 @@
 import { deployMachine, fetchGeneration, listGenerations, type DeployResult, type Progress } from '../../apply/deploy.ts';
+import type { MachineResult } from '../../build/builder.ts';
 import { waitSeconds } from '../context.ts';
 import { publicPlan, type DeployPlan } from '../../plan/deploy-plan.ts';
 import { LiveLines } from '../../report/live.ts';
@@ -40,7 +41,7 @@ export async function run(names: string[], options: GlobalOptions & { rollbackOn
   };
 
   /** Build and deploy every named machine once; the results, those that never got to deploy included. */
-  const round = async (): Promise<DeployResult[]> => {
+  const round = async (keep?: (built: MachineResult) => boolean): Promise<DeployResult[]> => {
     const { outcomes } = await acrossBuiltMachines(
       options,
       names,
@@ -68,6 +69,7 @@ export async function run(names: string[], options: GlobalOptions & { rollbackOn
           view.start();
         }
       },
+      keep,
     );
     // Machines that never got to deploying (their build failed, or the sandbox lacks them) were not reported yet.
     const unreported: DeployResult[] = outcomes
@@ -90,7 +92,8 @@ export async function run(names: string[], options: GlobalOptions & { rollbackOn
     const reason = `${published.join(', ')} published new public material (certificates, keys, addresses)`;
     if (options.json) process.stdout.write(`${JSON.stringify({ event: 'round', round: again, reason })}\n`);
     else if (!live) process.stdout.write(`${reason}: building and deploying again\n`);
-    const next = new Map((await round()).map((result) => [result.machine, result]));
+    // Only the machines whose trees the new material changed go again.
+    const next = new Map((await round((built) => built.status === 'failed' || built.written + built.removed > 0)).map((result) => [result.machine, result]));
     // What the later round did, where it did something; the earlier result otherwise.
     results = results.map((earlier) => {
       const later = next.get(earlier.machine);
