@@ -18,6 +18,7 @@ import { BuildState, buildFormat } from './state.ts';
 import { applyTree, emptyTrash, type FileContent } from './tree.ts';
 import { nativeTreeSignatures } from '../util/native.ts';
 import { walkSource, type SourceTree } from './walk.ts';
+import { includeSignatures } from './template-inputs.ts';
 
 export interface MachineResult {
   machine: string;
@@ -52,6 +53,8 @@ export interface BuildOptions {
   machines?: string[];
   /** Paths known to have changed since the last build by this builder (from a file watcher); others are trusted. */
   changed?: string[];
+  /** Render every template again (for commands that read more than the template's inputs). */
+  rerender?: boolean;
 }
 
 /** The files of var/build/<machine>/. */
@@ -102,7 +105,7 @@ export class Builder {
     this.signSources(model, machines);
     mark('sources signed');
     const failedWalks = new Map<string, HomecloudError>();
-    const results = await Promise.all(machines.map((machine) => this.buildMachine(model, machine, state, failedWalks)));
+    const results = await Promise.all(machines.map((machine) => this.buildMachine(model, machine, state, failedWalks, options.rerender === true)));
     mark('machines done');
     state.save((dir) => this.currentPaths(dir));
     if (machines.length === model.machines.length) this.removeGoneMachines(model, state);
@@ -135,7 +138,8 @@ export class Builder {
         const dests = new Set(trees.flatMap((tree) => tree.entries.map((entry) => entry.dest)));
         const output = machineOutput(this.repo, machine);
         const built = existsSync(output.manifest) && !existsSync(output.marker);
-        const fresh = built && state.fingerprint(machine) === this.fingerprint(model, machine, trees);
+        const fingerprint = [this.inputs(model, machine, state.includes(machine)), ...trees.map((tree) => `${tree.source.dir}=${tree.fingerprint}`)].join('\n');
+        const fresh = built && state.fingerprint(machine) === fingerprint;
         return { machine, layers: trees.map((tree) => tree.source).filter((s) => s.kind === 'layer').map((s) => s.name), files: dests.size, state: fresh ? 'up to date' : built ? 'outdated' : 'not built' };
       } catch (error) {
         return { machine, layers: [], files: 0, state: 'broken', error: error instanceof HomecloudError ? error : systemError(error, machine) };
@@ -144,7 +148,7 @@ export class Builder {
     return { model, machines };
   }
 
-  private async buildMachine(model: Model, machine: string, state: BuildState, failedWalks: Map<string, HomecloudError>): Promise<MachineResult> {
+  private async buildMachine(model: Model, machine: string, state: BuildState, failedWalks: Map<string, HomecloudError>, rerender: boolean): Promise<MachineResult> {
     const started = now();
     const result: MachineResult = { machine, status: 'up-to-date', written: 0, removed: 0, notes: [], milliseconds: 0 };
     const output = machineOutput(this.repo, machine);
@@ -160,9 +164,9 @@ export class Builder {
           throw error;
         }
       });
-      const inputs = this.inputs(model, machine);
+      const inputs = this.inputs(model, machine, state.includes(machine));
       const fingerprint = [inputs, ...trees.map((tree) => `${tree.source.dir}=${tree.fingerprint}`)].join('\n');
-      const trusted = !existsSync(output.marker) && existsSync(output.manifest);
+      const trusted = !existsSync(output.marker) && existsSync(output.manifest) && !rerender;
       if (trusted && state.fingerprint(machine) === fingerprint) return result;
       const previous = trusted ? this.remembered(output.manifest, (text) => JSON.parse(text) as Manifest) : undefined;
 
@@ -170,7 +174,7 @@ export class Builder {
       const readRenders = () => (renders ??= (previous && this.remembered(output.renders, (text) => JSON.parse(text) as RenderCache)) || {});
       const memory = previous && this.remembered(output.memory, (text) => JSON.parse(text) as PlanMemory);
       const quick =
-        previous && memory
+        previous && memory && !rerender
           ? await quickPlan({
               repo: this.repo,
               trees,
@@ -196,7 +200,7 @@ export class Builder {
         return result;
       }
 
-      const plan = await this.planFor(model, machine, trees, readRenders(), state);
+      const plan = await this.planFor(model, machine, trees, rerender ? {} : readRenders(), state);
       const desired = plan.manifest.entries;
 
       // A template output that changed but was not rendered in this run (its render was cached for another path).
@@ -220,8 +224,11 @@ export class Builder {
       const changes = applyTree(output.tree, previous?.entries, desired, contentOf);
       this.write(output.manifest, plan.manifest, JSON.stringify(plan.manifest) + '\n');
       this.write(output.renders, plan.renders, JSON.stringify(plan.renders));
+      // The files the templates include are inputs from now on (a template may have started or stopped including one).
+      state.setIncludes(machine, plan.includes);
+      const planned = this.inputs(model, machine, plan.includes);
       const planMemory: PlanMemory = {
-        inputs,
+        inputs: planned,
         sources: trees.map((tree) => [tree.source.dir, tree.fingerprint, tree.entries.length, tree.directories.size]),
         contested: plan.contested,
         environmentKey: plan.environmentKey,
@@ -229,7 +236,8 @@ export class Builder {
         volatile: plan.volatile,
       };
       this.write(output.memory, planMemory, JSON.stringify(planMemory));
-      state.setFingerprint(machine, plan.volatile ? `volatile:${fingerprint}` : fingerprint);
+      const builtFrom = [planned, ...trees.map((tree) => `${tree.source.dir}=${tree.fingerprint}`)].join('\n');
+      state.setFingerprint(machine, plan.volatile ? `volatile:${builtFrom}` : builtFrom);
       Object.assign(result, { status: 'built', plan: 'full', written: changes.written, removed: changes.removed, notes: plan.notes });
       result.paths = Object.keys(desired).length;
     } catch (error) {
@@ -272,13 +280,8 @@ export class Builder {
     });
   }
 
-  /** Everything a machine's output depends on, as plain text (hashing it would cost loading a hash function). */
-  private fingerprint(model: Model, machine: string, trees: SourceTree[]): string {
-    return [this.inputs(model, machine), ...trees.map((tree) => `${tree.source.dir}=${tree.fingerprint}`)].join('\n');
-  }
-
-  /** What a machine's output depends on besides its sources: build format, inventory entry, fact files. */
-  private inputs(model: Model, machine: string): string {
+  /** What a machine's output depends on besides its sources: build format, inventory entry, fact files, included files. */
+  private inputs(model: Model, machine: string, includes: readonly string[]): string {
     const files = factFiles(this.repo, machine);
     return [
       buildFormat,
@@ -291,6 +294,7 @@ export class Builder {
       ...(model.settings.readOutside.length ? [`readOutside=${JSON.stringify(model.settings.readOutside)}`] : []),
       // The machines' public material (m5_public), likewise.
       ...(this.fleet.signature ? [`public=${this.fleet.signature}`] : []),
+      ...(includes.length ? [includeSignatures(includes)] : []),
     ].join('\n');
   }
 

@@ -3,18 +3,22 @@ import { HomecloudError } from '../load/errors.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { probeFactNames, type Facts } from '../facts/facts.ts';
 import { isInside, octal, realPath } from '../util/fs.ts';
-import { fingerprintOf, sha256 } from '../util/hash.ts';
+import { sha256 } from '../util/hash.ts';
 import { collectPackages, linksFile, packagesFile, parseLinks, parsePackages, parseTriggers, triggersFile, type DeclaredLink, type PackageDeclaration } from './declared.ts';
 import { fileEntry, rootOwner, sortEntries, type Manifest, type ManifestEntries } from './manifest.ts';
 import { holdsSecret, maskSecrets } from './literal-facts.ts';
 import { renderTemplate } from './render.ts';
+import { renderEnvironment, renderKey, templateInputs } from './template-inputs.ts';
 import { publicDefines as publicDefinesOf, readsPublic, type FleetPublic } from '../facts/public.ts';
-import { directoryMode, pinnedDirectoryMode, privateName } from './rules.ts';
+import { directoryMode, pinnedDirectoryMode, preludePath, privateName } from './rules.ts';
 import { readThroughLinkCheck, type SourceEntry, type SourceTree } from './walk.ts';
 
-/** A cached render: its input key, output hash, and whether it must render every time. */
-/** publicKey: the machines' public material a template that reads it (m5_public) was rendered with; empty for the others. */
-export type RenderRecord = [key: string, sha256: string, volatile: boolean, secret: boolean, publicKey?: string];
+/**
+ * A cached render: its key (content hash, then what else it read), output hash, whether it must render every
+ * time, whether the output holds a secret; publicKey: the machines' public material a template that reads it
+ * (m5_public) was rendered with, empty for the others; the files it included and the facts it read (template-inputs.ts).
+ */
+export type RenderRecord = [key: string, sha256: string, volatile: boolean, secret: boolean, publicKey: string, includes: string[], facts: string[]];
 export type RenderCache = Record<string, RenderRecord>;
 
 /** What the plan needs from its surroundings (the builder supplies these). */
@@ -52,16 +56,15 @@ export interface MachinePlan {
   rendered: Map<string, Buffer>;
   renders: RenderCache;
   notes: string[];
-  /** True when some template must be rendered on every build (m5_esyscmd, include). */
+  /** True when some template must be rendered on every build (it includes a file whose name is made at render time). */
   volatile: boolean;
-  /** What every template shares (prelude and facts): part of each render key. */
+  /** What every template shares (the prelude, unconventional fact names): part of each render key. */
   environmentKey: string;
+  /** Files the templates include, absolute: a change to one rebuilds the machine. */
+  includes: string[];
   /** Paths more than one source provides: the winning source file, and whether it overrides the others or all are identical. */
   contested: [dest: string, winner: string, relation: 'overrides' | 'identical'][];
 }
-
-/** Templates that read anything but their inputs must render on every build. */
-const volatileMacros = /\bm[45]_(?:e?syscmd|s?include)\b/;
 
 export async function planMachine(context: PlanContext): Promise<MachinePlan> {
   const { repo, machine, trees } = context;
@@ -92,16 +95,17 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
   }
 
   const preludes = trees[0]!.entries
-    .filter((entry) => /^\/usr\/local\/include\/m4\/[^/]+\.m4$/.test(entry.dest) && entry.rule !== 'template')
+    .filter((entry) => preludePath.test(entry.dest) && entry.rule !== 'template')
     .sort((a, b) => (a.dest < b.dest ? -1 : 1));
   const preludeKey = preludes.map((entry) => `${entry.dest}=${context.hash(entry)}`).join(',');
-  const factsKey = [...context.facts.values()].map((fact) => `${fact.key}=${fact.value}`).sort().join('\n');
   const factsDir = realPath(repo.facts);
-  // Every template of the machine shares these inputs: one key part, not the whole text per template.
-  const environmentKey = fingerprintOf([preludeKey, factsKey]);
+  const environmentKey = renderEnvironment(preludeKey, context.facts);
+  let preludeText: string | undefined;
+  const preludeWords = () => (preludeText ??= preludes.map((entry) => readFileSync(entry.contentPath, 'latin1')).join('\n'));
   const publicDefines = publicDefinesOf(context.fleet);
   const renders: RenderCache = {};
   const rendered = new Map<string, Buffer>();
+  const includes = new Set<string>();
   let volatile = false;
 
   // m4 names files as given: relative to the repository (its working directory) when inside it.
@@ -110,16 +114,25 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
   /** Render a template (or take its cached hash) and return the output's sha256. */
   const templateHash = async (entry: SourceEntry, needBytes: boolean): Promise<string> => {
     const contentHash = context.hash(entry);
-    const key = `${contentHash}:${environmentKey}:${entry.path}`;
     const cached = context.renders[entry.path];
-    // Only a template that reads public material renders again when it changes.
-    if (cached && cached[0] === key && !cached[2] && !needBytes && (!cached[4] || cached[4] === (context.fleet.signature || '-'))) {
+    // Make's rule: rendered again when the template, a file it includes, the prelude or a fact it reads changed;
+    // one that reads public material, when that changed.
+    if (
+      cached?.length === 7 &&
+      !cached[2] &&
+      !needBytes &&
+      (!cached[4] || cached[4] === (context.fleet.signature || '-')) &&
+      cached[0] === renderKey(contentHash, entry.path, environmentKey, { includes: cached[5], facts: cached[6] }, context.facts)
+    ) {
       renders[entry.path] = cached;
+      for (const include of cached[5]) includes.add(include);
       return cached[1];
     }
     const text = readFileSync(entry.contentPath, 'latin1');
-    const isVolatile = volatileMacros.test(text);
+    const inputs = templateInputs(text, preludeWords(), context.facts, repo.root);
+    const isVolatile = inputs.computed;
     volatile ||= isVolatile;
+    for (const include of inputs.includes) includes.add(include);
     let output: Buffer;
     try {
       output = await context.schedule(() =>
@@ -129,7 +142,8 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
       throw maskSecrets(explainMissingProbeFact(error, machine, context.probed), context.facts);
     }
     const digest = sha256(output);
-    renders[entry.path] = [key, digest, isVolatile, holdsSecret(output, context.facts), readsPublic.test(text) ? context.fleet.signature || '-' : ''];
+    const key = renderKey(contentHash, entry.path, environmentKey, inputs, context.facts);
+    renders[entry.path] = [key, digest, isVolatile, holdsSecret(output, context.facts), readsPublic.test(text) ? context.fleet.signature || '-' : '', inputs.includes, inputs.facts];
     rendered.set(entry.path, output);
     return digest;
   };
@@ -227,6 +241,7 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
     notes: notes.sort(),
     volatile: volatile || Object.values(renders).some((record) => record[2]),
     environmentKey,
+    includes: [...includes].sort(),
     contested: [...provenance].filter(([, p]) => p.relation).map(([dest, p]) => [dest, p.entry.path, p.relation!]),
   };
 }

@@ -8,10 +8,11 @@ import { fileEntry, fileMode, type Manifest, type ManifestEntries, type Manifest
 import type { RenderCache } from './plan.ts';
 import { holdsSecret } from './literal-facts.ts';
 import { renderTemplate } from './render.ts';
-import { publicDefines, readsPublic as readsPublicMaterial, type FleetPublic } from '../facts/public.ts';
+import { publicDefines, readsPublic, type FleetPublic } from '../facts/public.ts';
+import { renderKey, sameContent, templateInputs } from './template-inputs.ts';
 import type { FileContent } from './tree.ts';
 import { readThroughLinkCheck, type SourceEntry, type SourceTree } from './walk.ts';
-import { privateName } from './rules.ts';
+import { preludePath, privateName } from './rules.ts';
 
 /** What a full plan of a machine leaves for the quick path of the next build. */
 export interface PlanMemory {
@@ -21,11 +22,11 @@ export interface PlanMemory {
   sources: [dir: string, fingerprint: string, files: number, directories: number][];
   /** Paths that more than one source provides, with the winning source file. */
   contested: [dest: string, winner: string, relation: 'overrides' | 'identical'][];
-  /** What every template of the machine shares (prelude and facts), part of each render key. */
+  /** What every template of the machine shares (the prelude, unconventional fact names), part of each render key. */
   environmentKey: string;
   /** The layer defaults files the facts were read from. */
   defaults: DefaultsFile[];
-  /** Whether some template renders on every build (the quick path is then not taken). */
+  /** Whether some template renders on every build (it includes a file named at render time; the quick path is then not taken). */
   volatile: boolean;
 }
 
@@ -115,16 +116,22 @@ export async function quickPlan(context: QuickContext): Promise<QuickPlan | unde
       continue;
     }
     facts ??= context.facts();
+    const text = readFileSync(entry.contentPath, 'latin1');
+    const preludes = preludesOf(context);
+    const inputs = templateInputs(text, preludes.map((prelude) => readFileSync(prelude.contentPath, 'latin1')).join('\n'), facts, context.repo.root);
+    // A template that includes files, now or before: the full plan records the machine's included files.
+    if (inputs.includes.length || inputs.computed || context.renders()[entry.path]?.[5]?.length) return undefined;
     let output: Buffer;
     try {
-      output = await render(entry, facts, context);
+      output = await render(entry, preludes, facts, context);
     } catch {
       return undefined; // The full plan renders it again and reports the error properly.
     }
     const digest = sha256(output);
     const secret = holdsSecret(output, facts);
     renders ??= { ...context.renders() };
-    renders[entry.path] = [renderKey(entry, context), digest, false, secret, readsPublic(entry) ? context.fleet.signature || '-' : ''];
+    const key = renderKey(context.hash(entry), entry.path, context.memory.environmentKey, inputs, facts);
+    renders[entry.path] = [key, digest, false, secret, readsPublic.test(text) ? context.fleet.signature || '-' : '', inputs.includes, inputs.facts];
     rendered.set(entry.dest, output);
     entries[entry.dest] = fileEntry(entry.mode, digest, secret);
   }
@@ -139,30 +146,23 @@ export async function quickPlan(context: QuickContext): Promise<QuickPlan | unde
   };
 }
 
-function renderKey(entry: SourceEntry, context: QuickContext): string {
-  return `${context.hash(entry)}:${context.memory.environmentKey}:${entry.path}`;
-}
-
 /** Whether a source entry still makes what the previous manifest has at its path. */
 function unchanged(entry: SourceEntry, before: ManifestEntry, context: QuickContext): boolean {
   if (entry.rule === 'link') return before.type === 'link' && before.target === entry.linkTarget;
   if (before.type !== 'file' || before.mode !== fileMode(entry.mode, before.secret === true)) return false;
   if (entry.rule !== 'template') return before.sha256 === context.hash(entry);
+  // The quick path runs only while the machine's facts, prelude and included files are as at the full plan: the content decides.
   const record = context.renders()[entry.path];
-  return record !== undefined && record[0] === renderKey(entry, context) && record[1] === before.sha256 && (!record[4] || record[4] === (context.fleet.signature || '-'));
+  return record?.length === 7 && !record[2] && sameContent(record[0], context.hash(entry)) && record[1] === before.sha256 && (!record[4] || record[4] === (context.fleet.signature || '-'));
 }
 
-async function render(entry: SourceEntry, facts: Facts, context: QuickContext): Promise<Buffer> {
-  const { repo } = context;
-  const relative = (path: string) => repo.display(path);
-  const preludes = context.trees[0]!.entries
-    .filter((candidate) => /^\/usr\/local\/include\/m4\/[^/]+\.m4$/.test(candidate.dest) && candidate.rule !== 'template')
-    .sort((a, b) => (a.dest < b.dest ? -1 : 1))
-    .map((prelude) => relative(prelude.path));
-  return context.schedule(() => renderTemplate({ cwd: repo.root, preludes, template: relative(entry.path), facts, publicDefines: publicDefines(context.fleet) }));
+function preludesOf(context: QuickContext): SourceEntry[] {
+  return context.trees[0]!.entries.filter((candidate) => preludePath.test(candidate.dest) && candidate.rule !== 'template').sort((a, b) => (a.dest < b.dest ? -1 : 1));
 }
 
-/** Whether a template reads the machines' public material (m5_public): its render then depends on it. */
-function readsPublic(entry: SourceEntry): boolean {
-  return readsPublicMaterial.test(readFileSync(entry.contentPath, 'latin1'));
+async function render(entry: SourceEntry, preludes: SourceEntry[], facts: Facts, context: QuickContext): Promise<Buffer> {
+  const relative = (path: string) => context.repo.display(path);
+  return context.schedule(() =>
+    renderTemplate({ cwd: context.repo.root, preludes: preludes.map((prelude) => relative(prelude.path)), template: relative(entry.path), facts, publicDefines: publicDefines(context.fleet) }),
+  );
 }

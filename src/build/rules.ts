@@ -33,3 +33,6 @@ export const privateName = '.private';
 
 export const directoryMode = 0o755;
 export const pinnedDirectoryMode = 0o1755;
+
+/** Prelude files: the base layer's m4 files that m4 reads before every template. */
+export const preludePath = /^\/usr\/local\/include\/m4\/[^/]+\.m4$/;

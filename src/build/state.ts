@@ -7,7 +7,7 @@ import type { DocumentCache } from '../load/model.ts';
 import type { ListingMemory, SourceMemory } from './walk.ts';
 
 /** Bumped whenever the build's output for the same input changes. */
-export const buildFormat = 'homecloud-build-8';
+export const buildFormat = 'homecloud-build-9';
 
 /** Read on every build: kept small. */
 interface StateData {
@@ -16,6 +16,8 @@ interface StateData {
   documents: Record<string, [signature: string, value: unknown]>;
   /** Per machine: the input fingerprint its current tree was built from. */
   machines: Record<string, string>;
+  /** Per machine: the files its templates include (inputs beside its sources). */
+  includes?: Record<string, string[]>;
   /** What the last walk of each source directory saw. */
   sources: Record<string, SourceMemory>;
 }
@@ -126,9 +128,23 @@ export class BuildState implements DocumentCache {
   }
 
   setFingerprint(machine: string, fingerprint: string | undefined): void {
+    if (fingerprint === undefined) this.setIncludes(machine, []);
     if (this.data.machines[machine] === fingerprint) return;
     if (fingerprint === undefined) delete this.data.machines[machine];
     else this.data.machines[machine] = fingerprint;
+    this.changed = true;
+  }
+
+  includes(machine: string): readonly string[] {
+    return this.data.includes?.[machine] ?? [];
+  }
+
+  setIncludes(machine: string, paths: string[]): void {
+    const known = this.data.includes?.[machine] ?? [];
+    if (known.length === paths.length && known.every((path, i) => path === paths[i])) return;
+    this.data.includes ??= {};
+    if (paths.length) this.data.includes[machine] = paths;
+    else delete this.data.includes[machine];
     this.changed = true;
   }
 

@@ -285,32 +285,6 @@ test('a lost manifest or damaged state makes the next build verify the tree', as
   assertTreeMatchesManifest(root);
 });
 
-test('m5_esyscmd templates re-render every build, but unchanged output is not rewritten', async () => {
-  const root = makeRepo({
-    ...layerList('a'),
-    'data.txt': 'one\n',
-    'layers/a/etc/generated.m4.conf': 'value=m5_esyscmd([cat data.txt])',
-    'layers/a/etc/static.conf': 's\n',
-    'machines/n/etc/other': 'o\n',
-  });
-  await build(root);
-  assert.equal(readTree(root, 'm', '/etc/generated.conf'), 'value=one\n');
-  backdateTree(root);
-
-  const again = await build(root);
-  const m = again.machines.find((r) => r.machine === 'm')!;
-  assert.equal(m.status, 'built', 'rendered again: the command may read anything');
-  assert.equal(m.written, 0);
-  assert.ok(isBackdated(root, '/etc/generated.conf'));
-  assert.equal(again.machines.find((r) => r.machine === 'n')!.status, 'up-to-date');
-
-  writeFileSync(join(root, 'data.txt'), 'two\n');
-  const changed = await buildOne(root, 'm');
-  assert.equal(changed.written, 1);
-  assert.equal(readTree(root, 'm', '/etc/generated.conf'), 'value=two\n');
-  assert.ok(isBackdated(root, '/etc/static.conf'));
-});
-
 test('a failing machine leaves its previous tree and manifest untouched and does not stop the others', async () => {
   const root = makeRepo({
     ...webRepo,

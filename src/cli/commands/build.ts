@@ -3,11 +3,11 @@ import { buildExitStatus, printBuildReport } from '../../report/build-report.ts'
 import { repoFrom } from '../context.ts';
 import type { GlobalOptions } from '../main.ts';
 
-export async function run(machines: string[], options: GlobalOptions): Promise<number> {
+export async function run(machines: string[], options: GlobalOptions & { rerender?: boolean }): Promise<number> {
   const repo = repoFrom(options);
   prefetchSignatures(repo);
   const { Builder } = await import('../../build/builder.ts');
-  const report = await new Builder(repo).build({ machines });
+  const report = await new Builder(repo).build({ machines, rerender: options.rerender === true });
   printBuildReport(report, options);
   return buildExitStatus(report);
 }
