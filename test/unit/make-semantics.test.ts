@@ -64,6 +64,9 @@ test('a template is rendered again when a file it includes changes, however deep
   assert.equal(readTree(root, 'm', '/etc/inc.conf'), 'frag for m\ninner one\n');
   assert.equal(readTree(root, 'm', '/etc/undiverted.conf'), 'raw ENV_MACHINE\n');
   assert.equal((await buildOne(root, 'm')).status, 'up-to-date');
+  const explained = runCli(['-C', root, 'explain', 'm', '/etc/inc.conf']);
+  assert.match(explained.stdout, /files included: shared\/frag\.m4, shared\/inner\.m4/, explained.stderr);
+  assert.match(explained.stdout, /ENV_MACHINE\s+m\s/, 'the fact the included file reads');
 
   appendFileSync(join(root, 'shared/inner.m4'), 'inner two\n');
   const changed = await buildOne(root, 'm');

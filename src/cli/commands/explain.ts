@@ -1,4 +1,4 @@
-import { readFileSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { Builder } from '../../build/builder.ts';
 import { ruleDescriptions } from '../../build/rules.ts';
 import type { Fact } from '../../facts/facts.ts';
@@ -7,8 +7,6 @@ import type { Source } from '../../load/layers.ts';
 import { colors, exitStatus, table } from '../../report/output.ts';
 import { repoFrom } from '../context.ts';
 import type { GlobalOptions } from '../main.ts';
-
-const identifier = /[A-Za-z_][A-Za-z0-9_]*/g;
 
 export async function run([machine, rawPath]: string[], options: GlobalOptions): Promise<number> {
   const repo = repoFrom(options);
@@ -45,24 +43,20 @@ export async function run([machine, rawPath]: string[], options: GlobalOptions):
   lines.push(table(rows.map(([a, b]) => [`  ${a}`, b!])));
 
   if (origin?.entry.rule === 'template') {
-    const read = factsRead(readFileSync(origin.entry.contentPath, 'utf8'), facts);
+    // What the build recorded that the render read: the facts it names (also through the prelude, included files and other facts), and the files it includes.
+    const record = plan.renders[origin.entry.path];
+    const read = (record?.[6] ?? []).map((key) => ({ key, fact: facts.get(key) }));
     const factRows = read.map(({ key, fact }) => [`    ${key}`, fact ? shownValue(fact) : colors.dim('(not set)'), fact ? factOrigin(fact) : '']);
     lines.push('  facts read:' + (factRows.length ? '' : ' none'));
     if (factRows.length) lines.push(table(factRows));
     result.facts = read.map(({ key, fact }) => ({ key, value: fact ? (fact.secret ? null : fact.value) : null, set: fact !== undefined, secret: fact?.secret ?? false, from: fact ? factOrigin(fact) : null }));
+    const includes = (record?.[5] ?? []).map((include) => repo.display(include));
+    if (includes.length) lines.push(`  files included: ${includes.join(', ')}`);
+    result.includes = includes;
   }
 
   process.stdout.write(options.json ? JSON.stringify(result) + '\n' : lines.join('\n') + '\n');
   return exitStatus.ok;
-}
-
-/** Fact names a template mentions: every defined fact it names, and ENV_ names that are not set. */
-export function factsRead(template: string, facts: Map<string, Fact>): { key: string; fact?: Fact }[] {
-  const names = new Set(template.match(identifier) ?? []);
-  return [...names]
-    .filter((name) => facts.has(name) || /^ENV_[A-Z0-9_]+$/.test(name))
-    .sort()
-    .map((key) => ({ key, fact: facts.get(key) }));
 }
 
 function shownValue(fact: Fact): string {
