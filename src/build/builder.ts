@@ -123,7 +123,9 @@ export class Builder {
     selectMachines(model, [machine]);
     const trees = machineSources(this.repo, machine, model.settings.stdlib, this.layerDirectories).map((source) => this.walk(source));
     const { facts, probed } = this.factsFor(model, machine, trees);
-    const plan = await this.planWith(machine, trees, facts, probed, {}, state, model.settings.readOutside);
+    // Renders still good are taken from the last build: a template's commands need not run again to be explained.
+    const renders = this.remembered(machineOutput(this.repo, machine).renders, (text) => JSON.parse(text) as RenderCache) ?? {};
+    const plan = await this.planWith(machine, trees, facts, probed, renders, state, model.settings.readOutside);
     return { model, plan, trees, facts };
   }
 
