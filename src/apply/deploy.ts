@@ -6,6 +6,7 @@ import { parseTriggers, triggersFile } from '../build/declared.ts';
 import { keyValues, probe, publicOf, rememberManifest, type ProbeOutcome } from '../facts/probe.ts';
 import { storePublic } from '../facts/public.ts';
 import { HomecloudError } from '../load/errors.ts';
+import { nameArgument } from '../load/names.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { hasWork, planDeploy, unchangedPlan, type DeployPlan } from '../plan/deploy-plan.ts';
 import { sha256 } from '../util/hash.ts';
@@ -369,7 +370,7 @@ export async function fetchGeneration(repo: RepoPaths, target: Target, generatio
     throw new HomecloudError(
       /No such file or directory/.test(result.stderr) ? `${target.machine} no longer has generation ${generation}` : `cannot fetch generation ${generation}: ${result.stderr.trim().split('\n').pop()}`,
       { file: target.machine },
-      `its generations: homecloud generations ${target.machine}`,
+      `its generations: homecloud generations ${nameArgument(target.machine)}`,
     );
   }
   return { tree: join(local, 'tree'), manifest: join(local, 'manifest.json') };

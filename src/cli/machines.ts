@@ -1,7 +1,7 @@
 import pLimit from 'p-limit';
 import { Builder, type MachineResult } from '../build/builder.ts';
 import { HomecloudError } from '../load/errors.ts';
-import { inventoryEntry, loadModel, sandboxProblem, type Model } from '../load/model.ts';
+import { inventoryEntry, loadModel, reachProblem, type Model } from '../load/model.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import type { Target } from '../transport/ssh.ts';
 import { jobsFor, repoFrom } from './context.ts';
@@ -38,7 +38,7 @@ export async function acrossBuiltMachines<T>(
       limit(async (): Promise<MachineOutcome<T>> => {
         const machine = built.machine;
         if (built.status === 'failed') return { machine, error: built.error };
-        const problem = sandboxProblem(model, machine);
+        const problem = reachProblem(model, machine);
         if (problem) return { machine, error: problem };
         try {
           return { machine, value: await work({ machine, entry: inventoryEntry(model, machine) }, { repo, model }) };

@@ -39,6 +39,11 @@ function run<M>(load: () => Promise<M>, pick: (module: M) => Action = (module) =
   };
 }
 
+/** The help's words on machines named "-" or "-x", which are not options: `options` go before the names, `rest` after them. */
+function namesHelp(command: string, { options = '', rest = '' } = {}): string {
+  return `\nA machine named "-" is named as it is (homecloud ${command}${options} -${rest}); a name that starts with "-" goes after --, which ends the options (homecloud ${command}${options} -- -x${rest}).`;
+}
+
 const program = new Command('homecloud')
   .description('Provision a mini cloud on a handful of machines from one git repository of files.')
   .option('-C, --repo <dir>', 'the cloud repository (default: the one containing the current directory)')
@@ -59,19 +64,26 @@ program
   .command('build')
   .description("build machines' desired trees under var/build/<machine>/ (all machines when none is named)")
   .argument('[machine...]', 'machines to build')
-  .addHelpText('after', '\nOnly what changed is rebuilt; unchanged outputs keep their mtime.\nOutput: var/build/<machine>/tree and var/build/<machine>/manifest.json.')
+  .option('--rerender', 'render every template again, for commands (m5_esyscmd) that read more than the template, its includes and its facts')
+  .addHelpText(
+    'after',
+    '\nOnly what changed is rebuilt; unchanged outputs keep their mtime. A template renders again when it, a file it\nincludes, the prelude or a fact it reads changed, as make would (--rerender renders them all).\nOutput: var/build/<machine>/tree and var/build/<machine>/manifest.json.',
+  )
+  .addHelpText('after', namesHelp('build'))
   .action(run(() => import('./commands/build.ts')));
 
 program
   .command('plan')
   .description('what deploy would do on each machine: files added, changed, removed; packages; every unit action and why')
   .argument('[machine...]', 'machines to plan (all when none is named)')
+  .addHelpText('after', namesHelp('plan'))
   .action(run(() => import('./commands/plan.ts')));
 
 program
   .command('diff')
   .description("unified diffs of managed files whose live content differs from the build: changes to come and hand edits; secrets masked")
   .argument('[machine...]', 'machines to compare (all when none is named)')
+  .addHelpText('after', namesHelp('diff'))
   .action(run(() => import('./commands/diff.ts')));
 
 program
@@ -81,6 +93,7 @@ program
   .option('--rollback-on-failure', 'when a machine fails after its files changed, deploy its current generation again')
   .option('--wait <seconds>', 'how long to wait for another deploy, rollback or clobber of the same machine to end', '300')
   .addHelpText('after', '\nOnly changed files travel; unchanged ones are hard links to the current generation.\nA deploy with nothing to do transfers nothing and restarts nothing.\nEach machine is locked from its probe to its commit: a second deploy waits (--wait).\nManaged paths changed by hand are restored (drift); an apply that did not commit is done again.')
+  .addHelpText('after', namesHelp('deploy'))
   .action(run(() => import('./commands/deploy.ts')));
 
 const generationsCommand = () => import('./commands/generations.ts');
@@ -88,6 +101,7 @@ program
   .command('generations')
   .description('the generations a machine keeps (each deploy makes one), and which is current')
   .argument('<machine>', 'the machine')
+  .addHelpText('after', namesHelp('generations'))
   .action(run(generationsCommand, (m) => m.list));
 program
   .command('rollback')
@@ -95,6 +109,7 @@ program
   .argument('<machine>', 'the machine')
   .option('--to <generation>', 'the generation to go back to')
   .option('--wait <seconds>', 'how long to wait for another deploy, rollback or clobber of the same machine to end', '300')
+  .addHelpText('after', namesHelp('rollback'))
   .action(run(generationsCommand, (m) => m.rollback as Action));
 
 program
@@ -103,12 +118,14 @@ program
   .argument('<machine>', 'the machine')
   .option('--yes', 'really do it')
   .option('--wait <seconds>', 'how long to wait for another deploy, rollback or clobber of the same machine to end', '300')
+  .addHelpText('after', namesHelp('clobber', { options: ' --yes' }))
   .action(run(() => import('./commands/clobber.ts')));
 
 program
   .command('watch')
   .description('on every save, rebuild what changed and deploy the machines it touches (a warm builder; Ctrl-C stops)')
   .argument('<machine...>', 'the machines to keep deployed')
+  .addHelpText('after', namesHelp('watch'))
   .action(run(() => import('./commands/watch.ts')));
 
 program
@@ -116,6 +133,7 @@ program
   .description('read the probe facts (ENV_HOSTNAME, ENV_NPROC, ...) of machines over SSH and cache them under var/facts/')
   .argument('[machine...]', 'machines to probe (all when none is named)')
   .option('--refresh', 'probe machines whose facts are already cached too')
+  .addHelpText('after', namesHelp('facts'))
   .action(run(() => import('./commands/facts.ts')));
 
 program
@@ -123,6 +141,7 @@ program
   .description('run a command on machines in parallel; output lines start with the machine name')
   .argument('<machine...>', 'the machines, then -- and the command')
   .addHelpText('after', '\nExample: homecloud exec nas media -- systemctl --failed')
+  .addHelpText('after', namesHelp('exec', { rest: ' -- uptime' }))
   .action(run(() => import('./commands/exec.ts')));
 
 program
@@ -135,6 +154,7 @@ program
   .description('say where a path of a machine comes from: source file, rule, other layers, facts read')
   .argument('<machine>', 'the machine')
   .argument('<path>', 'the path on the machine, e.g. /usr/local/etc/nginx.conf')
+  .addHelpText('after', namesHelp('explain', { rest: ' /usr/local/etc/x.conf' }))
   .action(run(() => import('./commands/explain.ts')));
 
 const sandbox = program

@@ -1,4 +1,5 @@
 import { HomecloudError } from '../load/errors.ts';
+import { nameArgument } from '../load/names.ts';
 import { probeFactNames } from './facts.ts';
 
 /**
@@ -31,7 +32,7 @@ const rules: Record<string, { pattern: RegExp; what: string }> = {
  */
 export function checkProbeFacts(machine: string, facts: Record<string, string>): void {
   const where = { file: machine };
-  const refresh = `check what the machine reports, then run: homecloud facts --refresh ${machine}`;
+  const refresh = `check what the machine reports, then run: homecloud facts --refresh ${nameArgument(machine)}`;
   for (const [key, value] of Object.entries(facts)) {
     const rule = rules[key];
     if (!rule || !probeFactNames.includes(key)) {

@@ -114,7 +114,9 @@ export function readFleetPublic(repo: RepoPaths): FleetPublic {
  */
 export function publicDefines(fleet: FleetPublic): string[] {
   const defines: string[] = [];
-  for (const [name, byMachine] of fleet.items) {
+  for (const [name, published] of fleet.items) {
+    // A machine name m4 would cut or split (=, a comma, quotes, parentheses, white space) cannot name a definition or an item.
+    const byMachine = new Map([...published].filter(([machine]) => !/[=,[\]()`'\s]/.test(machine)));
     const all = [...byMachine.values()];
     defines.push(`-DHOMECLOUD_PUBLIC//${name}=${all.join('')}`);
     const lines = all.flatMap((content) => content.split('\n')).filter((line) => line !== '');

@@ -1,3 +1,6 @@
+import { HomecloudError } from './errors.ts';
+import { isHostLikeName, shownName } from './names.ts';
+
 /** How to reach a machine over SSH (FORMAT.md section 8). */
 export interface InventoryEntry {
   host: string;
@@ -7,10 +10,6 @@ export interface InventoryEntry {
 }
 
 export type Inventory = Record<string, InventoryEntry>;
-
-/** What a machine may be called (a directory under machines/, a key of inventory.json): this pattern and its words. */
-export const machineNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-export const machineNameRule = 'a machine name is letters, digits, ".", "_" and "-", starting with a letter or digit';
 
 export function withDefaults(name: string, entry: Partial<InventoryEntry> = {}): InventoryEntry {
   return { host: entry.host ?? name, user: entry.user ?? 'root', options: entry.options ?? [] };
@@ -26,4 +25,29 @@ export function addressProblem(value: string): string | undefined {
   const odd = /[\s\p{Cc}]/u.exec(value)?.[0];
   if (odd === undefined) return undefined;
   return /\s/.test(odd) ? 'holds white space' : `holds a control character (U+${odd.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')})`;
+}
+
+/**
+ * Why ssh and rsync cannot reach a machine at its entry, if they cannot. A
+ * machine name is any path component ("-" too), but only some can serve as
+ * the host that defaults to it: "-x" would be read as an option, "a:b" as a
+ * host and a path. Checked per machine before anything is run, so that such a
+ * machine still builds and the others deploy.
+ */
+export function entryProblem(machine: string, entry: InventoryEntry): HomecloudError | undefined {
+  if (entry.host === machine && !isHostLikeName(machine)) {
+    const why = machine.startsWith('-')
+      ? 'it starts with "-", which ssh would read as an option'
+      : 'a host name is letters, digits, ".", "_" and "-", starting with a letter or digit';
+    return new HomecloudError(
+      `machine ${shownName(machine)} has no host: add it to inventory.json`,
+      undefined,
+      `its name cannot be its host (${why}): write its address, e.g. {${JSON.stringify(machine)}: {"host": "192.168.1.20"}}`,
+    );
+  }
+  for (const key of ['host', 'user'] as const) {
+    const problem = addressProblem(entry[key]);
+    if (problem) return new HomecloudError(`the ${key} of machine ${shownName(machine)} ${problem}`, undefined, `write it in inventory.json: {${JSON.stringify(machine)}: {"${key}": "..."}}`);
+  }
+  return undefined;
 }

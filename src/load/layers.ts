@@ -1,6 +1,7 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { HomecloudError, describeSystemError, type Location } from './errors.ts';
+import { layerNameRule, machineNameRule, nameProblem, shownName } from './names.ts';
 import type { RepoPaths } from './repo.ts';
 
 /** Where a machine's layer list lives, relative to its directory. */
@@ -22,7 +23,6 @@ export interface Source {
 }
 
 const selectLine = /^\+ (\S+)\s*$/;
-const layerNamePattern = /^[A-Za-z0-9_][A-Za-z0-9._+-]*$/;
 
 /** The layers a machine's list files select, in order, each name once. */
 export function readLayerSelections(repo: RepoPaths, machine: string): LayerSelection[] {
@@ -50,9 +50,8 @@ export function readLayerSelections(repo: RepoPaths, machine: string): LayerSele
       if (!match) return;
       const layer = match[1]!;
       const where = { file, line: index + 1 };
-      if (!layerNamePattern.test(layer) || layer === '.' || layer === '..') {
-        throw new HomecloudError(`"${layer}" is not a layer name`, where, 'a layer name is a directory name under layers/ (letters, digits, "_", ".", "-", "+")');
-      }
+      const problem = nameProblem(layer);
+      if (problem) throw new HomecloudError(`"${layer}" is not a layer name: it ${problem}`, where, `${layerNameRule}: fix the line`);
       if (layer === '_' || seen.has(layer)) return;
       seen.add(layer);
       selections.push({ name: layer, selectedAt: where });
@@ -96,12 +95,55 @@ function findLayer(repo: RepoPaths, name: string, useStdlib: boolean, selectedAt
 
 /** The sources a machine's tree is made of, in merge order: `_`, its layers, its own directory. */
 export function machineSources(repo: RepoPaths, machine: string, useStdlib: boolean, known?: LayerDirectories): Source[] {
+  const unusable = machineDirectoryProblem(repo, machine);
+  if (unusable) throw unusable;
   const sources = [resolveLayer(repo, '_', useStdlib, undefined, known)];
   for (const selection of readLayerSelections(repo, machine)) {
     sources.push(resolveLayer(repo, selection.name, useStdlib, selection.selectedAt, known));
   }
   sources.push({ name: `machine:${machine}`, kind: 'machine', dir: repo.machineDir(machine), origin: 'repository' });
   return sources;
+}
+
+/**
+ * Why a machine's directory cannot be built from, if it cannot: a name that is
+ * no machine name (a newline in it), one that is not valid UTF-8 (the
+ * directory cannot be opened by the name read), or a directory that cannot be
+ * read. Only that machine fails; a machine with no directory (only in
+ * inventory.json) has none of these.
+ */
+export function machineDirectoryProblem(repo: RepoPaths, machine: string): HomecloudError | undefined {
+  const dir = repo.machineDir(machine);
+  const problem = nameProblem(machine);
+  if (problem) {
+    return new HomecloudError(`the directory ${JSON.stringify(machine)} is not a machine name: it ${problem}`, { file: repo.display(repo.machines) }, `${machineNameRule}: rename the directory`);
+  }
+  // A name read from a directory that is not valid UTF-8 comes with U+FFFD in it, and names no directory.
+  if (machine.includes('\uFFFD') && !existsSync(dir)) {
+    return new HomecloudError(`the name of the directory ${JSON.stringify(machine)} is not valid UTF-8`, { file: repo.display(repo.machines) }, 'rename the directory to a name in UTF-8');
+  }
+  try {
+    accessSync(dir, constants.R_OK | constants.X_OK);
+    return undefined;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const where = { file: repo.display(dir) };
+    if (!isDirectory(dir) && lstatExists(dir)) return new HomecloudError(`the machine directory is not a directory`, where, `make it a directory, or remove it and keep machine ${shownName(machine)} in inventory.json only`);
+    return new HomecloudError(
+      `cannot read the machine directory: ${describeSystemError(error)}`,
+      where,
+      `make it readable and searchable for the user running homecloud (chmod u+rx ${where.file}), or move it out of machines/`,
+    );
+  }
+}
+
+function lstatExists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function knownLayers(repo: RepoPaths, useStdlib: boolean): string[] {

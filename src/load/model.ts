@@ -1,8 +1,10 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { statSignature } from '../util/fs.ts';
 import { HomecloudError, describeSystemError } from './errors.ts';
-import { machineNamePattern, machineNameRule, withDefaults, type Inventory, type InventoryEntry } from './inventory.ts';
+import { entryProblem, withDefaults, type Inventory, type InventoryEntry } from './inventory.ts';
 import { readJsonFile } from './json.ts';
+import { machineDirectoryProblem } from './layers.ts';
+import { isSandboxName, sandboxNameRule, shownName } from './names.ts';
 import type { RepoPaths } from './repo.ts';
 import { defaultSettings, type Settings } from './settings.ts';
 
@@ -70,7 +72,20 @@ function sandboxEntries(path: string): Inventory {
 /** The error for a machine that --sandbox cannot reach, if it is one. */
 export function sandboxProblem(model: Model, machine: string): HomecloudError | undefined {
   if (!model.notInSandbox.has(machine)) return undefined;
+  if (!isSandboxName(machine)) {
+    return new HomecloudError(`${shownName(machine)} cannot run in the sandbox: ${sandboxNameRule}`, undefined, 'it still builds, and deploys without --sandbox (through inventory.json)');
+  }
   return new HomecloudError(`${machine} is not running in the sandbox`, undefined, `start it with: homecloud sandbox up ${machine}`);
+}
+
+/**
+ * The error for a machine that cannot be reached, if it is one: not in the
+ * sandbox (--sandbox), a directory that cannot be used, or no host ssh can
+ * take (a machine named "-x" with no host in inventory.json). Only that
+ * machine fails; nothing has been run for it.
+ */
+export function reachProblem(model: Model, machine: string): HomecloudError | undefined {
+  return sandboxProblem(model, machine) ?? machineDirectoryProblem(model.repo, machine) ?? entryProblem(machine, inventoryEntry(model, machine));
 }
 
 export function inventoryEntry(model: Model, machine: string): InventoryEntry {
@@ -100,18 +115,8 @@ function machineDirectories(repo: RepoPaths): string[] {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw new HomecloudError(`cannot read: ${describeSystemError(error)}`, { file: repo.display(repo.machines) });
   }
-  return entries
-    .filter((entry) => entry.isDirectory())
-    .map((entry) => {
-      if (!machineNamePattern.test(entry.name)) {
-        throw new HomecloudError(
-          `"${entry.name}" is not a machine name`,
-          { file: repo.display(`${repo.machines}/${entry.name}`) },
-          `${machineNameRule}: rename the directory`,
-        );
-      }
-      return entry.name;
-    });
+  // Every directory is a machine, whatever its name: one that cannot be used fails when that machine is built (machineDirectoryProblem).
+  return entries.filter((entry) => entry.isDirectory()).map((entry) => entry.name);
 }
 
 export function signatureOf(path: string): string | undefined {

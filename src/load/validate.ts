@@ -3,7 +3,8 @@ import { isAbsolute, resolve } from 'node:path';
 import { findNodeAtLocation } from 'jsonc-parser';
 import { z } from 'zod';
 import { HomecloudError, type Location } from './errors.ts';
-import { addressProblem, machineNamePattern, machineNameRule, withDefaults, type Inventory } from './inventory.ts';
+import { addressProblem, withDefaults, type Inventory } from './inventory.ts';
+import { machineNameRule, namePattern, nameProblem } from './names.ts';
 import type { JsonDocument } from './json.ts';
 import { defaultSettings, type Settings } from './settings.ts';
 
@@ -20,7 +21,7 @@ const inventoryEntrySchema = z.strictObject({
   options: z.array(z.string()).optional(),
 });
 
-const inventorySchema = z.record(z.string().regex(machineNamePattern), inventoryEntrySchema);
+const inventorySchema = z.record(z.string().regex(namePattern), inventoryEntrySchema);
 
 type Path = (string | number)[];
 
@@ -116,7 +117,7 @@ function validateDocument<T>(document: JsonDocument, schema: z.ZodType<T>, place
   if (issue.code === 'invalid_key') {
     // Only the machine names of inventory.json are checked keys.
     const key = String(path[path.length - 1]);
-    throw new HomecloudError(`${JSON.stringify(key)} in ${document.file} is not a machine name`, document.locateKey(path.slice(0, -1), key), `${machineNameRule}: rename the entry`);
+    throw new HomecloudError(`${JSON.stringify(key)} in ${document.file} is not a machine name`, document.locateKey(path.slice(0, -1), key), `it ${nameProblem(key) ?? 'is not one'}; ${machineNameRule}: rename the entry`);
   }
   // Every other issue is a value of the wrong type or out of range: say what the place takes.
   const { subject, must, hint } = place(path);

@@ -1,4 +1,5 @@
 import type { BuildReport, MachineResult } from '../build/builder.ts';
+import { shownName } from '../load/names.ts';
 import { colors, exitStatus, milliseconds, type OutputOptions } from './output.ts';
 
 export function buildExitStatus(report: BuildReport): number {
@@ -11,10 +12,10 @@ export function printBuildReport(report: BuildReport, options: OutputOptions): v
     return;
   }
   const lines: string[] = [];
-  const width = Math.max(...report.machines.map((m) => m.machine.length));
+  const width = Math.max(...report.machines.map((m) => shownName(m.machine).length));
   for (const result of report.machines) {
     if (result.status === 'up-to-date' && !options.verbose && report.machines.every((m) => m.status === 'up-to-date')) continue;
-    lines.push(`${result.machine.padEnd(width)}  ${describe(result)}`);
+    lines.push(`${shownName(result.machine).padEnd(width)}  ${describe(result)}`);
     if (options.verbose) for (const note of result.notes) lines.push(`${' '.repeat(width)}  ${colors.dim(note)}`);
   }
   const failed = report.machines.filter((m) => m.status === 'failed');
@@ -24,7 +25,7 @@ export function printBuildReport(report: BuildReport, options: OutputOptions): v
   else if (built.length === 0) lines.push(`${total === 1 ? 'The machine is' : `All ${total} machines are`} up to date (${milliseconds(report.milliseconds)}).`);
   else lines.push(`Built ${built.length} of ${total} machine${total === 1 ? '' : 's'} in ${milliseconds(report.milliseconds)}; the rest are up to date.`.replace('; the rest are up to date', built.length === total ? '' : '; the rest are up to date'));
   process.stdout.write(lines.join('\n') + '\n');
-  for (const result of failed) process.stderr.write(`${colors.red('error:')} ${result.machine}: ${result.error!.toString()}\n`);
+  for (const result of failed) process.stderr.write(`${colors.red('error:')} ${shownName(result.machine)}: ${result.error!.toString()}\n`);
 }
 
 function describe(result: MachineResult): string {

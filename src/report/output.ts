@@ -1,5 +1,6 @@
 import pc from 'picocolors';
 import { HomecloudError, formatLocation } from '../load/errors.ts';
+import { shownName } from '../load/names.ts';
 
 /** Exit statuses: what failed, for scripts. */
 export const exitStatus = {
@@ -52,7 +53,8 @@ export function milliseconds(value: number): string {
 
 /** A machine's error in one line: the machine, then the file and line it points at (when that is not just the machine), the message, and the hint below. */
 export function machineError(machine: string, error: HomecloudError | undefined, withHint = true): string {
-  if (!error) return `${machine}: failed`;
+  const shown = shownName(machine);
+  if (!error) return `${shown}: failed`;
   const place = error.where && error.where.file !== machine ? `${formatLocation(error.where)}: ` : '';
-  return `${machine}: ${place}${error.message}${withHint && error.hint ? `\n  ${error.hint}` : ''}`;
+  return `${shown}: ${place}${error.message}${withHint && error.hint ? `\n  ${error.hint}` : ''}`;
 }

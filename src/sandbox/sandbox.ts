@@ -1,7 +1,8 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HomecloudError } from '../load/errors.ts';
-import { machineNamePattern, type Inventory } from '../load/inventory.ts';
+import type { Inventory } from '../load/inventory.ts';
+import { isSandboxName, sandboxNameRule, shownName } from '../load/names.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { alive, run } from '../util/run.ts';
 import { ensureImage, imageKey } from './image.ts';
@@ -47,8 +48,9 @@ export class Sandbox {
   async up(names: string[]): Promise<{ method: CloneMethod; started: string[] }> {
     checkPrerequisites();
     for (const name of names) {
-      if (!machineNamePattern.test(name) || name.length > 12) {
-        throw new HomecloudError(`"${name}" is not a sandbox machine name`, undefined, 'use letters, digits, "-" and "_", at most 12 characters');
+      // Stricter than a repository's machine names: the name is the machine's host name for systemd-nspawn.
+      if (!isSandboxName(name)) {
+        throw new HomecloudError(`${shownName(name)} cannot be a sandbox machine: ${sandboxNameRule}`, undefined, 'nothing was started; a repository machine of that name still builds, and deploys through inventory.json without --sandbox');
       }
     }
     mkdirSync(this.paths.home, { recursive: true, mode: 0o700 });

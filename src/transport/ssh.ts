@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { InventoryEntry } from '../load/inventory.ts';
+import { entryProblem, type InventoryEntry } from '../load/inventory.ts';
 import { lazyChildProcess } from '../util/lazy.ts';
 
 /** How to reach one machine: its inventory entry. */
@@ -41,8 +41,14 @@ function sshOptions(target: Target): string[] {
   ];
 }
 
-/** Where rsync and ssh reach a target: user@host. */
+/**
+ * Where rsync and ssh reach a target: user@host. rsync hands the host to ssh
+ * on its own (after `-l user`, with no `--`), so a host ssh would read as an
+ * option never gets this far (the commands check reachProblem first).
+ */
 export function destination(target: Target): string {
+  const problem = entryProblem(target.machine, target.entry);
+  if (problem) throw problem;
   return `${target.entry.user}@${target.entry.host}`;
 }
 

@@ -76,8 +76,9 @@ test('inventory.json: every kind of mistake is one plain sentence naming the mac
   const cases: [text: string, message: string, at: string, hint: RegExp][] = [
     ['[]', 'inventory.json must hold a JSON object of machines, not a list', '1:1', /\{"nas": \{"host": "192\.168\.1\.20"\}\}/],
     ['"nas"', 'inventory.json must hold a JSON object of machines, not "nas"', '1:1', /write \{"<machine>"/],
-    ['{\n  "bad name!": {}\n}', '"bad name!" in inventory.json is not a machine name', '2:3', /letters, digits, "\.", "_" and "-", starting with a letter or digit: rename the entry/],
-    ['{\n  "_nas": {}\n}', '"_nas" in inventory.json is not a machine name', '2:3', /rename the entry/],
+    ['{\n  "a/b": {}\n}', '"a/b" in inventory.json is not a machine name', '2:3', /^it holds "\/"; a machine name is a single path component: not "\." or "\.\.", without "\/", NUL or newline: rename the entry$/],
+    ['{\n  "..": {}\n}', '".." in inventory.json is not a machine name', '2:3', /^it is "\.\."; .*rename the entry/],
+    ['{\n  "a\\nb": {}\n}', '"a\\nb" in inventory.json is not a machine name', '2:3', /^it holds a newline; .*rename the entry/],
     ['{\n  "nas": null\n}', 'the entry of machine "nas" must be an object, not null', '2:10', /each key optional/],
     ['{\n  "nas": ["10.0.0.2"]\n}', 'the entry of machine "nas" must be an object, not a list', '2:10', /each key optional/],
     ['{"nas": {\n  "host": 10\n}}', 'the host of machine "nas" must be a host name or address in quotes, not 10', '2:11', /leave "host" out to use the machine name/],

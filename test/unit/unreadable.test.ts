@@ -110,6 +110,12 @@ test('an unreadable layer list or declared links list', { skip }, () => {
   assertDenied(buildWithUnreadable({ ...base, 'layers/a/usr/local/opt/initd/links/l.txt': '/etc/l /dev/null\n' }, ['layers/a/usr/local/opt/initd/links/l.txt']), 'layers/a/usr/local/opt/initd/links/l.txt');
 });
 
+test('an unreadable machine directory fails that machine only, naming the directory', { skip }, () => {
+  const result = buildWithUnreadable({ ...base, 'machines/m/etc/m.conf': 'm\n' }, ['machines/m']);
+  assertDenied(result, 'machines/m', 'cannot read the machine directory');
+  assert.match(result.stderr, /^ {2}make it readable and searchable for the user running homecloud \(chmod u\+rx machines\/m\), or move it out of machines\/$/m);
+});
+
 test('a "!" link to an unreadable file names the link', { skip }, () => {
   assertDenied(buildWithUnreadable({ ...base, 'facts/m.secret': 's\n', 'layers/a/etc/!secret': { link: '../../../facts/m.secret' } }, ['facts/m.secret']), 'layers/a/etc/!secret');
 });

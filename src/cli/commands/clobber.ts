@@ -1,18 +1,19 @@
 import { clobber } from '../../apply/clobber.ts';
 import { HomecloudError } from '../../load/errors.ts';
-import { inventoryEntry, loadModel, sandboxProblem, selectMachines } from '../../load/model.ts';
+import { inventoryEntry, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
+import { nameArgument } from '../../load/names.ts';
 import { exitStatus } from '../../report/output.ts';
 import { repoFrom, waitSeconds } from '../context.ts';
 import type { GlobalOptions } from '../main.ts';
 
 export async function run([machine]: string[], options: GlobalOptions & { yes?: boolean; wait?: string }): Promise<number> {
   if (!options.yes) {
-    throw new HomecloudError(`clobber removes everything homecloud placed on ${machine} and stops its units`, undefined, `if that is what you want: homecloud clobber ${machine} --yes`);
+    throw new HomecloudError(`clobber removes everything homecloud placed on ${machine} and stops its units`, undefined, `if that is what you want: homecloud clobber --yes ${nameArgument(machine!)}`);
   }
   const repo = repoFrom(options);
   const model = await loadModel(repo);
   selectMachines(model, [machine!]);
-  const problem = sandboxProblem(model, machine!);
+  const problem = reachProblem(model, machine!);
   if (problem) throw problem;
   const { removed, units } = await clobber(repo, { machine: machine!, entry: inventoryEntry(model, machine!) }, {
     waitSeconds: waitSeconds(options),

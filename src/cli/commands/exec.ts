@@ -1,18 +1,16 @@
 import pLimit from 'p-limit';
 import { jobsFor } from '../context.ts';
 import { HomecloudError } from '../../load/errors.ts';
-import { inventoryEntry, loadModel, sandboxProblem, selectMachines } from '../../load/model.ts';
+import { inventoryEntry, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
 import { colors, exitStatus } from '../../report/output.ts';
 import { describeSshFailure, runScript } from '../../transport/ssh.ts';
 import { repoFrom } from '../context.ts';
 import type { GlobalOptions } from '../main.ts';
 
 export async function run(args: string[], options: GlobalOptions): Promise<number> {
-  const dash = process.argv.indexOf('--');
-  const command = dash >= 0 ? process.argv.slice(dash + 1) : [];
-  const names = args.slice(0, args.length - command.length);
+  const { names, command } = splitArguments(args, process.argv);
   if (command.length === 0 || names.length === 0) {
-    throw new HomecloudError('name machines, then -- and the command', undefined, 'e.g. homecloud exec nas media -- systemctl --failed');
+    throw new HomecloudError('name machines, then -- and the command', undefined, 'e.g. homecloud exec nas media -- systemctl --failed; machines whose names start with "-" after a -- of their own: homecloud exec -- -x -- uptime');
   }
   const model = await loadModel(repoFrom(options));
   const machines = selectMachines(model, names);
@@ -21,7 +19,7 @@ export async function run(args: string[], options: GlobalOptions): Promise<numbe
   const results = await Promise.all(
     machines.map((machine) =>
       limit(async () => {
-        const problem = sandboxProblem(model, machine);
+        const problem = reachProblem(model, machine);
         if (problem) {
           if (!options.json) process.stderr.write(`${colors.red('error:')} ${machine}: ${problem.message}\n  ${problem.hint}\n`);
           return { machine, status: 255, stdout: '', stderr: problem.message };
@@ -41,4 +39,20 @@ export async function run(args: string[], options: GlobalOptions): Promise<numbe
   );
   if (options.json) process.stdout.write(JSON.stringify({ machines: results }) + '\n');
   return results.some((r) => r.status !== 0) ? exitStatus.machineFailed : exitStatus.ok;
+}
+
+/**
+ * The machines and the command of `exec NAME... -- COMMAND`. `args` are the
+ * operands commander found (it drops the first `--`, which ends the options).
+ * When no machine came before that `--` (`exec -- -x -- uptime`, for machines
+ * whose names start with "-"), the machines run to the next `--`.
+ */
+export function splitArguments(args: string[], argv: string[]): { names: string[]; command: string[] } {
+  const dash = argv.indexOf('--');
+  if (dash < 0) return { names: args, command: [] };
+  const after = argv.slice(dash + 1);
+  const before = args.length - after.length;
+  if (before > 0) return { names: args.slice(0, before), command: after };
+  const next = after.indexOf('--');
+  return next < 0 ? { names: [], command: after } : { names: after.slice(0, next), command: after.slice(next + 1) };
 }

@@ -3,7 +3,7 @@ import pLimit from 'p-limit';
 import { jobsFor } from '../context.ts';
 import { probe } from '../../facts/probe.ts';
 import { probeCachePath, readProbeFacts } from '../../facts/probe-cache.ts';
-import { inventoryEntry, loadModel, sandboxProblem, selectMachines } from '../../load/model.ts';
+import { inventoryEntry, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
 import { colors, exitStatus, machineError, milliseconds, table } from '../../report/output.ts';
 import { repoFrom } from '../context.ts';
 import type { GlobalOptions } from '../main.ts';
@@ -16,7 +16,7 @@ export async function run(names: string[], options: GlobalOptions & { refresh?: 
   const outcomes = await Promise.all(
     machines.map((machine) =>
       limit(async () => {
-        const error = sandboxProblem(model, machine);
+        const error = reachProblem(model, machine);
         if (error) return { machine, error, cached: false, milliseconds: 0 };
         const entry = inventoryEntry(model, machine);
         const cached = !options.refresh && existsSync(probeCachePath(repo, machine)) ? readProbeFacts(repo, machine, entry) : undefined;

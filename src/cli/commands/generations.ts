@@ -1,6 +1,7 @@
 import { deployMachine, fetchGeneration, listGenerations, type Generation } from '../../apply/deploy.ts';
 import { HomecloudError } from '../../load/errors.ts';
-import { inventoryEntry, loadModel, sandboxProblem, selectMachines } from '../../load/model.ts';
+import { inventoryEntry, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
+import { nameArgument } from '../../load/names.ts';
 import { colors, exitStatus, milliseconds, table } from '../../report/output.ts';
 import { repoFrom, waitSeconds } from '../context.ts';
 import type { GlobalOptions } from '../main.ts';
@@ -9,7 +10,7 @@ async function targetOf(machine: string, options: GlobalOptions) {
   const repo = repoFrom(options);
   const model = await loadModel(repo);
   selectMachines(model, [machine]);
-  const problem = sandboxProblem(model, machine);
+  const problem = reachProblem(model, machine);
   if (problem) throw problem;
   return { repo, model, target: { machine, entry: inventoryEntry(model, machine) } };
 }
@@ -34,7 +35,7 @@ export async function rollback([machine]: string[], options: GlobalOptions & { t
       throw new HomecloudError(
         options.to !== undefined ? `${machine} has no generation ${options.to}` : `${machine} has no generation before the current one`,
         undefined,
-        `its generations: ${generations.map((g) => g.generation).join(', ') || 'none'} (homecloud generations ${machine})`,
+        `its generations: ${generations.map((g) => g.generation).join(', ') || 'none'} (homecloud generations ${nameArgument(machine!)})`,
       );
     }
     return wanted;

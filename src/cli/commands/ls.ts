@@ -1,5 +1,6 @@
 import { Builder } from '../../build/builder.ts';
 import { inventoryEntry } from '../../load/model.ts';
+import { shownName } from '../../load/names.ts';
 import { colors, exitStatus, table } from '../../report/output.ts';
 import { repoFrom } from '../context.ts';
 import type { GlobalOptions } from '../main.ts';
@@ -12,13 +13,13 @@ export async function run(_args: string[], options: GlobalOptions): Promise<numb
   } else if (machines.length === 0) {
     process.stdout.write('No machines: create machines/<name>/ or add an entry to inventory.json.\n');
   } else {
-    const rows = machines.map((m) => [m.machine, address(inventoryEntry(model, m.machine)), m.layers.length ? m.layers.join(' ') : colors.dim('(only _)'), String(m.files), m.state === 'broken' ? colors.red(m.state) : m.state]);
+    const rows = machines.map((m) => [shownName(m.machine), address(inventoryEntry(model, m.machine)), m.layers.length ? m.layers.join(' ') : colors.dim('(only _)'), String(m.files), m.state === 'broken' ? colors.red(m.state) : m.state]);
     process.stdout.write(table(rows, ['MACHINE', 'ADDRESS', 'LAYERS', 'FILES', 'BUILD']) + '\n');
-    for (const m of machines) if (m.error) process.stderr.write(`${colors.red('error:')} ${m.machine}: ${m.error.toString()}\n`);
+    for (const m of machines) if (m.error) process.stderr.write(`${colors.red('error:')} ${shownName(m.machine)}: ${m.error.toString()}\n`);
   }
   return machines.some((m) => m.error) ? exitStatus.machineFailed : exitStatus.ok;
 }
 
 function address(entry: { host: string; user: string }): string {
-  return `${entry.user}@${entry.host}`;
+  return shownName(`${entry.user}@${entry.host}`);
 }

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { deployMachine } from '../../apply/deploy.ts';
 import { Builder } from '../../build/builder.ts';
-import { inventoryEntry, loadModel, sandboxProblem, selectMachines } from '../../load/model.ts';
+import { inventoryEntry, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
 import { colors, exitStatus, machineError, milliseconds } from '../../report/output.ts';
 import { now } from '../../util/timing.ts';
 import { watchTree } from '../../util/watch-tree.ts';
@@ -17,7 +17,7 @@ export async function run(names: string[], options: GlobalOptions): Promise<numb
   const model = await loadModel(repo);
   const machines = selectMachines(model, names);
   for (const machine of machines) {
-    const problem = sandboxProblem(model, machine);
+    const problem = reachProblem(model, machine);
     if (problem) throw problem;
   }
   const builder = new Builder(repo);
