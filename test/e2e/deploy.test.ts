@@ -178,7 +178,7 @@ test('clobber leaves exactly the file listing taken before the first deploy', { 
   assert.notEqual(listing(), before);
   const refused = cli(['clobber', 'media']);
   assert.equal(refused.status, 2);
-  assert.match(refused.stderr, /homecloud clobber media --yes/);
+  assert.match(refused.stderr, /homecloud clobber --yes media/);
   const clobbered = cli(['clobber', 'media', '--yes']);
   assert.equal(clobbered.status, 0, clobbered.stderr);
   assert.match(clobbered.stdout, /stopped .*hello\.service/);
