@@ -1,7 +1,7 @@
 import type { Manifest, ManifestEntries } from '../build/manifest.ts';
 import { sameEntry } from '../build/manifest.ts';
 import type { TriggerDeclaration } from '../build/declared.ts';
-import { unitOf, unitReferences, wantedUnit } from './units.ts';
+import { dropInIndex, dropInOf, dropInsOf, templateOf, unitFileOf, unitOf, unitReferences, wantedUnit, type DropInIndex } from './units.ts';
 
 export type UnitAction = 'stop' | 'restart' | 'reload-or-restart' | 'reload' | 'start';
 
@@ -53,44 +53,84 @@ export function reconcile(
   };
 
   let daemonReload = false;
-  const unitTexts = new Map<string, string>();
-  for (const path of Object.keys(after)) {
-    const owner = unitOf(path);
-    if (owner && after[path]!.type === 'file') unitTexts.set(owner.unit, `${unitTexts.get(owner.unit) ?? ''}\n${read(path)}`);
-  }
-
-  for (const path of removed) {
-    const owner = unitOf(path);
-    if (owner && !owner.dropIn) act(owner.unit, 'stop', `${path} removed`);
-    if (owner) daemonReload = true;
-    const wanted = wantedUnit(path);
-    if (wanted) act(wanted, 'stop', `${path} removed`);
-  }
-  // Units whose own file is new: nothing of theirs is running yet.
-  const newUnits = new Set(added.map((path) => unitOf(path)).filter((owner) => owner && !owner.dropIn).map((owner) => owner!.unit));
-  for (const path of touched) {
-    const owner = unitOf(path);
-    if (owner) {
-      daemonReload = true;
-      // A new unit file starts nothing by itself; a changed one restarts the unit (its running instances, for a template), and so does a drop-in of a unit that was there.
-      if (changed.includes(path) || (owner.dropIn && !newUnits.has(owner.unit))) act(instances(owner.unit), 'restart', `${path} ${changed.includes(path) ? 'changed' : 'added'}`);
-    }
-    const wanted = wantedUnit(path);
-    if (wanted && added.includes(path)) act(wanted, 'start', `${path} added`);
-    if (wanted) daemonReload = true;
-  }
-  // Files a unit reads (a file added to or removed from a directory it reads counts): reload it if it can, else
-  // restart it. A unit whose own file is new has nothing to catch up with.
   const changedSet = new Set(changed);
   const addedSet = new Set(added);
   const how = (path: string) => (changedSet.has(path) ? 'changed' : addedSet.has(path) ? 'added' : 'removed');
-  for (const [unit, text] of unitTexts) {
-    if (newUnits.has(unit)) continue;
-    const references = unitReferences(text);
+  const stopped = new Set<string>();
+  for (const path of removed) {
+    const owner = unitOf(path);
+    if (owner && !owner.dropIn) act(owner.unit, 'stop', `${path} removed`);
+    if (owner && !owner.dropIn) stopped.add(owner.unit);
+    if (owner || dropInOf(path)) daemonReload = true;
+    const wanted = wantedUnit(path);
+    if (wanted) act(wanted, 'stop', `${path} removed`);
+    if (wanted) stopped.add(wanted);
+  }
+  // Units whose own file is new (an instance: its template's): nothing of theirs is running yet.
+  const newUnits = new Set(added.map((path) => unitOf(path)).filter((owner) => owner && !owner.dropIn).map((owner) => owner!.unit));
+  const isNew = (unit: string) => newUnits.has(unit) || newUnits.has(templateOf(unit) ?? unit);
+  const isStopped = (unit: string) => stopped.has(unit) || stopped.has(templateOf(unit) ?? unit);
+  for (const path of touched) {
+    const owner = unitOf(path);
+    if (owner && !owner.dropIn) {
+      daemonReload = true;
+      // A new unit file starts nothing by itself; a changed one restarts the unit (its running instances, for a template).
+      if (changedSet.has(path)) act(instances(owner.unit), 'restart', `${path} changed`);
+    }
+    const wanted = wantedUnit(path);
+    if (wanted && addedSet.has(path)) act(wanted, 'start', `${path} added`);
+    if (wanted) daemonReload = true;
+  }
+
+  // A drop-in of any form (the unit's own, its template's, a dash prefix's, the type's) added, changed or removed
+  // restarts every unit the trees name that it applies to, before or after, as systemd merges drop-ins (a
+  // same-named one further down shadows it). Units the trees do not name are left alone, even when it applies to
+  // them (FORMAT.md section 7): they see it at their next restart.
+  const beforeDropIns = dropInIndex(Object.keys(before));
+  const afterDropIns = dropInIndex(Object.keys(after));
+  const namedAfter = new Set(unitsNamed(after));
+  const named = [...new Set([...unitsNamed(before), ...namedAfter])].sort();
+  const applying = new Map<string, Set<string>>();
+  const applies = (unit: string, index: DropInIndex, tree: string) => {
+    const key = `${tree} ${unit}`;
+    let paths = applying.get(key);
+    if (!paths) applying.set(key, (paths = new Set(dropInsOf(unit, index).map((dropIn) => dropIn.path))));
+    return paths;
+  };
+  for (const path of [...touched, ...removed]) {
+    if (!dropInOf(path)) continue;
+    daemonReload = true;
+    const appliedTo = (unit: string) =>
+      (before[path] !== undefined && applies(unit, beforeDropIns, 'before').has(path)) ||
+      (after[path] !== undefined && applies(unit, afterDropIns, 'after').has(path));
+    const affected = named.filter((unit) => !isNew(unit) && !isStopped(unit) && appliedTo(unit));
+    // An instance whose template is affected is restarted with the template's instances (x@*.service).
+    for (const unit of affected) if (!affected.includes(templateOf(unit) ?? '')) act(instances(unit), 'restart', `${path} ${how(path)}`);
+  }
+
+  // Files a unit reads (a file added to or removed from a directory it reads counts), in its unit file or any drop-in
+  // that applies to it: reload it if it can, else restart it. A unit whose own file is new has nothing to catch up
+  // with. An instance whose template the tree names reads by name only what is its own (x@a.service.d/).
+  const configuration = (unit: string) => {
+    const file = unitFileOf(unit, (path) => after[path] !== undefined);
+    return [...(file ? [file] : []), ...applies(unit, afterDropIns, 'after')].filter((path) => after[path]!.type === 'file');
+  };
+  const texts = new Map<string, string>();
+  const text = (paths: string[]) => paths.map((path) => texts.get(path) ?? texts.set(path, read(path)).get(path)!).join('\n');
+  for (const unit of [...namedAfter].sort()) {
+    if (isNew(unit)) continue;
+    const paths = configuration(unit);
+    const template = templateOf(unit);
+    const shared = template && namedAfter.has(template) ? new Set(configuration(template)) : new Set<string>();
+    const own = paths.filter((path) => !shared.has(path));
+    if (!own.length) continue;
+    const reloads = unitReferences(text(paths)).reloads;
+    const references = unitReferences(text(own));
     for (const path of [...touched, ...removed]) {
       const referenced = references.paths.find((ref) => path === ref || path.startsWith(`${ref}/`));
-      if (!referenced || unitOf(path)) continue;
-      act(instances(unit), references.reloads ? 'reload-or-restart' : 'restart', `${path} ${how(path)}${referenced === path ? '' : ` (in ${referenced})`}, which ${unit} reads`);
+      if (!referenced || unitOf(path) || dropInOf(path)) continue;
+      const where = referenced === path ? '' : ` (in ${referenced})`;
+      act(instances(unit), reloads ? 'reload-or-restart' : 'restart', `${path} ${how(path)}${where}, which ${unit} reads`);
     }
   }
   for (const trigger of triggers) {
@@ -106,6 +146,16 @@ export function reconcile(
     units: [...units.values()].sort((a, b) => (a.unit < b.unit ? -1 : 1)),
     packages: next.packages,
   };
+}
+
+/** The units a tree names: by a unit file, a drop-in of their own or a wants link (a template stands for its instances). */
+function unitsNamed(entries: ManifestEntries): string[] {
+  const units = new Set<string>();
+  for (const path of Object.keys(entries)) {
+    const unit = unitOf(path)?.unit ?? wantedUnit(path);
+    if (unit) units.add(unit);
+  }
+  return [...units];
 }
 
 /** A template unit acts on its running instances. */
