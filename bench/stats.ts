@@ -40,14 +40,23 @@ export interface Row {
   /** The target, as text, and whether the median meets it. */
   target?: string;
   met?: boolean;
+  /** The median against the first case of its series (how cost grows). */
+  ratio?: number;
+  /** The measured process's peak resident set size, in MiB (the largest of its runs). */
+  peakRss?: number;
 }
 
+/** The table of a suite; the ratio and peak RSS columns only when some row has them. */
 export function printTable(title: string, rows: Row[]): void {
   const width = Math.max(...rows.map((r) => r.name.length));
+  const ratios = rows.some((r) => r.ratio !== undefined);
+  const peaks = rows.some((r) => r.peakRss !== undefined);
+  const ratio = (row: Row) => (ratios ? `  ${(row.ratio === undefined ? '' : `x${row.ratio.toFixed(2)}`).padStart(7)}` : '');
+  const peak = (row: Row) => (peaks ? `  ${(row.peakRss === undefined ? '' : `${row.peakRss.toFixed(0)} MiB`).padStart(8)}` : '');
   console.log(`\n${title}`);
-  console.log(`${'measurement'.padEnd(width)}  ${'median'.padStart(9)}  runs  target`);
+  console.log(`${'measurement'.padEnd(width)}  ${'median'.padStart(9)}  runs${ratios ? `  ${'ratio'.padStart(7)}` : ''}${peaks ? `  ${'peak RSS'.padStart(8)}` : ''}  target`);
   for (const row of rows) {
     const verdict = row.target ? `${row.target} ${row.met ? 'ok' : 'MISSED'}` : '';
-    console.log(`${row.name.padEnd(width)}  ${row.median.toFixed(1).padStart(6)} ms  ${String(row.runs).padStart(4)}  ${verdict}`);
+    console.log(`${row.name.padEnd(width)}  ${row.median.toFixed(1).padStart(6)} ms  ${String(row.runs).padStart(4)}${ratio(row)}${peak(row)}  ${verdict}`);
   }
 }

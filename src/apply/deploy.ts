@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Manifest } from '../build/manifest.ts';
@@ -64,10 +65,11 @@ export interface MachinePlan {
 /** Plan a machine against what a probe found: its last committed generation and its managed paths as they are. */
 export function planFromProbe(probed: ProbeOutcome, output: DesiredState): MachinePlan {
   const text = readFileSync(output.manifest);
-  // The common case: the generation in place is this one, and nothing moved since its commit.
+  // The common case: the generation in place is this one, nothing moved since its commit, and no package is to be installed or purged.
   if (probed.manifestSha && !probed.moved && !probed.pending && !probed.failedUnits?.length && sha256(text) === probed.manifestSha) {
     const packages = packagesOf(text);
-    if (packages) return { committed: true, plan: unchangedPlan(packages), ...packageWork(probed, packages), managedUnits: [], failedUnits: [] };
+    const work = packages && packageWork(probed, packages);
+    if (packages && work && !work.install.length && !work.purge.length) return { committed: true, plan: unchangedPlan(packages), ...work, managedUnits: [], failedUnits: [] };
   }
   const committed = probed.manifest ? (JSON.parse(probed.manifest) as Manifest) : undefined;
   const next = JSON.parse(text.toString('utf8')) as Manifest;
@@ -76,12 +78,24 @@ export function planFromProbe(probed: ProbeOutcome, output: DesiredState): Machi
     .filter((path) => triggersFile.test(path) && next.entries[path]!.type === 'file')
     .flatMap((path) => parseTriggers(read(path), path));
   const live = liveState(committed?.entries ?? {}, probed.moved);
-  const plan = planDeploy({ committed, live: live.entries, drift: live.drift, pending: probed.pending === true, next, read, triggers });
+  const work = packageWork(probed, next.packages);
+  const plan = planDeploy({
+    committed,
+    live: live.entries,
+    drift: live.drift,
+    pending: probed.pending === true,
+    next,
+    read,
+    triggers,
+    failedUnits: probed.failedUnits ?? [],
+    rsync: probed.rsync !== false,
+    packageWork: work,
+  });
   const managedUnits = unitsManagedBy(next);
   return {
     committed: committed !== undefined,
     plan,
-    ...packageWork(probed, next.packages),
+    ...work,
     managedUnits,
     failedUnits: (probed.failedUnits ?? []).filter((unit) => managedUnits.some((pattern) => globMatch(pattern, unit))),
   };
@@ -105,7 +119,14 @@ function packagesOf(text: Buffer): Manifest['packages'] | undefined {
   }
 }
 
-/** Plan a machine without taking its lock (plan, diff): one probe round trip. */
+/**
+ * Plan a machine (plan): one probe round trip, which only reads. What the
+ * deploy would do first (install rsync) is in the plan's `bootstrap`, done by
+ * deployMachine. No lock is taken, so not even /run/homecloud is made (the
+ * lock, in /run, would be no change to what homecloud manages, but a plan
+ * need not wait for a deploy); the probe's scratch directory under /tmp is
+ * gone before it ends. The e2e test compares the machine before and after.
+ */
 export async function planMachine(repo: RepoPaths, target: Target, output: DesiredState = machineOutput(repo, target.machine)): Promise<MachinePlan> {
   const probed = await probe(repo, target);
   if (probed.error) throw probed.error;
@@ -130,11 +151,13 @@ function globMatch(pattern: string, unit: string): boolean {
   return unit.length >= head.length + tail.length && unit.startsWith(head) && unit.endsWith(tail);
 }
 
-/** A bare Debian target without rsync gets it through apt before the first transfer. */
-async function bootstrapRsync(target: Target): Promise<void> {
-  const result = await runScript(target, 'DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends rsync >/dev/null');
+/** The plan's bootstrap: packages the transfer needs (rsync, which a bare Debian lacks), installed through apt before it. */
+async function bootstrap(target: Target, packages: string[]): Promise<void> {
+  const names = packages.map(shellQuote).join(' ');
+  const result = await runScript(target, `DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends ${names} >/dev/null`);
   if (result.status !== 0) {
-    throw new HomecloudError(`${target.entry.host} has no rsync, and installing it failed: ${result.stderr.trim().split('\n').pop()}`, { file: target.machine }, 'install rsync on the machine (apt-get install rsync), then deploy again');
+    const list = packages.join(' ');
+    throw new HomecloudError(`${target.entry.host} has no ${list}, and installing it failed: ${result.stderr.trim().split('\n').pop()}`, { file: target.machine }, `install ${list} on the machine (apt-get install ${list}), then deploy again`);
   }
 }
 
@@ -172,6 +195,8 @@ export async function deployMachine(repo: RepoPaths, target: Target, options: De
   };
   let locked: LockedMachine | undefined;
   let waited = false;
+  // One Ctrl-C signal is shared by every machine's ssh and rsync: a listener each, which is no leak (Node warns past 10).
+  if (options.signal) setMaxListeners(0, options.signal);
   try {
     if (options.signal?.aborted) return interrupted('before it started: nothing on the machine changed');
     progress({ phase: 'connect' });
@@ -202,7 +227,10 @@ export async function deployMachine(repo: RepoPaths, target: Target, options: De
       if (planned.failedUnits.length) await reportFailedUnits(target, planned.failedUnits, result);
       return result;
     }
-    if (locked.probe.rsync === false) await bootstrapRsync(target);
+    if (plan.bootstrap.length) {
+      progress({ phase: 'bootstrap' });
+      await bootstrap(target, plan.bootstrap);
+    }
     if (options.signal?.aborted) return interrupted('before the transfer: nothing on the machine changed');
     progress({ phase: 'transfer', files: plan.operations.place.length });
     const script = applyScript({

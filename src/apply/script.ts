@@ -1,5 +1,5 @@
 import { publishFunction } from '../facts/probe.ts';
-import type { DeployPlan } from '../plan/deploy-plan.ts';
+import { initdMakefile, type DeployPlan } from '../plan/deploy-plan.ts';
 import { shellQuote } from '../transport/ssh.ts';
 import { inspectFunctions } from './inspect.ts';
 import { checksDir, createdDirsFunctions, generationsDir, originalsDir, pendingFile, restoreFunction } from './target-paths.ts';
@@ -55,11 +55,15 @@ export function listFiles(plan: DeployPlan): Record<string, string> {
  * replaced), files, daemon-reload, hook, restarts and reloads, starts,
  * health, commit. It runs while the deploy holds the machine's lock (fd 9),
  * and commits the generation only when every unit it acted on is healthy.
+ * It does what the plan says: whether the hook runs, and which units restart
+ * outright because they had failed, are decided on the operator's side.
  */
 export function applyScript(input: ApplyInput): string {
   const { plan } = input;
-  const by = (action: string) => plan.units.filter((u) => u.action === action).map((u) => u.unit);
+  // Restart and reload act on running units only (try-), except on those the plan restarts because they had failed.
+  const by = (action: string) => plan.units.filter((u) => u.action === action && !u.wasFailed).map((u) => u.unit);
   const acted = plan.units.filter((u) => u.action !== 'stop').map((u) => u.unit);
+  const hookDir = initdMakefile.slice(0, initdMakefile.lastIndexOf('/'));
   return `set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C
 umask 022
@@ -74,9 +78,11 @@ ${array('stop', by('stop'))}
 ${array('restart', by('restart'))}
 ${array('reload', [...by('reload-or-restart'), ...by('reload')])}
 ${array('start', by('start'))}
+${array('restart_failed', plan.units.filter((u) => u.wasFailed).map((u) => u.unit))}
 ${array('acted', acted)}
 ${array('managed', input.managedUnits)}
 daemon_reload=${plan.daemonReload ? 1 : 0}
+run_hook=${plan.hook ? 1 : 0}
 phase() { printf 'phase %s\\n' "$1"; }
 exists() { [ -e "$1" ] || [ -L "$1" ]; }
 ${inspectFunctions}
@@ -177,22 +183,25 @@ if ((daemon_reload)); then systemctl daemon-reload; fi
 for unit in "\${stop[@]}"; do systemctl reset-failed "$unit" 2>/dev/null || true; done
 
 phase hook
-if [ -f /usr/local/opt/initd/Makefile ]; then make -s -C /usr/local/opt/initd 9>&-; fi
+# The plan says whether: the tree has ${initdMakefile}.
+if ((run_hook)); then make -s -C ${hookDir} 9>&-; fi
 
 phase units
 units_started=$(date +%s)
-# try-: a stopped unit stays stopped; a failed one (say, by the change before) is meant to run, and restarts.
-failed_before=" $(systemctl list-units --state=failed --plain --no-legend 2>/dev/null | awk '{ printf "%s ", $1 }')"
 running_before=" $(systemctl list-units --state=active,activating,reloading --plain --no-legend 2>/dev/null | awk '{ printf "%s ", $1 }')"
-# A deliberate restart is not a crash loop: clear the start rate limit (and the failed state) first.
-for unit in "\${restart[@]}" "\${reload[@]}" "\${start[@]}"; do [[ $unit == *'*'* ]] || systemctl reset-failed "$unit" 2>/dev/null || true; done
-was_failed() { [[ " $failed_before " == *" $1 "* ]]; }
+was_running() { [[ " $running_before " == *" $1 "* ]]; }
+# A deliberate restart is not a crash loop: clear the start rate limit (and the failed state) first. A unit to
+# try-restart or try-reload is cleared only when it runs: one that failed since the plan stays failed and is
+# reported unhealthy, never forgotten (the next deploy plans its restart, as it had failed).
+for unit in "\${restart_failed[@]}" "\${start[@]}"; do [[ $unit == *'*'* ]] || systemctl reset-failed "$unit" 2>/dev/null || true; done
+for unit in "\${restart[@]}" "\${reload[@]}"; do if [[ $unit != *'*'* ]] && was_running "$unit"; then systemctl reset-failed "$unit" 2>/dev/null || true; fi; done
 # try-restart and try-reload leave a unit that was not running stopped, as meant (a unit a layer ships but this machine does not enable).
-stays_stopped() { [[ " \${restart[*]} \${reload[*]} " == *" $1 "* && " $running_before " != *" $1 "* ]] && ! was_failed "$1"; }
+stays_stopped() { [[ " \${restart[*]} \${reload[*]} " == *" $1 "* ]] && ! was_running "$1"; }
 # A unit whose restart or reload fails is unhealthy, even when it keeps running (a reload refused by a config test).
 refused=()
-for unit in "\${restart[@]}"; do if was_failed "$unit"; then systemctl restart "$unit"; else systemctl try-restart "$unit"; fi || refused+=("$unit"); done
-for unit in "\${reload[@]}"; do if was_failed "$unit"; then systemctl restart "$unit"; else systemctl try-reload-or-restart "$unit"; fi || refused+=("$unit"); done
+for unit in "\${restart[@]}"; do systemctl try-restart "$unit" || refused+=("$unit"); done
+for unit in "\${reload[@]}"; do systemctl try-reload-or-restart "$unit" || refused+=("$unit"); done
+for unit in "\${restart_failed[@]}"; do systemctl restart "$unit" || refused+=("$unit"); done
 for unit in "\${start[@]}"; do systemctl start --no-block "$unit" || refused+=("$unit"); done
 
 phase health

@@ -43,7 +43,7 @@ export interface LockedMachine {
  */
 export async function lockMachine(repo: RepoPaths, target: Target, options: LockOptions): Promise<LockedMachine> {
   const started = Date.now();
-  const holder = `command=${options.command} started=${new Date().toISOString()} host=${hostname()} user=${process.env.SUDO_USER ?? userInfo().username}`;
+  const holder = `command=${options.command} started=${new Date().toISOString()} ${deployer()}`;
   const script = lockScript(holder, options.waitSeconds, probeScriptFor(repo, target.machine));
   const session = openSession(target, script, { signal: options.signal });
   let waited: LockHolder | undefined;
@@ -98,6 +98,13 @@ export async function lockMachine(repo: RepoPaths, target: Target, options: Lock
   };
 }
 
+
+let who: string | undefined;
+
+/** `host=... user=...` of whoever deploys: looked up once (the user name reads the password database), not per machine. */
+function deployer(): string {
+  return (who ??= `host=${hostname()} user=${process.env.SUDO_USER ?? userInfo().username}`);
+}
 
 /**
  * The remote side of a lock: take the lock (fd 9), saying who holds it while

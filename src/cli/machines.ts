@@ -1,5 +1,6 @@
 import pLimit from 'p-limit';
 import { Builder, type MachineResult } from '../build/builder.ts';
+import { BuildState } from '../build/state.ts';
 import { HomecloudError } from '../load/errors.ts';
 import { inventoryEntry, loadModel, reachProblem, type Model } from '../load/model.ts';
 import type { RepoPaths } from '../load/repo.ts';
@@ -30,7 +31,8 @@ export async function acrossBuiltMachines<T>(
   const repo = repoFrom(options);
   const report = await new Builder(repo).build({ machines: names });
   report.machines = report.machines.filter(keep);
-  const model = await loadModel(repo);
+  // The documents the build just validated, from its state: validating them again would load zod (tens of milliseconds).
+  const model = await loadModel(repo, new BuildState(repo.build, (path) => repo.display(path)));
   onBuilt?.(report.machines.map((built) => ({ machine: built.machine, error: built.status === 'failed' ? built.error : undefined })));
   const limit = pLimit(jobsFor(options, model));
   const outcomes = await Promise.all(

@@ -48,8 +48,17 @@ fi
 memory=0
 while read -r key value _; do if [ "$key" = MemTotal: ]; then memory=$((value * 1024)); break; fi; done < /proc/meminfo
 read -r kernel < /proc/sys/kernel/osrelease
-systemd_version=$(systemctl --version 2>/dev/null) || true
-systemd_version=${'$'}{systemd_version#systemd }
+# The installed packages, each with its architecture: dpkg's own is the machine's (what dpkg --print-architecture says, without its process).
+# Parsed here, not with awk: one process less each.
+packages=$(dpkg-query -W -f='${'$'}{db:Status-Status}=${'$'}{Package}=${'$'}{Architecture} ' 2>/dev/null) || true
+arch='' dpkg_item=' installed=dpkg=([^ ]+)'
+if [[ " $packages" =~ $dpkg_item ]]; then arch=${'$'}{BASH_REMATCH[1]}; else arch=$(uname -m); fi
+# One systemctl: the running systemd's version, and how many units are failed (listed below only when some are).
+systemd_version='' failed_count=''
+while IFS='=' read -r key value; do
+  case $key in Version) systemd_version=$value ;; NFailedUnits) failed_count=$value ;; esac
+done < <(systemctl show -p Version -p NFailedUnits 2>/dev/null)
+if [ -z "$systemd_version" ]; then systemd_version=$(systemctl --version 2>/dev/null) || true; systemd_version=${'$'}{systemd_version#systemd }; fi
 fact ENV_HOSTNAME "$HOSTNAME"
 fact ENV_HOSTTYPE "$HOSTTYPE"
 fact ENV_OSTYPE "$OSTYPE"
@@ -60,7 +69,7 @@ fact ENV_NPROC "$(nproc)"
 fact ENV_MEMBYTES "$memory"
 fact ENV_HOME "$HOME"
 fact ENV_KERNEL "$kernel"
-fact ENV_ARCH "$(dpkg --print-architecture 2>/dev/null || uname -m)"
+fact ENV_ARCH "$arch"
 fact ENV_SYSTEMD_VERSION "${'$'}{systemd_version%%[!0-9]*}"
 # SSH_CONNECTION is "client address, client port, server address, server port".
 read -r _ _ _ ssh_port <<< "${'$'}{SSH_CONNECTION:-}"
@@ -69,10 +78,9 @@ has() { if command -v "$2" >/dev/null 2>&1; then fact "$1" yes; else fact "$1" n
 if [ -d /run/systemd/system ]; then fact HC_SYSTEMD yes; else fact HC_SYSTEMD no; fi
 has HC_APT apt-get
 has HC_RSYNC rsync
-# Parsed here, not with awk: one process less each.
-packages=$(dpkg-query -W -f='${'$'}{db:Status-Status}=${'$'}{Package} ' 2>/dev/null) || true
 fact HC_PACKAGES "$packages"
-failed=$(systemctl list-units --state=failed --plain --no-legend --full 2>/dev/null) || true
+failed=''
+[ "$failed_count" = 0 ] || failed=$(systemctl list-units --state=failed --plain --no-legend --full 2>/dev/null) || true
 fact HC_FAILED_UNITS "${'$'}{failed//$'\n'/$'\t'}"
 manifest=$G/current/manifest.json
 if [ -f "$manifest" ]; then
@@ -210,7 +218,8 @@ export function readProbe(repo: RepoPaths, target: Target, lines: string[], mill
     facts,
     manifest,
     manifestSha: offers.HC_MANIFEST_SHA,
-    packages: new Set((offers.HC_PACKAGES ?? '').split(' ').flatMap((item) => (item.startsWith('installed=') ? [item.slice('installed='.length)] : []))),
+    // status=package=architecture items.
+    packages: new Set((offers.HC_PACKAGES ?? '').split(' ').flatMap((item) => (item.startsWith('installed=') ? [item.split('=')[1]!] : []))),
     rsync: offers.HC_RSYNC === 'yes',
     pending: offers.HC_PENDING === 'yes',
     moved: offers.HC_MOVED ? { paths: base64('HC_MOVED'), found: base64('HC_MOVED_FOUND'), sums: base64('HC_MOVED_SUMS'), created: base64('HC_MOVED_CREATED') } : undefined,

@@ -97,19 +97,23 @@ export async function stop(pid: number, timeout = 15_000): Promise<void> {
 
 /** nspawn processes running a machine directory (after a crash the recorded PID may be stale). */
 export function nspawnProcesses(root: string): number[] {
-  const found: number[] = [];
+  return nspawnProcessesOf([root]).get(root)!;
+}
+
+/** The same for several machine directories, in one look at every process. */
+export function nspawnProcessesOf(roots: string[]): Map<string, number[]> {
+  const found = new Map(roots.map((root) => [`--directory=${root}`, [] as number[]]));
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const exe = readlinkSync(`/proc/${entry}/exe`);
       if (!exe.endsWith('/systemd-nspawn')) continue;
-      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (args.includes(`--directory=${root}`)) found.push(Number(entry));
+      for (const arg of readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0')) found.get(arg)?.push(Number(entry));
     } catch {
       // Gone meanwhile, or not ours to read.
     }
   }
-  return found;
+  return new Map(roots.map((root) => [root, found.get(`--directory=${root}`)!]));
 }
 
 /**
@@ -117,12 +121,21 @@ export function nspawnProcesses(root: string): number[] {
  * leaves the machine's init running, reparented to the host's PID 1.
  */
 export function machineProcesses(root: string): number[] {
-  const marker = `\0${markerVariable}=${root}\0`;
-  const found: number[] = [];
+  return machineProcessesOf([root]).get(root)!;
+}
+
+/** The same for several machine directories, in one look at every process. */
+export function machineProcessesOf(roots: string[]): Map<string, number[]> {
+  const prefix = `${markerVariable}=`;
+  const found = new Map(roots.map((root) => [root, [] as number[]]));
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (`\0${readFileSync(`/proc/${entry}/environ`, 'latin1')}`.includes(marker)) found.push(Number(entry));
+      const environment = readFileSync(`/proc/${entry}/environ`, 'latin1');
+      if (!environment.includes(prefix)) continue;
+      for (const variable of environment.split('\0')) {
+        if (variable.startsWith(prefix)) found.get(variable.slice(prefix.length))?.push(Number(entry));
+      }
     } catch {
       // Gone meanwhile.
     }

@@ -6,8 +6,9 @@ import { isSandboxName, sandboxNameRule, shownName } from '../load/names.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { alive, run } from '../util/run.ts';
 import { ensureImage, imageKey } from './image.ts';
-import { boot, killAll, machineProcesses, nspawnProcesses, prepareMachine, stop, waitForSsh } from './machine.ts';
+import { boot, killAll, machineProcesses, machineProcessesOf, nspawnProcesses, nspawnProcessesOf, prepareMachine, stop, waitForSsh } from './machine.ts';
 import { SandboxPaths } from './paths.ts';
+import { ensureInotifyInstances } from './limits.ts';
 import { checkPrerequisites } from './prerequisites.ts';
 import { Pool, type CloneMethod } from './storage.ts';
 import { hostRunsSystemd, machineCgroups, removeCgroups } from './cgroups.ts';
@@ -62,6 +63,8 @@ export class Sandbox {
     this.ensureKey();
     this.ensureBridge();
 
+    ensureInotifyInstances(names.filter((name) => !(state.machines[name] && alive(state.machines[name].pid))).length, this.log);
+
     const starting: { name: string; record: MachineRecord; log: string }[] = [];
     for (const name of names) {
       const known = state.machines[name];
@@ -111,11 +114,20 @@ export class Sandbox {
     if (this.pool.mounted()) this.pool.method = state.method ?? 'btrfs snapshot';
     else if (existsSync(this.paths.poolImage) && (names === 'all' || names.some((n) => state.machines[n]))) this.pool.open();
     const targets = names === 'all' ? [...new Set([...Object.keys(state.machines), ...this.pool.machines()])] : names;
-    for (const name of targets) {
-      const root = this.paths.machineDir(name);
-      const pids = new Set([...nspawnProcesses(root), ...(state.machines[name] ? [state.machines[name].pid] : [])]);
-      await Promise.all([...pids].filter((pid) => pidIsNspawn(pid)).map((pid) => stop(pid)));
-      await killAll(machineProcesses(root));
+    // The machines power off all at once (one after the other, twenty took twenty shutdowns end to end), found in one
+    // look at every process (a look per machine read every process's environment twenty times).
+    const roots = targets.map((name) => this.paths.machineDir(name));
+    const nspawns = nspawnProcessesOf(roots);
+    await Promise.all(
+      targets.map((name, i) => {
+        const pids = new Set([...nspawns.get(roots[i]!)!, ...(state.machines[name] ? [state.machines[name].pid] : [])]);
+        return Promise.all([...pids].filter((pid) => pidIsNspawn(pid)).map((pid) => stop(pid)));
+      }),
+    );
+    const leftovers = machineProcessesOf(roots);
+    for (const [i, name] of targets.entries()) {
+      const root = roots[i]!;
+      await killAll(leftovers.get(root)!);
       removeCgroups(this.cgroups(name));
       this.pool.remove(root);
       delete state.machines[name];

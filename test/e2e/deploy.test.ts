@@ -85,6 +85,13 @@ test('a change that makes a unit fail fails that machine with the unit\'s journa
   } finally {
     writeFileSync(join(repo, 'layers/hello/usr/local/bin/hello'), script);
   }
+  // What the repair will do is in the plan: the failed unit restarts outright (a try-restart would leave it failed).
+  assert.equal(on('nas', 'systemctl is-failed hello.service || true'), 'failed');
+  const plan = cli(['plan', 'nas']);
+  assert.match(plan.stdout, /^ {2}hello\.service restart: .*; it had failed$/m);
+  const planned = JSON.parse(cli(['--json', 'plan', 'nas']).stdout) as { machines: { plan: { units: { unit: string; action: string; wasFailed?: boolean }[] } }[] };
+  const hello = planned.machines[0]!.plan.units.find((u) => u.unit === 'hello.service');
+  assert.deepEqual([hello?.action, hello?.wasFailed], ['restart', true]);
   const repaired = cli(['deploy']);
   assert.equal(repaired.status, 0, repaired.stderr);
   assert.equal(on('nas', 'systemctl is-active hello.service'), 'active');
@@ -219,12 +226,39 @@ test('unit file changes restart their unit after a daemon-reload; wants links st
   holds('nas');
 });
 
-test('a machine without rsync gets it through apt before the first transfer', { skip }, async () => {
+/** What planning must leave as it was: rsync's absence, homecloud's state, /usr/local, the lock directory, packages and apt's logs, and the file listing. */
+const untouched = (machine: string) =>
+  [
+    on(machine, 'command -v rsync || echo none'),
+    on(machine, "LC_ALL=C find /var/lib/homecloud /usr/local /run/homecloud -printf '%p %y %m %u %g %s %T@ %C@\\n' 2>&1 | sort"),
+    on(machine, "dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\\n' | md5sum; cat /var/log/dpkg.log /var/log/apt/history.log /var/log/apt/term.log 2>/dev/null | md5sum"),
+    box!.listing(machine),
+  ].join('\n');
+
+test('plan against a machine without rsync changes nothing on it, and lists installing rsync as the deploy\'s first step', { skip }, async () => {
   await box!.reset('gateway');
   box!.ssh('gateway', 'DEBIAN_FRONTEND=noninteractive apt-get purge -y -q rsync >/dev/null 2>&1');
+  const before = untouched('gateway');
+  assert.match(before, /^none\n/);
+  assert.match(before, /find: '\/var\/lib\/homecloud': No such file or directory/, 'a machine homecloud never deployed to');
+  const plan = cli(['plan', 'gateway']);
+  assert.equal(plan.status, 0, plan.stderr);
+  assert.match(plan.stdout, /^gateway: \d+ added, 0 changed, 0 removed$/m);
+  assert.match(plan.stdout, /^ {2}bootstrap: install rsync through apt before the transfer \(the machine has none; deploy does it\)$/m);
+  const json = JSON.parse(cli(['--json', 'plan', 'gateway']).stdout) as { machines: { machine: string; plan: { bootstrap: string[] } }[] };
+  assert.deepEqual(json.machines.map((m) => [m.machine, m.plan.bootstrap]), [['gateway', ['rsync']]]);
+  assert.equal(untouched('gateway'), before, 'planning changed nothing on the machine');
+});
+
+test('a machine without rsync gets it through apt before the first transfer', { skip }, async () => {
+  if (on('gateway', 'command -v rsync || echo none') !== 'none') {
+    await box!.reset('gateway');
+    box!.ssh('gateway', 'DEBIAN_FRONTEND=noninteractive apt-get purge -y -q rsync >/dev/null 2>&1');
+  }
   assert.equal(on('gateway', 'command -v rsync || echo none'), 'none');
   const deploy = cli(['deploy', 'gateway']);
   assert.equal(deploy.status, 0, deploy.stderr);
+  assert.match(deploy.stdout, /^gateway\s+generation 1: .*; installed rsync first/m);
   assert.equal(on('gateway', 'command -v rsync; systemctl is-active tick@homecloud.timer'), '/usr/bin/rsync\nactive');
   holds('gateway');
 });
@@ -273,6 +307,7 @@ test('a changed template unit restarts its running instances only; an initd Make
   const path = join(repo, 'layers/tools/usr/local/lib/systemd/system/tick@.timer');
   writeFileSync(path, readFileSync(path, 'utf8').replace('OnCalendar=*:0/5', 'OnCalendar=*:0/10'));
   writeFiles(repo, { 'machines/nas/usr/local/opt/initd/Makefile': 'all:\n\techo ran >> /var/lib/initd-hook.log\n' });
+  assert.match(cli(['plan', 'nas']).stdout, /^ {2}run hook: \/usr\/local\/opt\/initd\/Makefile \(added\)$/m);
   const deploy = cli(['deploy', 'nas']);
   assert.equal(deploy.status, 0, deploy.stderr);
   assert.match(deploy.stdout, /^nas\s+generation \d+: 1 added, 1 changed, 0 removed; restart tick@\*\.timer/m);
@@ -282,4 +317,12 @@ test('a changed template unit restarts its running instances only; an initd Make
   assert.match(on('nas', 'systemctl show -p TimersCalendar --value tick@homecloud.timer'), /OnCalendar=\*-\*-\* \*:00\/10:00/);
   assert.equal(on('nas', 'cat /var/lib/initd-hook.log'), 'ran');
   holds('nas');
+  // Every apply runs it, as the plan says; with nothing to do there is no apply, and no hook.
+  writeFiles(repo, { 'facts/nas.json': '{"ENV_GREETING": "Hooked"}' });
+  assert.match(cli(['plan', 'nas']).stdout, /^ {2}run hook: \/usr\/local\/opt\/initd\/Makefile \(present: every apply runs it\)$/m);
+  assert.equal(cli(['deploy', 'nas']).status, 0);
+  assert.equal(on('nas', 'cat /var/lib/initd-hook.log'), 'ran\nran');
+  assert.doesNotMatch(cli(['plan', 'nas']).stdout, /run hook/);
+  assert.equal(cli(['deploy', 'nas']).status, 0);
+  assert.equal(on('nas', 'cat /var/lib/initd-hook.log'), 'ran\nran');
 });

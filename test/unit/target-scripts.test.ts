@@ -32,10 +32,15 @@ const next = manifest({
 const read = (path: string) => (path.endsWith('a.service') ? '[Service]\nExecStart=/bin/true\n' : '');
 
 test('the apply script passes shellcheck, with every kind of action and with none', () => {
-  const plan = planDeploy({ committed, live: committed.entries, drift: [], pending: false, next, read, triggers: [] });
+  const packageWork = { install: ['jq'], purge: ['less'] };
+  const hooked = manifest({ ...next.entries, '/usr/local/opt/initd/Makefile': { type: 'file', mode: '0644', sha256: 'm' } });
+  const plan = planDeploy({ committed, live: committed.entries, drift: [], pending: false, next: hooked, read, triggers: [], failedUnits: ['a.service'], rsync: true, packageWork });
   assert.ok(plan.units.length > 2, 'the plan acts on units');
-  assert.equal(shellcheck(applyScript({ plan, install: ['jq'], purge: ['less'], managedUnits: ['a.service', 'b@*.service'], keep: 5, meta: { date: 'now', commit: "it's" } })), '');
-  const empty = planDeploy({ committed: undefined, live: {}, drift: [], pending: false, next: manifest({}), read, triggers: [] });
+  assert.ok(plan.hook && plan.units.some((unit) => unit.wasFailed), 'the plan runs the hook and restarts a failed unit');
+  assert.equal(shellcheck(applyScript({ plan, ...packageWork, managedUnits: ['a.service', 'b@*.service'], keep: 5, meta: { date: 'now', commit: "it's" } })), '');
+  const tried = planDeploy({ committed, live: committed.entries, drift: [], pending: false, next, read, triggers: [], failedUnits: [], rsync: true, packageWork });
+  assert.equal(shellcheck(applyScript({ plan: tried, ...packageWork, managedUnits: ['a.service'], keep: 5, meta: {} })), '');
+  const empty = planDeploy({ committed: undefined, live: {}, drift: [], pending: false, next: manifest({}), read, triggers: [], failedUnits: [], rsync: true, packageWork: { install: [], purge: [] } });
   assert.equal(shellcheck(applyScript({ plan: empty, install: [], purge: [], managedUnits: [], keep: 1, meta: {} })), '');
 });
 

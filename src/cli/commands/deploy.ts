@@ -97,7 +97,8 @@ export async function run(names: string[], options: GlobalOptions & { rollbackOn
     // What the later round did, where it did something; the earlier result otherwise.
     results = results.map((earlier) => {
       const later = next.get(earlier.machine);
-      if (!later) return earlier;
+      // Left out of this round: its tree did not change, so what it published was handed on.
+      if (!later) return { ...earlier, publicChanged: false };
       const merged = later.status !== 'unchanged' || earlier.status === 'failed' ? later : earlier;
       return { ...merged, publicChanged: later.publicChanged };
     });
@@ -147,7 +148,7 @@ function liveTable(rows: Map<string, Row>): string[] {
 function describeProgress(progress: Progress): string {
   if (progress.phase === 'transfer') return `transfer: ${progress.files} file${progress.files === 1 ? '' : 's'} to send`;
   if (progress.phase === 'waiting') return `waiting for ${progress.holder ?? 'another deploy'}`;
-  if (progress.phase === 'connect' || progress.phase === 'apply' || progress.phase === 'rollback') return progress.phase;
+  if (progress.phase === 'connect' || progress.phase === 'bootstrap' || progress.phase === 'apply' || progress.phase === 'rollback') return progress.phase;
   return `apply: ${progress.phase}`;
 }
 
@@ -175,9 +176,13 @@ function event(result: DeployResult) {
   };
 }
 
-/** Drift that a deploy corrected, and an apply that had not committed, said after what it did. */
+/** Drift that a deploy corrected, an apply that had not committed, and what it installed first, said after what it did. */
 export function notes(plan: DeployPlan): string {
-  const parts = [plan.redo && 'the last apply had not committed: done again', plan.drift.length && `drift corrected: ${plan.drift.length} path${plan.drift.length === 1 ? '' : 's'}`].filter(Boolean);
+  const parts = [
+    plan.redo && 'the last apply had not committed: done again',
+    plan.drift.length && `drift corrected: ${plan.drift.length} path${plan.drift.length === 1 ? '' : 's'}`,
+    plan.bootstrap.length && `installed ${plan.bootstrap.join(' ')} first`,
+  ].filter(Boolean);
   return parts.length ? `; ${parts.join('; ')}` : '';
 }
 

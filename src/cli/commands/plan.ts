@@ -30,6 +30,7 @@ export async function run(names: string[], options: GlobalOptions): Promise<numb
     const nothing = !hasWork(plan, { install, purge });
     lines.push(`${colors.bold(machine)}: ${nothing ? 'nothing to do' : `${plan.added.length} added, ${plan.changed.length} changed, ${plan.removed.length} removed`}`);
     if (plan.redo) lines.push(`  ${colors.yellow('the last apply did not commit: its changes and restarts are done again')}`);
+    if (plan.bootstrap.length) lines.push(`  bootstrap: install ${plan.bootstrap.join(' ')} through apt before the transfer (the machine has none; deploy does it)`);
     for (const path of plan.added) lines.push(`  ${colors.green('+')} ${path}`);
     for (const path of plan.changed) lines.push(`  ${colors.yellow('~')} ${path}`);
     for (const path of plan.removed) lines.push(`  ${colors.red('-')} ${path}`);
@@ -37,6 +38,7 @@ export async function run(names: string[], options: GlobalOptions): Promise<numb
     if (install.length) lines.push(`  install packages: ${install.join(' ')}`);
     if (purge.length) lines.push(`  purge packages: ${purge.join(' ')}`);
     if (plan.daemonReload) lines.push('  systemctl daemon-reload');
+    if (plan.hook) lines.push(`  run hook: ${plan.hook.path} (${plan.hook.reason === 'present' ? 'present: every apply runs it' : plan.hook.reason})`);
     for (const unit of plan.units) lines.push(`  ${unit.unit} ${unit.action}: ${unit.reasons.join('; ')}`);
     for (const unit of planned.failedUnits) lines.push(`  ${colors.red(`${unit} is failed`)} (a unit this machine's generation manages)`);
   }
