@@ -47,6 +47,8 @@ export interface MachineSurvey {
 export interface BuildReport {
   machines: MachineResult[];
   milliseconds: number;
+  /** The repository model the build loaded (inventory, settings, machines). */
+  model: Model;
 }
 
 export interface BuildOptions {
@@ -112,7 +114,7 @@ export class Builder {
     for (const result of results) if (result.status === 'built') rmSync(machineOutput(this.repo, result.machine).marker, { force: true });
     emptyTrash(results.filter((result) => result.removed > 0).map((result) => machineOutput(this.repo, result.machine).tree));
     mark('state saved');
-    return { machines: results, milliseconds: now() - started };
+    return { machines: results, milliseconds: now() - started, model };
   }
 
   /** The plan of one machine without writing anything (for `explain`). */
@@ -140,8 +142,7 @@ export class Builder {
         const dests = new Set(trees.flatMap((tree) => tree.entries.map((entry) => entry.dest)));
         const output = machineOutput(this.repo, machine);
         const built = existsSync(output.manifest) && !existsSync(output.marker);
-        const fingerprint = [this.inputs(model, machine, state.includes(machine)), ...trees.map((tree) => `${tree.source.dir}=${tree.fingerprint}`)].join('\n');
-        const fresh = built && state.fingerprint(machine) === fingerprint;
+        const fresh = built && state.fingerprint(machine) === machineFingerprint(this.inputs(model, machine, state.includes(machine)), trees);
         return { machine, layers: trees.map((tree) => tree.source).filter((s) => s.kind === 'layer').map((s) => s.name), files: dests.size, state: fresh ? 'up to date' : built ? 'outdated' : 'not built' };
       } catch (error) {
         return { machine, layers: [], files: 0, state: 'broken', error: error instanceof HomecloudError ? error : systemError(error, machine) };
@@ -167,7 +168,7 @@ export class Builder {
         }
       });
       const inputs = this.inputs(model, machine, state.includes(machine));
-      const fingerprint = [inputs, ...trees.map((tree) => `${tree.source.dir}=${tree.fingerprint}`)].join('\n');
+      const fingerprint = machineFingerprint(inputs, trees);
       const trusted = !existsSync(output.marker) && existsSync(output.manifest) && !rerender;
       if (trusted && state.fingerprint(machine) === fingerprint) return result;
       const previous = trusted ? this.remembered(output.manifest, (text) => JSON.parse(text) as Manifest) : undefined;
@@ -238,7 +239,7 @@ export class Builder {
         volatile: plan.volatile,
       };
       this.write(output.memory, planMemory, JSON.stringify(planMemory));
-      const builtFrom = [planned, ...trees.map((tree) => `${tree.source.dir}=${tree.fingerprint}`)].join('\n');
+      const builtFrom = machineFingerprint(planned, trees);
       state.setFingerprint(machine, plan.volatile ? `volatile:${builtFrom}` : builtFrom);
       Object.assign(result, { status: 'built', plan: 'full', written: changes.written, removed: changes.removed, notes: plan.notes });
       result.paths = Object.keys(desired).length;
@@ -388,6 +389,11 @@ export class Builder {
     const tree = this.walks.get(dir);
     return tree && new Set(tree.entries.map((entry) => entry.contentPath));
   }
+}
+
+/** Everything a machine's output depends on, as plain text (hashing it would cost loading a hash function): its inputs, then a line per source. */
+function machineFingerprint(inputs: string, trees: SourceTree[]): string {
+  return [inputs, ...trees.map((tree) => `${tree.source.dir}=${tree.fingerprint}`)].join('\n');
 }
 
 /** The per-source lines of a machine fingerprint: source directory -> its fingerprint. */

@@ -8,7 +8,7 @@ import { collectPackages, linksFile, packagesFile, parseLinks, parsePackages, pa
 import { fileEntry, rootOwner, sortEntries, type Manifest, type ManifestEntries } from './manifest.ts';
 import { holdsSecret, maskSecrets } from './literal-facts.ts';
 import { renderTemplate } from './render.ts';
-import { renderEnvironment, renderKey, templateInputs } from './template-inputs.ts';
+import { preludeFacts, renderEnvironment, renderKey, templateInputs } from './template-inputs.ts';
 import { publicDefines as publicDefinesOf, readsPublic, type FleetPublic } from '../facts/public.ts';
 import { directoryMode, pinnedDirectoryMode, preludePath, privateName } from './rules.ts';
 import { readThroughLinkCheck, type SourceEntry, type SourceTree } from './walk.ts';
@@ -66,6 +66,16 @@ export interface MachinePlan {
   contested: [dest: string, winner: string, relation: 'overrides' | 'identical'][];
 }
 
+/** The prelude files m4 reads before every template: the base layer's usr/local/include/m4/*.m4, sorted. */
+export function preludesOf(trees: SourceTree[]): SourceEntry[] {
+  return trees[0]!.entries.filter((entry) => preludePath.test(entry.dest) && entry.rule !== 'template').sort((a, b) => (a.dest < b.dest ? -1 : 1));
+}
+
+/** The text of the prelude files, read once per machine when a template needs its words. */
+export function preludeText(preludes: SourceEntry[]): string {
+  return preludes.map((entry) => readFileSync(entry.contentPath, 'latin1')).join('\n');
+}
+
 export async function planMachine(context: PlanContext): Promise<MachinePlan> {
   const { repo, machine, trees } = context;
   const display = (entry: SourceEntry) => repo.display(entry.path);
@@ -94,14 +104,12 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
     }
   }
 
-  const preludes = trees[0]!.entries
-    .filter((entry) => preludePath.test(entry.dest) && entry.rule !== 'template')
-    .sort((a, b) => (a.dest < b.dest ? -1 : 1));
+  const preludes = preludesOf(trees);
   const preludeKey = preludes.map((entry) => `${entry.dest}=${context.hash(entry)}`).join(',');
   const factsDir = realPath(repo.facts);
   const environmentKey = renderEnvironment(preludeKey, context.facts);
-  let preludeText: string | undefined;
-  const preludeWords = () => (preludeText ??= preludes.map((entry) => readFileSync(entry.contentPath, 'latin1')).join('\n'));
+  let preludeNames: Set<string> | undefined;
+  const preludeNamesRead = () => (preludeNames ??= preludeFacts(preludeText(preludes), context.facts));
   const publicDefines = publicDefinesOf(context.fleet);
   const renders: RenderCache = {};
   const rendered = new Map<string, Buffer>();
@@ -129,7 +137,7 @@ export async function planMachine(context: PlanContext): Promise<MachinePlan> {
       return cached[1];
     }
     const text = readFileSync(entry.contentPath, 'latin1');
-    const inputs = templateInputs(text, preludeWords(), context.facts, repo.root);
+    const inputs = templateInputs(text, preludeNamesRead(), context.facts, repo.root);
     const isVolatile = inputs.computed;
     volatile ||= isVolatile;
     for (const include of inputs.includes) includes.add(include);

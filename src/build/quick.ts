@@ -5,14 +5,14 @@ import { isInside, realPath } from '../util/fs.ts';
 import { sha256 } from '../util/hash.ts';
 import type { DefaultsFile } from '../facts/machine-facts.ts';
 import { fileEntry, fileMode, type Manifest, type ManifestEntries, type ManifestEntry } from './manifest.ts';
-import type { RenderCache } from './plan.ts';
+import { preludesOf, preludeText, type RenderCache } from './plan.ts';
 import { holdsSecret } from './literal-facts.ts';
 import { renderTemplate } from './render.ts';
 import { publicDefines, readsPublic, type FleetPublic } from '../facts/public.ts';
-import { renderKey, sameContent, templateInputs } from './template-inputs.ts';
+import { preludeFacts, renderKey, sameContent, templateInputs } from './template-inputs.ts';
 import type { FileContent } from './tree.ts';
 import { readThroughLinkCheck, type SourceEntry, type SourceTree } from './walk.ts';
-import { preludePath, privateName } from './rules.ts';
+import { privateName } from './rules.ts';
 
 /** What a full plan of a machine leaves for the quick path of the next build. */
 export interface PlanMemory {
@@ -101,6 +101,8 @@ export async function quickPlan(context: QuickContext): Promise<QuickPlan | unde
   const rendered = new Map<string, Buffer>();
   const sources = new Map<string, SourceEntry>();
   let facts: Facts | undefined;
+  let preludes: SourceEntry[] | undefined;
+  let preludeNames: Set<string> | undefined;
   const factsDir = realPath(context.repo.facts);
   for (const entry of changed) {
     // A file beside a .private: the full plan works out its mode.
@@ -116,9 +118,10 @@ export async function quickPlan(context: QuickContext): Promise<QuickPlan | unde
       continue;
     }
     facts ??= context.facts();
+    preludes ??= preludesOf(context.trees);
+    preludeNames ??= preludeFacts(preludeText(preludes), facts);
     const text = readFileSync(entry.contentPath, 'latin1');
-    const preludes = preludesOf(context);
-    const inputs = templateInputs(text, preludes.map((prelude) => readFileSync(prelude.contentPath, 'latin1')).join('\n'), facts, context.repo.root);
+    const inputs = templateInputs(text, preludeNames, facts, context.repo.root);
     // A template that includes files, now or before: the full plan records the machine's included files.
     if (inputs.includes.length || inputs.computed || context.renders()[entry.path]?.[5]?.length) return undefined;
     let output: Buffer;
@@ -154,10 +157,6 @@ function unchanged(entry: SourceEntry, before: ManifestEntry, context: QuickCont
   // The quick path runs only while the machine's facts, prelude and included files are as at the full plan: the content decides.
   const record = context.renders()[entry.path];
   return record?.length === 7 && !record[2] && sameContent(record[0], context.hash(entry)) && record[1] === before.sha256 && (!record[4] || record[4] === (context.fleet.signature || '-'));
-}
-
-function preludesOf(context: QuickContext): SourceEntry[] {
-  return context.trees[0]!.entries.filter((candidate) => preludePath.test(candidate.dest) && candidate.rule !== 'template').sort((a, b) => (a.dest < b.dest ? -1 : 1));
 }
 
 async function render(entry: SourceEntry, preludes: SourceEntry[], facts: Facts, context: QuickContext): Promise<Buffer> {

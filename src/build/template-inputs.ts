@@ -1,6 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { Facts } from '../facts/facts.ts';
+import { statSignature } from '../util/fs.ts';
 import { fingerprintOf, sha256 } from '../util/hash.ts';
 
 /**
@@ -58,12 +59,18 @@ function unquoted(argument: string): string | undefined {
   return /^[A-Za-z0-9_./+@%~ -]*$/.test(argument) ? argument : undefined;
 }
 
-/** What a template reads, from its text, the prelude's text and the machine's facts; `root` is m4's working directory. */
-export function templateInputs(text: string, preludeText: string, facts: Facts, root: string): TemplateInputs {
-  const includes = new Set<string>();
+/** The facts the prelude names: every template reads them (worked out once per machine). */
+export function preludeFacts(preludeText: string, facts: Facts): Set<string> {
   const names = new Set<string>();
-  let computed = false;
   factWords(preludeText, facts, names);
+  return names;
+}
+
+/** What a template reads, from its text, the facts the prelude names and the machine's facts; `root` is m4's working directory. */
+export function templateInputs(text: string, preludeNames: ReadonlySet<string>, facts: Facts, root: string): TemplateInputs {
+  const includes = new Set<string>();
+  const names = new Set(preludeNames);
+  let computed = false;
   const scan = (source: string, depth: number) => {
     factWords(source, facts, names);
     const files = fileNames(source, facts);
@@ -101,34 +108,28 @@ function readOrUndefined(path: string): string | undefined {
 /** Content hashes of included files, valid while their stat signature holds (many templates share a fragment). */
 const includeHashes = new Map<string, [signature: string, sha256: string]>();
 
-function includeHash(path: string): string {
-  let signature: string;
+function signature(path: string): string | undefined {
   try {
-    const stats = statSync(path);
-    signature = `${stats.size}:${stats.mtimeMs}:${stats.ctimeMs}:${stats.ino}`;
+    return statSignature(statSync(path));
   } catch {
-    return 'missing';
+    return undefined;
   }
+}
+
+function includeHash(path: string): string {
+  const signed = signature(path);
+  if (signed === undefined) return 'missing';
   const known = includeHashes.get(path);
-  if (known?.[0] === signature) return known[1];
+  if (known?.[0] === signed) return known[1];
   const text = readOrUndefined(path);
   const digest = text === undefined ? 'unreadable' : sha256(Buffer.from(text, 'latin1'));
-  includeHashes.set(path, [signature, digest]);
+  includeHashes.set(path, [signed, digest]);
   return digest;
 }
 
 /** A stat signature of each included file: part of a machine's build fingerprint, so that a changed fragment rebuilds it. */
 export function includeSignatures(paths: readonly string[]): string {
-  return paths
-    .map((path) => {
-      try {
-        const stats = statSync(path);
-        return `include ${path}=${stats.size}:${stats.mtimeMs}:${stats.ctimeMs}:${stats.ino}`;
-      } catch {
-        return `include ${path}=missing`;
-      }
-    })
-    .join('\n');
+  return paths.map((path) => `include ${path}=${signature(path) ?? 'missing'}`).join('\n');
 }
 
 /**

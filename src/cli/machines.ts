@@ -1,8 +1,7 @@
 import pLimit from 'p-limit';
 import { Builder, type MachineResult } from '../build/builder.ts';
-import { BuildState } from '../build/state.ts';
 import { HomecloudError } from '../load/errors.ts';
-import { inventoryEntry, loadModel, reachProblem, type Model } from '../load/model.ts';
+import { inventoryEntry, reachProblem, type Model } from '../load/model.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import type { Target } from '../transport/ssh.ts';
 import { jobsFor, repoFrom } from './context.ts';
@@ -30,9 +29,8 @@ export async function acrossBuiltMachines<T>(
 ): Promise<{ repo: RepoPaths; model: Model; outcomes: MachineOutcome<T>[] }> {
   const repo = repoFrom(options);
   const report = await new Builder(repo).build({ machines: names });
+  const { model } = report;
   report.machines = report.machines.filter(keep);
-  // The documents the build just validated, from its state: validating them again would load zod (tens of milliseconds).
-  const model = await loadModel(repo, new BuildState(repo.build, (path) => repo.display(path)));
   onBuilt?.(report.machines.map((built) => ({ machine: built.machine, error: built.status === 'failed' ? built.error : undefined })));
   const limit = pLimit(jobsFor(options, model));
   const outcomes = await Promise.all(

@@ -3,12 +3,12 @@
 // input filter.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { createConnection } from 'node:net';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { controlDir } from '../../src/transport/ssh.ts';
 import { assertMachineIsItsGeneration } from '../helpers/invariant.ts';
+import { connectAndRead, probeListener } from '../helpers/probe-listener.ts';
 import { makeRepo, runCli, writeFiles } from '../helpers/repo.ts';
 import { testSandbox } from '../helpers/sandbox.ts';
 import { SmtpReceiver } from '../helpers/smtp.ts';
@@ -18,19 +18,12 @@ import { WebhookReceiver } from '../helpers/webhook.ts';
 const { box, skip } = testSandbox('base');
 const token = 'webhook-t0ken-that-must-not-leak';
 const password = 'Horse-Battery-9';
-const sys = 'layers/probe/usr/local/lib/systemd/system';
-/** A test layer: a TCP listener on 8080 and one on 8081; only 8080 is opened by an input.d file. */
-const probe = (port: number) => ({
-  [`${sys}/probe-${port}.socket`]: `[Socket]\nListenStream=${port}\nAccept=yes\n`,
-  [`${sys}/probe-${port}@.service`]: `[Service]\nExecStart=/bin/echo probe ${port}\nStandardOutput=socket\nDynamicUser=yes\n`,
-  [`${sys}/sockets.target.wants/probe-${port}.socket`]: { link: `../probe-${port}.socket` },
-});
 const repo = makeRepo({
   'homecloud.json': '{"stdlib": true}\n',
   'inventory.json': '{}\n',
   'machines/one/usr/local/opt/initd/layers/10-layers.txt': '+ probe\n',
-  ...probe(8080),
-  ...probe(8081),
+  ...probeListener(8080),
+  ...probeListener(8081),
   'layers/probe/usr/local/etc/nftables/input.d/50-probe.nft': 'tcp dport 8080 accept\n',
   'askpass': { content: `#!/bin/sh\necho '${password}'\n`, mode: 0o755 },
 });
@@ -85,17 +78,8 @@ function passwordLogin() {
   ], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SSH_ASKPASS: join(repo, 'askpass'), SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' } });
 }
 
-/** What a TCP connection from the host reads: the listener's line, or how it ended. */
-function connect(port: number): Promise<string> {
-  return new Promise((resolve) => {
-    let data = '';
-    const socket = createConnection({ host: address(), port, timeout: 2000 });
-    socket.on('data', (chunk: Buffer) => (data += chunk.toString()));
-    socket.on('end', () => resolve(data.trim()));
-    socket.on('timeout', () => { socket.destroy(); resolve('dropped'); });
-    socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
-  });
-}
+/** What a TCP connection from the host to the machine reads. */
+const connect = (port: number) => connectAndRead(address(), port);
 
 test('keys only: a password login that worked before the first deploy is refused after it; no unit is failed; the webhook token stays secret', { skip }, async () => {
   await box!.up(['one']);

@@ -7,30 +7,23 @@
 // After every deploy the machine is checked against its current generation.
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { assertMachineIsItsGeneration } from '../helpers/invariant.ts';
+import { connectAndRead, probeListener } from '../helpers/probe-listener.ts';
 import { makeRepo, writeFiles } from '../helpers/repo.ts';
 import { sandboxCli, testSandbox } from '../helpers/sandbox.ts';
 
 const { box, skip } = testSandbox('firewall');
-const sys = 'layers/probe/usr/local/lib/systemd/system';
 const nftables = 'layers/probe/usr/local/etc/nftables';
-/** A TCP listener on a port that answers "probe <port>"; only the input.d files decide who reaches it. */
-const probe = (port: number) => ({
-  [`${sys}/probe-${port}.socket`]: `[Socket]\nListenStream=${port}\nAccept=yes\n`,
-  [`${sys}/probe-${port}@.service`]: `[Service]\nExecStart=/bin/echo probe ${port}\nStandardOutput=socket\nDynamicUser=yes\n`,
-  [`${sys}/sockets.target.wants/probe-${port}.socket`]: { link: `../probe-${port}.socket` },
-});
 /** Opens 8081, if nft could read it. */
 const broken = 'tcp dport 8081 acept\n';
 const repo = makeRepo({
   'homecloud.json': '{"stdlib": true}\n',
   'inventory.json': '{}\n',
   'machines/one/usr/local/opt/initd/layers/10-layers.txt': '+ probe\n',
-  ...probe(8080),
-  ...probe(8081),
+  ...probeListener(8080),
+  ...probeListener(8081),
   [`${nftables}/input.d/50-probe.nft`]: 'tcp dport 8080 accept\n',
   [`${nftables}/input.d/70-broken.nft`]: broken,
 });
@@ -51,20 +44,8 @@ function deploy(context: string) {
   return result;
 }
 
-/** What a TCP connection from the host reads: the listener's line, or how it ended. */
-function connect(port: number): Promise<string> {
-  return new Promise((resolve) => {
-    let data = '';
-    const socket = createConnection({ host: address(), port, timeout: 2000 });
-    socket.on('data', (chunk: Buffer) => (data += chunk.toString()));
-    socket.on('end', () => resolve(data.trim()));
-    socket.on('timeout', () => {
-      socket.destroy();
-      resolve('dropped');
-    });
-    socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
-  });
-}
+/** What a TCP connection from the host to the machine reads. */
+const connect = (port: number) => connectAndRead(address(), port);
 
 /** Reboot on the machine's own disk and wait until its boot has ended. */
 async function reboot() {
