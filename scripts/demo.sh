@@ -32,6 +32,10 @@ step "Boot the three machines as sandbox machines (real systemd, copy-on-write c
 homecloud sandbox up gateway nas media
 step "Read their facts over SSH (one round trip each)" --sandbox facts
 homecloud --sandbox facts
+step "What a deploy to media will do, and why (the lambda layer's generator made its function's socket)" --sandbox plan media
+homecloud --sandbox plan media
+step "Where did the socket come from?" explain media /usr/local/lib/systemd/system/lambda-time.socket
+homecloud explain media /usr/local/lib/systemd/system/lambda-time.socket
 step "Deploy: transfer the trees, start what they enable" --sandbox deploy
 homecloud --sandbox deploy
 step "Deploy again: nothing to do, nothing sent, nothing restarted" --sandbox deploy

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Manifest } from '../build/manifest.ts';
 import { machineOutput } from '../build/builder.ts';
 import { parseTriggers, triggersFile } from '../build/declared.ts';
+import { declarationsBeside } from '../build/generate.ts';
 import { keyValues, probe, publicOf, rememberManifest, type ProbeOutcome } from '../facts/probe.ts';
 import { storePublic } from '../facts/public.ts';
 import { HomecloudError } from '../load/errors.ts';
@@ -90,6 +91,7 @@ export function planFromProbe(probed: ProbeOutcome, output: DesiredState): Machi
     failedUnits: probed.failedUnits ?? [],
     rsync: probed.rsync !== false,
     packageWork: work,
+    declaredIn: declarationsBeside(output.manifest),
   });
   const managedUnits = unitsManagedBy(next);
   return {

@@ -15,7 +15,10 @@ import type { Manifest } from './manifest.ts';
 import { planMachine, type MachinePlan, type RenderCache } from './plan.ts';
 import { quickPlan, type PlanMemory } from './quick.ts';
 import { BuildState, buildFormat } from './state.ts';
-import { applyTree, emptyTrash, type FileContent } from './tree.ts';
+import { applyTree, emptyTrash, type FileContent, type TreeChanges } from './tree.ts';
+import { generate, generatedEntries, generatorPath, type Generated } from './generate.ts';
+import { sortEntries, type ManifestEntries } from './manifest.ts';
+import { mkdtempSync } from 'node:fs';
 import { nativeTreeSignatures } from '../util/native.ts';
 import { walkSource, type SourceTree } from './walk.ts';
 import { includeSignatures } from './template-inputs.ts';
@@ -69,6 +72,8 @@ export function machineOutput(repo: RepoPaths, machine: string) {
     renders: join(dir, 'renders.json'),
     /** What the last full plan leaves for quick rebuilds. */
     memory: join(dir, 'plan.json'),
+    /** What the machine's generators made, and from which inputs (generate.ts). */
+    generated: join(dir, 'generated.json'),
     /** Present while the tree is being changed: a tree found with it is verified, not trusted. */
     marker: join(dir, 'building'),
   };
@@ -196,6 +201,9 @@ export class Builder {
       if (previous && memory && quick) {
         writeFileSync(output.marker, '');
         const changes = applyTree(output.tree, previous.entries, quick.manifest.entries, quick.contentOf, quick.changed);
+        const before = this.generatedBefore(output.generated);
+        const generated = await this.generateInto(machine, output, trees, withoutGenerated(quick.manifest.entries, before), quick.manifest.entries, before, changes);
+        quick.manifest.entries = generated;
         this.write(output.manifest, quick.manifest, JSON.stringify(quick.manifest) + '\n');
         if (quick.renders) this.write(output.renders, quick.renders, JSON.stringify(quick.renders));
         state.setFingerprint(machine, fingerprint);
@@ -224,7 +232,11 @@ export class Builder {
         if (from.rule === 'template') return { data: plan.rendered.get(from.path)! };
         return { copyFrom: from.contentPath };
       };
-      const changes = applyTree(output.tree, previous?.entries, desired, contentOf);
+      // The last build's generated outputs stay in place while the generators are looked at.
+      const before = previous ? this.generatedBefore(output.generated) : undefined;
+      const held = { ...generatedEntries(before ?? {}), ...desired };
+      const changes = applyTree(output.tree, previous?.entries, held, contentOf);
+      plan.manifest.entries = await this.generateInto(machine, output, trees, desired, held, before, changes);
       this.write(output.manifest, plan.manifest, JSON.stringify(plan.manifest) + '\n');
       this.write(output.renders, plan.renders, JSON.stringify(plan.renders));
       // The files the templates include are inputs from now on (a template may have started or stopped including one).
@@ -242,7 +254,7 @@ export class Builder {
       const builtFrom = machineFingerprint(planned, trees);
       state.setFingerprint(machine, plan.volatile ? `volatile:${builtFrom}` : builtFrom);
       Object.assign(result, { status: 'built', plan: 'full', written: changes.written, removed: changes.removed, notes: plan.notes });
-      result.paths = Object.keys(desired).length;
+      result.paths = Object.keys(plan.manifest.entries).length;
     } catch (error) {
       result.status = 'failed';
       result.error = error instanceof HomecloudError ? error : systemError(error, machine);
@@ -250,6 +262,44 @@ export class Builder {
       result.milliseconds = now() - started;
     }
     return result;
+  }
+
+  /** What the last build's generators made, as recorded beside a trusted tree. */
+  private generatedBefore(path: string): Generated | undefined {
+    return this.remembered(path, (text) => JSON.parse(text) as Generated);
+  }
+
+  /**
+   * Run the machine's generators whose inputs changed and put their outputs in its tree, which holds `held`
+   * (the `base` entries and the last build's outputs); counts into `changes`. Returns the whole tree's entries.
+   */
+  private async generateInto(machine: string, output: ReturnType<typeof machineOutput>, trees: SourceTree[], base: ManifestEntries, held: ManifestEntries, before: Generated | undefined, changes: TreeChanges): Promise<ManifestEntries> {
+    if (!before && !Object.keys(base).some((path) => generatorPath.test(path))) {
+      rmSync(output.generated, { force: true });
+      return base;
+    }
+    const scratch = mkdtempSync(join(output.dir, 'generate-'));
+    try {
+      const result = await generate({
+        machine,
+        tree: output.tree,
+        base,
+        previous: before,
+        scratch,
+        sourceOf: (path) => sourceOf(this.repo, trees, path),
+        schedule: (task) => this.limit(task),
+      });
+      const entries = withAncestors({ ...base, ...generatedEntries(result.generated) });
+      const candidates = [...result.changed, ...Object.keys(entries).filter((path) => !held[path])];
+      const more = applyTree(output.tree, held, entries, (path) => result.contentOf(path), [...new Set(candidates)]);
+      changes.written += more.written;
+      changes.removed += more.removed;
+      if (Object.keys(result.generated).length) this.write(output.generated, result.generated, JSON.stringify(result.generated));
+      else rmSync(output.generated, { force: true });
+      return sortEntries(entries);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   }
 
   private async planFor(model: Model, machine: string, trees: SourceTree[], renders: RenderCache, state: BuildState): Promise<MachinePlan> {
@@ -404,6 +454,39 @@ function sourceFingerprints(fingerprint: string | undefined): Map<string, string
     if (line.startsWith('/') && equals > 0) sources.set(line.slice(0, equals), line.slice(equals + 1));
   }
   return sources;
+}
+
+/** A tree's entries without the outputs a generator made (directories that still hold something stay). */
+function withoutGenerated(entries: ManifestEntries, generated: Generated | undefined): ManifestEntries {
+  const made = generatedEntries(generated ?? {});
+  if (!Object.keys(made).length) return entries;
+  const base: ManifestEntries = {};
+  for (const [path, entry] of Object.entries(entries)) if (!made[path] || made[path].type === 'dir') base[path] = entry;
+  const holding = new Set<string>();
+  for (const path of Object.keys(base)) for (let slash = path.lastIndexOf('/'); slash > 0; slash = path.lastIndexOf('/', slash - 1)) holding.add(path.slice(0, slash));
+  for (const path of Object.keys(made)) if (made[path]!.type === 'dir' && !holding.has(path)) delete base[path];
+  return base;
+}
+
+/** Entries with every missing ancestor directory of a path added (0755). */
+function withAncestors(entries: ManifestEntries): ManifestEntries {
+  for (const path of Object.keys(entries)) {
+    for (let slash = path.lastIndexOf('/'); slash > 0; slash = path.lastIndexOf('/', slash - 1)) {
+      const dir = path.slice(0, slash);
+      if (entries[dir]) break;
+      entries[dir] = { type: 'dir', mode: '0755' };
+    }
+  }
+  return entries;
+}
+
+/** The repository file that makes a path of a machine's tree (the machine's own wins, as in the merge). */
+function sourceOf(repo: RepoPaths, trees: SourceTree[], path: string): string | undefined {
+  for (const tree of [...trees].reverse()) {
+    const entry = tree.entries.find((candidate) => candidate.dest === path);
+    if (entry) return repo.display(entry.path);
+  }
+  return undefined;
 }
 
 function systemError(error: unknown, machine: string): HomecloudError {

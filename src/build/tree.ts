@@ -55,7 +55,7 @@ export function applyTree(
   }
 
   // Directories first (parents before children), then files and links: only what differs.
-  const differing = (candidates ?? Object.keys(desired)).filter((path) => !sameEntry(removed.has(path) ? undefined : actual[path], desired[path]));
+  const differing = (candidates ?? Object.keys(desired)).filter((path) => desired[path] && !sameEntry(removed.has(path) ? undefined : actual[path], desired[path]));
   const directoriesFirst = [...differing.filter((path) => desired[path]!.type === 'dir').sort(), ...differing.filter((path) => desired[path]!.type !== 'dir')];
   for (const path of directoriesFirst) {
     const want = desired[path]!;

@@ -57,6 +57,8 @@ export interface DeployPlanInput {
   rsync: boolean;
   /** Packages to install that the machine lacks, and to purge that it has. */
   packageWork: { install: string[]; purge: string[] };
+  /** The declaration a generator made a path from, named in the reasons. */
+  declaredIn?: (path: string) => string | undefined;
 }
 
 /**
@@ -67,8 +69,8 @@ export interface DeployPlanInput {
  */
 export function planDeploy(input: DeployPlanInput): DeployPlan {
   const { committed, live, next } = input;
-  const fromCommitted = reconcile(committed, next, input.read, input.triggers);
-  const fromLive = reconcile({ ...next, entries: live }, next, input.read, input.triggers);
+  const fromCommitted = reconcile(committed, next, input.read, input.triggers, input.declaredIn);
+  const fromLive = reconcile({ ...next, entries: live }, next, input.read, input.triggers, input.declaredIn);
   const units = new Map<string, DeployUnit>();
   for (const unit of [...fromCommitted.units, ...fromLive.units]) {
     const known = units.get(unit.unit);

@@ -1,6 +1,7 @@
 import type { Manifest, ManifestEntries } from '../build/manifest.ts';
 import { sameEntry } from '../build/manifest.ts';
 import type { TriggerDeclaration } from '../build/declared.ts';
+import { globMatches } from '../util/glob.ts';
 import { dropInIndex, dropInOf, dropInsOf, templateOf, unitFileOf, unitOf, unitReferences, wantedUnit, type DropInIndex } from './units.ts';
 
 export type UnitAction = 'stop' | 'restart' | 'reload-or-restart' | 'reload' | 'start';
@@ -34,6 +35,8 @@ export function reconcile(
   next: Manifest,
   read: (path: string) => string,
   triggers: TriggerDeclaration[] = [],
+  /** The declaration a generator made a path from (generate.ts), named in the reasons. */
+  declaredIn: (path: string) => string | undefined = () => undefined,
 ): Plan {
   const before: ManifestEntries = previous?.entries ?? {};
   const after = next.entries;
@@ -43,7 +46,13 @@ export function reconcile(
   const touched = [...added, ...changed];
 
   const units = new Map<string, PlannedUnit>();
+  const perConnection = perConnectionTemplates(after, read);
   const act = (unit: string, action: UnitAction, reason: string) => {
+    // A service an Accept=yes socket starts per connection serves one connection from the files as they were: the
+    // next connection gets the new ones (a restart would cut one off).
+    if (action !== 'stop' && action !== 'start' && perConnection.has(unit.replace(/@\*\./, '@.'))) return;
+    // A slice restarted would stop everything in it; daemon-reload sets its changed limits on the running slice.
+    if (action !== 'stop' && action !== 'start' && unit.endsWith('.slice')) return;
     const known = units.get(unit);
     if (!known) units.set(unit, { unit, action, reasons: [reason] });
     else {
@@ -56,14 +65,19 @@ export function reconcile(
   const changedSet = new Set(changed);
   const addedSet = new Set(added);
   const how = (path: string) => (changedSet.has(path) ? 'changed' : addedSet.has(path) ? 'added' : 'removed');
+  /** A reason about a path, with the declaration a generator made it from. */
+  const because = (path: string, words: string) => {
+    const declaration = declaredIn(path);
+    return declaration ? `${words} (declared in ${declaration})` : words;
+  };
   const stopped = new Set<string>();
   for (const path of removed) {
     const owner = unitOf(path);
-    if (owner && !owner.dropIn) act(owner.unit, 'stop', `${path} removed`);
+    if (owner && !owner.dropIn) act(owner.unit, 'stop', because(path, `${path} ${how(path)}`));
     if (owner && !owner.dropIn) stopped.add(owner.unit);
     if (owner || dropInOf(path)) daemonReload = true;
     const wanted = wantedUnit(path);
-    if (wanted) act(wanted, 'stop', `${path} removed`);
+    if (wanted) act(wanted, 'stop', because(path, `${path} ${how(path)}`));
     if (wanted) stopped.add(wanted);
   }
   // Units whose own file is new (an instance: its template's): nothing of theirs is running yet.
@@ -75,10 +89,10 @@ export function reconcile(
     if (owner && !owner.dropIn) {
       daemonReload = true;
       // A new unit file starts nothing by itself; a changed one restarts the unit (its running instances, for a template).
-      if (changedSet.has(path)) act(instances(owner.unit), 'restart', `${path} changed`);
+      if (changedSet.has(path)) act(instances(owner.unit), 'restart', because(path, `${path} ${how(path)}`));
     }
     const wanted = wantedUnit(path);
-    if (wanted && addedSet.has(path)) act(wanted, 'start', `${path} added`);
+    if (wanted && addedSet.has(path)) act(wanted, 'start', because(path, `${path} ${how(path)}`));
     if (wanted) daemonReload = true;
   }
 
@@ -105,7 +119,7 @@ export function reconcile(
       (after[path] !== undefined && applies(unit, afterDropIns, 'after').has(path));
     const affected = named.filter((unit) => !isNew(unit) && !isStopped(unit) && appliedTo(unit));
     // An instance whose template is affected is restarted with the template's instances (x@*.service).
-    for (const unit of affected) if (!affected.includes(templateOf(unit) ?? '')) act(instances(unit), 'restart', `${path} ${how(path)}`);
+    for (const unit of affected) if (!affected.includes(templateOf(unit) ?? '')) act(instances(unit), 'restart', because(path, `${path} ${how(path)}`));
   }
 
   // Files a unit reads (a file added to or removed from a directory it reads counts), in its unit file or any drop-in
@@ -130,12 +144,12 @@ export function reconcile(
       const referenced = references.paths.find((ref) => path === ref || path.startsWith(`${ref}/`));
       if (!referenced || unitOf(path) || dropInOf(path)) continue;
       const where = referenced === path ? '' : ` (in ${referenced})`;
-      act(instances(unit), reloads ? 'reload-or-restart' : 'restart', `${path} ${how(path)}${where}, which ${unit} reads`);
+      act(instances(unit), reloads ? 'reload-or-restart' : 'restart', because(path, `${path} ${how(path)}${where}, which ${unit} reads`));
     }
   }
   for (const trigger of triggers) {
     for (const path of [...touched, ...removed]) {
-      if (globMatches(trigger.glob, path)) act(trigger.unit, trigger.action, `${path} ${how(path)} (${trigger.file}:${trigger.line})`);
+      if (globMatches(trigger.glob, path)) act(trigger.unit, trigger.action, because(path, `${path} ${how(path)} (${trigger.file}:${trigger.line})`));
     }
   }
   return {
@@ -146,6 +160,18 @@ export function reconcile(
     units: [...units.values()].sort((a, b) => (a.unit < b.unit ? -1 : 1)),
     packages: next.packages,
   };
+}
+
+/** Service templates whose instances an `Accept=yes` socket of the tree starts, one per connection (`x.socket`, `x@.socket` -> `x@.service`). */
+function perConnectionTemplates(entries: ManifestEntries, read: (path: string) => string): Set<string> {
+  const templates = new Set<string>();
+  for (const path of Object.keys(entries)) {
+    const owner = unitOf(path);
+    if (!owner || owner.dropIn || !owner.unit.endsWith('.socket') || entries[path]!.type !== 'file') continue;
+    if (!/^\s*Accept\s*=\s*(yes|true|on|1)\s*$/im.test(read(path))) continue;
+    templates.add(`${owner.unit.replace(/@?\.socket$/, '')}@.service`);
+  }
+  return templates;
 }
 
 /** The units a tree names: by a unit file, a drop-in of their own or a wants link (a template stands for its instances). */
@@ -162,17 +188,3 @@ function unitsNamed(entries: ManifestEntries): string[] {
 function instances(unit: string): string {
   return unit.replace(/@\./, '@*.');
 }
-
-/** Shell-style glob: `*` within a path segment, `**` across segments, `?` one character. */
-export function globMatches(glob: string, path: string): boolean {
-  const pattern = glob
-    .split('**')
-    .map((part) => part.split('*').map((piece) => piece.split('?').map(escape).join('[^/]')).join('[^/]*'))
-    .join('.*');
-  return new RegExp(`^${pattern}$`).test(path);
-}
-
-function escape(text: string): string {
-  return text.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-}
-

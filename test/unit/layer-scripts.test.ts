@@ -20,7 +20,7 @@ const skip = !hasShellcheck && process.env.CI !== 'true' && 'shellcheck is not i
 
 test('every bash script of the standard layers and of the example passes shellcheck', { skip }, () => {
   const scripts = [...shellScripts(join(projectRoot, 'layers')), ...shellScripts(join(projectRoot, 'examples'))];
-  assert.ok(scripts.some((path) => path.endsWith('system-generators/lambda')), 'the lambda generator is among them');
+  assert.ok(scripts.some((path) => path.endsWith('initd/generators/lambda')), 'the lambda generator is among them');
   assert.ok(scripts.some((path) => path.endsWith('/_/usr/local/libexec/homecloud/failed-units')), 'the base layer\'s scripts are among them');
   shellcheck(scripts);
 });

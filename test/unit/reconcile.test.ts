@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Manifest, ManifestEntries } from '../../src/build/manifest.ts';
-import { globMatches, reconcile } from '../../src/plan/reconcile.ts';
+import { reconcile } from '../../src/plan/reconcile.ts';
+import { globMatches } from '../../src/util/glob.ts';
 import { unitReferences } from '../../src/plan/units.ts';
 
 const sys = '/usr/local/lib/systemd/system';

@@ -1,0 +1,235 @@
+import { copyFileSync, constants, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, symlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { HomecloudError } from '../load/errors.ts';
+import { fileSha256, sha256 } from '../util/hash.ts';
+import { lazyChildProcess } from '../util/lazy.ts';
+import { octal } from '../util/fs.ts';
+import { fileEntry, type ManifestEntries, type ManifestEntry } from './manifest.ts';
+import { globMatches } from '../util/glob.ts';
+import type { FileContent } from './tree.ts';
+
+/**
+ * Build-time generators (FORMAT.md section 7): an executable `/usr/local/opt/initd/generators/<name>` of a
+ * machine's tree runs on the operator's side with the tree's files it declares as inputs, and what it writes
+ * joins the tree. So declarations (a file per function, container, peer) become units and links the engine
+ * sees: in the manifest, in `explain`, and started, restarted and stopped by the ordinary reconcile.
+ */
+export const generatorPath = /^\/usr\/local\/opt\/initd\/generators\/[^/]+$/;
+
+/** What one generator made from one set of inputs. */
+export interface GeneratorRecord {
+  /** The generator's content, the machine and its inputs: the same key gives the same output. */
+  key: string;
+  /** Its outputs, directories it made included. */
+  entries: ManifestEntries;
+  /** Output path -> the input (a declaration) it was made from. */
+  from: Record<string, string>;
+}
+
+/** The generators of a machine's last build, by the generator's path. */
+export type Generated = Record<string, GeneratorRecord>;
+
+export interface GenerateContext {
+  machine: string;
+  /** The built tree: holds `base`, and the outputs `previous` records. */
+  tree: string;
+  /** The machine's tree without generated outputs. */
+  base: ManifestEntries;
+  /** What the last build generated, when its tree is trusted. */
+  previous: Generated | undefined;
+  /** Where a work directory may be made (removed by the caller). */
+  scratch: string;
+  /** The source file in the repository that makes a path, for messages. */
+  sourceOf(path: string): string | undefined;
+  /** Run a generator through the shared concurrency limit. */
+  schedule<T>(task: () => Promise<T>): Promise<T>;
+}
+
+export interface GenerateResult {
+  generated: Generated;
+  /** The content of an output of a generator that ran in this build. */
+  contentOf(path: string): FileContent;
+  /** Output paths that may differ from the last build's: every output, old and new, of a generator that ran. */
+  changed: string[];
+}
+
+/** Run the tree's generators whose inputs changed; the others' outputs are taken from the last build. */
+export async function generate(context: GenerateContext): Promise<GenerateResult> {
+  const generators = Object.keys(context.base).filter((path) => generatorPath.test(path) && context.base[path]!.type === 'file');
+  const generated: Generated = {};
+  const outDirs = new Map<string, string>();
+  const changed = new Set<string>();
+  await Promise.all(
+    generators.map(async (generator) => {
+      const text = readFileSync(context.tree + generator, 'utf8');
+      const globs = declaredInputs(text);
+      if (!globs.length) {
+        throw new HomecloudError(`the generator ${generator} declares no inputs`, where(context, generator), 'add a comment line "# inputs: <glob> ..." naming the files of the tree it reads, e.g. # inputs: /usr/local/opt/app/*.conf');
+      }
+      const inputs = Object.keys(context.base)
+        .filter((path) => context.base[path]!.type !== 'dir' && !generatorPath.test(path) && globs.some((glob) => globMatches(glob, path)))
+        .sort();
+      const key = sha256(JSON.stringify([context.machine, identity(context.base[generator]!), inputs.map((path) => [path, identity(context.base[path]!)])]));
+      const known = context.previous?.[generator];
+      if (known?.key === key) {
+        generated[generator] = known;
+        return;
+      }
+      const out = await context.schedule(() => runGenerator(context, generator, inputs));
+      const secret = inputs.some((path) => (context.base[path] as { secret?: true }).secret);
+      generated[generator] = { key, entries: outputEntries(out.dir, secret), from: out.from };
+      outDirs.set(generator, out.dir);
+      for (const path of [...Object.keys(known?.entries ?? {}), ...Object.keys(generated[generator].entries)]) changed.add(path);
+    }),
+  );
+  // A generator that is gone takes its outputs along.
+  for (const [generator, record] of Object.entries(context.previous ?? {})) if (!generated[generator]) for (const path of Object.keys(record.entries)) changed.add(path);
+  checkCollisions(context, generated);
+  const contentOf = (path: string): FileContent => {
+    for (const [generator, dir] of outDirs) if (generated[generator]!.entries[path]) return { copyFrom: dir + path };
+    throw new HomecloudError(`${path} is not an output of a generator that ran`);
+  };
+  return { generated, contentOf, changed: [...changed].sort() };
+}
+
+/** Every output of every generator, merged (collisions were refused). */
+export function generatedEntries(generated: Generated): ManifestEntries {
+  const entries: ManifestEntries = {};
+  for (const record of Object.values(generated)) Object.assign(entries, record.entries);
+  return entries;
+}
+
+/** The declaration that made a generated path, with the generator. */
+export function declarationOf(generated: Generated, path: string): { generator: string; declaration: string | undefined } | undefined {
+  for (const [generator, record] of Object.entries(generated)) if (record.entries[path]) return { generator, declaration: record.from[path] };
+  return undefined;
+}
+
+/** What a built machine's generators made, from generated.json beside its `manifest` (nothing when none ran). */
+function generatedBeside(manifest: string): Generated {
+  try {
+    return JSON.parse(readFileSync(join(dirname(manifest), 'generated.json'), 'utf8')) as Generated;
+  } catch {
+    return {};
+  }
+}
+
+/** The declarations of a built machine's generated paths. */
+export function declarationsBeside(manifest: string): (path: string) => string | undefined {
+  const generated = generatedBeside(manifest);
+  return (path) => declarationOf(generated, path)?.declaration;
+}
+
+/** A generated path of a built machine: its entry, the generator and the declaration it was made from. */
+export function generatedBy(manifest: string, path: string): { entry: ManifestEntry; generator: string; declaration: string | undefined } | undefined {
+  const generated = generatedBeside(manifest);
+  const made = declarationOf(generated, path);
+  return made && { ...made, entry: generated[made.generator]!.entries[path]! };
+}
+
+/** `# inputs: <glob> ...` lines of the generator's leading comment. */
+export function declaredInputs(text: string): string[] {
+  const globs: string[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('#')) break;
+    const match = /^#\s*inputs:\s*(.*)$/.exec(line);
+    if (match) globs.push(...match[1]!.split(/\s+/).filter((glob) => glob.startsWith('/')));
+  }
+  return globs;
+}
+
+function identity(entry: ManifestEntry): string {
+  return entry.type === 'file' ? `f ${entry.mode} ${entry.sha256}` : entry.type === 'link' ? `l ${entry.target}` : `d ${entry.mode}`;
+}
+
+function where(context: GenerateContext, path: string) {
+  const file = context.sourceOf(path);
+  return file ? { file } : undefined;
+}
+
+/** Run one generator with a copy of its inputs (nothing else of the tree), into an empty directory. */
+async function runGenerator(context: GenerateContext, generator: string, inputs: string[]): Promise<{ dir: string; from: Record<string, string> }> {
+  const work = mkdtempSync(join(context.scratch, 'generator-'));
+  const input = join(work, 'in');
+  const out = join(work, 'out');
+  mkdirSync(out);
+  mkdirSync(input);
+  for (const path of inputs) {
+    mkdirSync(input + path.slice(0, path.lastIndexOf('/')), { recursive: true });
+    const entry = context.base[path]!;
+    if (entry.type === 'link') symlinkSync(entry.target, input + path);
+    else copyFileSync(context.tree + path, input + path, constants.COPYFILE_FICLONE);
+  }
+  const result = await new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string; error?: Error }>((resolve) => {
+    lazyChildProcess().execFile(
+      context.tree + generator,
+      [input, out],
+      { cwd: work, env: { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', LC_ALL: 'C', HOME: work, HOMECLOUD_MACHINE: context.machine }, timeout: 120_000, maxBuffer: 16 << 20, encoding: 'utf8' },
+      (error, stdout, stderr) => {
+        const failure = error as (Error & { code?: number | string; signal?: string }) | null;
+        resolve({ code: failure ? (typeof failure.code === 'number' ? failure.code : null) : 0, signal: failure?.signal ?? null, stdout, stderr, error: failure && typeof failure.code === 'string' ? failure : undefined });
+      },
+    );
+  });
+  if (result.error) throw new HomecloudError(`cannot run the generator ${generator}: ${result.error.message}`, where(context, generator), 'it must be an executable file with a #! line');
+  if (result.code !== 0) throw generatorFailure(context, generator, result.code, result.signal, result.stderr);
+  const from: Record<string, string> = {};
+  for (const line of result.stdout.split('\n')) {
+    const [path, declaration] = line.split('\t');
+    if (path?.startsWith('/') && declaration && inputs.includes(declaration)) from[path] = declaration;
+  }
+  return { dir: out, from };
+}
+
+/** A generator's refusal, with each `<tree path>: message` line naming the repository file that makes the path. */
+function generatorFailure(context: GenerateContext, generator: string, code: number | null, signal: string | null, stderr: string): HomecloudError {
+  const lines = stderr.trim().split('\n').filter(Boolean).slice(-10);
+  const shown = lines.map((line) => {
+    const match = /^(\/[^:]*): (.*)$/.exec(line);
+    const source = match && context.base[match[1]!] ? context.sourceOf(match[1]!) : undefined;
+    return source ? `${source} (${match![1]}): ${match![2]}` : line;
+  });
+  const how = signal ? `was killed by ${signal}` : `failed (exit status ${code})`;
+  return new HomecloudError(`the generator ${generator} ${how}${shown.length ? `:\n  ${shown.join('\n  ')}` : ''}`, where(context, generator));
+}
+
+/** A generator's output directory as manifest entries: files keep their permission bits, directories are 0755. */
+function outputEntries(dir: string, secret: boolean): ManifestEntries {
+  const entries: ManifestEntries = {};
+  const walk = (relative: string) => {
+    for (const name of readdirSync(dir + relative).sort()) {
+      const path = `${relative}/${name}`;
+      const stats = lstatSync(dir + path);
+      if (stats.isDirectory()) {
+        entries[path] = { type: 'dir', mode: octal(0o755) };
+        walk(path);
+      } else if (stats.isSymbolicLink()) entries[path] = { type: 'link', target: readlinkSync(dir + path) };
+      else if (stats.isFile()) entries[path] = fileEntry(stats.mode & 0o7777, fileSha256(dir + path), secret);
+      else throw new HomecloudError(`a generator made ${path}, which is neither a file, a link nor a directory`);
+    }
+  };
+  walk('');
+  return entries;
+}
+
+/** An output must be new to the tree (directories may be shared) and made by one generator only. */
+function checkCollisions(context: GenerateContext, generated: Generated): void {
+  const owner = new Map<string, string>();
+  for (const [generator, record] of Object.entries(generated).sort()) {
+    for (const [path, entry] of Object.entries(record.entries)) {
+      const base = context.base[path];
+      if (generatorPath.test(path)) throw new HomecloudError(`the generator ${generator} made ${path}: a generator may not make generators`, where(context, generator));
+      if (base && !(base.type === 'dir' && entry.type === 'dir')) {
+        const source = context.sourceOf(path);
+        throw new HomecloudError(
+          `the generator ${generator} made ${path}, which ${source ? `${source} makes` : 'the tree has'}`,
+          where(context, generator),
+          'remove or rename the file, or the declaration that makes the generator write it',
+        );
+      }
+      const other = owner.get(path);
+      if (other && entry.type !== 'dir') throw new HomecloudError(`the generators ${other} and ${generator} both made ${path}`, where(context, generator), 'a path may come from one generator only');
+      owner.set(path, generator);
+    }
+  }
+}
