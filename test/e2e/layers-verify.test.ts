@@ -15,7 +15,10 @@ import { buildEveryStandardLayer, walkFiles } from '../helpers/standard-layers.t
 const { box, skip } = testSandbox('verify');
 const unitSuffix = /\.(service|socket|timer|path|mount|automount|swap|target|slice)$/;
 
-/** What to verify in a tree: unit files by path, units with drop-ins by name. */
+/**
+ * What to verify in a tree: unit files by path, units with drop-ins by name. A dash prefix's drop-ins
+ * (homecloud-.service.d/) name no unit: they are verified with the units they apply to.
+ */
 function unitsIn(tree: string): string[] {
   const units = new Set<string>();
   for (const dir of ['usr/local/lib/systemd/system', 'etc/systemd/system']) {
@@ -28,7 +31,8 @@ function unitsIn(tree: string): string[] {
     for (const file of files) {
       const parts = file.split('/');
       if (parts.length === 1 && unitSuffix.test(file) && lstatSync(join(tree, dir, file)).isFile()) units.add(`/${dir}/${file}`);
-      if (parts.length === 2 && parts[0]!.endsWith('.d') && unitSuffix.test(parts[0]!.slice(0, -2))) units.add(parts[0]!.slice(0, -2));
+      const unit = parts[0]!.slice(0, -2);
+      if (parts.length === 2 && parts[0]!.endsWith('.d') && unitSuffix.test(unit) && !/-@?\.[a-z]+$/.test(unit)) units.add(unit);
     }
   }
   return [...units].sort();

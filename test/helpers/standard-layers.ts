@@ -14,11 +14,11 @@ export function walkFiles(dir: string, prefix = ''): string[] {
   });
 }
 
-/** A file whose first line runs bash or sh: shellcheck's to check. */
+/** A file whose first line runs bash or sh, or names its shell to shellcheck (a library to source): shellcheck's to check. */
 export function isShellScript(path: string): boolean {
   if (!lstatSync(path).isFile()) return false;
   const head = readFileSync(path).subarray(0, 64).toString('utf8');
-  return /^#!\s*\S*\/(env\s+)?(ba)?sh\b/.test(head);
+  return /^#!\s*\S*\/(env\s+)?(ba)?sh\b/.test(head) || /^# shellcheck shell=(ba)?sh\b/.test(head);
 }
 
 /**

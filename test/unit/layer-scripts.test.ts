@@ -10,8 +10,9 @@ function shellScripts(dir: string): string[] {
   return walkFiles(dir).map((path) => join(dir, path)).filter(isShellScript);
 }
 
+/** From the project root: scripts name the base layer's library by its path there (`# shellcheck source=layers/_/...`). */
 function shellcheck(scripts: string[]): void {
-  const result = spawnSync('shellcheck', ['--severity=style', ...scripts], { encoding: 'utf8' });
+  const result = spawnSync('shellcheck', ['--external-sources', '--severity=style', ...scripts], { cwd: projectRoot, encoding: 'utf8' });
   assert.equal(result.status, 0, result.stdout + result.stderr);
 }
 
@@ -22,6 +23,7 @@ test('every bash script of the standard layers and of the example passes shellch
   const scripts = [...shellScripts(join(projectRoot, 'layers')), ...shellScripts(join(projectRoot, 'examples'))];
   assert.ok(scripts.some((path) => path.endsWith('initd/generators/lambda')), 'the lambda generator is among them');
   assert.ok(scripts.some((path) => path.endsWith('/_/usr/local/libexec/homecloud/failed-units')), 'the base layer\'s scripts are among them');
+  assert.ok(scripts.some((path) => path.endsWith('/_/usr/local/lib/homecloud/lib.bash')), 'the base layer\'s library is among them');
   shellcheck(scripts);
 });
 
