@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -26,7 +26,8 @@ function generate(files: Record<string, { content: string; mode?: number }>) {
     writeFileSync(path, file.content);
     chmodSync(path, file.mode ?? 0o644);
   }
-  mkdirSync(join(root, 'tree'), { recursive: true });
+  mkdirSync(join(root, 'tree/usr/local/lib/homecloud'), { recursive: true });
+  copyFileSync(join(projectRoot, 'layers/_/usr/local/lib/homecloud/lib.bash'), join(root, 'tree/usr/local/lib/homecloud/lib.bash'));
   mkdirSync(join(root, 'out'));
   const result = spawnSync(generator, [join(root, 'tree'), join(root, 'out')], { encoding: 'utf8', env: { PATH: process.env.PATH } });
   const read = (path: string) => readFileSync(join(root, path), 'utf8');
