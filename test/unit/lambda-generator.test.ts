@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { projectRoot } from '../helpers/repo.ts';
+import { orderProblems } from '../helpers/unit-order.ts';
 
 // The lambda layer's build-time generator, run as the build runs it: a tree with its inputs, and an empty
 // output directory laid out like `/` (test/unit/generate.test.ts covers how the build runs generators).
@@ -57,6 +58,7 @@ test('a socket enabled by sockets.target and a per-request service per executabl
   assert.deepEqual(list('out/usr/local/opt/nginx/lambda/functions'), ['hello.conf']);
   // With a URI part, nginx passes the normalised path, not the one the client wrote.
   assert.match(read('out/usr/local/opt/nginx/lambda/functions/hello.conf'), /^location \/hello\/ \{\n {4}proxy_pass http:\/\/unix:\/run\/lambda\/hello\.sock:\/hello\/;\n {4}include lambda\/location\.conf;\n\}/m);
+  for (const unit of ['lambda-hello.socket', 'lambda-hello@.service', 'lambda.slice']) assert.deepEqual(orderProblems(read(`${units}/${unit}`)), [], unit);
   const declared = Object.fromEntries(result.stdout.trim().split('\n').map((line) => line.split('\t')));
   assert.deepEqual(declared, {
     '/usr/local/lib/systemd/system/lambda.slice': '/usr/local/etc/default/lambda.env',
@@ -134,6 +136,7 @@ test('a scale-to-zero front per declaration: socket, proxy service in its backen
   ]) {
     assert.ok(section(front, 'Service').includes(line), line);
   }
+  for (const unit of ['scale-to-zero-files.socket', 'scale-to-zero-files.service', 'python-files.service.d/50-scale-to-zero.conf']) assert.deepEqual(orderProblems(read(`${units}/${unit}`)), [], unit);
   const dropIn = read(`${units}/python-files.service.d/50-scale-to-zero.conf`);
   assert.ok(section(dropIn, 'Unit').includes('StopWhenUnneeded=yes'));
   assert.ok(section(dropIn, 'Service').includes('PrivateNetwork=yes'), 'the backend has a network of its own');
