@@ -1,7 +1,8 @@
 // Bundle the CLI into dist/: one CommonJS file per command, loaded only when
 // that command runs. CommonJS loads faster than ES modules in Node 20, and
 // start-up is paid by every command.
-import { rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { build } from 'esbuild';
 
 rmSync('dist', { recursive: true, force: true });
@@ -57,3 +58,15 @@ await build({
   define: { 'import.meta.url': 'importMetaUrl' },
   banner: { js: "const importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
+
+// Target scripts are .bash files beside their modules, read through
+// new URL('./x.bash', import.meta.url): in the bundle that URL is dist/x.bash.
+const copied = new Map();
+for (const file of readdirSync('src', { recursive: true })) {
+  if (!file.endsWith('.bash')) continue;
+  const name = basename(file);
+  if (copied.has(name)) throw new Error(`src/${file} and src/${copied.get(name)} would both be dist/${name}: rename one`);
+  copied.set(name, file);
+  mkdirSync('dist', { recursive: true });
+  copyFileSync(join('src', file), join('dist', name));
+}

@@ -3,9 +3,10 @@ import { HomecloudError } from '../load/errors.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { liveState } from '../plan/live.ts';
 import { unitOf } from '../plan/units.ts';
-import { describeSshFailure, shellQuote, type Target } from '../transport/ssh.ts';
+import { describeSshFailure, type Target } from '../transport/ssh.ts';
+import { bashData, bashFile, targetScript } from '../util/bash-file.ts';
 import { describeHolder, lockMachine } from './session.ts';
-import { createdDirsFiles, createdDirsFunctions, restoreFunction, stateDir } from './target-paths.ts';
+import { pathData, restoreFunctions, rootFunctions } from './target-paths.ts';
 
 export interface ClobberOptions {
   waitSeconds: number;
@@ -38,28 +39,10 @@ export async function clobber(repo: RepoPaths, target: Target, options: ClobberO
   }
 }
 
-/** Remove what homecloud placed (originals come back), only the directories it made, and its state. */
+const clobberBash = bashFile(new URL('./clobber.bash', import.meta.url));
+
+/** Remove what homecloud placed (originals come back), only the directories it made, and its state (clobber.bash). */
 export function clobberScript(files: string[], dirs: string[], units: string[]): string {
-  const quoted = (items: string[]) => items.map(shellQuote).join(' ');
-  return `set -uo pipefail
-export LC_ALL=C
-units=(${quoted(units)})
-files=(${quoted(files)})
-dirs=(${quoted(dirs)})
-${restoreFunction}
-if ((\${#units[@]})); then systemctl stop "\${units[@]}" 2>/dev/null || true; fi
-if ((\${#files[@]})); then printf '%s\\0' "\${files[@]}" | xargs -0 rm -f --; fi
-if ((\${#files[@]})); then printf '%s\\0' "\${files[@]}" | restore_originals; fi
-# Only directories homecloud made, deepest first.
-${createdDirsFunctions}
-load_created
-gone=()
-for dir in "\${dirs[@]}"; do if [[ -n \${created[$dir]:-} ]]; then gone+=("$dir"); fi; done
-if ((\${#gone[@]})); then printf '%s\\0' "\${gone[@]}" | xargs -0 rmdir --ignore-fail-on-non-empty --; fi
-if ((\${#dirs[@]})); then printf '%s\\0' "\${dirs[@]}" | restore_originals; fi
-systemctl daemon-reload
-systemctl reset-failed 2>/dev/null || true
-rm -rf ${stateDir} ${createdDirsFiles[1]!.replace(/\/[^/]+$/, '')}
-echo clobbered
-`;
+  const data = bashData({ ...pathData('state_dir', 'originals_dir', 'created_dirs_files'), units, files, dirs });
+  return targetScript(data, [rootFunctions, restoreFunctions, clobberBash]);
 }

@@ -7,16 +7,17 @@ import { parseTriggers, triggersFile } from '../build/declared.ts';
 import { declarationsBeside } from '../build/generate.ts';
 import { keyValues, probe, publicOf, rememberManifest, type ProbeOutcome } from '../facts/probe.ts';
 import { storePublic } from '../facts/public.ts';
-import { HomecloudError } from '../load/errors.ts';
+import { HomecloudError, machineFailure, type MachinePhase } from '../load/errors.ts';
 import { nameArgument } from '../load/names.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { hasWork, planDeploy, unchangedPlan, type DeployPlan } from '../plan/deploy-plan.ts';
 import { sha256 } from '../util/hash.ts';
 import { liveState } from '../plan/live.ts';
 import { unitOf, wantedUnit } from '../plan/units.ts';
-import { describeSshFailure, destination, rsyncShell, runScript, shellQuote, type Target } from '../transport/ssh.ts';
-import { lazyChildProcess } from '../util/lazy.ts';
-import { applyScript, listFiles, recordStateScript } from './script.ts';
+import { shellQuote, transportFor } from '../transport/ssh.ts';
+import type { Target } from '../transport/transport.ts';
+import type { ProcessResult } from '../util/process.ts';
+import { applyPhaseOf, applyScript, generationsScript, listFiles, readApplyOutput, recordStateScript, reportDetails } from './script.ts';
 import { describeHolder, lockMachine, type LockedMachine, type LockHolder } from './session.ts';
 import { generationsDir, stateDir } from './target-paths.ts';
 
@@ -131,7 +132,7 @@ function packagesOf(text: Buffer): Manifest['packages'] | undefined {
  */
 export async function planMachine(repo: RepoPaths, target: Target, output: DesiredState = machineOutput(repo, target.machine)): Promise<MachinePlan> {
   const probed = await probe(repo, target);
-  if (probed.error) throw probed.error;
+  if (probed.error) throw probed.error.of(target.machine, 'probe');
   return planFromProbe(probed, output);
 }
 
@@ -156,10 +157,10 @@ function globMatch(pattern: string, unit: string): boolean {
 /** The plan's bootstrap: packages the transfer needs (rsync, which a bare Debian lacks), installed through apt before it. */
 async function bootstrap(target: Target, packages: string[]): Promise<void> {
   const names = packages.map(shellQuote).join(' ');
-  const result = await runScript(target, `DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends ${names} >/dev/null`);
+  const result = await transportFor(target).run(`DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends ${names} >/dev/null`);
   if (result.status !== 0) {
     const list = packages.join(' ');
-    throw new HomecloudError(`${target.entry.host} has no ${list}, and installing it failed: ${result.stderr.trim().split('\n').pop()}`, { file: target.machine }, `install ${list} on the machine (apt-get install ${list}), then deploy again`);
+    throw new HomecloudError(`${target.entry.host} has no ${list}, and installing it failed: ${result.stderr.trim().split('\n').pop()}`, undefined, `install ${list} on the machine (apt-get install ${list}), then deploy again`).of(target.machine, 'bootstrap');
   }
 }
 
@@ -190,9 +191,10 @@ export async function deployMachine(repo: RepoPaths, target: Target, options: De
   const started = Date.now();
   const result: DeployResult = { machine: target.machine, status: 'unchanged', milliseconds: 0 };
   const progress = options.onProgress ?? (() => {});
+  let phase: MachinePhase = 'connect';
   const interrupted = (when: string) => {
     result.status = 'interrupted';
-    result.error = new HomecloudError(`interrupted ${when}`, { file: target.machine });
+    result.error = new HomecloudError(`interrupted ${when}`).of(target.machine, phase);
     return result;
   };
   let locked: LockedMachine | undefined;
@@ -216,25 +218,31 @@ export async function deployMachine(repo: RepoPaths, target: Target, options: De
       if (options.signal?.aborted) return interrupted('before it started: nothing on the machine changed');
       throw error;
     }
+    phase = 'probe';
     if (locked.probe.error) throw locked.probe.error;
     result.publicChanged = locked.probe.publicChanged;
     if (waited) progress({ phase: 'connect' });
+    phase = 'fetch';
     const desired = options.desired ? await options.desired() : machineOutput(repo, target.machine);
+    phase = 'plan';
     const planned = planFromProbe(locked.probe, desired);
     const { plan, install, purge } = planned;
     result.plan = plan;
     if (!hasWork(plan, { install, purge })) {
+      phase = 'apply';
       // Paths whose records moved but which are as the generation says (touched, or a directory's entries changed): recorded again, so the next probe need not look at them.
-      if (locked.probe.moved && planned.committed) await locked.run(recordStateScript);
+      if (locked.probe.moved && planned.committed) await locked.run(recordStateScript());
       if (planned.failedUnits.length) await reportFailedUnits(target, planned.failedUnits, result);
       return result;
     }
     if (plan.bootstrap.length) {
-      progress({ phase: 'bootstrap' });
+      phase = 'bootstrap';
+      progress({ phase });
       await bootstrap(target, plan.bootstrap);
     }
     if (options.signal?.aborted) return interrupted('before the transfer: nothing on the machine changed');
-    progress({ phase: 'transfer', files: plan.operations.place.length });
+    phase = 'transfer';
+    progress({ phase, files: plan.operations.place.length });
     const script = applyScript({
       plan,
       install,
@@ -250,47 +258,49 @@ export async function deployMachine(repo: RepoPaths, target: Target, options: De
       throw error;
     }
     if (options.signal?.aborted) return interrupted('after the transfer: nothing on the machine changed');
-    progress({ phase: 'apply' });
+    phase = 'apply';
+    progress({ phase });
     const applied = await locked.run(script, (line) => {
-      const phase = /^phase (.+)$/.exec(line)?.[1];
-      if (phase) progress({ phase });
+      const step = applyPhaseOf(line);
+      if (step) progress({ phase: step });
     });
     if (options.signal?.aborted && applied.status !== 0) return interrupted(`during the apply, which goes on to its end on ${target.entry.host}: deploy again to see where it stands`);
-    const generation = /^generation (\d+)$/m.exec(applied.stdout)?.[1];
-    const details = (kind: string) => indentedBlocks(applied.stdout, kind);
-    if (applied.status !== 0 || !generation) {
+    const outcome = readApplyOutput(applied.stdout);
+    const generation = outcome.generation;
+    if (applied.status !== 0 || generation === undefined) {
       result.status = 'failed';
-      const unhealthy = [...applied.stdout.matchAll(/^unhealthy (.+)$/gm)].map((m) => m[1]);
-      const refusedByCheck = /^refused-by-check (.+)$/m.exec(applied.stdout)?.[1];
-      const refused = refusedByCheck ?? /^refused (.+)$/m.exec(applied.stdout)?.[1];
-      const phase = [...applied.stdout.matchAll(/^phase (.+)$/gm)].pop()?.[1];
+      const unhealthy = outcome.unhealthy.map((report) => report.unit);
+      const refused = outcome.refused?.message;
+      const refusedByCheck = outcome.refused?.byCheck;
+      const step = outcome.phases.at(-1);
       result.error = new HomecloudError(
         unhealthy.length
           ? `unhealthy after the change: ${unhealthy.join(', ')}`
           : refused
             ? `nothing was changed: ${refused}`
             : applied.status === 255
-              ? `the connection was lost during the apply, which goes on to its end on the machine (${describeSshFailure(target, applied.stderr)})`
-              : `applying failed in phase ${phase ?? 'start'}: ${applied.stderr.trim().split('\n').slice(-3).join('; ')}`,
-        { file: target.machine },
+              ? `the connection was lost during the apply, which goes on to its end on the machine (${transportFor(target).describeFailure(applied.stderr)})`
+              : `applying failed in phase ${step ?? 'start'}: ${applied.stderr.trim().split('\n').slice(-3).join('; ')}`,
+        undefined,
         refusedByCheck ? 'fix what the check names, then deploy again' : refused ? 'move those files away (or into the repository), then deploy again' : undefined,
-      );
-      result.details = details('unhealthy');
+      ).of(target.machine, 'apply');
+      result.details = reportDetails(outcome.unhealthy);
       return result;
     }
     result.status = 'deployed';
-    result.generation = Number(generation);
+    result.generation = generation;
     rememberManifest(repo, target.machine, readFileSync(desired.manifest));
     if (storePublic(repo, target.machine, publicOf(target.machine, keyValues(applied.stdout.split('\n'))))) result.publicChanged = true;
-    const stillFailed = [...applied.stdout.matchAll(/^still-failed (.+)$/gm)].map((m) => m[1]!);
+    const stillFailed = outcome.stillFailed.map((report) => report.unit);
     if (stillFailed.length) {
       result.status = 'failed';
-      result.error = failedUnitsError(target, stillFailed, `generation ${generation} is in place, but`);
-      result.details = details('still-failed');
+      result.error = failedUnitsError(target, stillFailed, 'apply', `generation ${generation} is in place, but`);
+      result.details = reportDetails(outcome.stillFailed);
     }
   } catch (error) {
+    // A bug (a TypeError, say) is thrown on, once the lock is let go.
+    result.error = machineFailure(error, target.machine, phase);
     result.status = 'failed';
-    result.error = error instanceof HomecloudError ? error : new HomecloudError(String((error as Error).message ?? error), { file: target.machine });
   } finally {
     await locked?.release();
     result.milliseconds = Date.now() - started;
@@ -298,31 +308,21 @@ export async function deployMachine(repo: RepoPaths, target: Target, options: De
   return result;
 }
 
-/** The indented lines that follow each `<kind> <unit>` line of the apply's output. */
-function indentedBlocks(stdout: string, kind: string): string {
-  const lines: string[] = [];
-  let inside = false;
-  for (const line of stdout.split('\n')) {
-    if (!line.startsWith('  ')) inside = line.startsWith(`${kind} `);
-    else if (inside) lines.push(line);
-  }
-  return lines.join('\n');
-}
-
-function failedUnitsError(target: Target, units: string[], prefix = 'nothing to change, but'): HomecloudError {
-  return new HomecloudError(`${prefix} ${units.length === 1 ? 'a unit it manages is' : 'units it manages are'} failed: ${units.join(', ')}`, { file: target.machine }, 'see the lines below; fix the cause, or restart the unit, then deploy again');
+function failedUnitsError(target: Target, units: string[], phase: MachinePhase, prefix = 'nothing to change, but'): HomecloudError {
+  const message = `${prefix} ${units.length === 1 ? 'a unit it manages is' : 'units it manages are'} failed: ${units.join(', ')}`;
+  return new HomecloudError(message, undefined, 'see the lines below; fix the cause, or restart the unit, then deploy again').of(target.machine, phase);
 }
 
 /** A deploy with nothing to change still fails while a unit the machine's generation manages is failed. */
 async function reportFailedUnits(target: Target, units: string[], result: DeployResult): Promise<void> {
   result.status = 'failed';
-  result.error = failedUnitsError(target, units);
-  const status = await runScript(target, units.map((unit) => `systemctl status --no-pager --lines=15 -- ${shellQuote(unit)} 2>&1 | sed 's/^/  /'`).join('\n'));
+  result.error = failedUnitsError(target, units, 'probe');
+  const status = await transportFor(target).run(units.map((unit) => `systemctl status --no-pager --lines=15 -- ${shellQuote(unit)} 2>&1 | sed 's/^/  /'`).join('\n'));
   result.details = status.stdout.trimEnd();
 }
 
 /**
- * rsync the tree into a staging generation (unchanged files become hard links
+ * Send the tree into a staging generation (unchanged files become hard links
  * to the current generation's), then the manifest and the apply's lists.
  * Files arrive owned by root, whoever built them.
  */
@@ -332,37 +332,25 @@ async function transfer(repo: RepoPaths, target: Target, desired: DesiredState, 
   mkdirSync(join(local, 'lists'), { recursive: true });
   writeFileSync(join(local, 'manifest.json'), readFileSync(desired.manifest));
   for (const [name, text] of Object.entries(lists)) writeFileSync(join(local, 'lists', name), text);
-  const ssh = rsyncShell(target);
+  const transport = transportFor(target);
   const staging = `${generationsDir}/staging`;
-  const rsync = (args: string[]) =>
-    new Promise<void>((resolve, reject) => {
-      const child = lazyChildProcess().spawn('rsync', ['-e', ssh, ...args], { stdio: ['ignore', 'ignore', 'pipe'], signal });
-      const err: Buffer[] = [];
-      child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-      child.on('error', reject);
-      child.on('close', (code) => (code === 0 ? resolve() : reject(transferError(target, code, Buffer.concat(err).toString()))));
-    });
-  // --rsync-path makes the staging directory first; --link-dest is relative to the destination directory.
-  await rsync([
-    // Compare modification times to the nanosecond: rsync's default (whole seconds) took a file rebuilt within the same second, at the same size, for unchanged.
-    '-a', '--no-owner', '--no-group', '--delete', '--modify-window=-1',
-    `--rsync-path=mkdir -p ${staging} && rsync`,
-    `--link-dest=${generationsDir}/current/tree`,
-    '--', `${desired.tree}/`, `${destination(target)}:${staging}/tree/`,
-  ]);
-  await rsync(['-r', '--', `${local}/`, `${destination(target)}:${staging}/`]);
+  const tree = await transport.sendTree(desired.tree, `${staging}/tree`, { linkDest: `${generationsDir}/current/tree`, signal });
+  if (tree.status !== 0) throw transferError(target, tree);
+  const rest = await transport.sendTree(local, staging, { add: true, signal });
+  if (rest.status !== 0) throw transferError(target, rest);
 }
 
 /** What a failed transfer means: rsync's first error says more than its last lines (a broken pipe that follows). */
-function transferError(target: Target, code: number | null, stderr: string): HomecloudError {
+function transferError(target: Target, { status, stderr }: ProcessResult): HomecloudError {
   const lines = stderr.trim().split('\n');
   const full = lines.find((line) => /No space left on device|Disk quota exceeded/.test(line));
-  if (full) return new HomecloudError(`transfer failed, nothing was applied: the machine's disk is full (${full.trim()})`, { file: target.machine }, 'free space on the machine, then deploy again');
-  if (code === 255 || /connection unexpectedly closed|Broken pipe|Connection reset/.test(stderr)) {
-    return new HomecloudError(`transfer failed, nothing was applied: the connection to ${target.entry.host} was lost (${lines.at(-1)?.trim()})`, { file: target.machine }, 'deploy again when the machine is reachable');
+  const failure = (message: string, hint?: string) => new HomecloudError(`transfer failed, nothing was applied${message}`, undefined, hint).of(target.machine, 'transfer');
+  if (full) return failure(`: the machine's disk is full (${full.trim()})`, 'free space on the machine, then deploy again');
+  if (status === 255 || /connection unexpectedly closed|Broken pipe|Connection reset/.test(stderr)) {
+    return failure(`: the connection to ${target.entry.host} was lost (${lines.at(-1)?.trim()})`, 'deploy again when the machine is reachable');
   }
   const first = lines.find((line) => /^rsync: /.test(line)) ?? lines.at(-1) ?? '';
-  return new HomecloudError(`transfer failed, nothing was applied (rsync exit status ${code}): ${first.trim()}`, { file: target.machine });
+  return failure(` (rsync exit status ${status}): ${first.trim()}`);
 }
 
 export interface Generation {
@@ -373,11 +361,10 @@ export interface Generation {
 
 /** The generations a machine keeps: number, metadata, and which one is current. */
 export async function listGenerations(target: Target): Promise<Generation[]> {
-  const script = `cd ${generationsDir} 2>/dev/null || exit 0
-current=$(readlink current 2>/dev/null || true)
-for n in $(ls -1 | grep -E '^[0-9]+$' | sort -n); do printf 'generation %s %s\\n' "$n" "$([ "$n" = "$current" ] && echo current || echo -)"; sed 's/^/  /' "$n/meta" 2>/dev/null || true; done`;
-  const result = await runScript(target, script);
-  if (result.status !== 0) throw new HomecloudError(describeSshFailure(target, result.stderr), { file: target.machine });
+  const script = generationsScript();
+  const transport = transportFor(target);
+  const result = await transport.run(script);
+  if (result.status !== 0) throw new HomecloudError(transport.describeFailure(result.stderr)).of(target.machine, 'fetch');
   const generations: Generation[] = [];
   for (const line of result.stdout.split('\n')) {
     const head = /^generation (\d+) (current|-)$/.exec(line);
@@ -394,14 +381,13 @@ for n in $(ls -1 | grep -E '^[0-9]+$' | sort -n); do printf 'generation %s %s\\n
 export async function fetchGeneration(repo: RepoPaths, target: Target, generation: number): Promise<DesiredState> {
   const local = join(repo.var, 'rollback', target.machine);
   mkdirSync(local, { recursive: true });
-  const source = `${destination(target)}:${generationsDir}/${generation}`;
-  const result = lazyChildProcess().spawnSync('rsync', ['-a', '--delete', '-e', rsyncShell(target), '--', `${source}/`, `${local}/`], { encoding: 'utf8' });
+  const result = await transportFor(target).fetchTree(`${generationsDir}/${generation}`, local);
   if (result.status !== 0) {
     throw new HomecloudError(
       /No such file or directory/.test(result.stderr) ? `${target.machine} no longer has generation ${generation}` : `cannot fetch generation ${generation}: ${result.stderr.trim().split('\n').pop()}`,
-      { file: target.machine },
+      undefined,
       `its generations: homecloud generations ${nameArgument(target.machine)}`,
-    );
+    ).of(target.machine, 'fetch');
   }
   return { tree: join(local, 'tree'), manifest: join(local, 'manifest.json') };
 }

@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { rootOwner, type Manifest, type ManifestEntry } from '../build/manifest.ts';
 import { HomecloudError } from '../load/errors.ts';
 import { parseInspection, type LivePath } from '../plan/live.ts';
-import { describeSshFailure, runScript, type Target } from '../transport/ssh.ts';
-import { lazyChildProcess } from '../util/lazy.ts';
+import { transportFor } from '../transport/ssh.ts';
+import type { Target } from '../transport/transport.ts';
+import { runProcessSync } from '../util/process.ts';
 import type { DesiredState } from './deploy.ts';
 import { inspectFunctions } from './inspect.ts';
 
@@ -26,10 +27,11 @@ const largest = 1 << 20;
 export async function liveDiff(target: Target, desired: DesiredState, secrets: string[]): Promise<FileDiff[]> {
   const manifest = JSON.parse(readFileSync(desired.manifest, 'utf8')) as Manifest;
   const paths = Object.keys(manifest.entries).sort();
-  const inspected = await runScript(target, `set -u\nexport LC_ALL=C\n${inspectFunctions}\nwork=$(mktemp -d)\ninspect "$work/x"\nbase64 -w0 "$work/x.found"; echo; base64 -w0 "$work/x.sums"; echo\nrm -rf "$work"`, {
+  const transport = transportFor(target);
+  const inspected = await transport.run(`set -u\nexport LC_ALL=C\n${inspectFunctions}\nwork=$(mktemp -d)\ninspect "$work/x"\nbase64 -w0 "$work/x.found"; echo; base64 -w0 "$work/x.sums"; echo\nrm -rf "$work"`, {
     input: paths.map((path) => `${path}\0`).join(''),
   });
-  if (inspected.status !== 0) throw new HomecloudError(describeSshFailure(target, inspected.stderr), { file: target.machine });
+  if (inspected.status !== 0) throw new HomecloudError(transport.describeFailure(inspected.stderr)).of(target.machine, 'probe');
   const [found = '', sums = ''] = inspected.stdout.split('\n');
   const live = parseInspection(Buffer.from(found, 'base64'), Buffer.from(sums, 'base64'));
   const differs = new Set(paths.filter((path) => differences(manifest.entries[path]!, live.get(path)).length > 0));
@@ -86,8 +88,7 @@ function differences(entry: ManifestEntry, live: LivePath | undefined): string[]
 async function fetchContents(target: Target, paths: string[]): Promise<Map<string, Buffer>> {
   const contents = new Map<string, Buffer>();
   if (paths.length === 0) return contents;
-  const fetched = await runScript(
-    target,
+  const fetched = await transportFor(target).run(
     `while IFS= read -r -d '' path; do if [ -f "$path" ] && [ "$(stat -c %s -- "$path")" -le ${largest} ]; then printf '%s\\0' "$path"; base64 -w0 -- "$path"; printf '\\0'; fi; done`,
     { input: paths.map((path) => `${path}\0`).join('') },
   );
@@ -103,7 +104,8 @@ function contentDiff(target: Target, path: string, entry: ManifestEntry, wantedP
   if (wanted.includes(0) || there.includes(0)) return 'binary file differs';
   writeFileSync(join(work, 'live'), there);
   writeFileSync(join(work, 'new'), wanted);
-  const diff = lazyChildProcess().spawnSync('diff', ['-u', '--label', `${target.machine}:${path}${absent ? ' (absent)' : ''}`, '--label', `build:${path}`, join(work, 'live'), join(work, 'new')], { encoding: 'utf8' });
+  // Exit status 1 says they differ, which is known.
+  const diff = runProcessSync('diff', ['-u', '--label', `${target.machine}:${path}${absent ? ' (absent)' : ''}`, '--label', `build:${path}`, join(work, 'live'), join(work, 'new')], { check: false });
   return mask(diff.stdout, secrets);
 }
 

@@ -1,30 +1,8 @@
-/**
- * Bash functions that read managed paths on a target: NUL-separated
- * throughout, so that any file name (spaces, backslashes, newlines) is read
- * as it is and never interpreted. Paths are absolute, so find never takes
- * one for an expression.
- */
-export const inspectFunctions = String.raw`
-# stat_records: for NUL-separated paths on standard input, one record per
-# existing path: mode (with its type, in hex), owner and group ids, size,
-# mtime, ctime, inode, path. The apply records these at each commit; the
-# next probe compares, and only paths whose record moved are looked at
-# closely. Numeric ids: looking names up costs more than the rest.
-stat_records() {
-  xargs -0 -r stat --printf '%f %u %g %s %.9Y %.9Z %i %n\0' -- 2>/dev/null || true
-}
-# record_paths: the paths of stat records (their seven fields dropped).
-record_paths() {
-  sed -z 's/^\([^ ]* \)\{7\}//'
-}
-# inspect OUT: for NUL-separated paths on standard input, OUT.found gets six
-# NUL-terminated fields per existing path (path, type, type through links,
-# mode, owner:group, link target) and OUT.sums sha256sum -z lines for the
-# regular files among them.
-inspect() {
-  local out=$1
-  cat > "$out.paths"
-  xargs -0 -r bash -c 'exec find "$@" -maxdepth 0 -printf "%p\0%y\0%Y\0%m\0%u:%g\0%l\0"' find < "$out.paths" > "$out.found" 2>/dev/null || true
-  xargs -0 -r bash -c 'exec find "$@" -maxdepth 0 -type f -print0' find < "$out.paths" 2>/dev/null | xargs -0 -r sha256sum -z > "$out.sums" 2>/dev/null || true
-}
-`;
+import { bashFile } from '../util/bash-file.ts';
+import { rootFunctions } from './target-paths.ts';
+
+/** Bash: stat_records, record_paths and inspect, which read managed paths on a target (inspect.bash). */
+export const inspectBash = bashFile(new URL('./inspect.bash', import.meta.url));
+
+/** root.bash and inspect.bash, for a script that only inspects (diff); read once, when this module loads. */
+export const inspectFunctions = rootFunctions() + inspectBash();

@@ -1,9 +1,12 @@
 import { hostname, userInfo } from 'node:os';
 import { probeScriptFor, readProbe, type ProbeOutcome } from '../facts/probe.ts';
-import { HomecloudError } from '../load/errors.ts';
+import { HomecloudError, type MachinePhase } from '../load/errors.ts';
 import type { RepoPaths } from '../load/repo.ts';
-import { describeSshFailure, openSession, shellQuote, type RemoteResult, type RemoteSession, type Target } from '../transport/ssh.ts';
-import { lockDir, lockHolder, machineLock, stateDir } from './target-paths.ts';
+import { transportFor } from '../transport/ssh.ts';
+import type { Target } from '../transport/transport.ts';
+import { bashData, bashFile, targetScript } from '../util/bash-file.ts';
+import type { ProcessResult } from '../util/process.ts';
+import { pathData, rootFunctions } from './target-paths.ts';
 
 /** Who holds a machine's lock, as the holder wrote it. */
 export interface LockHolder {
@@ -31,7 +34,7 @@ export interface LockedMachine {
    * even when the connection is cut or the deploy is interrupted (then the
    * next deploy waits for it). Only one run per lock.
    */
-  run(script: string, onLine?: (line: string) => void): Promise<RemoteResult>;
+  run(script: string, onLine?: (line: string) => void): Promise<ProcessResult>;
   /** Let go of the lock (a run still going keeps it until it ends). */
   release(): Promise<void>;
 }
@@ -45,13 +48,15 @@ export async function lockMachine(repo: RepoPaths, target: Target, options: Lock
   const started = Date.now();
   const holder = `command=${options.command} started=${new Date().toISOString()} ${deployer()}`;
   const script = lockScript(holder, options.waitSeconds, probeScriptFor(repo, target.machine));
-  const session = openSession(target, script, { signal: options.signal });
+  const transport = transportFor(target);
+  const session = transport.open(script, { signal: options.signal });
+  const failure = (message: string, hint?: string, phase: MachinePhase = 'lock') => new HomecloudError(message, undefined, hint, { machine: target.machine, phase });
   let waited: LockHolder | undefined;
   for (;;) {
     const line = await session.nextLine();
     if (line === undefined) {
       const ended = await session.done;
-      throw new HomecloudError(lockFailure(target, ended, waited, options.waitSeconds), { file: target.machine }, waited ? 'deploy again once it has ended, or wait longer with --wait SECONDS' : undefined);
+      throw failure(lockFailure(target, ended, waited, options.waitSeconds), waited ? 'deploy again once it has ended, or wait longer with --wait SECONDS' : undefined, ended.status === 255 ? 'connect' : 'lock');
     }
     if (line === 'locked') break;
     const waiting = /^waiting (.*)$/.exec(line);
@@ -62,14 +67,14 @@ export async function lockMachine(repo: RepoPaths, target: Target, options: Lock
     if (line === 'lock-timeout') {
       session.end();
       await session.done;
-      throw new HomecloudError(lockFailure(target, undefined, waited, options.waitSeconds), { file: target.machine }, 'deploy again once it has ended, or wait longer with --wait SECONDS');
+      throw failure(lockFailure(target, undefined, waited, options.waitSeconds), 'deploy again once it has ended, or wait longer with --wait SECONDS');
     }
   }
   const lines: string[] = [];
   for (let line = await session.nextLine(); line !== 'probed'; line = await session.nextLine()) {
     if (line === undefined) {
       const ended = await session.done;
-      throw new HomecloudError(describeSshFailure(target, ended.stderr), { file: target.machine });
+      throw failure(transport.describeFailure(ended.stderr), undefined, 'probe');
     }
     lines.push(line);
   }
@@ -89,7 +94,7 @@ export async function lockMachine(repo: RepoPaths, target: Target, options: Lock
       session.write(runScript);
       session.end();
       const ended = await session.done;
-      return { status: ended.status, stdout: [...out, ended.stdout].join('\n'), stderr: ended.stderr };
+      return { ...ended, stdout: [...out, ended.stdout].join('\n') };
     },
     release: async () => {
       session.end();
@@ -106,38 +111,19 @@ function deployer(): string {
   return (who ??= `host=${hostname()} user=${process.env.SUDO_USER ?? userInfo().username}`);
 }
 
+const lockBash = bashFile(new URL('./lock.bash', import.meta.url));
+
 /**
- * The remote side of a lock: take the lock (fd 9), saying who holds it while
- * waiting; run the probe; then wait for one `run <bytes>` command, whose
- * script runs detached and inherits the lock. End of input lets go.
+ * The remote side of a lock (lock.bash): take the lock (fd 9), saying who
+ * holds it while waiting; run the probe; then wait for one `run <bytes>`
+ * command, whose script runs detached and inherits the lock. End of input
+ * lets go.
  */
 export function lockScript(holder: string, waitSeconds: number, probe: string): string {
-  return `set -u
-[ -d ${lockDir} ] || mkdir -m 0700 ${lockDir}
-exec 9>>${machineLock}
-if ! flock -n 9; then
-  printf 'waiting %s\\n' "$(head -c 300 ${lockHolder} 2>/dev/null | tr -cd '[:alnum:]=:._@ -')"
-  flock -w ${Math.max(0, Math.round(waitSeconds))} 9 || { echo lock-timeout; exit 75; }
-fi
-printf '%s\\n' ${shellQuote(holder)} > ${lockHolder}
-echo locked
-( ${probe} ) < /dev/null
-echo probed
-IFS=' ' read -r command bytes || exit 0
-[ "$command" = run ] || exit 0
-mkdir -p ${stateDir}
-head -c "$bytes" > ${stateDir}/run.sh
-out=${stateDir}/apply.out err=${stateDir}/apply.err
-: > "$out"; : > "$err"
-# setsid: a cut connection or a Ctrl-C where the deploy runs never stops the run halfway; it inherits the lock (fd 9).
-setsid bash ${stateDir}/run.sh >> "$out" 2>> "$err" < /dev/null &
-pid=$!
-tail -s 0.02 -n +1 -f --pid="$pid" "$out" || true
-status=0
-wait "$pid" || status=$?
-cat "$err" >&2
-exit "$status"
-`;
+  const data = bashData({ ...pathData('lock_dir', 'machine_lock', 'lock_holder', 'state_dir'), holder, wait_seconds: Math.max(0, Math.round(waitSeconds)) });
+  // The probe is bash text, which lock.bash runs with eval.
+  const probeData = `# shellcheck disable=SC2016\n${bashData({ probe_script: probe })}`;
+  return targetScript(`${data}\n${probeData}`, [rootFunctions, lockBash]);
 }
 
 function parseHolder(text: string): LockHolder | undefined {
@@ -154,8 +140,8 @@ export function describeHolder(holder: LockHolder | undefined): string {
   return `the ${holder.command} started at ${time} from host ${holder.host} by ${holder.user}`;
 }
 
-function lockFailure(target: Target, ended: RemoteResult | undefined, waited: LockHolder | undefined, seconds: number): string {
-  if (ended && ended.status === 255) return describeSshFailure(target, ended.stderr);
+function lockFailure(target: Target, ended: ProcessResult | undefined, waited: LockHolder | undefined, seconds: number): string {
+  if (ended && ended.status === 255) return transportFor(target).describeFailure(ended.stderr);
   if (waited || !ended) return `${describeHolder(waited)} still holds ${target.machine} after ${seconds} s: gave up waiting`;
   return `cannot take the lock of ${target.machine}: ${ended.stderr.trim().split('\n').pop() ?? `exit status ${ended.status}`}`;
 }

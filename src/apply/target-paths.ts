@@ -1,3 +1,5 @@
+import { bashFile, type BashValue } from '../util/bash-file.ts';
+
 /** Where homecloud keeps its own state on a target. */
 export const stateDir = '/var/lib/homecloud';
 export const generationsDir = `${stateDir}/generations`;
@@ -9,24 +11,6 @@ export const originalsDir = `${stateDir}/originals`;
  * state directory deleted by hand forgets none of them.
  */
 export const createdDirsFiles = [`${stateDir}/created-dirs`, '/usr/local/lib/homecloud/created-dirs'];
-
-/** Bash: `created` holds the directories homecloud made; load_created reads both copies, save_created writes both. */
-export const createdDirsFunctions = `created_files=(${createdDirsFiles.join(' ')})
-declare -A created=()
-load_created() {
-  local file dir
-  for file in "\${created_files[@]}"; do
-    if [ -f "$file" ]; then while IFS= read -r -d '' dir; do created[$dir]=1; done < "$file"; fi
-  done
-}
-save_created() {
-  local file
-  for file in "\${created_files[@]}"; do
-    mkdir -p "\${file%/*}"
-    if ((\${#created[@]})); then printf '%s\\0' "\${!created[@]}" | sort -z > "$file.new"; else : > "$file.new"; fi
-    mv -f "$file.new" "$file"
-  done
-}`;
 /** Paths an apply that has not committed placed or meant to place (NUL-separated): the next deploy looks at them too. */
 export const pendingFile = `${generationsDir}/pending`;
 /**
@@ -41,24 +25,32 @@ export const machineLock = `${lockDir}/lock`;
 export const lockHolder = `${lockDir}/holder`;
 
 /**
- * Bash: restore_originals puts back, for the NUL-separated paths on standard
- * input that homecloud no longer places, what was there before it took them
- * over. Only paths with a kept original are looked at (few, whatever the list).
- */
-export const restoreFunction = `restore_originals() {
-  [ -d ${originalsDir} ] || { cat > /dev/null; return 0; }
-  local path
-  sort -z | comm -z -12 - <(cd ${originalsDir} && find . -mindepth 1 -printf '/%P\\0' | sort -z) | while IFS= read -r -d '' path; do
-    if { [ -e "${originalsDir}$path" ] || [ -L "${originalsDir}$path" ]; } && ! [ -e "$path" ] && ! [ -L "$path" ]; then
-      mkdir -p -- "\${path%/*}"
-      mv -T -- "${originalsDir}$path" "$path"
-    fi
-  done
-}`;
-
-/**
  * Executables a layer ships to test the new tree before the apply changes
  * anything (HOMECLOUD_STAGED names the staged tree): a check that fails
  * refuses the deploy with its output, and the machine keeps its files.
  */
 export const checksDir = '/usr/local/opt/initd/checks';
+
+/** The paths above as target scripts name them (each script puts them under $R, root.bash). */
+const bashPaths = {
+  state_dir: stateDir,
+  generations_dir: generationsDir,
+  originals_dir: originalsDir,
+  pending_file: pendingFile,
+  created_dirs_files: createdDirsFiles,
+  lock_dir: lockDir,
+  machine_lock: machineLock,
+  lock_holder: lockHolder,
+  checks_dir: checksDir,
+};
+
+/** Data for a target script: the paths it names (only those: shellcheck flags a variable no one reads). */
+export function pathData(...names: (keyof typeof bashPaths)[]): Record<string, BashValue> {
+  return Object.fromEntries(names.map((name) => [name, bashPaths[name]]));
+}
+
+/** Bash: R, the root every path a target script touches is under (empty on machines), and its helpers. Every target script starts with it. */
+export const rootFunctions = bashFile(new URL('./root.bash', import.meta.url));
+
+/** Bash: the directories homecloud made (load_created, save_created, remove_created) and restore_originals, shared by apply and clobber. */
+export const restoreFunctions = bashFile(new URL('./restore.bash', import.meta.url));

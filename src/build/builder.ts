@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
-import { HomecloudError, describeSystemError } from '../load/errors.ts';
+import { HomecloudError, describeSystemError, isSystemError } from '../load/errors.ts';
 import { machineSources, type LayerDirectories, type Source } from '../load/layers.ts';
 import { inventoryEntry, loadModel, selectMachines, signatureOf, type Model } from '../load/model.ts';
 import type { RepoPaths } from '../load/repo.ts';
@@ -12,8 +12,8 @@ import { readFleetPublic, type FleetPublic } from '../facts/public.ts';
 import type { Facts } from '../facts/facts.ts';
 import { mark, now } from '../util/timing.ts';
 import type { Manifest } from './manifest.ts';
-import { planMachine, type MachinePlan, type RenderCache } from './plan.ts';
-import { quickPlan, type PlanMemory } from './quick.ts';
+import { layoutMachine, type MachineLayout, type RenderCache } from './layout.ts';
+import { quickLayout, type LayoutMemory } from './quick.ts';
 import { BuildState, buildFormat } from './state.ts';
 import { applyTree, emptyTrash, type FileContent, type TreeChanges } from './tree.ts';
 import { generate, generatedEntries, generatorPath, type Generated } from './generate.ts';
@@ -34,8 +34,8 @@ export interface MachineResult {
   error?: HomecloudError;
   notes: string[];
   milliseconds: number;
-  /** How a built machine was planned: only the changed paths (quick), or every path (full). */
-  plan?: 'quick' | 'full';
+  /** How a built machine was laidOut: only the changed paths (quick), or every path (full). */
+  layout?: 'quick' | 'full';
 }
 
 export interface MachineSurvey {
@@ -70,8 +70,8 @@ export function machineOutput(repo: RepoPaths, machine: string) {
     tree: join(dir, 'tree'),
     manifest: join(dir, 'manifest.json'),
     renders: join(dir, 'renders.json'),
-    /** What the last full plan leaves for quick rebuilds. */
-    memory: join(dir, 'plan.json'),
+    /** What the last full layout leaves for quick rebuilds. */
+    memory: join(dir, 'layout.json'),
     /** What the machine's generators made, and from which inputs (generate.ts). */
     generated: join(dir, 'generated.json'),
     /** Present while the tree is being changed: a tree found with it is verified, not trusted. */
@@ -122,8 +122,8 @@ export class Builder {
     return { machines: results, milliseconds: now() - started, model };
   }
 
-  /** The plan of one machine without writing anything (for `explain`). */
-  async plan(machine: string): Promise<{ model: Model; plan: MachinePlan; trees: SourceTree[]; facts: Facts }> {
+  /** The layout of one machine without writing anything (for `explain`). */
+  async layout(machine: string): Promise<{ model: Model; layout: MachineLayout; trees: SourceTree[]; facts: Facts }> {
     const state = this.loadState();
     this.fleet = readFleetPublic(this.repo);
     const model = await loadModel(this.repo, state);
@@ -132,8 +132,8 @@ export class Builder {
     const { facts, probed } = this.factsFor(model, machine, trees);
     // Renders still good are taken from the last build: a template's commands need not run again to be explained.
     const renders = this.remembered(machineOutput(this.repo, machine).renders, (text) => JSON.parse(text) as RenderCache) ?? {};
-    const plan = await this.planWith(machine, trees, facts, probed, renders, state, model.settings.readOutside);
-    return { model, plan, trees, facts };
+    const layout = await this.layoutWith(machine, trees, facts, probed, renders, state, model.settings.readOutside);
+    return { model, layout, trees, facts };
   }
 
   /** Each machine's sources and state, without building (for `ls`). */
@@ -180,10 +180,10 @@ export class Builder {
 
       let renders: RenderCache | undefined;
       const readRenders = () => (renders ??= (previous && this.remembered(output.renders, (text) => JSON.parse(text) as RenderCache)) || {});
-      const memory = previous && this.remembered(output.memory, (text) => JSON.parse(text) as PlanMemory);
+      const memory = previous && this.remembered(output.memory, (text) => JSON.parse(text) as LayoutMemory);
       const quick =
         previous && memory && !rerender
-          ? await quickPlan({
+          ? await quickLayout({
               repo: this.repo,
               trees,
               inputs,
@@ -207,54 +207,54 @@ export class Builder {
         this.write(output.manifest, quick.manifest, JSON.stringify(quick.manifest) + '\n');
         if (quick.renders) this.write(output.renders, quick.renders, JSON.stringify(quick.renders));
         state.setFingerprint(machine, fingerprint);
-        Object.assign(result, { status: 'built', plan: 'quick', written: changes.written, removed: changes.removed, paths: Object.keys(quick.manifest.entries).length });
+        Object.assign(result, { status: 'built', layout: 'quick', written: changes.written, removed: changes.removed, paths: Object.keys(quick.manifest.entries).length });
         return result;
       }
 
-      const plan = await this.planFor(model, machine, trees, rerender ? {} : readRenders(), state);
-      const desired = plan.manifest.entries;
+      const layout = await this.layoutFor(model, machine, trees, rerender ? {} : readRenders(), state);
+      const desired = layout.manifest.entries;
 
       // A template output that changed but was not rendered in this run (its render was cached for another path).
-      for (const [dest, { entry: from }] of plan.provenance) {
-        if (from.rule !== 'template' || plan.rendered.has(from.path)) continue;
+      for (const [dest, { entry: from }] of layout.provenance) {
+        if (from.rule !== 'template' || layout.rendered.has(from.path)) continue;
         const entry = desired[dest];
         const before = previous?.entries[dest];
         if (before?.type === 'file' && entry?.type === 'file' && before.sha256 === entry.sha256) continue;
-        const again = await this.planFor(model, machine, trees, {}, state);
-        Object.assign(plan, { rendered: again.rendered, renders: again.renders });
+        const again = await this.layoutFor(model, machine, trees, {}, state);
+        Object.assign(layout, { rendered: again.rendered, renders: again.renders });
         break;
       }
 
       if (!previous) mkdirSync(output.dir, { recursive: true });
       writeFileSync(output.marker, '');
       const contentOf = (dest: string): FileContent => {
-        const from = plan.provenance.get(dest)!.entry;
-        if (from.rule === 'template') return { data: plan.rendered.get(from.path)! };
+        const from = layout.provenance.get(dest)!.entry;
+        if (from.rule === 'template') return { data: layout.rendered.get(from.path)! };
         return { copyFrom: from.contentPath };
       };
       // The last build's generated outputs stay in place while the generators are looked at.
       const before = previous ? this.generatedBefore(output.generated) : undefined;
       const held = { ...generatedEntries(before ?? {}), ...desired };
       const changes = applyTree(output.tree, previous?.entries, held, contentOf);
-      plan.manifest.entries = await this.generateInto(machine, output, trees, desired, held, before, changes);
-      this.write(output.manifest, plan.manifest, JSON.stringify(plan.manifest) + '\n');
-      this.write(output.renders, plan.renders, JSON.stringify(plan.renders));
+      layout.manifest.entries = await this.generateInto(machine, output, trees, desired, held, before, changes);
+      this.write(output.manifest, layout.manifest, JSON.stringify(layout.manifest) + '\n');
+      this.write(output.renders, layout.renders, JSON.stringify(layout.renders));
       // The files the templates include are inputs from now on (a template may have started or stopped including one).
-      state.setIncludes(machine, plan.includes);
-      const planned = this.inputs(model, machine, plan.includes);
-      const planMemory: PlanMemory = {
-        inputs: planned,
+      state.setIncludes(machine, layout.includes);
+      const laidOut = this.inputs(model, machine, layout.includes);
+      const layoutMemory: LayoutMemory = {
+        inputs: laidOut,
         sources: trees.map((tree) => [tree.source.dir, tree.fingerprint, tree.entries.length, tree.directories.size]),
-        contested: plan.contested,
-        environmentKey: plan.environmentKey,
+        contested: layout.contested,
+        environmentKey: layout.environmentKey,
         defaults: this.defaultsOf(trees),
-        volatile: plan.volatile,
+        volatile: layout.volatile,
       };
-      this.write(output.memory, planMemory, JSON.stringify(planMemory));
-      const builtFrom = machineFingerprint(planned, trees);
-      state.setFingerprint(machine, plan.volatile ? `volatile:${builtFrom}` : builtFrom);
-      Object.assign(result, { status: 'built', plan: 'full', written: changes.written, removed: changes.removed, notes: plan.notes });
-      result.paths = Object.keys(plan.manifest.entries).length;
+      this.write(output.memory, layoutMemory, JSON.stringify(layoutMemory));
+      const builtFrom = machineFingerprint(laidOut, trees);
+      state.setFingerprint(machine, layout.volatile ? `volatile:${builtFrom}` : builtFrom);
+      Object.assign(result, { status: 'built', layout: 'full', written: changes.written, removed: changes.removed, notes: layout.notes });
+      result.paths = Object.keys(layout.manifest.entries).length;
     } catch (error) {
       result.status = 'failed';
       result.error = error instanceof HomecloudError ? error : systemError(error, machine);
@@ -302,9 +302,9 @@ export class Builder {
     }
   }
 
-  private async planFor(model: Model, machine: string, trees: SourceTree[], renders: RenderCache, state: BuildState): Promise<MachinePlan> {
+  private async layoutFor(model: Model, machine: string, trees: SourceTree[], renders: RenderCache, state: BuildState): Promise<MachineLayout> {
     const { facts, probed } = this.factsFor(model, machine, trees);
-    return this.planWith(machine, trees, facts, probed, renders, state, model.settings.readOutside);
+    return this.layoutWith(machine, trees, facts, probed, renders, state, model.settings.readOutside);
   }
 
   private factsFor(model: Model, machine: string, trees: SourceTree[]) {
@@ -318,8 +318,8 @@ export class Builder {
       .map((entry) => ({ path: entry.contentPath, file: this.repo.display(entry.path) }));
   }
 
-  private planWith(machine: string, trees: SourceTree[], facts: Facts, probed: boolean, renders: RenderCache, state: BuildState, readOutside: readonly string[]): Promise<MachinePlan> {
-    return planMachine({
+  private layoutWith(machine: string, trees: SourceTree[], facts: Facts, probed: boolean, renders: RenderCache, state: BuildState, readOutside: readonly string[]): Promise<MachineLayout> {
+    return layoutMachine({
       repo: this.repo,
       machine,
       trees,
@@ -489,7 +489,9 @@ function sourceOf(repo: RepoPaths, trees: SourceTree[], path: string): string | 
   return undefined;
 }
 
+/** A system error (a full disk, a file gone) as the machine's failure; anything else is a bug, and is thrown on. */
 function systemError(error: unknown, machine: string): HomecloudError {
+  if (!isSystemError(error)) throw error;
   const path = (error as NodeJS.ErrnoException).path;
   return new HomecloudError(
     `building ${machine} failed: ${describeSystemError(error)}`,

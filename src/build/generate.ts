@@ -2,7 +2,7 @@ import { copyFileSync, constants, lstatSync, mkdirSync, mkdtempSync, readdirSync
 import { dirname, join } from 'node:path';
 import { HomecloudError } from '../load/errors.ts';
 import { fileSha256, sha256 } from '../util/hash.ts';
-import { lazyChildProcess } from '../util/lazy.ts';
+import { runProcess, type ProcessResult } from '../util/process.ts';
 import { octal } from '../util/fs.ts';
 import { fileEntry, type ManifestEntries, type ManifestEntry } from './manifest.ts';
 import { globMatches } from '../util/glob.ts';
@@ -160,19 +160,19 @@ async function runGenerator(context: GenerateContext, generator: string, inputs:
     if (entry.type === 'link') symlinkSync(entry.target, input + path);
     else copyFileSync(context.tree + path, input + path, constants.COPYFILE_FICLONE);
   }
-  const result = await new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string; error?: Error }>((resolve) => {
-    lazyChildProcess().execFile(
-      context.tree + generator,
-      [input, out],
-      { cwd: work, env: { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', LC_ALL: 'C', HOME: work, HOMECLOUD_MACHINE: context.machine }, timeout: 120_000, maxBuffer: 16 << 20, encoding: 'utf8' },
-      (error, stdout, stderr) => {
-        const failure = error as (Error & { code?: number | string; signal?: string }) | null;
-        resolve({ code: failure ? (typeof failure.code === 'number' ? failure.code : null) : 0, signal: failure?.signal ?? null, stdout, stderr, error: failure && typeof failure.code === 'string' ? failure : undefined });
-      },
-    );
-  });
-  if (result.error) throw new HomecloudError(`cannot run the generator ${generator}: ${result.error.message}`, where(context, generator), 'it must be an executable file with a #! line');
-  if (result.code !== 0) throw generatorFailure(context, generator, result.code, result.signal, result.stderr);
+  let result: ProcessResult;
+  try {
+    result = await runProcess(context.tree + generator, [input, out], {
+      cwd: work,
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', LC_ALL: 'C', HOME: work, HOMECLOUD_MACHINE: context.machine },
+      timeout: 120_000,
+      check: false,
+    });
+  } catch (error) {
+    if (!(error instanceof HomecloudError)) throw error;
+    throw new HomecloudError(`cannot run the generator ${generator}: ${error.message}`, where(context, generator), 'it must be an executable file with a #! line');
+  }
+  if (result.status !== 0) throw generatorFailure(context, generator, result.status, result.signal, result.stderr);
   const from: Record<string, string> = {};
   for (const line of result.stdout.split('\n')) {
     const [path, declaration] = line.split('\t');
@@ -182,7 +182,7 @@ async function runGenerator(context: GenerateContext, generator: string, inputs:
 }
 
 /** A generator's refusal, with each `<tree path>: message` line naming the repository file that makes the path. */
-function generatorFailure(context: GenerateContext, generator: string, code: number | null, signal: string | null, stderr: string): HomecloudError {
+function generatorFailure(context: GenerateContext, generator: string, code: number, signal: string | null, stderr: string): HomecloudError {
   const lines = stderr.trim().split('\n').filter(Boolean).slice(-10);
   const shown = lines.map((line) => {
     const match = /^(\/[^:]*): (.*)$/.exec(line);

@@ -5,7 +5,7 @@ import { isInside, realPath } from '../util/fs.ts';
 import { sha256 } from '../util/hash.ts';
 import type { DefaultsFile } from '../facts/machine-facts.ts';
 import { fileEntry, fileMode, type Manifest, type ManifestEntries, type ManifestEntry } from './manifest.ts';
-import { preludesOf, preludeText, type RenderCache } from './plan.ts';
+import { preludesOf, preludeText, type RenderCache } from './layout.ts';
 import { holdsSecret } from './literal-facts.ts';
 import { renderTemplate } from './render.ts';
 import { publicDefines, readsPublic, type FleetPublic } from '../facts/public.ts';
@@ -14,11 +14,11 @@ import type { FileContent } from './tree.ts';
 import { readThroughLinkCheck, type SourceEntry, type SourceTree } from './walk.ts';
 import { privateName } from './rules.ts';
 
-/** What a full plan of a machine leaves for the quick path of the next build. */
-export interface PlanMemory {
-  /** The machine's inputs other than its sources (inventory entry, fact files): any change means a full plan. */
+/** What a full layout of a machine leaves for the quick path of the next build. */
+export interface LayoutMemory {
+  /** The machine's inputs other than its sources (inventory entry, fact files): any change means a full layout. */
   inputs: string;
-  /** Per source directory, in order: its fingerprint and how many files and directories it had at the full plan. */
+  /** Per source directory, in order: its fingerprint and how many files and directories it had at the full layout. */
   sources: [dir: string, fingerprint: string, files: number, directories: number][];
   /** Paths that more than one source provides, with the winning source file. */
   contested: [dest: string, winner: string, relation: 'overrides' | 'identical'][];
@@ -34,7 +34,7 @@ export interface QuickContext {
   repo: RepoPaths;
   trees: SourceTree[];
   inputs: string;
-  memory: PlanMemory;
+  memory: LayoutMemory;
   /** Directories outside the repository that links may read from (homecloud.json readOutside). */
   readOutside: readonly string[];
   /** Each source's fingerprint when the tree was last built (quickly or not). */
@@ -50,7 +50,7 @@ export interface QuickContext {
   schedule<T>(task: () => Promise<T>): Promise<T>;
 }
 
-export interface QuickPlan {
+export interface QuickLayout {
   manifest: Manifest;
   /** The paths worked out again (only these can differ from the previous manifest). */
   changed: string[];
@@ -66,12 +66,12 @@ const farReaching = /^\/usr\/local\/(?:doc\/examples\/[^/]+\.env|include\/m4\/[^
  * When all that changed since the last build is the content or mode of files
  * that alone make their path, only those paths are worked out again; anything
  * else (a file added, removed or renamed, a collision, facts, declarations,
- * the prelude) returns undefined and the machine gets a full plan.
+ * the prelude) returns undefined and the machine gets a full layout.
  */
-export async function quickPlan(context: QuickContext): Promise<QuickPlan | undefined> {
+export async function quickLayout(context: QuickContext): Promise<QuickLayout | undefined> {
   const { memory, previous, trees } = context;
   if (memory.inputs !== context.inputs || memory.sources.length !== trees.length) return undefined;
-  // Templates that read more than their inputs render on every build: the full plan does that.
+  // Templates that read more than their inputs render on every build: the full layout does that.
   if (memory.volatile) return undefined;
   const contested = new Map(memory.contested.map(([dest, winner, relation]) => [dest, { winner, relation }]));
   const changed: SourceEntry[] = [];
@@ -105,7 +105,7 @@ export async function quickPlan(context: QuickContext): Promise<QuickPlan | unde
   let preludeNames: Set<string> | undefined;
   const factsDir = realPath(context.repo.facts);
   for (const entry of changed) {
-    // A file beside a .private: the full plan works out its mode.
+    // A file beside a .private: the full layout works out its mode.
     if (previous.entries[`${entry.dest.slice(0, entry.dest.lastIndexOf('/'))}/${privateName}`]) return undefined;
     sources.set(entry.dest, entry);
     if (entry.rule === 'link') {
@@ -122,13 +122,13 @@ export async function quickPlan(context: QuickContext): Promise<QuickPlan | unde
     preludeNames ??= preludeFacts(preludeText(preludes), facts);
     const text = readFileSync(entry.contentPath, 'latin1');
     const inputs = templateInputs(text, preludeNames, facts, context.repo.root);
-    // A template that includes files, now or before: the full plan records the machine's included files.
+    // A template that includes files, now or before: the full layout records the machine's included files.
     if (inputs.includes.length || inputs.computed || context.renders()[entry.path]?.[5]?.length) return undefined;
     let output: Buffer;
     try {
       output = await render(entry, preludes, facts, context);
     } catch {
-      return undefined; // The full plan renders it again and reports the error properly.
+      return undefined; // The full layout renders it again and reports the error properly.
     }
     const digest = sha256(output);
     const secret = holdsSecret(output, facts);
@@ -154,7 +154,7 @@ function unchanged(entry: SourceEntry, before: ManifestEntry, context: QuickCont
   if (entry.rule === 'link') return before.type === 'link' && before.target === entry.linkTarget;
   if (before.type !== 'file' || before.mode !== fileMode(entry.mode, before.secret === true)) return false;
   if (entry.rule !== 'template') return before.sha256 === context.hash(entry);
-  // The quick path runs only while the machine's facts, prelude and included files are as at the full plan: the content decides.
+  // The quick path runs only while the machine's facts, prelude and included files are as at the full layout: the content decides.
   const record = context.renders()[entry.path];
   return record?.length === 7 && !record[2] && sameContent(record[0], context.hash(entry)) && record[1] === before.sha256 && (!record[4] || record[4] === (context.fleet.signature || '-'));
 }

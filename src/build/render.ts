@@ -1,7 +1,8 @@
-import { HomecloudError, type Location } from '../load/errors.ts';
 import { existsSync } from 'node:fs';
-import { lazyChildProcess } from '../util/lazy.ts';
-import { nativeRun } from '../util/native.ts';
+import { constants } from 'node:os';
+import { HomecloudError, isHomecloudError, isSystemError, type Location } from '../load/errors.ts';
+import { nativeRun, type NativeRunResult } from '../util/native.ts';
+import { runProcess, type ProcessResult } from '../util/process.ts';
 import type { Facts } from '../facts/facts.ts';
 import { encodeFacts, type FactEncoding } from './literal-facts.ts';
 
@@ -40,40 +41,34 @@ export async function renderTemplate(job: RenderJob): Promise<Buffer> {
   // Secret and probe facts render literally; the encoding also maps m4's messages back (secrets by name).
   const encoding = encodeFacts(job.facts, job.cwd, [...job.preludes, job.template]);
   const env = { ...renderEnvironment, ...encoding.environment, HOME: job.cwd };
-  const native = nativeRun(m4Program(), ['m4', ...m4Arguments(job, encoding)], env, job.cwd);
-  if (!native) return renderWithNode(job, encoding);
-  let result;
+  const args = m4Arguments(job, encoding);
+  let result: ProcessResult<Buffer>;
   try {
-    result = await native;
+    const started = Date.now();
+    const native = nativeRun(m4Program(), ['m4', ...args], env, job.cwd);
+    // Without the native walker, Node spawns m4.
+    result = native ? fromNative(['m4', ...args], await native, started) : await runProcess('m4', args, { cwd: job.cwd, env, binary: true, check: false });
   } catch (error) {
-    throw spawnError(error as NodeJS.ErrnoException, job);
+    throw startError(error, job);
   }
   if (result.status === 0) return encoding.restore(result.stdout);
-  const message = encoding.explain(result.stderr.toString('utf8').trim());
+  const message = encoding.explain(result.stderr.trim());
   throw renderError(message || `m4 ended with ${result.signal ? `signal ${result.signal}` : `exit status ${result.status}`}`, job.template);
 }
 
-function spawnError(error: NodeJS.ErrnoException, job: RenderJob): HomecloudError {
-  return error.code === 'ENOENT'
+/** m4 that could not start, said for templates: the process runner's error, or the native launcher's errno. */
+function startError(error: unknown, job: RenderJob): HomecloudError {
+  const cause = isHomecloudError(error) ? error.cause : error;
+  if (!isSystemError(cause)) throw error;
+  return cause.code === 'ENOENT'
     ? new HomecloudError('GNU m4 is not installed', { file: job.template }, 'install it: apt-get install m4')
-    : new HomecloudError(`cannot run m4: ${error.message}`, { file: job.template });
+    : new HomecloudError(`cannot run m4: ${cause.message}`, { file: job.template });
 }
 
-/** The same with Node's spawn, when the native walker is not built. */
-function renderWithNode(job: RenderJob, encoding: FactEncoding): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const child = lazyChildProcess().spawn('m4', m4Arguments(job, encoding), { cwd: job.cwd, env: { ...renderEnvironment, ...encoding.environment, HOME: job.cwd }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-    child.on('error', (error: NodeJS.ErrnoException) => reject(spawnError(error, job)));
-    child.on('close', (code, signal) => {
-      if (code === 0) return resolve(encoding.restore(Buffer.concat(out)));
-      const message = encoding.explain(Buffer.concat(err).toString('utf8').trim());
-      reject(renderError(message || `m4 ended with ${signal ?? `exit status ${code}`}`, job.template));
-    });
-  });
+/** The native launcher's result as the process runner's (it gives the signal's number). */
+function fromNative(command: string[], native: NativeRunResult, started: number): ProcessResult<Buffer> {
+  const signal = (Object.keys(constants.signals) as NodeJS.Signals[]).find((name) => native.signal && constants.signals[name] === native.signal) ?? null;
+  return { command, status: native.signal ? 128 + native.signal : native.status, signal, stdout: native.stdout, stderr: native.stderr.toString('utf8'), milliseconds: Date.now() - started };
 }
 
 const locatedLine = /^(?:m4:)?(.+?):(\d+): (.*)$/s;

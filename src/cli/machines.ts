@@ -1,9 +1,9 @@
 import pLimit from 'p-limit';
 import { Builder, type MachineResult } from '../build/builder.ts';
-import { HomecloudError } from '../load/errors.ts';
+import { machineFailure, type HomecloudError } from '../load/errors.ts';
 import { inventoryEntry, reachProblem, type Model } from '../load/model.ts';
 import type { RepoPaths } from '../load/repo.ts';
-import type { Target } from '../transport/ssh.ts';
+import type { Target } from '../transport/transport.ts';
 import { jobsFor, repoFrom } from './context.ts';
 import type { GlobalOptions } from './main.ts';
 
@@ -31,19 +31,20 @@ export async function acrossBuiltMachines<T>(
   const report = await new Builder(repo).build({ machines: names });
   const { model } = report;
   report.machines = report.machines.filter(keep);
-  onBuilt?.(report.machines.map((built) => ({ machine: built.machine, error: built.status === 'failed' ? built.error : undefined })));
+  onBuilt?.(report.machines.map((built) => ({ machine: built.machine, error: built.status === 'failed' ? built.error?.of(built.machine, 'build') : undefined })));
   const limit = pLimit(jobsFor(options, model));
   const outcomes = await Promise.all(
     report.machines.map((built) =>
       limit(async (): Promise<MachineOutcome<T>> => {
         const machine = built.machine;
-        if (built.status === 'failed') return { machine, error: built.error };
+        if (built.status === 'failed') return { machine, error: built.error?.of(machine, 'build') };
         const problem = reachProblem(model, machine);
-        if (problem) return { machine, error: problem };
+        if (problem) return { machine, error: problem.of(machine, 'connect') };
         try {
           return { machine, value: await work({ machine, entry: inventoryEntry(model, machine) }, { repo, model }) };
         } catch (error) {
-          return { machine, error: error instanceof HomecloudError ? error : new HomecloudError(String((error as Error).message ?? error)) };
+          // Only the machine's failure is its own: a bug ends the command.
+          return { machine, error: machineFailure(error, machine) };
         }
       }),
     ),

@@ -33,8 +33,7 @@ function run<M>(load: () => Promise<M>, pick: (module: M) => Action = (module) =
       // Exit once the output is written, without waiting for the event loop to wind down (that costs milliseconds).
       await exitWhenWritten(await action(args, options));
     } catch (error) {
-      printError(error);
-      process.exitCode = exitStatus.usage;
+      process.exitCode = printError(error);
     }
   };
 }
@@ -58,7 +57,7 @@ const program = new Command('homecloud')
     throw error;
   })
   .configureHelp({ showGlobalOptions: true })
-  .addHelpText('after', '\nExit status: 0 all done, 1 some machine failed, 2 bad input or usage, 130 interrupted.');
+  .addHelpText('after', '\nExit status: 0 all done, 1 some machine failed, 2 bad input or usage, 70 a bug in homecloud, 130 interrupted.');
 
 program
   .command('build')
@@ -196,6 +195,5 @@ sandbox
 program.parseAsync(process.argv).catch(async (error: unknown) => {
   // Commander has printed the help or the usage error already.
   if (error instanceof CommanderError) await exitWhenWritten(error.exitCode === 0 ? exitStatus.ok : exitStatus.usage);
-  printError(error);
-  process.exitCode = exitStatus.usage;
+  process.exitCode = printError(error);
 });

@@ -18,22 +18,8 @@ export interface Fact {
 /** A machine's facts by key, after precedence was applied. */
 export type Facts = Map<string, Fact>;
 
-/** Facts read from the live machine by `homecloud facts`. */
-export const probeFactNames = [
-  'ENV_HOSTNAME',
-  'ENV_HOSTTYPE',
-  'ENV_ID',
-  'ENV_VERSION_ID',
-  'ENV_VERSION_CODENAME',
-  'ENV_NPROC',
-  'ENV_MEMBYTES',
-  'ENV_HOME',
-  'ENV_OSTYPE',
-  'ENV_KERNEL',
-  'ENV_SYSTEMD_VERSION',
-  'ENV_ARCH',
-  'ENV_SSH_PORT',
-];
+/** Facts read from the live machine by `homecloud facts` (declared in probe-values.ts). */
+export { probeFactNames } from './probe-values.ts';
 
 const keyPattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
 

@@ -1,6 +1,7 @@
 import type { BuildReport, MachineResult } from '../build/builder.ts';
 import { shownName } from '../load/names.ts';
-import { colors, exitStatus, milliseconds, type OutputOptions } from './output.ts';
+import { errorJson } from '../load/errors.ts';
+import { colors, exitStatus, milliseconds, printMachineError, type OutputOptions } from './output.ts';
 
 export function buildExitStatus(report: BuildReport): number {
   return report.machines.some((m) => m.status === 'failed') ? exitStatus.machineFailed : exitStatus.ok;
@@ -25,7 +26,7 @@ export function printBuildReport(report: BuildReport, options: OutputOptions): v
   else if (built.length === 0) lines.push(`${total === 1 ? 'The machine is' : `All ${total} machines are`} up to date (${milliseconds(report.milliseconds)}).`);
   else lines.push(`Built ${built.length} of ${total} machine${total === 1 ? '' : 's'} in ${milliseconds(report.milliseconds)}; the rest are up to date.`.replace('; the rest are up to date', built.length === total ? '' : '; the rest are up to date'));
   process.stdout.write(lines.join('\n') + '\n');
-  for (const result of failed) process.stderr.write(`${colors.red('error:')} ${shownName(result.machine)}: ${result.error!.toString()}\n`);
+  for (const result of failed) printMachineError(result.machine, result.error);
 }
 
 function describe(result: MachineResult): string {
@@ -47,11 +48,11 @@ export function buildReportJson(report: BuildReport) {
     machines: report.machines.map((m) => ({
       machine: m.machine,
       status: m.status,
-      ...(m.plan ? { plan: m.plan } : {}),
+      ...(m.layout ? { layout: m.layout } : {}),
       written: m.written,
       removed: m.removed,
       ...(m.paths !== undefined ? { paths: m.paths } : {}),
-      ...(m.error ? { error: { message: m.error.message, file: m.error.where?.file, line: m.error.where?.line, column: m.error.where?.column, hint: m.error.hint } } : {}),
+      ...(m.error ? { error: errorJson(m.error.of(m.machine, 'build')) } : {}),
     })),
   };
 }

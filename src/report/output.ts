@@ -1,5 +1,5 @@
 import pc from 'picocolors';
-import { HomecloudError, formatLocation } from '../load/errors.ts';
+import { formatLocation, isHomecloudError, type HomecloudError } from '../load/errors.ts';
 import { shownName } from '../load/names.ts';
 
 /** Exit statuses: what failed, for scripts. */
@@ -9,6 +9,8 @@ export const exitStatus = {
   machineFailed: 1,
   /** The command could not start: bad input, bad usage, missing tools. */
   usage: 2,
+  /** An unexpected exception: a bug in homecloud (EX_SOFTWARE). */
+  bug: 70,
   interrupted: 130,
 } as const;
 
@@ -20,17 +22,29 @@ export interface OutputOptions {
 export const colors = pc.createColors(process.stdout.isTTY === true && !('NO_COLOR' in process.env));
 export const errorColors = pc.createColors(process.stderr.isTTY === true && !('NO_COLOR' in process.env));
 
-export function printError(error: unknown): void {
-  const text = isHomecloudError(error) ? error.toString() : error instanceof Error ? (error.stack ?? error.message) : String(error);
-  process.stderr.write(`${errorColors.red('error:')} ${text}\n`);
+/**
+ * Print what ended a command, and say the exit status it calls for: a
+ * HomecloudError is the user's to fix (2); anything else is a bug, shown
+ * with its stack (70).
+ */
+export function printError(error: unknown): number {
+  if (isHomecloudError(error)) {
+    process.stderr.write(`${errorColors.red('error:')} ${error.machine ? machineError(error.machine, error) : error.toString()}\n`);
+    return exitStatus.usage;
+  }
+  const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  process.stderr.write(`${errorColors.red('error:')} ${text}\nthis is a bug in homecloud: please report it with the lines above\n`);
+  return exitStatus.bug;
 }
 
 /**
- * Each command is bundled separately (scripts/bundle.mjs) with its own copy of
- * HomecloudError, so `instanceof` fails across bundles: recognise it by name too.
+ * A machine's failure on standard error, the one way every command prints
+ * one: the machine, what was being done, the place, the message and the hint,
+ * then the lines that say more (a unit's status and journal).
  */
-function isHomecloudError(error: unknown): error is HomecloudError {
-  return error instanceof HomecloudError || (error instanceof Error && error.name === 'HomecloudError');
+export function printMachineError(machine: string, error: HomecloudError | undefined, more: { doing?: string; after?: (string | undefined)[] } = {}): void {
+  const after = (more.after ?? []).filter((text): text is string => !!text);
+  process.stderr.write(`${errorColors.red('error:')} ${machineError(machine, error, more.doing)}\n${after.map((text) => `${text}\n`).join('')}`);
 }
 
 /** Left-aligned columns, for plain tables. */
@@ -51,10 +65,10 @@ export function milliseconds(value: number): string {
   return value < 1000 ? `${Math.round(value)} ms` : `${(value / 1000).toFixed(1)} s`;
 }
 
-/** A machine's error in one line: the machine, then the file and line it points at (when that is not just the machine), the message, and the hint below. */
-export function machineError(machine: string, error: HomecloudError | undefined, withHint = true): string {
-  const shown = shownName(machine);
-  if (!error) return `${shown}: failed`;
+/** A machine's error in one line: the machine, what failed (`doing`), the file and line it points at (when that is not just the machine), the message, and the hint below. */
+export function machineError(machine: string, error: HomecloudError | undefined, doing?: string): string {
+  const shown = `${shownName(machine)}: ${doing ? `${doing}: ` : ''}`;
+  if (!error) return `${shown}failed`;
   const place = error.where && error.where.file !== machine ? `${formatLocation(error.where)}: ` : '';
-  return `${shown}: ${place}${error.message}${withHint && error.hint ? `\n  ${error.hint}` : ''}`;
+  return `${shown}${place}${error.message}${error.hint ? `\n  ${error.hint}` : ''}`;
 }

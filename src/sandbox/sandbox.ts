@@ -1,8 +1,9 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HomecloudError } from '../load/errors.ts';
-import type { Inventory } from '../load/inventory.ts';
+import type { Inventory, InventoryEntry } from '../load/inventory.ts';
 import { isSandboxName, sandboxNameRule, shownName } from '../load/names.ts';
+import { sshArguments } from '../transport/ssh.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { alive, run } from '../util/run.ts';
 import { ensureImage, imageKey } from './image.ts';
@@ -159,7 +160,8 @@ export class Sandbox {
   sshArguments(name: string): string[] {
     const record = this.read().machines[name];
     if (!record) throw new HomecloudError(`there is no sandbox machine "${name}"`, undefined, 'homecloud sandbox ls lists them; homecloud sandbox up NAME starts one');
-    return [...sshOptions(this.paths), `root@${record.address}`];
+    // Its own connection, not the deploys' shared one: an interactive session or a test's ssh stays apart.
+    return sshArguments({ machine: name, entry: this.entryOf(record) }, { shared: false });
   }
 
   /** The machines as an inventory the deploy commands can use. */
@@ -184,8 +186,12 @@ export class Sandbox {
 
   private inventoryOf(state: SandboxState): Inventory {
     const inventory: Inventory = {};
-    for (const [name, record] of Object.entries(state.machines)) inventory[name] = { host: record.address, user: 'root', options: sshOptions(this.paths) };
+    for (const [name, record] of Object.entries(state.machines)) inventory[name] = this.entryOf(record);
     return inventory;
+  }
+
+  private entryOf(record: MachineRecord): InventoryEntry {
+    return { host: record.address, user: 'root', options: sshOptions(this.paths) };
   }
 
   private cgroups(name: string): string[] {

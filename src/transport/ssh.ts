@@ -1,20 +1,18 @@
 import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { entryProblem, type InventoryEntry } from '../load/inventory.ts';
-import { lazyChildProcess } from '../util/lazy.ts';
+import { join, posix } from 'node:path';
+import { isHomecloudError } from '../load/errors.ts';
+import { entryProblem } from '../load/inventory.ts';
+import { shortHash } from '../util/hash.ts';
+import { openProcess, runProcess, runProcessSync, type ProcessResult, type ProcessSession } from '../util/process.ts';
+import { rsyncShell, shellQuote } from '../util/quote.ts';
+import { fetchArguments, treeArguments } from './rsync.ts';
+import { lastLines, type ScriptOptions, type SendOptions, type Target, type Transport } from './transport.ts';
 
-/** How to reach one machine: its inventory entry. */
-export interface Target {
-  machine: string;
-  entry: InventoryEntry;
-}
-
-export interface RemoteResult {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
+export { shellQuote } from '../util/quote.ts';
+export type { Target } from './transport.ts';
+export type RemoteResult = ProcessResult;
+export type RemoteSession = ProcessSession;
 
 /**
  * Where ssh keeps its control sockets: one master connection per machine,
@@ -31,14 +29,33 @@ export function controlDir(): string {
 function sshOptions(target: Target): string[] {
   return [
     '-o', 'ControlMaster=auto',
-    '-o', `ControlPath=${join(controlDir(), '%C')}`,
+    // Behind a hop, the same address may be another machine (containers on two hosts): the socket names the route too.
+    '-o', `ControlPath=${join(controlDir(), target.via ? `%C-${shortHash(JSON.stringify(route(target.via)))}` : '%C')}`,
     '-o', 'ControlPersist=60',
     '-o', 'BatchMode=yes',
     '-o', 'ConnectTimeout=10',
     '-o', 'ServerAliveInterval=5',
     '-o', 'ServerAliveCountMax=3',
+    ...hop(target),
     ...target.entry.options,
   ];
+}
+
+/**
+ * Through `via`: ssh's ProxyCommand runs a second ssh, with the hop's own
+ * options and shared connection, that carries the session to the machine
+ * (-W). Not -J: options on the command line never reach a ProxyJump hop
+ * (ssh(1)), so BatchMode, the control socket and a sandbox key would not apply.
+ */
+function hop(target: Target): string[] {
+  if (!target.via) return [];
+  // ssh expands %-tokens in ProxyCommand: the hop's own (its ControlPath's %C) are doubled to reach it.
+  const words = ['ssh', ...sshOptions(target.via), '-W', '%h:%p', '--', destination(target.via)].map((word) => (word === '%h:%p' ? word : shellQuote(word).replace(/%/g, '%%')));
+  return ['-o', `ProxyCommand=${words.join(' ')}`];
+}
+
+function route(target: Target): unknown[] {
+  return [target.entry.user, target.entry.host, target.entry.options, ...(target.via ? route(target.via) : [])];
 }
 
 /**
@@ -52,143 +69,108 @@ export function destination(target: Target): string {
   return `${target.entry.user}@${target.entry.host}`;
 }
 
-/** OpenSSH's arguments for a target, up to and including user@host, which follows `--` so that it is never read as an option. */
-export function sshArguments(target: Target): string[] {
-  return [...sshOptions(target), '--', destination(target)];
+/**
+ * OpenSSH's arguments for a target, up to and including user@host, which
+ * follows `--` so that it is never read as an option. `shared: false` leaves
+ * out the master connection and homecloud's defaults: the target's own options only.
+ */
+export function sshArguments(target: Target, { shared = true } = {}): string[] {
+  return [...(shared ? sshOptions(target) : [...hop(target), ...target.entry.options]), '--', destination(target)];
 }
 
-export interface RunOptions {
-  /** The script's standard input. */
-  input?: string;
-  /** Hears each line of standard output as it arrives. */
-  onLine?: (line: string) => void;
-  /** Ends the local ssh (what runs on the target decides what that means for it). */
-  signal?: AbortSignal;
+/** OpenSSH, with one master connection per machine that every script and transfer shares. */
+export class SshTransport implements Transport {
+  constructor(readonly target: Target) {}
+
+  async run(script: string, options: ScriptOptions = {}): Promise<ProcessResult> {
+    const args = this.scriptArguments(script);
+    try {
+      return this.reached(await runProcess('ssh', args, { input: options.input, onLine: options.onLine, signal: options.signal, check: false }), options.signal);
+    } catch (error) {
+      return this.unstarted(args, error);
+    }
+  }
+
+  open(script: string, options: { signal?: AbortSignal } = {}): ProcessSession {
+    const args = this.scriptArguments(script);
+    const session = openProcess('ssh', args, { signal: options.signal, check: false });
+    const done = session.done.then(
+      (result) => this.reached(result, options.signal),
+      (error: unknown) => this.unstarted(args, error),
+    );
+    return { ...session, done };
+  }
+
+  sendTree(local: string, remote: string, options: SendOptions = {}): Promise<ProcessResult> {
+    // rsync runs this on the machine in place of rsync: the directory's parent is made first.
+    const make = `--rsync-path=mkdir -p ${shellQuote(posix.dirname(remote))} && rsync`;
+    return runProcess('rsync', ['-e', this.shell(), make, ...treeArguments(local, `${destination(this.target)}:${remote}`, options)], { signal: options.signal, check: false });
+  }
+
+  fetchTree(remote: string, local: string): Promise<ProcessResult> {
+    return runProcess('rsync', ['-e', this.shell(), ...fetchArguments(`${destination(this.target)}:${remote}`, local)], { check: false });
+  }
+
+  describeFailure(stderr: string): string {
+    const { host } = this.target.entry;
+    if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/i.test(stderr)) {
+      return `the host key of ${host} is not the one in known_hosts: refused. If the machine was reinstalled, remove its old key with: ssh-keygen -R ${host}`;
+    }
+    if (/Permission denied/i.test(stderr)) return `${host} refused the login (${lastLines(stderr, 1)}): check the key and user in inventory.json`;
+    if (/Connection refused|timed out|No route to host|Could not resolve/i.test(stderr)) return `cannot reach ${host}: ${lastLines(stderr, 1)}`;
+    return lastLines(stderr) || 'ssh failed';
+  }
+
+  close(): void {
+    try {
+      runProcessSync('ssh', ['-O', 'exit', ...sshArguments(this.target)], { check: false });
+    } catch {
+      // No ssh to run: no connection to end either.
+    }
+  }
+
+  private scriptArguments(script: string): string[] {
+    return [...sshArguments(this.target), `bash -c ${shellQuote(script)}`];
+  }
+
+  /** The remote shell rsync should use (its -e): the same ssh, options and master connection. rsync adds `-l user` and the host itself. */
+  private shell(): string {
+    return rsyncShell(['ssh', ...sshOptions(this.target)]);
+  }
+
+  /** ssh killed (an interrupt) is, as any ssh failure, exit status 255. */
+  private reached(result: ProcessResult, signal: AbortSignal | undefined): ProcessResult {
+    if (!result.signal) return result;
+    return { ...result, status: 255, stderr: signal?.aborted ? 'interrupted' : result.stderr };
+  }
+
+  private unstarted(args: string[], error: unknown): ProcessResult {
+    if (!isHomecloudError(error)) throw error;
+    return { command: ['ssh', ...args], status: 255, signal: null, stdout: '', stderr: error.message, milliseconds: 0 };
+  }
+}
+
+/** How to reach a target: its own transport, or ssh. */
+export function transportFor(target: Target): Transport {
+  return target.transport ?? new SshTransport(target);
 }
 
 /** Run a bash script on a target, over the shared connection. */
-export function runScript(target: Target, script: string, options: RunOptions = {}): Promise<RemoteResult> {
-  return new Promise((resolve) => {
-    const child = lazyChildProcess().spawn('ssh', [...sshArguments(target), `bash -c ${shellQuote(script)}`], { stdio: ['pipe', 'pipe', 'pipe'], signal: options.signal });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const lines = lineSplitter((line) => options.onLine?.(line));
-    child.stdout.on('data', (chunk: Buffer) => {
-      out.push(chunk);
-      if (options.onLine) lines.push(chunk);
-    });
-    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-    child.on('error', (error) => resolve({ status: 255, stdout: '', stderr: error.name === 'AbortError' ? 'interrupted' : error.message }));
-    child.on('close', (code) => resolve({ status: code ?? 255, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
-    child.stdin.on('error', () => {});
-    child.stdin.end(options.input ?? '');
-  });
+export function runScript(target: Target, script: string, options: ScriptOptions = {}): Promise<ProcessResult> {
+  return transportFor(target).run(script, options);
 }
 
-/**
- * A bash script on a target that keeps running while we talk to it: its
- * output is read line by line, and its standard input stays open until
- * `end` (the script then sees the end of its input).
- */
-export interface RemoteSession {
-  /** The next line of standard output, or undefined once it has ended. */
-  nextLine(): Promise<string | undefined>;
-  /** Lines from now on go to this listener (and no longer to nextLine); lines already read but not taken go first. */
-  follow(onLine: (line: string) => void): void;
-  write(data: string): void;
-  end(): void;
-  /** The exit status, standard output after the last whole line, and standard error. */
-  readonly done: Promise<RemoteResult>;
+/** A bash script on a target that keeps running while we talk to it. */
+export function openSession(target: Target, script: string, options: { signal?: AbortSignal } = {}): ProcessSession {
+  return transportFor(target).open(script, options);
 }
 
-export function openSession(target: Target, script: string, options: { signal?: AbortSignal } = {}): RemoteSession {
-  const child = lazyChildProcess().spawn('ssh', [...sshArguments(target), `bash -c ${shellQuote(script)}`], { stdio: ['pipe', 'pipe', 'pipe'], signal: options.signal });
-  const lines: string[] = [];
-  const waiting: ((line: string | undefined) => void)[] = [];
-  const err: Buffer[] = [];
-  let ended = false;
-  let listener: ((line: string) => void) | undefined;
-  const deliver = (line: string) => {
-    if (listener) listener(line);
-    else if (waiting.length) waiting.shift()!(line);
-    else lines.push(line);
-  };
-  const splitter = lineSplitter(deliver);
-  child.stdout.on('data', (chunk: Buffer) => splitter.push(chunk));
-  child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-  child.stdin.on('error', () => {});
-  const done = new Promise<RemoteResult>((resolve) => {
-    let settled = false;
-    const finish = (status: number, stderr: string) => {
-      if (settled) return;
-      settled = true;
-      ended = true;
-      for (const wake of waiting.splice(0)) wake(undefined);
-      resolve({ status, stdout: splitter.rest(), stderr });
-    };
-    child.on('error', (error) => finish(255, error.name === 'AbortError' ? 'interrupted' : error.message));
-    child.on('close', (code) => finish(code ?? 255, Buffer.concat(err).toString('utf8')));
-  });
-  return {
-    nextLine: () => (lines.length ? Promise.resolve(lines.shift()) : ended ? Promise.resolve(undefined) : new Promise((wake) => waiting.push(wake))),
-    follow: (onLine) => {
-      listener = onLine;
-      for (const line of lines.splice(0)) onLine(line);
-    },
-    write: (data) => {
-      if (!child.stdin.destroyed && !child.stdin.writableEnded) child.stdin.write(data);
-    },
-    end: () => {
-      if (!child.stdin.writableEnded) child.stdin.end();
-    },
-    done,
-  };
-}
-
-/** Whole lines from chunks of output; a line of megabytes (a base64 manifest) costs no more than its bytes. */
-function lineSplitter(onLine: (line: string) => void) {
-  let pending: Buffer[] = [];
-  return {
-    push(chunk: Buffer) {
-      let start = 0;
-      for (let newline = chunk.indexOf(10); newline >= 0; newline = chunk.indexOf(10, start)) {
-        pending.push(chunk.subarray(start, newline));
-        onLine(Buffer.concat(pending).toString('utf8'));
-        pending = [];
-        start = newline + 1;
-      }
-      if (start < chunk.length) pending.push(chunk.subarray(start));
-    },
-    rest: () => Buffer.concat(pending).toString('utf8'),
-  };
-}
-
-/**
- * The remote shell rsync should use (its -e): the same ssh, options and master
- * connection as every other command. rsync adds `-l user` and the host itself,
- * so no `--` here: rsync's own command line puts one before its paths.
- */
-export function rsyncShell(target: Target): string {
-  return ['ssh', ...sshOptions(target)].map((arg) => (/\s/.test(arg) ? `'${arg}'` : arg)).join(' ');
-}
-
-/** One word for a POSIX shell. */
-export function shellQuote(text: string): string {
-  return `'${text.replace(/'/g, `'\\''`)}'`;
-}
-
-/** What an ssh failure means, in words a user can act on. */
+/** What a failure to reach a target means, in words a user can act on. */
 export function describeSshFailure(target: Target, stderr: string): string {
-  const { host } = target.entry;
-  if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/i.test(stderr)) {
-    return `the host key of ${host} is not the one in known_hosts: refused. If the machine was reinstalled, remove its old key with: ssh-keygen -R ${host}`;
-  }
-  if (/Permission denied/i.test(stderr)) return `${host} refused the login (${stderr.trim().split('\n').pop()}): check the key and user in inventory.json`;
-  if (/Connection refused|timed out|No route to host|Could not resolve/i.test(stderr)) return `cannot reach ${host}: ${stderr.trim().split('\n').pop()}`;
-  return stderr.trim().split('\n').slice(-3).join('; ') || 'ssh failed';
+  return transportFor(target).describeFailure(stderr);
 }
 
 /** End the shared master connection of a target, if there is one (the next command connects, and checks the host key, anew). */
 export function closeConnection(target: Target): void {
-  lazyChildProcess().spawnSync('ssh', ['-O', 'exit', ...sshArguments(target)], { stdio: 'ignore' });
+  transportFor(target).close();
 }

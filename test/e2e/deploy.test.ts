@@ -67,7 +67,7 @@ test('removing a layer removes its files, stops its units and restores what was 
   const removed = cli(['deploy', 'media']);
   assert.equal(removed.status, 0, removed.stderr);
   assert.match(removed.stdout, /stop tick@homecloud\.timer/);
-  assert.equal(on('media', 'systemctl is-active tick@homecloud.timer; cat /usr/local/bin/sysinfo; ls /usr/local/lib/systemd/system'), 'inactive\nthe machine\'s own\nhello.service\nhomecloud-alert.service\nhomecloud-firewall.service\nmulti-user.target.wants\nsysinit.target.wants');
+  assert.equal(on('media', 'systemctl is-active tick@homecloud.timer; cat /usr/local/bin/sysinfo; ls /usr/local/lib/systemd/system'), 'inactive\nthe machine\'s own\nhello.service\nhomecloud-.service.d\nhomecloud-alert.service\nhomecloud-firewall.service\nmulti-user.target.wants\nsysinit.target.wants');
   holds('media');
 });
 

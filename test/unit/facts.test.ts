@@ -7,7 +7,7 @@ import { buildError, buildOne, layerList, makeRepo, manifestOf, preludeOnlyBase,
 
 /** The facts of machine m, by key. */
 async function factsOf(root: string, machine = 'm') {
-  const { facts } = await new Builder(repoPaths(root)).plan(machine);
+  const { facts } = await new Builder(repoPaths(root)).layout(machine);
   return facts;
 }
 

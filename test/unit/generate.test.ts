@@ -92,6 +92,9 @@ test('a generator\'s refusal fails that machine, naming the repository file of t
 
   const bare = makeRepo({ ...preludeOnlyBase, ...layerList('app'), [generatorFile]: { mode: 0o755, content: '#!/bin/bash\ntrue\n' } });
   assert.match((await buildError(bare)).message, /declares no inputs/);
+
+  const plain = makeRepo({ ...preludeOnlyBase, ...layerList('app'), [generatorFile]: { mode: 0o644, content: '#!/bin/bash\n# inputs: /x\ntrue\n' } });
+  assert.match((await buildError(plain)).message, /cannot run the generator \/usr\/local\/opt\/initd\/generators\/app/);
 });
 
 test('a generator may not make a path a source makes, nor another generator\'s', async () => {

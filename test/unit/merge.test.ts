@@ -27,8 +27,8 @@ test('the same path with identical content in two layers is fine: one copy', asy
   const result = await buildOne(root, 'm');
   assert.equal(result.status, 'built', result.error?.toString());
   assert.equal(readTree(root, 'm', '/etc/same.conf'), 'same\n');
-  const { plan } = await new Builder(repoPaths(root)).plan('m');
-  const origin = plan.provenance.get('/etc/same.conf')!;
+  const { layout } = await new Builder(repoPaths(root)).layout('m');
+  const origin = layout.provenance.get('/etc/same.conf')!;
   assert.equal(origin.relation, 'identical');
   assert.deepEqual([origin.entry.source.name, ...origin.others.map((o) => o.source.name)], ['a', 'b']);
 });

@@ -26,7 +26,7 @@ const machines = ['a', 'b'];
 
 async function assertSameAsScratch(root: string, step: string, plans?: Record<string, string>): Promise<void> {
   const incremental = await build(root);
-  if (plans) assert.deepEqual(Object.fromEntries(incremental.machines.map((m) => [m.machine, m.plan ?? m.status])), plans, `${step}: how machines were planned`);
+  if (plans) assert.deepEqual(Object.fromEntries(incremental.machines.map((m) => [m.machine, m.layout ?? m.status])), plans, `${step}: how machines were planned`);
   const { copy, report } = await fromScratch(root);
   assert.deepEqual(
     incremental.machines.map((m) => [m.machine, m.status === 'failed' ? m.error?.message : 'ok']),

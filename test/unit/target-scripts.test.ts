@@ -1,16 +1,19 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { clobberScript } from '../../src/apply/clobber.ts';
-import { applyScript } from '../../src/apply/script.ts';
+import { applyPhases, applyScript, generationsScript, readApplyOutput, recordStateScript } from '../../src/apply/script.ts';
 import { lockScript } from '../../src/apply/session.ts';
 import type { Manifest, ManifestEntries } from '../../src/build/manifest.ts';
 import { probeScript } from '../../src/facts/probe.ts';
 import { planDeploy } from '../../src/plan/deploy-plan.ts';
+import { projectRoot } from '../helpers/repo.ts';
 
-/** The bash homecloud runs on targets passes shellcheck, as generated. */
-function shellcheck(script: string): string {
-  const result = spawnSync('shellcheck', ['-s', 'bash', '-'], { input: script, encoding: 'utf8' });
+/** The bash homecloud runs on targets passes shellcheck, as generated and as each file is written. */
+function shellcheck(script: string, ...files: string[]): string {
+  const result = spawnSync('shellcheck', ['-s', 'bash', ...(files.length ? files : ['-'])], { input: script, encoding: 'utf8' });
   if (result.error) throw new Error(`shellcheck is missing (scripts/setup-host.sh installs it): ${result.error.message}`);
   return result.stdout;
 }
@@ -44,9 +47,37 @@ test('the apply script passes shellcheck, with every kind of action and with non
   assert.equal(shellcheck(applyScript({ plan: empty, install: [], purge: [], managedUnits: [], keep: 1, meta: {} })), '');
 });
 
-test('the lock, the probe and clobber pass shellcheck', () => {
+test('the lock, the probe, clobber, the state record and the generations listing pass shellcheck', () => {
   assert.equal(shellcheck(lockScript('command=deploy started=now host=h user=u', 300, probeScript('abc'))), '');
   assert.equal(shellcheck(probeScript()), '');
+  assert.equal(shellcheck(recordStateScript()), '');
+  assert.equal(shellcheck(generationsScript()), '');
   assert.equal(shellcheck(clobberScript(['/usr/local/bin/x'], ['/usr/local/bin'], ['x.service'])), '');
   assert.equal(shellcheck(clobberScript([], [], [])), '');
+});
+
+const bashFiles = readdirSync(join(projectRoot, 'src'), { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.bash')).map((file) => join(projectRoot, 'src', file));
+
+test('every .bash file passes shellcheck as it is written, and says what it does first', () => {
+  assert.ok(bashFiles.length >= 8, bashFiles.join(' '));
+  assert.equal(shellcheck('', ...bashFiles), '');
+  for (const file of bashFiles) assert.match(readFileSync(file, 'utf8'), /^# [a-z-]+\.bash: /, `${file} starts with what it does`);
+});
+
+test('apply.bash enters the phases the CLI knows, in their order', () => {
+  const text = readFileSync(join(projectRoot, 'src/apply/apply.bash'), 'utf8');
+  assert.deepEqual([...text.matchAll(/^phase (\S+)$/gm)].map((m) => m[1]), [...applyPhases]);
+});
+
+test('the apply\'s output is read as events: phases, refusals, unhealthy units with their lines, the generation', () => {
+  const failed = readApplyOutput('phase check\nphase packages\nphase units\nphase health\nunhealthy a.service\n  x a.service\n  it crashed\nunhealthy b.service\n  b: exit 1\n');
+  assert.deepEqual(failed.phases, ['check', 'packages', 'units', 'health']);
+  assert.deepEqual(failed.unhealthy, [{ unit: 'a.service', details: ['  x a.service', '  it crashed'] }, { unit: 'b.service', details: ['  b: exit 1'] }]);
+  assert.equal(failed.generation, undefined);
+  const refused = readApplyOutput('phase check\nrefused-by-check /usr/local/opt/initd/checks/nginx: bad config \n');
+  assert.deepEqual(refused.refused, { message: '/usr/local/opt/initd/checks/nginx: bad config ', byCheck: true });
+  const committed = readApplyOutput('phase commit\ngeneration 12\nHC_ADDRESSES=10.0.0.2 \nstill-failed c.service\n  c failed\nphase nonsense\n');
+  assert.equal(committed.generation, 12);
+  assert.deepEqual(committed.phases, ['commit']);
+  assert.deepEqual(committed.stillFailed, [{ unit: 'c.service', details: ['  c failed'] }]);
 });

@@ -3,7 +3,8 @@ import type { MachineResult } from '../../build/builder.ts';
 import { waitSeconds } from '../context.ts';
 import { publicPlan, type DeployPlan } from '../../plan/deploy-plan.ts';
 import { LiveLines } from '../../report/live.ts';
-import { colors, exitStatus, machineError, milliseconds, table } from '../../report/output.ts';
+import { errorJson } from '../../load/errors.ts';
+import { colors, exitStatus, milliseconds, printMachineError, table } from '../../report/output.ts';
 import { exitWhenWritten } from '../exit.ts';
 import { acrossBuiltMachines } from '../machines.ts';
 import type { GlobalOptions } from '../main.ts';
@@ -83,39 +84,41 @@ export async function run(names: string[], options: GlobalOptions & { rollbackOn
     return [...outcomes.flatMap((o) => (o.value ? [o.value] : [])), ...unreported];
   };
 
-  let results = await round();
-  // A machine published something new (its certificate, say): the others' trees may hold it, so they are built and
-  // deployed again, until nothing new is published (a certificate may name addresses that only the probe found).
-  for (let again = 2; again <= maxRounds && !interrupt.signal.aborted; again++) {
-    const published = results.filter((r) => r.publicChanged && r.status !== 'failed').map((r) => r.machine);
-    if (!published.length) break;
-    const reason = `${published.join(', ')} published new public material (certificates, keys, addresses)`;
-    if (options.json) process.stdout.write(`${JSON.stringify({ event: 'round', round: again, reason })}\n`);
-    else if (!live) process.stdout.write(`${reason}: building and deploying again\n`);
-    // Only the machines whose trees the new material changed go again.
-    const next = new Map((await round((built) => built.status === 'failed' || built.written + built.removed > 0)).map((result) => [result.machine, result]));
-    // What the later round did, where it did something; the earlier result otherwise.
-    results = results.map((earlier) => {
-      const later = next.get(earlier.machine);
-      // Left out of this round: its tree did not change, so what it published was handed on.
-      if (!later) return { ...earlier, publicChanged: false };
-      const merged = later.status !== 'unchanged' || earlier.status === 'failed' ? later : earlier;
-      return { ...merged, publicChanged: later.publicChanged };
-    });
-    for (const result of results) if (rows.has(result.machine)) rows.get(result.machine)!.result = result;
+  let results: DeployResult[];
+  try {
+    results = await round();
+    // A machine published something new (its certificate, say): the others' trees may hold it, so they are built and
+    // deployed again, until nothing new is published (a certificate may name addresses that only the probe found).
+    for (let again = 2; again <= maxRounds && !interrupt.signal.aborted; again++) {
+      const published = results.filter((r) => r.publicChanged && r.status !== 'failed').map((r) => r.machine);
+      if (!published.length) break;
+      const reason = `${published.join(', ')} published new public material (certificates, keys, addresses)`;
+      if (options.json) process.stdout.write(`${JSON.stringify({ event: 'round', round: again, reason })}\n`);
+      else if (!live) process.stdout.write(`${reason}: building and deploying again\n`);
+      // Only the machines whose trees the new material changed go again.
+      const next = new Map((await round((built) => built.status === 'failed' || built.written + built.removed > 0)).map((result) => [result.machine, result]));
+      // What the later round did, where it did something; the earlier result otherwise.
+      results = results.map((earlier) => {
+        const later = next.get(earlier.machine);
+        // Left out of this round: its tree did not change, so what it published was handed on.
+        if (!later) return { ...earlier, publicChanged: false };
+        const merged = later.status !== 'unchanged' || earlier.status === 'failed' ? later : earlier;
+        return { ...merged, publicChanged: later.publicChanged };
+      });
+      for (const result of results) if (rows.has(result.machine)) rows.get(result.machine)!.result = result;
+    }
+  } finally {
+    // Also when a bug is thrown: a live view left ticking would keep the process from ever ending.
+    process.off('SIGINT', onInterrupt);
+    view?.stop();
   }
-  process.off('SIGINT', onInterrupt);
-  view?.stop();
   const count = (status: DeployResult['status']) => results.filter((r) => r.status === status).length;
   const failed = results.filter((r) => r.status === 'failed' || r.status === 'interrupted');
   if (options.json) {
     process.stdout.write(`${JSON.stringify({ event: 'summary', deployed: count('deployed'), unchanged: count('unchanged'), failed: count('failed'), ...(count('interrupted') ? { interrupted: count('interrupted') } : {}) })}\n`);
   } else {
     process.stdout.write(summary(results, count));
-    for (const result of failed) {
-      process.stderr.write(`${colors.red('error:')} ${machineError(result.machine, result.error)}${result.rollback ? `\n  ${result.rollback}` : ''}\n`);
-      if (result.details) process.stderr.write(`${result.details}\n`);
-    }
+    for (const result of failed) printMachineError(result.machine, result.error, { after: [result.rollback && `  ${result.rollback}`, result.details] });
   }
   if (count('interrupted')) return exitStatus.interrupted;
   return failed.length ? exitStatus.machineFailed : exitStatus.ok;
@@ -170,7 +173,7 @@ function event(result: DeployResult) {
     generation: result.generation,
     milliseconds: result.milliseconds,
     plan: result.plan && publicPlan(result.plan),
-    error: result.error?.toString(),
+    error: result.error && errorJson(result.error),
     details: result.details,
     rollback: result.rollback,
   };

@@ -2,7 +2,8 @@ import { liveDiff } from '../../apply/diff.ts';
 import { machineOutput } from '../../build/builder.ts';
 import { factFiles } from '../../facts/machine-facts.ts';
 import { readEnvFacts, secretValues } from '../../facts/facts.ts';
-import { colors, exitStatus, machineError } from '../../report/output.ts';
+import { errorJson } from '../../load/errors.ts';
+import { colors, exitStatus, printMachineError } from '../../report/output.ts';
 import { acrossBuiltMachines } from '../machines.ts';
 import type { GlobalOptions } from '../main.ts';
 
@@ -15,10 +16,10 @@ export async function run(names: string[], options: GlobalOptions): Promise<numb
   });
   const results = outcomes.map(({ machine, value, error }) => ({ machine, diffs: value, error }));
   if (options.json) {
-    process.stdout.write(JSON.stringify({ machines: results.map((r) => ({ machine: r.machine, diffs: r.diffs, error: r.error?.toString() })) }) + '\n');
+    process.stdout.write(JSON.stringify({ machines: results.map((r) => ({ machine: r.machine, diffs: r.diffs, error: r.error && errorJson(r.error) })) }) + '\n');
   } else {
     for (const result of results) {
-      if (result.error) process.stderr.write(`${colors.red('error:')} ${machineError(result.machine, result.error)}\n`);
+      if (result.error) printMachineError(result.machine, result.error);
       else if (result.diffs!.length === 0) process.stdout.write(`${colors.bold(result.machine)}: no differences\n`);
       else for (const diff of result.diffs!) process.stdout.write(`${colors.bold(`${result.machine} ${diff.path}`)}\n${colorize(diff.text)}\n`);
     }

@@ -1,8 +1,8 @@
 import pLimit from 'p-limit';
 import { jobsFor } from '../context.ts';
-import { HomecloudError } from '../../load/errors.ts';
+import { HomecloudError, errorJson } from '../../load/errors.ts';
 import { inventoryEntry, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
-import { colors, exitStatus } from '../../report/output.ts';
+import { colors, exitStatus, printMachineError } from '../../report/output.ts';
 import { describeSshFailure, runScript } from '../../transport/ssh.ts';
 import { repoFrom } from '../context.ts';
 import type { GlobalOptions } from '../main.ts';
@@ -21,8 +21,9 @@ export async function run(args: string[], options: GlobalOptions): Promise<numbe
       limit(async () => {
         const problem = reachProblem(model, machine);
         if (problem) {
-          if (!options.json) process.stderr.write(`${colors.red('error:')} ${machine}: ${problem.message}\n  ${problem.hint}\n`);
-          return { machine, status: 255, stdout: '', stderr: problem.message };
+          problem.of(machine, 'connect');
+          if (!options.json) printMachineError(machine, problem);
+          return { machine, status: 255, stdout: '', stderr: problem.message, error: errorJson(problem) };
         }
         const target = { machine, entry: inventoryEntry(model, machine) };
         const result = await runScript(target, command.join(' '));
@@ -31,8 +32,8 @@ export async function run(args: string[], options: GlobalOptions): Promise<numbe
         if (options.json) return { machine, status: result.status, stdout: result.stdout, stderr: result.stderr };
         for (const line of lines(result.stdout)) process.stdout.write(`${colors.dim(prefix)}${line}\n`);
         for (const line of lines(result.stderr)) process.stderr.write(`${colors.dim(prefix)}${line}\n`);
-        if (result.status === 255) process.stderr.write(`${colors.red('error:')} ${machine}: ${describeSshFailure(target, result.stderr)}\n`);
-        else if (result.status !== 0) process.stderr.write(`${colors.red('error:')} ${machine}: exit status ${result.status}\n`);
+        if (result.status === 255) printMachineError(machine, new HomecloudError(describeSshFailure(target, result.stderr)).of(machine, 'connect'));
+        else if (result.status !== 0) printMachineError(machine, new HomecloudError(`exit status ${result.status}`));
         return { machine, status: result.status };
       }),
     ),

@@ -4,7 +4,8 @@ import { jobsFor } from '../context.ts';
 import { probe } from '../../facts/probe.ts';
 import { probeCachePath, readProbeFacts } from '../../facts/probe-cache.ts';
 import { inventoryEntry, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
-import { colors, exitStatus, machineError, milliseconds, table } from '../../report/output.ts';
+import { errorJson } from '../../load/errors.ts';
+import { colors, exitStatus, milliseconds, printMachineError, table } from '../../report/output.ts';
 import { repoFrom } from '../context.ts';
 import type { GlobalOptions } from '../main.ts';
 
@@ -26,7 +27,7 @@ export async function run(names: string[], options: GlobalOptions & { refresh?: 
     ),
   );
   if (options.json) {
-    process.stdout.write(JSON.stringify({ machines: outcomes.map((o) => ({ machine: o.machine, cached: o.cached, facts: o.facts, error: 'error' in o ? o.error?.toString() : undefined })) }) + '\n');
+    process.stdout.write(JSON.stringify({ machines: outcomes.map((o) => ({ machine: o.machine, cached: o.cached, facts: o.facts, error: 'error' in o && o.error ? errorJson(o.error.of(o.machine, 'probe')) : undefined })) }) + '\n');
   } else {
     const rows = outcomes.map((o) => {
       const error = 'error' in o ? o.error : undefined;
@@ -35,7 +36,7 @@ export async function run(names: string[], options: GlobalOptions & { refresh?: 
       return [o.machine, o.cached ? 'cached' : `probed (${milliseconds(o.milliseconds)})`, `${f.ENV_HOSTNAME ?? ''} ${f.ENV_ID ?? ''} ${f.ENV_VERSION_ID ?? ''}, ${f.ENV_NPROC ?? '?'} CPUs`];
     });
     process.stdout.write(table(rows, ['MACHINE', 'FACTS', 'SUMMARY']) + '\n');
-    for (const o of outcomes) if ('error' in o && o.error) process.stderr.write(`${colors.red('error:')} ${machineError(o.machine, o.error)}\n`);
+    for (const o of outcomes) if ('error' in o && o.error) printMachineError(o.machine, o.error);
   }
   return outcomes.some((o) => 'error' in o && o.error) ? exitStatus.machineFailed : exitStatus.ok;
 }

@@ -2,7 +2,7 @@ import { deployMachine, fetchGeneration, listGenerations, type Generation } from
 import { HomecloudError } from '../../load/errors.ts';
 import { inventoryEntry, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
 import { nameArgument } from '../../load/names.ts';
-import { colors, exitStatus, milliseconds, table } from '../../report/output.ts';
+import { colors, exitStatus, milliseconds, printMachineError, table } from '../../report/output.ts';
 import { repoFrom, waitSeconds } from '../context.ts';
 import type { GlobalOptions } from '../main.ts';
 
@@ -55,7 +55,7 @@ export async function rollback([machine]: string[], options: GlobalOptions & { t
     commit: () => `rollback to generation ${wanted}`,
   });
   if (result.status === 'failed') {
-    process.stderr.write(`${colors.red('error:')} ${machine}: rollback to generation ${wanted} failed: ${result.error?.message}\n${result.details ?? ''}\n`);
+    printMachineError(machine!, result.error, { doing: `rollback to generation ${wanted} failed`, after: [result.details] });
     return exitStatus.machineFailed;
   }
   const plan = result.plan!;

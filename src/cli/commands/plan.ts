@@ -1,5 +1,6 @@
 import { planMachine } from '../../apply/deploy.ts';
 import { hasWork, publicPlan } from '../../plan/deploy-plan.ts';
+import { errorJson } from '../../load/errors.ts';
 import { colors, exitStatus, machineError } from '../../report/output.ts';
 import { acrossBuiltMachines } from '../machines.ts';
 import type { GlobalOptions } from '../main.ts';
@@ -11,7 +12,7 @@ export async function run(names: string[], options: GlobalOptions): Promise<numb
   if (options.json) {
     const machines = plans.map(({ machine, error, planned }) => ({
       machine,
-      error: error?.toString(),
+      error: error && errorJson(error),
       plan: planned && publicPlan(planned.plan),
       install: planned?.install,
       purge: planned?.purge,

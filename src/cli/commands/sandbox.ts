@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { lazyChildProcess } from '../../util/lazy.ts';
 import { colors, exitStatus, milliseconds, table } from '../../report/output.ts';
 import { now } from '../../util/timing.ts';
 import { Sandbox } from '../../sandbox/sandbox.ts';
+import { runProcessSync } from '../../util/process.ts';
 import type { GlobalOptions } from '../main.ts';
 
 const sandbox = (options: GlobalOptions) => new Sandbox(undefined, (line) => process.stderr.write(`${options.json ? '' : colors.dim('… ')}${line}\n`));
@@ -50,8 +50,7 @@ export async function ls(_args: string[], options: GlobalOptions): Promise<numbe
 export async function ssh([name, ...command]: string[], options: GlobalOptions): Promise<number> {
   const args = sandbox(options).sshArguments(name!);
   const interactive = command.length === 0 && process.stdin.isTTY;
-  const result = lazyChildProcess().spawnSync('ssh', [...(interactive ? ['-t'] : []), ...args, ...command], { stdio: 'inherit' });
-  return result.status ?? exitStatus.machineFailed;
+  return runProcessSync('ssh', [...(interactive ? ['-t'] : []), ...args, ...command], { interactive: true, check: false }).status;
 }
 
 export async function logs([name]: string[], options: GlobalOptions & { follow?: boolean; lines?: string }): Promise<number> {
@@ -59,7 +58,7 @@ export async function logs([name]: string[], options: GlobalOptions & { follow?:
   const machine = box.list().find((m) => m.name === name);
   if (machine?.state === 'running') {
     const journal = ['journalctl', '--no-pager', '-n', options.lines ?? '200', ...(options.follow ? ['-f'] : [])];
-    return lazyChildProcess().spawnSync('ssh', [...box.sshArguments(name!), ...journal], { stdio: 'inherit' }).status ?? exitStatus.machineFailed;
+    return runProcessSync('ssh', [...box.sshArguments(name!), ...journal], { interactive: true, check: false }).status;
   }
   // A stopped machine: what its console printed.
   const console = join(box.paths.logs, `${name}.console`);

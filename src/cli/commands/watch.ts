@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { deployMachine } from '../../apply/deploy.ts';
 import { Builder } from '../../build/builder.ts';
 import { inventoryEntry, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
-import { colors, exitStatus, machineError, milliseconds } from '../../report/output.ts';
+import { exitStatus, milliseconds, printError, printMachineError } from '../../report/output.ts';
 import { now } from '../../util/timing.ts';
 import { watchTree } from '../../util/watch-tree.ts';
 import { repoFrom } from '../context.ts';
@@ -24,12 +24,10 @@ export async function run(names: string[], options: GlobalOptions): Promise<numb
   const loop = async (changed?: string[]) => {
     const started = now();
     const report = await builder.build({ machines, changed });
-    for (const failed of report.machines.filter((m) => m.status === 'failed')) process.stderr.write(`${colors.red('error:')} ${failed.machine}: ${failed.error?.toString()}\n`);
+    for (const failed of report.machines.filter((m) => m.status === 'failed')) printMachineError(failed.machine, failed.error);
     const built = report.machines.filter((m) => m.status === 'built' || changed === undefined).map((m) => m.machine);
     const results = await Promise.all(built.map((machine) => deployMachine(repo, { machine, entry: inventoryEntry(model, machine) }, { keep: model.settings.generations })));
-    for (const result of results) {
-      if (result.status === 'failed') process.stderr.write(`${colors.red('error:')} ${machineError(result.machine, result.error)}\n${result.details ?? ''}\n`);
-    }
+    for (const result of results) if (result.status === 'failed') printMachineError(result.machine, result.error, { after: [result.details] });
     const deployed = results.filter((r) => r.status === 'deployed');
     const units = deployed.flatMap((r) => r.plan?.units.map((u) => `${r.machine}: ${u.action} ${u.unit}`) ?? []);
     process.stdout.write(`${new Date().toTimeString().slice(0, 8)}  ${deployed.length ? `deployed ${deployed.map((r) => r.machine).join(' ')}` : 'nothing to deploy'}${units.length ? ` (${units.join(', ')})` : ''} in ${milliseconds(now() - started)}\n`);
@@ -48,9 +46,8 @@ export async function run(names: string[], options: GlobalOptions): Promise<numb
       pending = new Set();
       running = running
         .then(() => loop(changed))
-        .catch((error: unknown) => {
-          process.stderr.write(`${colors.red('error:')} ${String(error)}\n`);
-        });
+        // Watching goes on after a failed round; a bug shows its stack.
+        .catch((error: unknown) => void printError(error));
     }, 15);
   });
   process.stdout.write(`watching ${repo.root} for ${machines.join(' ')}; Ctrl-C stops\n`);

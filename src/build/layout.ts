@@ -21,8 +21,8 @@ import { readThroughLinkCheck, type SourceEntry, type SourceTree } from './walk.
 export type RenderRecord = [key: string, sha256: string, volatile: boolean, secret: boolean, publicKey: string, includes: string[], facts: string[]];
 export type RenderCache = Record<string, RenderRecord>;
 
-/** What the plan needs from its surroundings (the builder supplies these). */
-export interface PlanContext {
+/** What the layout needs from its surroundings (the builder supplies these). */
+export interface LayoutContext {
   repo: RepoPaths;
   machine: string;
   trees: SourceTree[];
@@ -48,7 +48,7 @@ export interface Provenance {
   relation?: 'overrides' | 'identical';
 }
 
-export interface MachinePlan {
+export interface MachineLayout {
   manifest: Manifest;
   provenance: Map<string, Provenance>;
   declaredLinks: Map<string, DeclaredLink>;
@@ -76,7 +76,12 @@ export function preludeText(preludes: SourceEntry[]): string {
   return preludes.map((entry) => readFileSync(entry.contentPath, 'latin1')).join('\n');
 }
 
-export async function planMachine(context: PlanContext): Promise<MachinePlan> {
+/**
+ * A machine's layout: which source makes each path of its tree (collisions refused), every template rendered or
+ * taken from the render cache, declared links added, packages collected. What a deploy will do is a plan
+ * (src/plan/); this is what the tree is.
+ */
+export async function layoutMachine(context: LayoutContext): Promise<MachineLayout> {
   const { repo, machine, trees } = context;
   const display = (entry: SourceEntry) => repo.display(entry.path);
   const candidates = new Map<string, SourceEntry[]>();

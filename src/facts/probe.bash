@@ -1,0 +1,88 @@
+# probe.bash: read a target in one round trip: the probe facts, what the
+# target offers (systemd, apt, rsync), its failed units, its current
+# generation's manifest (only when it is not the copy the CLI has), whether
+# the last apply committed, and the managed paths that changed since the last
+# commit. Prints KEY=VALUE lines (readProbe, probe.ts).
+#
+# Data in front (probeScript, probe.ts):
+#   known_manifest   the sha256 of the CLI's copy of the manifest ('' for none)
+#   generations_dir, pending_file, created_dirs_files, public_dir
+# and probe_facts, which prints the facts of the table in probe-values.ts
+# from what is read below. Functions from root.bash, inspect.bash and
+# publish.bash come before.
+# shellcheck shell=bash disable=SC2154
+
+set -u
+export LC_ALL=C
+G=$R$generations_dir
+P=$R$pending_file
+fact() { printf '%s=%s\n' "$1" "$2"; }
+# Few processes: each costs milliseconds, and a deploy with nothing to do is mostly this.
+# What several facts share is read once, here; each fact's value is made on the operator's side.
+# os-release is read, not sourced: a value is data.
+# shellcheck disable=SC2034 # probe_facts reads them
+os_ID='' os_VERSION_ID='' os_VERSION_CODENAME=''
+if [ -r "$R/etc/os-release" ]; then
+  while IFS='=' read -r key value; do
+    case $key in ID | VERSION_ID | VERSION_CODENAME) printf -v "os_$key" '%s' "$value" ;; esac
+  done < "$R/etc/os-release"
+fi
+memory_kb=0
+# shellcheck disable=SC2034 # probe_facts reads it
+while read -r key value _; do if [ "$key" = MemTotal: ]; then memory_kb=$value; break; fi; done < /proc/meminfo
+# shellcheck disable=SC2034 # probe_facts reads it
+read -r kernel < /proc/sys/kernel/osrelease
+# The installed packages, each with its architecture: dpkg's own is the machine's (what dpkg --print-architecture says, without its process).
+# Parsed here, not with awk: one process less each.
+packages=$(dpkg-query -W -f='${db:Status-Status}=${Package}=${Architecture} ' 2>/dev/null) || true
+arch='' dpkg_item=' installed=dpkg=([^ ]+)'
+# shellcheck disable=SC2034 # probe_facts reads it
+if [[ " $packages" =~ $dpkg_item ]]; then arch=${BASH_REMATCH[1]}; else arch=$(uname -m); fi
+# One systemctl: the running systemd's version, and how many units are failed (listed below only when some are).
+systemd_version='' failed_count=''
+while IFS='=' read -r key value; do
+  case $key in Version) systemd_version=$value ;; NFailedUnits) failed_count=$value ;; esac
+done < <(systemctl show -p Version -p NFailedUnits 2>/dev/null)
+if [ -z "$systemd_version" ]; then systemd_version=$(systemctl --version 2>/dev/null) || true; systemd_version=${systemd_version%%$'\n'*}; fi
+probe_facts
+has() { if command -v "$2" >/dev/null 2>&1; then fact "$1" yes; else fact "$1" no; fi; }
+if [ -d "$R/run/systemd/system" ]; then fact HC_SYSTEMD yes; else fact HC_SYSTEMD no; fi
+has HC_APT apt-get
+has HC_RSYNC rsync
+fact HC_PACKAGES "$packages"
+failed=''
+[ "$failed_count" = 0 ] || failed=$(systemctl list-units --state=failed --plain --no-legend --full 2>/dev/null) || true
+fact HC_FAILED_UNITS "${failed//$'\n'/$'\t'}"
+manifest=$G/current/manifest.json
+if [ -f "$manifest" ]; then
+  # Its sha256 was written at its commit (older generations: computed).
+  sum=''
+  [ -f "$manifest.sha256" ] && read -r sum < "$manifest.sha256"
+  [ -n "$sum" ] || { sum=$(sha256sum < "$manifest"); sum=${sum%% *}; }
+  fact HC_MANIFEST_SHA "$sum"
+  [ "$sum" = "$known_manifest" ] || fact HC_MANIFEST "$(base64 -w0 < "$manifest")"
+fi
+[ -e "$P" ] && fact HC_PENDING yes
+publish
+# Managed paths whose record moved since the last commit, and the paths an
+# apply that did not commit touched: what each is now.
+paths=$G/current/lists/paths
+state=$G/current/state
+# The common case, cheaply: nothing pending, and every record as the commit left it.
+if ! { [ -f "$state" ] && [ -f "$paths" ] && ! [ -e "$P" ] && stat_records < "$paths" | cmp -s - "$state"; }; then
+  work=$(mktemp -d)
+  [ -f "$paths" ] || paths=/dev/null
+  [ -f "$state" ] || state=/dev/null
+  { cat "$paths"; cat "$P" 2>/dev/null || true; } | sort -zu | stat_records | sort -z > "$work/now"
+  sort -z "$state" | comm -z -3 "$work/now" - | sed -z 's/^\t//' | record_paths | sort -zu > "$work/moved"
+  if [ -s "$work/moved" ]; then
+    inspect "$work/live" < "$work/moved"
+    cat "${created_dirs_files[@]/#/"$R"}" 2>/dev/null | sort -zu | comm -z -12 "$work/moved" - > "$work/created" || true
+    fact HC_MOVED "$(base64 -w0 < "$work/moved")"
+    fact HC_MOVED_FOUND "$(base64 -w0 < "$work/live.found")"
+    fact HC_MOVED_SUMS "$(base64 -w0 < "$work/live.sums")"
+    fact HC_MOVED_CREATED "$(base64 -w0 < "$work/created")"
+  fi
+  rm -rf "$work"
+fi
+exit 0
