@@ -51,7 +51,7 @@ export interface DesiredState {
   manifest: string;
 }
 
-export interface MachinePlan {
+export interface MachineDeployPlan {
   /** Whether the machine has a committed generation. */
   committed: boolean;
   plan: DeployPlan;
@@ -65,7 +65,7 @@ export interface MachinePlan {
 }
 
 /** Plan a machine against what a probe found: its last committed generation and its managed paths as they are. */
-export function planFromProbe(probed: ProbeOutcome, output: DesiredState): MachinePlan {
+export function planFromProbe(probed: ProbeOutcome, output: DesiredState): MachineDeployPlan {
   const text = readFileSync(output.manifest);
   // The common case: the generation in place is this one, nothing moved since its commit, and no package is to be installed or purged.
   if (probed.manifestSha && !probed.moved && !probed.pending && !probed.failedUnits?.length && sha256(text) === probed.manifestSha) {
@@ -130,7 +130,7 @@ function packagesOf(text: Buffer): Manifest['packages'] | undefined {
  * need not wait for a deploy); the probe's scratch directory under /tmp is
  * gone before it ends. The e2e test compares the machine before and after.
  */
-export async function planMachine(repo: RepoPaths, target: Target, output: DesiredState = machineOutput(repo, target.machine)): Promise<MachinePlan> {
+export async function probeAndPlan(repo: RepoPaths, target: Target, output: DesiredState = machineOutput(repo, target.machine)): Promise<MachineDeployPlan> {
   const probed = await probe(repo, target);
   if (probed.error) throw probed.error.of(target.machine, 'probe');
   return planFromProbe(probed, output);

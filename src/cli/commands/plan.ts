@@ -1,4 +1,4 @@
-import { planMachine } from '../../apply/deploy.ts';
+import { probeAndPlan } from '../../apply/deploy.ts';
 import { hasWork, publicPlan } from '../../plan/deploy-plan.ts';
 import { errorJson } from '../../load/errors.ts';
 import { colors, exitStatus, machineError } from '../../report/output.ts';
@@ -7,7 +7,7 @@ import type { GlobalOptions } from '../main.ts';
 
 /** What a deploy would do, machine by machine, without changing anything. */
 export async function run(names: string[], options: GlobalOptions): Promise<number> {
-  const { outcomes } = await acrossBuiltMachines(options, names, (target, { repo }) => planMachine(repo, target));
+  const { outcomes } = await acrossBuiltMachines(options, names, (target, { repo }) => probeAndPlan(repo, target));
   const plans = outcomes.map(({ machine, value, error }) => ({ machine, error, planned: value }));
   if (options.json) {
     const machines = plans.map(({ machine, error, planned }) => ({
