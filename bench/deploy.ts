@@ -41,7 +41,10 @@ function benchExample(runs: number): Promise<Row[]> {
 
 /** `watch nas`: from writing a fact to the line saying its service restarted (printed after the target's health check). */
 async function watchLoops(repo: string, facts: string, original: string, runs: number): Promise<number[]> {
-  const child = spawn(process.execPath, [cli, '-C', repo, '--sandbox', 'watch', 'nas'], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [cli, '-C', repo, '--sandbox', 'watch', 'nas'], {
+    env: { ...process.env, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   if (process.env.HOMECLOUD_BENCH_DEBUG) child.stdout.pipe(process.stderr);
   let output = '';
   const lines: ((line: string) => void)[] = [];

@@ -16,7 +16,8 @@ export function benchLambda(runs = 21): Promise<Row[]> {
     'machines/lam/usr/local/opt/nginx/server.d/50-static.conf': 'location = /static { return 200 "static\\n"; }\n',
     'machines/lam/usr/local/opt/lambda/bin/hello': '#!/bin/bash\necho hello\n',
     'machines/lam/usr/local/opt/lambda/bin/large': '#!/bin/bash\nhead -c 16M /dev/zero\n',
-    'machines/lam/usr/local/lib/systemd/system/files.service': '[Service]\nExecStart=/usr/bin/python3 -m http.server 18080 --bind 127.0.0.1 --directory /usr/local/opt/files\nDynamicUser=yes\n',
+    'machines/lam/usr/local/lib/systemd/system/files.service':
+      '[Service]\nExecStart=/usr/bin/python3 -m http.server 18080 --bind 127.0.0.1 --directory /usr/local/opt/files\nDynamicUser=yes\n',
     'machines/lam/usr/local/opt/files/index.html': 'files\n',
     'machines/lam/usr/local/opt/lambda/scale-to-zero/files.conf': 'LISTEN=8080\nBACKEND=127.0.0.1:18080\n',
     // The base layer's firewall drops what no layer opens.
@@ -39,8 +40,11 @@ export function benchLambda(runs = 21): Promise<Row[]> {
     /** Time one GET on a fresh connection, checking the answer (its body, or its length). */
     const get = (url: string, body: string | number) =>
       timeAsync(async () => {
-        const answer = await request(url).catch((error: Error) => { throw new Error(`${url}: ${error.message}`); });
-        if (answer.status !== 200 || (typeof body === 'number' ? answer.body.length !== body : answer.body !== body)) throw new Error(`${url}: ${answer.status} ${answer.body.slice(0, 200)}`);
+        const answer = await request(url).catch((error: Error) => {
+          throw new Error(`${url}: ${error.message}`);
+        });
+        if (answer.status !== 200 || (typeof body === 'number' ? answer.body.length !== body : answer.body !== body))
+          throw new Error(`${url}: ${answer.status} ${answer.body.slice(0, 200)}`);
       });
     await get(`http://${address}/static`, 'static\n');
     const staticTimes: number[] = [];

@@ -23,7 +23,9 @@ const sizes = (name: string, fallback: number[]) => {
 const buildMachines = sizes('build-machines', defaultScale.builds);
 const deployMachines = sizes('deploy-machines', defaultScale.deploys);
 if (!(runs >= 1) || (transfer && !transfers.includes(transfer)) || ![...buildMachines, ...deployMachines].every((n) => Number.isInteger(n) && n >= 1)) {
-  console.error(`--runs takes a number (at least 1), --transfer one of ${transfers.join(', ')}, --build-machines and --deploy-machines whole numbers separated by commas`);
+  console.error(
+    `--runs takes a number (at least 1), --transfer one of ${transfers.join(', ')}, --build-machines and --deploy-machines whole numbers separated by commas`,
+  );
   process.exit(2);
 }
 

@@ -103,7 +103,12 @@ async function scaleBuilds(sizes: number[], runs: number): Promise<Row[]> {
   }
   const target = none.find((row) => row.name.endsWith(': 200 machines'));
   if (target) Object.assign(target, { target: '< 500 ms', met: target.median < 500 });
-  const rows: Row[] = [{ name: 'node -e 0 (start-up floor)', median: median(floorRuns), runs: floorRuns.length }, ...series(cold), ...series(none), ...series(one)];
+  const rows: Row[] = [
+    { name: 'node -e 0 (start-up floor)', median: median(floorRuns), runs: floorRuns.length },
+    ...series(cold),
+    ...series(none),
+    ...series(one),
+  ];
   const sources = shape.layers * shape.filesPerLayer;
   printTable(
     `build (${shape.layers} layers of ${shape.filesPerLayer} files shared by all machines, ${sources.toLocaleString('en')} source files; ${shape.layersPerMachine} layers and about ${outputs.toLocaleString('en')} paths per machine; whole process, ratio against ${sizes[0]} machines)`,
@@ -126,11 +131,15 @@ function writeDeployRepository(repo: string): string {
   };
   write('layers/_/usr/local/include/m4/00-prelude.m4', readFileSync(join(root, 'layers/_/usr/local/include/m4/00-prelude.m4')));
   const layer = 'layers/app/usr/local';
-  for (let dir = 0; dir < 5; dir++) for (let file = 0; file < 10; file++) write(`${layer}/share/app/d${dir}/f${file}.txt`, `file ${dir}/${file}\n${'x'.repeat(100 + 37 * file)}\n`);
+  for (let dir = 0; dir < 5; dir++)
+    for (let file = 0; file < 10; file++) write(`${layer}/share/app/d${dir}/f${file}.txt`, `file ${dir}/${file}\n${'x'.repeat(100 + 37 * file)}\n`);
   write(`${layer}/etc/app.m4.conf`, 'name ENV_MACHINE\nport m5_or([ENV_APP_PORT], 8080)\n');
   write(`${layer}/opt/app/greeting.txt`, 'hello\n');
   write(`${layer}/bin/app`, '#!/bin/bash\n# Reads its greeting once a minute.\nwhile :; do read -r _ < "$1"; sleep 60; done\n', 0o755);
-  write(`${layer}/lib/systemd/system/app.service`, '[Unit]\nDescription=Reads a greeting\n\n[Service]\nExecStart=/usr/local/bin/app /usr/local/opt/app/greeting.txt\n\n[Install]\nWantedBy=multi-user.target\n');
+  write(
+    `${layer}/lib/systemd/system/app.service`,
+    '[Unit]\nDescription=Reads a greeting\n\n[Service]\nExecStart=/usr/local/bin/app /usr/local/opt/app/greeting.txt\n\n[Install]\nWantedBy=multi-user.target\n',
+  );
   mkdirSync(join(repo, layer, 'lib/systemd/system/multi-user.target.wants'), { recursive: true });
   symlinkSync('../app.service', join(repo, layer, 'lib/systemd/system/multi-user.target.wants/app.service'));
   return join(repo, layer, 'opt/app/greeting.txt');
@@ -173,7 +182,10 @@ function scaleDeploys(sizes: number[], runs: number): Promise<Row[]> {
     const target = none.find((row) => row.name.endsWith(': 20 machines'));
     if (target) Object.assign(target, { target: '<= 2000 ms', met: target.median <= 2000 });
     const rows = [...series(none), ...series(one)];
-    printTable(`deploy (a layer of 50 files, a template and a service; to every sandbox machine at once, --jobs at its default; ratio against ${sizes[0]} machine${sizes[0] === 1 ? '' : 's'})`, rows);
+    printTable(
+      `deploy (a layer of 50 files, a template and a service; to every sandbox machine at once, --jobs at its default; ratio against ${sizes[0]} machine${sizes[0] === 1 ? '' : 's'})`,
+      rows,
+    );
     return rows;
   });
 }

@@ -54,7 +54,9 @@ export function printTable(title: string, rows: Row[]): void {
   const ratio = (row: Row) => (ratios ? `  ${(row.ratio === undefined ? '' : `x${row.ratio.toFixed(2)}`).padStart(7)}` : '');
   const peak = (row: Row) => (peaks ? `  ${(row.peakRss === undefined ? '' : `${row.peakRss.toFixed(0)} MiB`).padStart(8)}` : '');
   console.log(`\n${title}`);
-  console.log(`${'measurement'.padEnd(width)}  ${'median'.padStart(9)}  runs${ratios ? `  ${'ratio'.padStart(7)}` : ''}${peaks ? `  ${'peak RSS'.padStart(8)}` : ''}  target`);
+  console.log(
+    `${'measurement'.padEnd(width)}  ${'median'.padStart(9)}  runs${ratios ? `  ${'ratio'.padStart(7)}` : ''}${peaks ? `  ${'peak RSS'.padStart(8)}` : ''}  target`,
+  );
   for (const row of rows) {
     const verdict = row.target ? `${row.target} ${row.met ? 'ok' : 'MISSED'}` : '';
     console.log(`${row.name.padEnd(width)}  ${row.median.toFixed(1).padStart(6)} ms  ${String(row.runs).padStart(4)}${ratio(row)}${peak(row)}  ${verdict}`);

@@ -56,7 +56,10 @@ function afterChanges(first: Machines, state: DesiredState, content: string): Ma
   const replaced: Machines = {};
   for (const [machine, s] of Object.entries(first)) {
     // A file's line: `f <mode> <owner> <path> <sha256>`.
-    replaced[machine] = { ...s, paths: s.paths.map((line) => (line.startsWith(`f `) && line.split(' ')[3] === path ? `${line.slice(0, -64)}${sha256(content)}` : line)) };
+    replaced[machine] = {
+      ...s,
+      paths: s.paths.map((line) => (line.startsWith(`f `) && line.split(' ')[3] === path ? `${line.slice(0, -64)}${sha256(content)}` : line)),
+    };
   }
   return replaced;
 }
@@ -65,7 +68,9 @@ function afterChanges(first: Machines, state: DesiredState, content: string): Ma
 function compare(what: string, reference: Machines, actual: Machines): void {
   const problems = Object.keys(reference).flatMap((machine) => differences(reference[machine]!, actual[machine]!).map((line) => `${machine}: ${line}`));
   if (problems.length) {
-    throw new Error(`\nFAIRNESS CHECK FAILED: ${what} differs from homecloud's (- homecloud, + this tool):\n${problems.slice(0, 60).join('\n')}${problems.length > 60 ? `\n... and ${problems.length - 60} more` : ''}`);
+    throw new Error(
+      `\nFAIRNESS CHECK FAILED: ${what} differs from homecloud's (- homecloud, + this tool):\n${problems.slice(0, 60).join('\n')}${problems.length > 60 ? `\n... and ${problems.length - 60} more` : ''}`,
+    );
   }
 }
 
@@ -91,7 +96,11 @@ export async function benchAnsible(runs = 5, only: Transfer[] = transfers): Prom
   };
   const ansible = (transfer: Transfer): Tool => ({
     name: `ansible ${transfer}`,
-    deploy: () => timeProcessOutput('ansible-playbook', [playbookName(transfer)], { cwd: project, env: { ...process.env, ANSIBLE_CONFIG: join(project, 'ansible.cfg'), ANSIBLE_NOCOLOR: '1' } }),
+    deploy: () =>
+      timeProcessOutput('ansible-playbook', [playbookName(transfer)], {
+        cwd: project,
+        env: { ...process.env, ANSIBLE_CONFIG: join(project, 'ansible.cfg'), ANSIBLE_NOCOLOR: '1' },
+      }),
     unchanged: (stdout) => {
       const recap = [...stdout.matchAll(/ changed=(\d+) /g)];
       return recap.length === state.machines.length && recap.every((m) => m[1] === '0');
@@ -160,7 +169,8 @@ export async function benchAnsible(runs = 5, only: Transfer[] = transfers): Prom
       for (const s of state.services) {
         const loads = after[machine]!.loads[s.name]! - first[machine]!.loads[s.name]!;
         const expected = s.name === service ? runs : 0;
-        if (loads !== expected) throw new Error(`${tool.name} on ${machine}: ${s.name} loaded its configuration ${loads} times in ${runs} one-change runs, not ${expected}`);
+        if (loads !== expected)
+          throw new Error(`${tool.name} on ${machine}: ${s.name} loaded its configuration ${loads} times in ${runs} one-change runs, not ${expected}`);
       }
     }
     console.log(' ok');
@@ -170,7 +180,9 @@ export async function benchAnsible(runs = 5, only: Transfer[] = transfers): Prom
   try {
     const results: Series[] = [];
     for (const tool of [homecloud, ...only.map(ansible)]) results.push(await series(tool));
-    console.log(`Fairness check passed: every tool left the same ${reference![state.machines[0]!]!.paths.length} paths under /usr/local (type, mode, owner, sha256 or link target) and the same running services on each machine.`);
+    console.log(
+      `Fairness check passed: every tool left the same ${reference![state.machines[0]!]!.paths.length} paths under /usr/local (type, mode, owner, sha256 or link target) and the same running services on each machine.`,
+    );
     return report(state, runs, results);
   } finally {
     closeConnections();
@@ -197,7 +209,9 @@ function report(state: DesiredState, runs: number, results: Series[]): Row[] {
     return [row.name, ...medians.map(seconds), `${ratio.toFixed(1)}x`, verdict];
   });
   const widths = columns.map((c, i) => Math.max(c.length, ...table.map((line) => line[i]!.length)));
-  console.log(`\nhomecloud against Ansible (${state.machines.length} machines, ${files} files each of which ${state.templates.length} templates, ${state.services.length} services; median of ${runs} runs; ratio against the faster Ansible)`);
+  console.log(
+    `\nhomecloud against Ansible (${state.machines.length} machines, ${files} files each of which ${state.templates.length} templates, ${state.services.length} services; median of ${runs} runs; ratio against the faster Ansible)`,
+  );
   for (const line of [columns, ...table]) console.log(line.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '));
   return rows.map((row) => ({ name: `homecloud, ${row.name}`, median: median(ours[row.key]), runs }));
 }

@@ -29,7 +29,10 @@ systemctl list-units --state=failed --plain --no-legend | sed 's/^/failed /'`;
 
 /** Read a machine's deployed state over ssh (`ssh` gives the arguments that reach it). */
 export function machineState(ssh: string[], state: DesiredState): MachineState {
-  const result = spawnSync('ssh', [...ssh, `bash -c '${listing.replace(/'/g, `'\\''`)}\n${unitReport(state).replace(/'/g, `'\\''`)}'`], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const result = spawnSync('ssh', [...ssh, `bash -c '${listing.replace(/'/g, `'\\''`)}\n${unitReport(state).replace(/'/g, `'\\''`)}'`], {
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
   if (result.status !== 0) throw new Error(`reading the deployed state failed (${result.status}): ${result.stderr}`);
   const [find, rest] = result.stdout.split('\n--\n') as [string, string];
   const sums = new Map<string, string>();

@@ -14,4 +14,6 @@ if (!dir || existsSync(dir)) {
 const state = desiredState();
 writeHomecloudRepository(join(dir, 'homecloud'), state);
 writeAnsibleProject(join(dir, 'ansible'), state);
-console.log(`${join(dir, 'homecloud')}: the homecloud repository\n${join(dir, 'ansible')}: the Ansible project (inventory.ini and ansible.cfg are written by the bench, for its sandbox machines)`);
+console.log(
+  `${join(dir, 'homecloud')}: the homecloud repository\n${join(dir, 'ansible')}: the Ansible project (inventory.ini and ansible.cfg are written by the bench, for its sandbox machines)`,
+);

@@ -13,10 +13,7 @@ export type Facts = Record<string, Fact>;
  * `ENV_MACHINE` is the machine's name (Ansible's `inventory_hostname`).
  */
 export type Piece =
-  | { text: string }
-  | { fact: string; or?: string }
-  | { each: string; before: string; after: string }
-  | { when: string; is: string; then: string; else: string };
+  { text: string } | { fact: string; or?: string } | { each: string; before: string; after: string } | { when: string; is: string; then: string; else: string };
 
 /**
  * Who a path belongs to: `_` is homecloud's base layer (the m4 prelude),
@@ -78,7 +75,32 @@ function numbers(seed: number): () => number {
   };
 }
 
-const words = ['alpha', 'bravo', 'cache', 'delta', 'entry', 'fetch', 'grant', 'house', 'index', 'joint', 'kilo', 'limit', 'mount', 'node', 'owner', 'proxy', 'quota', 'route', 'share', 'token', 'unit', 'value', 'watch', 'zone'];
+const words = [
+  'alpha',
+  'bravo',
+  'cache',
+  'delta',
+  'entry',
+  'fetch',
+  'grant',
+  'house',
+  'index',
+  'joint',
+  'kilo',
+  'limit',
+  'mount',
+  'node',
+  'owner',
+  'proxy',
+  'quota',
+  'route',
+  'share',
+  'token',
+  'unit',
+  'value',
+  'watch',
+  'zone',
+];
 
 /** Text lines of about `size` bytes. */
 function prose(next: () => number, title: string, size: number): string {
@@ -140,13 +162,29 @@ function serviceTemplates(name: string): Template[] {
       path: `/usr/local/etc/default/${name}.env`,
       mode: 0o644,
       group: name,
-      pieces: [text(`# ${name} on `), fact('ENV_MACHINE'), text('\nBENCH_WORKERS='), fact('ENV_WORKERS', '2'), text('\nBENCH_ROLE='), fact('ENV_ROLE'), text('\n')],
+      pieces: [
+        text(`# ${name} on `),
+        fact('ENV_MACHINE'),
+        text('\nBENCH_WORKERS='),
+        fact('ENV_WORKERS', '2'),
+        text('\nBENCH_ROLE='),
+        fact('ENV_ROLE'),
+        text('\n'),
+      ],
     },
     {
       path: `${conf}/10-node.conf`,
       mode: 0o644,
       group: name,
-      pieces: [text('node = '), fact('ENV_MACHINE'), text('\nregion = '), fact('ENV_REGION', 'home'), text(`\nname = ${name}\nexposure = `), { when: 'ENV_ROLE', is: 'edge', then: 'public', else: 'private' }, text('\n')],
+      pieces: [
+        text('node = '),
+        fact('ENV_MACHINE'),
+        text('\nregion = '),
+        fact('ENV_REGION', 'home'),
+        text(`\nname = ${name}\nexposure = `),
+        { when: 'ENV_ROLE', is: 'edge', then: 'public', else: 'private' },
+        text('\n'),
+      ],
     },
     {
       path: `${conf}/20-peers.conf`,
@@ -169,15 +207,38 @@ function commonTemplates(): Template[] {
   const lib = '/usr/local/lib/bench';
   const t = (path: string, mode: number, pieces: Piece[]): Template => ({ path, mode, pieces, group: 'common' });
   return [
-    t(`${etc}/node.conf`, 0o644, [text('# node settings for '), fact('ENV_MACHINE'), text('\nrole = '), fact('ENV_ROLE'), text('\nregion = '), fact('ENV_REGION', 'home'), text('\n')]),
+    t(`${etc}/node.conf`, 0o644, [
+      text('# node settings for '),
+      fact('ENV_MACHINE'),
+      text('\nrole = '),
+      fact('ENV_ROLE'),
+      text('\nregion = '),
+      fact('ENV_REGION', 'home'),
+      text('\n'),
+    ]),
     t(`${etc}/motd.txt`, 0o644, [fact('ENV_GREETING', 'Hello'), text(' from '), fact('ENV_MACHINE'), text('.\n')]),
     t(`${etc}/peers.conf`, 0o644, [text('# peers of '), fact('ENV_MACHINE'), text('\n'), { each: 'ENV_PEERS', before: 'peer ', after: '.home.arpa' }]),
     t(`${etc}/disks.conf`, 0o644, [{ each: 'ENV_DISKS', before: '/dev/', after: ' /srv/data auto defaults 0 2' }]),
     t(`${etc}/workers.conf`, 0o644, [text('workers '), fact('ENV_WORKERS', '2'), text('\nqueue '), fact('ENV_ROLE'), text('-queue\n')]),
     t(`${etc}/mail.conf`, 0o644, [text('relay = '), fact('ENV_MAIL_RELAY', 'localhost'), text('\nfrom = root@'), fact('ENV_MACHINE'), text('.home.arpa\n')]),
-    t(`${etc}/backup.conf`, 0o600, [text('target = backup@'), { when: 'ENV_ROLE', is: 'edge', then: 'vault', else: 'alpha' }, text('.home.arpa:/srv/backup/'), fact('ENV_MACHINE'), text('\n'), { each: 'ENV_DISKS', before: 'include /dev/', after: '' }]),
+    t(`${etc}/backup.conf`, 0o600, [
+      text('target = backup@'),
+      { when: 'ENV_ROLE', is: 'edge', then: 'vault', else: 'alpha' },
+      text('.home.arpa:/srv/backup/'),
+      fact('ENV_MACHINE'),
+      text('\n'),
+      { each: 'ENV_DISKS', before: 'include /dev/', after: '' },
+    ]),
     t(`${etc}/exposure.conf`, 0o644, [text('listen = '), { when: 'ENV_ROLE', is: 'edge', then: '0.0.0.0', else: '127.0.0.1' }, text('\n')]),
-    t(`${lib}/node-info.sh`, 0o755, [text('#!/bin/bash\necho "'), fact('ENV_MACHINE'), text(' is a '), fact('ENV_ROLE'), text(' in '), fact('ENV_REGION', 'home'), text('"\n')]),
+    t(`${lib}/node-info.sh`, 0o755, [
+      text('#!/bin/bash\necho "'),
+      fact('ENV_MACHINE'),
+      text(' is a '),
+      fact('ENV_ROLE'),
+      text(' in '),
+      fact('ENV_REGION', 'home'),
+      text('"\n'),
+    ]),
     t(`${lib}/peer-list.sh`, 0o755, [text('#!/bin/bash\ncat <<EOF\n'), { each: 'ENV_PEERS', before: '', after: '' }, text('EOF\n')]),
   ];
 }
@@ -190,7 +251,15 @@ function commonTemplates(): Template[] {
 export function desiredState(): DesiredState {
   const machines = ['alpha', 'beta', 'gamma'];
   const facts: Record<string, Facts> = {
-    alpha: { ENV_ROLE: 'edge', ENV_REGION: 'attic', ENV_WORKERS: 4, ENV_DISKS: ['sda', 'sdb'], ENV_PEERS: ['beta', 'gamma'], ENV_GREETING: 'Good morning', ENV_MAIL_RELAY: 'smtp.example.net' },
+    alpha: {
+      ENV_ROLE: 'edge',
+      ENV_REGION: 'attic',
+      ENV_WORKERS: 4,
+      ENV_DISKS: ['sda', 'sdb'],
+      ENV_PEERS: ['beta', 'gamma'],
+      ENV_GREETING: 'Good morning',
+      ENV_MAIL_RELAY: 'smtp.example.net',
+    },
     beta: { ENV_ROLE: 'worker', ENV_WORKERS: 2, ENV_DISKS: ['nvme0n1'], ENV_PEERS: ['alpha', 'gamma'], ENV_GREETING: 'Hello there' },
     gamma: { ENV_ROLE: 'worker', ENV_REGION: 'cellar', ENV_WORKERS: 8, ENV_DISKS: ['sda', 'sdb', 'sdc'], ENV_PEERS: ['alpha', 'beta'], ENV_MAIL_RELAY: '' },
   };
@@ -200,10 +269,13 @@ export function desiredState(): DesiredState {
   const add = (path: string, content: string, mode = 0o644, group: Group = 'common') => files.push({ path, content, mode, group });
 
   for (let g = 0; g < 10; g++) {
-    for (let p = 0; p < 20; p++) add(`/usr/local/share/bench/doc/g${g}/page-${String(p).padStart(2, '0')}.txt`, prose(next, `page ${p} of group ${g}`, 200 + (next() % 6000)));
+    for (let p = 0; p < 20; p++)
+      add(`/usr/local/share/bench/doc/g${g}/page-${String(p).padStart(2, '0')}.txt`, prose(next, `page ${p} of group ${g}`, 200 + (next() % 6000)));
   }
-  for (let n = 0; n < 20; n++) add(`/usr/local/lib/bench/tools/tool-${String(n).padStart(2, '0')}`, `#!/bin/bash\n# tool ${n}\nset -euo pipefail\necho "tool ${n}: $*"\n`, 0o755);
-  for (let n = 0; n < 6; n++) add(`/usr/local/etc/bench/keys/key-${n}.pem`, `-----BEGIN BENCH KEY ${n}-----\n${prose(next, 'key', 400)}-----END BENCH KEY ${n}-----\n`, 0o600);
+  for (let n = 0; n < 20; n++)
+    add(`/usr/local/lib/bench/tools/tool-${String(n).padStart(2, '0')}`, `#!/bin/bash\n# tool ${n}\nset -euo pipefail\necho "tool ${n}: $*"\n`, 0o755);
+  for (let n = 0; n < 6; n++)
+    add(`/usr/local/etc/bench/keys/key-${n}.pem`, `-----BEGIN BENCH KEY ${n}-----\n${prose(next, 'key', 400)}-----END BENCH KEY ${n}-----\n`, 0o600);
   for (let n = 0; n < 2; n++) add(`/usr/local/share/bench/data/table-${n}.csv`, prose(next, 'word,word,word', 64 * 1024).replace(/ /g, ','));
   add('/usr/local/include/m4/00-prelude.m4', readFileSync(prelude, 'utf8'), 0o644, '_');
   add('/usr/local/opt/initd/layers/10-layers.txt', ['common', ...services.map((s) => s.name)].map((name) => `+ ${name}\n`).join(''), 0o644, 'machine');
@@ -261,7 +333,8 @@ export function m4Template(template: Template): string {
     .map((piece) => {
       if ('text' in piece) return literal(piece.text, template);
       if ('fact' in piece) return piece.or === undefined ? `m5_assert([${piece.fact}])` : `m5_or([${piece.fact}], [${literal(piece.or, template)}])`;
-      if ('each' in piece) return `m5_for([each_item], [${literal(piece.before, template)}[]each_item[]${literal(piece.after, template)}\n], m5_assert([${piece.each}]))m4_dnl\n`;
+      if ('each' in piece)
+        return `m5_for([each_item], [${literal(piece.before, template)}[]each_item[]${literal(piece.after, template)}\n], m5_assert([${piece.each}]))m4_dnl\n`;
       return `m4_ifelse(m5_assert([${piece.when}]), [${literal(piece.is, template)}], [${literal(piece.then, template)}], [${literal(piece.else, template)}])`;
     })
     .join('');
@@ -274,8 +347,10 @@ export function jinjaTemplate(template: Template): string {
   return template.pieces
     .map((piece) => {
       if ('text' in piece) return literal(piece.text, template);
-      if ('fact' in piece) return piece.or === undefined ? `{{ ${variable(piece.fact)} }}` : `{{ ${variable(piece.fact)} | default(${string(piece.or)}, true) }}`;
-      if ('each' in piece) return `{% for each_item in ${variable(piece.each)} %}\n${literal(piece.before, template)}{{ each_item }}${literal(piece.after, template)}\n{% endfor %}\n`;
+      if ('fact' in piece)
+        return piece.or === undefined ? `{{ ${variable(piece.fact)} }}` : `{{ ${variable(piece.fact)} | default(${string(piece.or)}, true) }}`;
+      if ('each' in piece)
+        return `{% for each_item in ${variable(piece.each)} %}\n${literal(piece.before, template)}{{ each_item }}${literal(piece.after, template)}\n{% endfor %}\n`;
       return `{{ ${string(piece.then)} if ${variable(piece.when)} == ${string(piece.is)} else ${string(piece.else)} }}`;
     })
     .join('');

@@ -21,7 +21,11 @@ export interface ClobberOptions {
  * lock, like a deploy.
  */
 export async function clobber(repo: RepoPaths, target: Target, options: ClobberOptions): Promise<{ removed: number; units: string[] }> {
-  const locked = await lockMachine(repo, target, { command: 'clobber', waitSeconds: options.waitSeconds, onWaiting: (holder) => options.onWaiting?.(describeHolder(holder)) });
+  const locked = await lockMachine(repo, target, {
+    command: 'clobber',
+    waitSeconds: options.waitSeconds,
+    onWaiting: (holder) => options.onWaiting?.(describeHolder(holder)),
+  });
   try {
     if (locked.probe.error) throw locked.probe.error;
     const committed = locked.probe.manifest ? (JSON.parse(locked.probe.manifest) as Manifest).entries : {};
@@ -29,10 +33,20 @@ export async function clobber(repo: RepoPaths, target: Target, options: ClobberO
     const paths = Object.keys(entries).sort().reverse();
     const files = paths.filter((path) => entries[path]!.type !== 'dir');
     const dirs = paths.filter((path) => entries[path]!.type === 'dir');
-    const units = [...new Set(files.map((path) => unitOf(path)).filter((owner) => owner && !owner.dropIn).map((owner) => owner!.unit.replace(/@\./, '@*.')))];
+    const units = [
+      ...new Set(
+        files
+          .map((path) => unitOf(path))
+          .filter((owner) => owner && !owner.dropIn)
+          .map((owner) => owner!.unit.replace(/@\./, '@*.')),
+      ),
+    ];
     const script = clobberScript(files, dirs, units);
     const result = await locked.run(script);
-    if (result.status !== 0 || !result.stdout.includes('clobbered')) throw new HomecloudError(result.status === 255 ? describeSshFailure(target, result.stderr) : `clobber failed: ${result.stderr.trim()}`, { file: target.machine });
+    if (result.status !== 0 || !result.stdout.includes('clobbered'))
+      throw new HomecloudError(result.status === 255 ? describeSshFailure(target, result.stderr) : `clobber failed: ${result.stderr.trim()}`, {
+        file: target.machine,
+      });
     return { removed: files.length, units };
   } finally {
     await locked.release();

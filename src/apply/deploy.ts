@@ -71,7 +71,8 @@ export function planFromProbe(probed: ProbeOutcome, output: DesiredState): Machi
   if (probed.manifestSha && !probed.moved && !probed.pending && !probed.failedUnits?.length && sha256(text) === probed.manifestSha) {
     const packages = packagesOf(text);
     const work = packages && packageWork(probed, packages);
-    if (packages && work && !work.install.length && !work.purge.length) return { committed: true, plan: unchangedPlan(packages), ...work, managedUnits: [], failedUnits: [] };
+    if (packages && work && !work.install.length && !work.purge.length)
+      return { committed: true, plan: unchangedPlan(packages), ...work, managedUnits: [], failedUnits: [] };
   }
   const committed = probed.manifest ? (JSON.parse(probed.manifest) as Manifest) : undefined;
   const next = JSON.parse(text.toString('utf8')) as Manifest;
@@ -157,10 +158,16 @@ function globMatch(pattern: string, unit: string): boolean {
 /** The plan's bootstrap: packages the transfer needs (rsync, which a bare Debian lacks), installed through apt before it. */
 async function bootstrap(target: Target, packages: string[]): Promise<void> {
   const names = packages.map(shellQuote).join(' ');
-  const result = await transportFor(target).run(`DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends ${names} >/dev/null`);
+  const result = await transportFor(target).run(
+    `DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends ${names} >/dev/null`,
+  );
   if (result.status !== 0) {
     const list = packages.join(' ');
-    throw new HomecloudError(`${target.entry.host} has no ${list}, and installing it failed: ${result.stderr.trim().split('\n').pop()}`, undefined, `install ${list} on the machine (apt-get install ${list}), then deploy again`).of(target.machine, 'bootstrap');
+    throw new HomecloudError(
+      `${target.entry.host} has no ${list}, and installing it failed: ${result.stderr.trim().split('\n').pop()}`,
+      undefined,
+      `install ${list} on the machine (apt-get install ${list}), then deploy again`,
+    ).of(target.machine, 'bootstrap');
   }
 }
 
@@ -249,7 +256,11 @@ export async function deployMachine(repo: RepoPaths, target: Target, options: De
       purge,
       managedUnits: planned.managedUnits,
       keep: options.keep,
-      meta: { date: new Date().toISOString(), by: process.env.SUDO_USER ?? process.env.USER ?? 'root', commit: (typeof options.commit === 'function' ? options.commit() : options.commit) ?? '' },
+      meta: {
+        date: new Date().toISOString(),
+        by: process.env.SUDO_USER ?? process.env.USER ?? 'root',
+        commit: (typeof options.commit === 'function' ? options.commit() : options.commit) ?? '',
+      },
     });
     try {
       await transfer(repo, target, desired, listFiles(plan), options.signal);
@@ -264,7 +275,8 @@ export async function deployMachine(repo: RepoPaths, target: Target, options: De
       const step = applyPhaseOf(line);
       if (step) progress({ phase: step });
     });
-    if (options.signal?.aborted && applied.status !== 0) return interrupted(`during the apply, which goes on to its end on ${target.entry.host}: deploy again to see where it stands`);
+    if (options.signal?.aborted && applied.status !== 0)
+      return interrupted(`during the apply, which goes on to its end on ${target.entry.host}: deploy again to see where it stands`);
     const outcome = readApplyOutput(applied.stdout);
     const generation = outcome.generation;
     if (applied.status !== 0 || generation === undefined) {
@@ -282,7 +294,11 @@ export async function deployMachine(repo: RepoPaths, target: Target, options: De
               ? `the connection was lost during the apply, which goes on to its end on the machine (${transportFor(target).describeFailure(applied.stderr)})`
               : `applying failed in phase ${step ?? 'start'}: ${applied.stderr.trim().split('\n').slice(-3).join('; ')}`,
         undefined,
-        refusedByCheck ? 'fix what the check names, then deploy again' : refused ? 'move those files away (or into the repository), then deploy again' : undefined,
+        refusedByCheck
+          ? 'fix what the check names, then deploy again'
+          : refused
+            ? 'move those files away (or into the repository), then deploy again'
+            : undefined,
       ).of(target.machine, 'apply');
       result.details = reportDetails(outcome.unhealthy);
       return result;
@@ -317,7 +333,9 @@ function failedUnitsError(target: Target, units: string[], phase: MachinePhase, 
 async function reportFailedUnits(target: Target, units: string[], result: DeployResult): Promise<void> {
   result.status = 'failed';
   result.error = failedUnitsError(target, units, 'probe');
-  const status = await transportFor(target).run(units.map((unit) => `systemctl status --no-pager --lines=15 -- ${shellQuote(unit)} 2>&1 | sed 's/^/  /'`).join('\n'));
+  const status = await transportFor(target).run(
+    units.map((unit) => `systemctl status --no-pager --lines=15 -- ${shellQuote(unit)} 2>&1 | sed 's/^/  /'`).join('\n'),
+  );
   result.details = status.stdout.trimEnd();
 }
 
@@ -344,7 +362,8 @@ async function transfer(repo: RepoPaths, target: Target, desired: DesiredState, 
 function transferError(target: Target, { status, stderr }: ProcessResult): HomecloudError {
   const lines = stderr.trim().split('\n');
   const full = lines.find((line) => /No space left on device|Disk quota exceeded/.test(line));
-  const failure = (message: string, hint?: string) => new HomecloudError(`transfer failed, nothing was applied${message}`, undefined, hint).of(target.machine, 'transfer');
+  const failure = (message: string, hint?: string) =>
+    new HomecloudError(`transfer failed, nothing was applied${message}`, undefined, hint).of(target.machine, 'transfer');
   if (full) return failure(`: the machine's disk is full (${full.trim()})`, 'free space on the machine, then deploy again');
   if (status === 255 || /connection unexpectedly closed|Broken pipe|Connection reset/.test(stderr)) {
     return failure(`: the connection to ${target.entry.host} was lost (${lines.at(-1)?.trim()})`, 'deploy again when the machine is reachable');
@@ -384,7 +403,9 @@ export async function fetchGeneration(repo: RepoPaths, target: Target, generatio
   const result = await transportFor(target).fetchTree(`${generationsDir}/${generation}`, local);
   if (result.status !== 0) {
     throw new HomecloudError(
-      /No such file or directory/.test(result.stderr) ? `${target.machine} no longer has generation ${generation}` : `cannot fetch generation ${generation}: ${result.stderr.trim().split('\n').pop()}`,
+      /No such file or directory/.test(result.stderr)
+        ? `${target.machine} no longer has generation ${generation}`
+        : `cannot fetch generation ${generation}: ${result.stderr.trim().split('\n').pop()}`,
       undefined,
       `its generations: homecloud generations ${nameArgument(target.machine)}`,
     ).of(target.machine, 'fetch');

@@ -28,15 +28,20 @@ export async function liveDiff(target: Target, desired: DesiredState, secrets: s
   const manifest = JSON.parse(readFileSync(desired.manifest, 'utf8')) as Manifest;
   const paths = Object.keys(manifest.entries).sort();
   const transport = transportFor(target);
-  const inspected = await transport.run(`set -u\nexport LC_ALL=C\n${inspectFunctions}\nwork=$(mktemp -d)\ninspect "$work/x"\nbase64 -w0 "$work/x.found"; echo; base64 -w0 "$work/x.sums"; echo\nrm -rf "$work"`, {
-    input: paths.map((path) => `${path}\0`).join(''),
-  });
+  const inspected = await transport.run(
+    `set -u\nexport LC_ALL=C\n${inspectFunctions}\nwork=$(mktemp -d)\ninspect "$work/x"\nbase64 -w0 "$work/x.found"; echo; base64 -w0 "$work/x.sums"; echo\nrm -rf "$work"`,
+    {
+      input: paths.map((path) => `${path}\0`).join(''),
+    },
+  );
   if (inspected.status !== 0) throw new HomecloudError(transport.describeFailure(inspected.stderr)).of(target.machine, 'probe');
   const [found = '', sums = ''] = inspected.stdout.split('\n');
   const live = parseInspection(Buffer.from(found, 'base64'), Buffer.from(sums, 'base64'));
   const differs = new Set(paths.filter((path) => differences(manifest.entries[path]!, live.get(path)).length > 0));
   // A missing directory says nothing more than the missing paths in it.
-  const differing = [...differs].filter((path) => live.has(path) || manifest.entries[path]!.type !== 'dir' || ![...differs].some((other) => other.startsWith(`${path}/`)));
+  const differing = [...differs].filter(
+    (path) => live.has(path) || manifest.entries[path]!.type !== 'dir' || ![...differs].some((other) => other.startsWith(`${path}/`)),
+  );
   if (differing.length === 0) return [];
   const wantContent = differing.filter((path) => {
     const entry = manifest.entries[path]!;
@@ -52,8 +57,14 @@ export async function liveDiff(target: Target, desired: DesiredState, secrets: s
       const notes = differences(entry, there).filter((note) => note !== 'content' && !(entry.type === 'file' && !there));
       const text: string[] = [];
       if (notes.length) text.push(`(${notes.join('; ')})`);
-      if (entry.type === 'file' && there?.type === 'file' && there.sha256 !== entry.sha256) text.push(contentDiff(target, path, entry, join(desired.tree, path), contents.get(path), work, secrets));
-      if (entry.type === 'file' && !there) text.push(entry.secret ? '(secret: not on the machine yet; contents are not shown)' : contentDiff(target, path, entry, join(desired.tree, path), Buffer.alloc(0), work, secrets, true));
+      if (entry.type === 'file' && there?.type === 'file' && there.sha256 !== entry.sha256)
+        text.push(contentDiff(target, path, entry, join(desired.tree, path), contents.get(path), work, secrets));
+      if (entry.type === 'file' && !there)
+        text.push(
+          entry.secret
+            ? '(secret: not on the machine yet; contents are not shown)'
+            : contentDiff(target, path, entry, join(desired.tree, path), Buffer.alloc(0), work, secrets, true),
+        );
       return { path, text: text.join('\n') };
     });
   } finally {
@@ -68,7 +79,9 @@ function differences(entry: ManifestEntry, live: LivePath | undefined): string[]
   if (live.type !== kind) {
     // A link to a directory where a directory belongs is the machine's own way (merged /usr).
     if (kind === 'dir' && live.type === 'link' && live.toDirectory) return [];
-    return [`a ${live.type === 'dir' ? 'directory' : live.type === 'other' ? 'special file' : live.type} on the machine, a ${kind === 'dir' ? 'directory' : kind} in the build`];
+    return [
+      `a ${live.type === 'dir' ? 'directory' : live.type === 'other' ? 'special file' : live.type} on the machine, a ${kind === 'dir' ? 'directory' : kind} in the build`,
+    ];
   }
   const notes: string[] = [];
   if (entry.type === 'file') {
@@ -97,7 +110,16 @@ async function fetchContents(target: Target, paths: string[]): Promise<Map<strin
   return contents;
 }
 
-function contentDiff(target: Target, path: string, entry: ManifestEntry, wantedPath: string, there: Buffer | undefined, work: string, secrets: string[], absent = false): string {
+function contentDiff(
+  target: Target,
+  path: string,
+  entry: ManifestEntry,
+  wantedPath: string,
+  there: Buffer | undefined,
+  work: string,
+  secrets: string[],
+  absent = false,
+): string {
   if (entry.type === 'file' && entry.secret) return `(secret: ${absent ? 'not on the machine yet' : 'differs'}; contents are not shown)`;
   const wanted = readFileSync(wantedPath);
   if (!there) return `(larger than ${largest >> 20} MiB on the machine: not shown)`;
@@ -105,7 +127,11 @@ function contentDiff(target: Target, path: string, entry: ManifestEntry, wantedP
   writeFileSync(join(work, 'live'), there);
   writeFileSync(join(work, 'new'), wanted);
   // Exit status 1 says they differ, which is known.
-  const diff = runProcessSync('diff', ['-u', '--label', `${target.machine}:${path}${absent ? ' (absent)' : ''}`, '--label', `build:${path}`, join(work, 'live'), join(work, 'new')], { check: false });
+  const diff = runProcessSync(
+    'diff',
+    ['-u', '--label', `${target.machine}:${path}${absent ? ' (absent)' : ''}`, '--label', `build:${path}`, join(work, 'live'), join(work, 'new')],
+    { check: false },
+  );
   return mask(diff.stdout, secrets);
 }
 

@@ -108,7 +108,8 @@ export function readApplyOutput(stdout: string): ApplyOutcome {
     const phase = applyPhaseOf(line);
     if (phase) outcome.phases.push(phase);
     else if (word === applyEvents.generation && /^\d+$/.test(text)) outcome.generation ??= Number(text);
-    else if ((word === applyEvents.refused || word === applyEvents.refused_by_check) && text && !outcome.refused) outcome.refused = { message: text, byCheck: word === applyEvents.refused_by_check };
+    else if ((word === applyEvents.refused || word === applyEvents.refused_by_check) && text && !outcome.refused)
+      outcome.refused = { message: text, byCheck: word === applyEvents.refused_by_check };
     else if ((word === applyEvents.unhealthy || word === applyEvents.still_failed) && text) {
       report = { unit: text, details: [] };
       (word === applyEvents.unhealthy ? outcome.unhealthy : outcome.stillFailed).push(report);

@@ -50,13 +50,18 @@ export async function lockMachine(repo: RepoPaths, target: Target, options: Lock
   const script = lockScript(holder, options.waitSeconds, probeScriptFor(repo, target.machine));
   const transport = transportFor(target);
   const session = transport.open(script, { signal: options.signal });
-  const failure = (message: string, hint?: string, phase: MachinePhase = 'lock') => new HomecloudError(message, undefined, hint, { machine: target.machine, phase });
+  const failure = (message: string, hint?: string, phase: MachinePhase = 'lock') =>
+    new HomecloudError(message, undefined, hint, { machine: target.machine, phase });
   let waited: LockHolder | undefined;
   for (;;) {
     const line = await session.nextLine();
     if (line === undefined) {
       const ended = await session.done;
-      throw failure(lockFailure(target, ended, waited, options.waitSeconds), waited ? 'deploy again once it has ended, or wait longer with --wait SECONDS' : undefined, ended.status === 255 ? 'connect' : 'lock');
+      throw failure(
+        lockFailure(target, ended, waited, options.waitSeconds),
+        waited ? 'deploy again once it has ended, or wait longer with --wait SECONDS' : undefined,
+        ended.status === 255 ? 'connect' : 'lock',
+      );
     }
     if (line === 'locked') break;
     const waiting = /^waiting (.*)$/.exec(line);
@@ -103,7 +108,6 @@ export async function lockMachine(repo: RepoPaths, target: Target, options: Lock
   };
 }
 
-
 let who: string | undefined;
 
 /** `host=... user=...` of whoever deploys: looked up once (the user name reads the password database), not per machine. */
@@ -127,7 +131,12 @@ export function lockScript(holder: string, waitSeconds: number, probe: string): 
 }
 
 function parseHolder(text: string): LockHolder | undefined {
-  const fields = Object.fromEntries(text.split(' ').map((pair) => pair.split('=')).filter((pair) => pair.length === 2)) as Record<string, string>;
+  const fields = Object.fromEntries(
+    text
+      .split(' ')
+      .map((pair) => pair.split('='))
+      .filter((pair) => pair.length === 2),
+  ) as Record<string, string>;
   if (!fields.started || !fields.host) return undefined;
   return { command: fields.command ?? 'deploy', started: fields.started, host: fields.host, user: fields.user ?? '?' };
 }

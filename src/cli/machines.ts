@@ -31,7 +31,9 @@ export async function acrossBuiltMachines<T>(
   const report = await new Builder(repo).build({ machines: names });
   const { model } = report;
   report.machines = report.machines.filter(keep);
-  onBuilt?.(report.machines.map((built) => ({ machine: built.machine, error: built.status === 'failed' ? built.error?.of(built.machine, 'build') : undefined })));
+  onBuilt?.(
+    report.machines.map((built) => ({ machine: built.machine, error: built.status === 'failed' ? built.error?.of(built.machine, 'build') : undefined })),
+  );
   const limit = pLimit(jobsFor(options, model));
   const outcomes = await Promise.all(
     report.machines.map((built) =>

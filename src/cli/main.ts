@@ -80,7 +80,7 @@ program
 
 program
   .command('diff')
-  .description("unified diffs of managed files whose live content differs from the build: changes to come and hand edits; secrets masked")
+  .description('unified diffs of managed files whose live content differs from the build: changes to come and hand edits; secrets masked')
   .argument('[machine...]', 'machines to compare (all when none is named)')
   .addHelpText('after', namesHelp('diff'))
   .action(run(() => import('./commands/diff.ts')));
@@ -91,7 +91,10 @@ program
   .argument('[machine...]', 'machines to deploy (all when none is named)')
   .option('--rollback-on-failure', 'when a machine fails after its files changed, deploy its current generation again')
   .option('--wait <seconds>', 'how long to wait for another deploy, rollback or clobber of the same machine to end', '300')
-  .addHelpText('after', '\nOnly changed files travel; unchanged ones are hard links to the current generation.\nA deploy with nothing to do transfers nothing and restarts nothing.\nEach machine is locked from its probe to its commit: a second deploy waits (--wait).\nManaged paths changed by hand are restored (drift); an apply that did not commit is done again.')
+  .addHelpText(
+    'after',
+    '\nOnly changed files travel; unchanged ones are hard links to the current generation.\nA deploy with nothing to do transfers nothing and restarts nothing.\nEach machine is locked from its probe to its commit: a second deploy waits (--wait).\nManaged paths changed by hand are restored (drift); an apply that did not commit is done again.',
+  )
   .addHelpText('after', namesHelp('deploy'))
   .action(run(() => import('./commands/deploy.ts')));
 
@@ -159,7 +162,10 @@ program
 const sandbox = program
   .command('sandbox')
   .description('throwaway Debian machines with systemd as PID 1, for trying changes and for tests')
-  .addHelpText('after', '\nMachines boot in systemd-nspawn from copy-on-write clones of one cached base image,\non a private bridge with no route out. Set HOMECLOUD_SANDBOX to keep several sandboxes apart.');
+  .addHelpText(
+    'after',
+    '\nMachines boot in systemd-nspawn from copy-on-write clones of one cached base image,\non a private bridge with no route out. Set HOMECLOUD_SANDBOX to keep several sandboxes apart.',
+  );
 const sandboxCommand = () => import('./commands/sandbox.ts');
 sandbox
   .command('up')
@@ -172,7 +178,10 @@ sandbox
   .argument('[name...]', 'machine names')
   .option('--all', 'every machine of the sandbox')
   .action(run(sandboxCommand, (m) => m.down as Action));
-sandbox.command('ls').description('machines with address, state and uptime').action(run(sandboxCommand, (m) => m.ls));
+sandbox
+  .command('ls')
+  .description('machines with address, state and uptime')
+  .action(run(sandboxCommand, (m) => m.ls));
 sandbox
   .command('reboot')
   .description('reboot a machine on its own disk: a clean shutdown, then a boot (says how long the shutdown took)')

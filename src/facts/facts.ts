@@ -66,7 +66,11 @@ export function jsonFacts(document: JsonDocument): Fact[] {
     checkKey(key, where);
     const text = factText(item);
     if (text.includes('\n')) {
-      throw new HomecloudError(`the value of ${key} contains a newline`, where, 'a fact is one line of text: remove the newline, or keep multi-line content in a file');
+      throw new HomecloudError(
+        `the value of ${key} contains a newline`,
+        where,
+        'a fact is one line of text: remove the newline, or keep multi-line content in a file',
+      );
     }
     return { key, value: text, origin: 'json' as const, file: where.file, line: where.line, secret: false };
   });

@@ -31,24 +31,53 @@ const identifier = { pattern: /^[a-z0-9._-]*$/, what: 'an os-release identifier 
 
 /** The probe facts, in the order the probe prints them. */
 export const probeFacts: readonly ProbeFact[] = [
-  { name: 'ENV_HOSTNAME', bash: '"$HOSTNAME"', parse: asPrinted, pattern: /^[A-Za-z0-9.-]{1,253}$/, what: 'a host name (letters, digits, "-" and ".", at most 253)' },
+  {
+    name: 'ENV_HOSTNAME',
+    bash: '"$HOSTNAME"',
+    parse: asPrinted,
+    pattern: /^[A-Za-z0-9.-]{1,253}$/,
+    what: 'a host name (letters, digits, "-" and ".", at most 253)',
+  },
   { name: 'ENV_HOSTTYPE', bash: '"$HOSTTYPE"', parse: asPrinted, pattern: /^[A-Za-z0-9_-]+$/, what: 'a machine type (letters, digits, "_" and "-")' },
   { name: 'ENV_OSTYPE', bash: '"$OSTYPE"', parse: asPrinted, pattern: /^[A-Za-z0-9_.-]+$/, what: 'an OS type (letters, digits, "_", "." and "-")' },
   { name: 'ENV_ID', bash: '"$os_ID"', parse: unquoted, ...identifier },
-  { name: 'ENV_VERSION_ID', bash: '"$os_VERSION_ID"', parse: unquoted, pattern: /^[A-Za-z0-9._~-]*$/, what: 'an os-release version (letters, digits, ".", "_", "~" and "-")' },
+  {
+    name: 'ENV_VERSION_ID',
+    bash: '"$os_VERSION_ID"',
+    parse: unquoted,
+    pattern: /^[A-Za-z0-9._~-]*$/,
+    what: 'an os-release version (letters, digits, ".", "_", "~" and "-")',
+  },
   { name: 'ENV_VERSION_CODENAME', bash: '"$os_VERSION_CODENAME"', parse: unquoted, ...identifier },
   { name: 'ENV_NPROC', bash: '"$(nproc)"', parse: asPrinted, ...number },
   // /proc/meminfo's MemTotal, in kB (its default 0 when the line is missing).
   { name: 'ENV_MEMBYTES', bash: '"$memory_kb"', parse: (kb) => (/^[0-9]+$/.test(kb) ? String(BigInt(kb) * 1024n) : kb), ...number },
   { name: 'ENV_HOME', bash: '"$HOME"', parse: asPrinted, pattern: /^\/[A-Za-z0-9._/-]*$/, what: 'an absolute path (letters, digits, ".", "_", "/" and "-")' },
-  { name: 'ENV_KERNEL', bash: '"$kernel"', parse: asPrinted, pattern: /^[A-Za-z0-9._+~-]+$/, what: 'a kernel release (letters, digits, ".", "_", "+", "~" and "-")' },
+  {
+    name: 'ENV_KERNEL',
+    bash: '"$kernel"',
+    parse: asPrinted,
+    pattern: /^[A-Za-z0-9._+~-]+$/,
+    what: 'a kernel release (letters, digits, ".", "_", "+", "~" and "-")',
+  },
   // dpkg's own architecture (the machine's), else uname -m.
   { name: 'ENV_ARCH', bash: '"$arch"', parse: asPrinted, pattern: /^[A-Za-z0-9_-]+$/, what: 'an architecture name (letters, digits, "_" and "-")' },
   // systemctl show's Version ("252.22-1~deb12u1"), or the first line of systemctl --version ("systemd 252 (252.22-1~deb12u1)").
   { name: 'ENV_SYSTEMD_VERSION', bash: '"$systemd_version"', parse: (printed) => /^(?:systemd )?([0-9]*)/.exec(printed)![1]!, ...number },
   // The port homecloud reached sshd on, as the machine sees it (a port sshd listens on): SSH_CONNECTION is
   // "client address, client port, server address, server port".
-  { name: 'ENV_SSH_PORT', bash: '"${SSH_CONNECTION:-}"', parse: (printed) => printed.trim().split(/[ \t]+/).slice(3).join(' '), pattern: /^[0-9]{0,5}$/, what: 'a port number' },
+  {
+    name: 'ENV_SSH_PORT',
+    bash: '"${SSH_CONNECTION:-}"',
+    parse: (printed) =>
+      printed
+        .trim()
+        .split(/[ \t]+/)
+        .slice(3)
+        .join(' '),
+    pattern: /^[0-9]{0,5}$/,
+    what: 'a port number',
+  },
 ];
 
 /** Facts read from the live machine by the probe (`homecloud facts`). */
@@ -77,11 +106,19 @@ export function checkProbeFacts(machine: string, facts: Record<string, string>):
   for (const [key, value] of Object.entries(facts)) {
     const fact = byName.get(key);
     if (!fact) {
-      throw new HomecloudError(`the probed fact ${JSON.stringify(key)} is not one homecloud reads from a machine`, where, `homecloud probes only ${probeFactNames.join(', ')}; ${refresh}`);
+      throw new HomecloudError(
+        `the probed fact ${JSON.stringify(key)} is not one homecloud reads from a machine`,
+        where,
+        `homecloud probes only ${probeFactNames.join(', ')}; ${refresh}`,
+      );
     }
     if (typeof value !== 'string' || !fact.pattern.test(value)) {
       const text = typeof value === 'string' ? value : String(value);
-      throw new HomecloudError(`the probed fact ${key} (${JSON.stringify(text)}) is not ${fact.what}`, where, `a value a machine reports is used only when it looks like what a real machine reports; ${refresh}`);
+      throw new HomecloudError(
+        `the probed fact ${key} (${JSON.stringify(text)}) is not ${fact.what}`,
+        where,
+        `a value a machine reports is used only when it looks like what a real machine reports; ${refresh}`,
+      );
     }
   }
 }

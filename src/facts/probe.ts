@@ -79,7 +79,12 @@ export function rememberManifest(repo: RepoPaths, machine: string, manifest: Buf
 export async function probe(repo: RepoPaths, target: Target): Promise<ProbeOutcome> {
   const started = Date.now();
   const result = await runScript(target, probeScriptFor(repo, target.machine));
-  if (result.status !== 0) return { machine: target.machine, milliseconds: Date.now() - started, error: new HomecloudError(describeSshFailure(target, result.stderr), { file: target.machine }) };
+  if (result.status !== 0)
+    return {
+      machine: target.machine,
+      milliseconds: Date.now() - started,
+      error: new HomecloudError(describeSshFailure(target, result.stderr), { file: target.machine }),
+    };
   return readProbe(repo, target, result.stdout.split('\n'), Date.now() - started);
 }
 
@@ -98,7 +103,11 @@ export function readProbe(repo: RepoPaths, target: Target, lines: string[], mill
   }
   if (offers.HC_SYSTEMD !== 'yes' || offers.HC_APT !== 'yes') {
     const missing = [offers.HC_SYSTEMD !== 'yes' && 'systemd', offers.HC_APT !== 'yes' && 'apt'].filter(Boolean).join(' and ');
-    outcome.error = new HomecloudError(`${target.entry.host} runs without ${missing}`, { file: target.machine }, 'homecloud manages Debian or Ubuntu machines booted with systemd');
+    outcome.error = new HomecloudError(
+      `${target.entry.host} runs without ${missing}`,
+      { file: target.machine },
+      'homecloud manages Debian or Ubuntu machines booted with systemd',
+    );
     return outcome;
   }
   let published: PublicItems;
@@ -130,9 +139,14 @@ export function readProbe(repo: RepoPaths, target: Target, lines: string[], mill
     packages: new Set((offers.HC_PACKAGES ?? '').split(' ').flatMap((item) => (item.startsWith('installed=') ? [item.split('=')[1]!] : []))),
     rsync: offers.HC_RSYNC === 'yes',
     pending: offers.HC_PENDING === 'yes',
-    moved: offers.HC_MOVED ? { paths: base64('HC_MOVED'), found: base64('HC_MOVED_FOUND'), sums: base64('HC_MOVED_SUMS'), created: base64('HC_MOVED_CREATED') } : undefined,
+    moved: offers.HC_MOVED
+      ? { paths: base64('HC_MOVED'), found: base64('HC_MOVED_FOUND'), sums: base64('HC_MOVED_SUMS'), created: base64('HC_MOVED_CREATED') }
+      : undefined,
     publicChanged: storePublic(repo, target.machine, published),
-    failedUnits: (offers.HC_FAILED_UNITS ?? '').split('\t').map((line) => line.trim().split(/\s+/)[0]!).filter(Boolean),
+    failedUnits: (offers.HC_FAILED_UNITS ?? '')
+      .split('\t')
+      .map((line) => line.trim().split(/\s+/)[0]!)
+      .filter(Boolean),
   };
 }
 

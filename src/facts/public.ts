@@ -33,7 +33,11 @@ export const readsPublic = /\bm5_publi(?:c|shers)/;
 /** Refuse what a machine published unless it is what public material may be; the error names the machine and the item. */
 export function checkPublic(machine: string, name: string, content: string): void {
   const refuse = (why: string) => {
-    throw new HomecloudError(`the public ${name} that ${machine} published ${why}`, { file: machine }, `see ${publicDirectory}/${name} on the machine; a layer's unit writes it there`);
+    throw new HomecloudError(
+      `the public ${name} that ${machine} published ${why}`,
+      { file: machine },
+      `see ${publicDirectory}/${name} on the machine; a layer's unit writes it there`,
+    );
   };
   if (!namePattern.test(name)) refuse('has a name homecloud does not read (lower-case letters, digits, ".", "_" and "-")');
   if (content.length > largest) refuse(`is larger than ${largest >> 10} KiB`);
@@ -43,7 +47,8 @@ export function checkPublic(machine: string, name: string, content: string): voi
     for (const line of lines) if (isIP(line) === 0) refuse(`holds ${JSON.stringify(line.slice(0, 80))}, which is not an IP address`);
     return;
   }
-  for (const line of lines) if (!pemLine.test(line)) refuse(`holds the line ${JSON.stringify(line.slice(0, 80))}: only PEM blocks and base64 lines are public material`);
+  for (const line of lines)
+    if (!pemLine.test(line)) refuse(`holds the line ${JSON.stringify(line.slice(0, 80))}: only PEM blocks and base64 lines are public material`);
   if (/\.(?:crt|pem)$/.test(name) && content.includes('-----BEGIN CERTIFICATE-----')) {
     let subject: string;
     try {

@@ -90,7 +90,8 @@ export function isSystemError(error: unknown): error is NodeJS.ErrnoException {
  */
 export function machineFailure(error: unknown, machine: string, phase?: MachinePhase): HomecloudError {
   if (isHomecloudError(error)) return error.of(machine, phase);
-  if (isSystemError(error)) return new HomecloudError(describeSystemError(error), error.path ? { file: error.path } : undefined, undefined, { machine, phase, cause: error });
+  if (isSystemError(error))
+    return new HomecloudError(describeSystemError(error), error.path ? { file: error.path } : undefined, undefined, { machine, phase, cause: error });
   throw error;
 }
 

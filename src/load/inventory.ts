@@ -47,7 +47,12 @@ export function entryProblem(machine: string, entry: InventoryEntry): HomecloudE
   }
   for (const key of ['host', 'user'] as const) {
     const problem = addressProblem(entry[key]);
-    if (problem) return new HomecloudError(`the ${key} of machine ${shownName(machine)} ${problem}`, undefined, `write it in inventory.json: {${JSON.stringify(machine)}: {"${key}": "..."}}`);
+    if (problem)
+      return new HomecloudError(
+        `the ${key} of machine ${shownName(machine)} ${problem}`,
+        undefined,
+        `write it in inventory.json: {${JSON.stringify(machine)}: {"${key}": "..."}}`,
+      );
   }
   return undefined;
 }

@@ -29,7 +29,9 @@ export function readLayerSelections(repo: RepoPaths, machine: string): LayerSele
   const dir = join(repo.machineDir(machine), layerListDir);
   let files: string[];
   try {
-    files = readdirSync(dir).filter((name) => name.endsWith('.txt')).sort();
+    files = readdirSync(dir)
+      .filter((name) => name.endsWith('.txt'))
+      .sort();
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw new HomecloudError(`cannot read the layer lists: ${describeSystemError(error)}`, { file: repo.display(dir) });
@@ -116,11 +118,19 @@ export function machineDirectoryProblem(repo: RepoPaths, machine: string): Homec
   const dir = repo.machineDir(machine);
   const problem = nameProblem(machine);
   if (problem) {
-    return new HomecloudError(`the directory ${JSON.stringify(machine)} is not a machine name: it ${problem}`, { file: repo.display(repo.machines) }, `${machineNameRule}: rename the directory`);
+    return new HomecloudError(
+      `the directory ${JSON.stringify(machine)} is not a machine name: it ${problem}`,
+      { file: repo.display(repo.machines) },
+      `${machineNameRule}: rename the directory`,
+    );
   }
   // A name read from a directory that is not valid UTF-8 comes with U+FFFD in it, and names no directory.
   if (machine.includes('\uFFFD') && !existsSync(dir)) {
-    return new HomecloudError(`the name of the directory ${JSON.stringify(machine)} is not valid UTF-8`, { file: repo.display(repo.machines) }, 'rename the directory to a name in UTF-8');
+    return new HomecloudError(
+      `the name of the directory ${JSON.stringify(machine)} is not valid UTF-8`,
+      { file: repo.display(repo.machines) },
+      'rename the directory to a name in UTF-8',
+    );
   }
   try {
     accessSync(dir, constants.R_OK | constants.X_OK);
@@ -128,7 +138,12 @@ export function machineDirectoryProblem(repo: RepoPaths, machine: string): Homec
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     const where = { file: repo.display(dir) };
-    if (!isDirectory(dir) && lstatExists(dir)) return new HomecloudError(`the machine directory is not a directory`, where, `make it a directory, or remove it and keep machine ${shownName(machine)} in inventory.json only`);
+    if (!isDirectory(dir) && lstatExists(dir))
+      return new HomecloudError(
+        `the machine directory is not a directory`,
+        where,
+        `make it a directory, or remove it and keep machine ${shownName(machine)} in inventory.json only`,
+      );
     return new HomecloudError(
       `cannot read the machine directory: ${describeSystemError(error)}`,
       where,

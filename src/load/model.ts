@@ -73,7 +73,11 @@ function sandboxEntries(path: string): Inventory {
 export function sandboxProblem(model: Model, machine: string): HomecloudError | undefined {
   if (!model.notInSandbox.has(machine)) return undefined;
   if (!isSandboxName(machine)) {
-    return new HomecloudError(`${shownName(machine)} cannot run in the sandbox: ${sandboxNameRule}`, undefined, 'it still builds, and deploys without --sandbox (through inventory.json)');
+    return new HomecloudError(
+      `${shownName(machine)} cannot run in the sandbox: ${sandboxNameRule}`,
+      undefined,
+      'it still builds, and deploys without --sandbox (through inventory.json)',
+    );
   }
   return new HomecloudError(`${machine} is not running in the sandbox`, undefined, `start it with: homecloud sandbox up ${machine}`);
 }

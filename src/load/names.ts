@@ -33,7 +33,8 @@ export function shownName(name: string): string {
  * ".", "_" and "-", starting with a letter or digit, and short enough for the
  * network interface named after it.
  */
-export const sandboxNameRule = 'a sandbox machine\'s name is its host name: letters, digits, ".", "_" and "-", starting with a letter or digit, at most 12 characters';
+export const sandboxNameRule =
+  'a sandbox machine\'s name is its host name: letters, digits, ".", "_" and "-", starting with a letter or digit, at most 12 characters';
 
 export function isSandboxName(name: string): boolean {
   return /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) && name.length <= 12;

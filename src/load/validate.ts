@@ -35,12 +35,24 @@ interface Place {
 /** The words for every place of homecloud.json; zod's own messages would not name the setting or say what it takes. */
 function settingsPlace(path: Path): Place {
   const [key, index] = path;
-  if (key === undefined) return { subject: 'homecloud.json', must: 'must hold a JSON object of settings', hint: 'write {"setting": value, ...}, e.g. {"stdlib": true}, or {} for the defaults' };
+  if (key === undefined)
+    return {
+      subject: 'homecloud.json',
+      must: 'must hold a JSON object of settings',
+      hint: 'write {"setting": value, ...}, e.g. {"stdlib": true}, or {} for the defaults',
+    };
   if (key === 'readOutside' && index !== undefined) {
-    return { subject: `item ${Number(index) + 1} of the setting "readOutside"`, must: 'must be an absolute directory path in quotes', hint: 'e.g. "readOutside": ["/etc/ssl/homecloud"]' };
+    return {
+      subject: `item ${Number(index) + 1} of the setting "readOutside"`,
+      must: 'must be an absolute directory path in quotes',
+      hint: 'e.g. "readOutside": ["/etc/ssl/homecloud"]',
+    };
   }
   const words: Record<keyof Settings, Omit<Place, 'subject'>> = {
-    stdlib: { must: 'must be true or false', hint: 'true uses homecloud\'s standard layers for names the repository lacks; false for a repository that carries its own base layer' },
+    stdlib: {
+      must: 'must be true or false',
+      hint: "true uses homecloud's standard layers for names the repository lacks; false for a repository that carries its own base layer",
+    },
     jobs: { must: 'must be a whole number from 1 to 1024', hint: 'how many machines are worked on at once (default 16)' },
     generations: { must: 'must be a whole number from 1 to 1000', hint: 'how many generations each machine keeps for rollback (default 5)' },
     readOutside: { must: 'must be a list of absolute directory paths', hint: 'e.g. "readOutside": ["/etc/ssl/homecloud"]' },
@@ -53,19 +65,40 @@ function settingsPlace(path: Path): Place {
 function inventoryPlace(path: Path): Place {
   const [machine, key, index] = path;
   if (machine === undefined) {
-    return { subject: 'inventory.json', must: 'must hold a JSON object of machines', hint: 'write {"<machine>": {"host": "...", "user": "...", "options": [...]}, ...}, e.g. {"nas": {"host": "192.168.1.20"}}' };
+    return {
+      subject: 'inventory.json',
+      must: 'must hold a JSON object of machines',
+      hint: 'write {"<machine>": {"host": "...", "user": "...", "options": [...]}, ...}, e.g. {"nas": {"host": "192.168.1.20"}}',
+    };
   }
   const of = `of machine "${machine}"`;
   switch (key) {
     case undefined:
-      return { subject: `the entry ${of}`, must: 'must be an object', hint: 'write {"host": "...", "user": "...", "options": [...]}, each key optional, or {} for the defaults' };
+      return {
+        subject: `the entry ${of}`,
+        must: 'must be an object',
+        hint: 'write {"host": "...", "user": "...", "options": [...]}, each key optional, or {} for the defaults',
+      };
     case 'host':
-      return { subject: `the host ${of}`, must: 'must be a host name or address in quotes', hint: 'e.g. "host": "192.168.1.20"; leave "host" out to use the machine name' };
+      return {
+        subject: `the host ${of}`,
+        must: 'must be a host name or address in quotes',
+        hint: 'e.g. "host": "192.168.1.20"; leave "host" out to use the machine name',
+      };
     case 'user':
       return { subject: `the user ${of}`, must: 'must be a user name in quotes', hint: 'e.g. "user": "admin"; leave "user" out to log in as root' };
     default:
-      if (index !== undefined) return { subject: `option ${Number(index) + 1} ${of}`, must: 'must be a string', hint: 'options are ssh arguments, one string each, e.g. "options": ["-p", "2222"]' };
-      return { subject: `the options ${of}`, must: 'must be a list of strings', hint: 'options are ssh arguments, one string each, e.g. "options": ["-p", "2222"]' };
+      if (index !== undefined)
+        return {
+          subject: `option ${Number(index) + 1} ${of}`,
+          must: 'must be a string',
+          hint: 'options are ssh arguments, one string each, e.g. "options": ["-p", "2222"]',
+        };
+      return {
+        subject: `the options ${of}`,
+        must: 'must be a list of strings',
+        hint: 'options are ssh arguments, one string each, e.g. "options": ["-p", "2222"]',
+      };
   }
 }
 
@@ -90,7 +123,12 @@ const addressHints = {
 };
 
 export function validateInventory(document: JsonDocument): Inventory {
-  const given = validateDocument(document, inventorySchema, inventoryPlace, (quotedKey, path) => `unknown key ${quotedKey} in the entry of machine "${path[0]}"`);
+  const given = validateDocument(
+    document,
+    inventorySchema,
+    inventoryPlace,
+    (quotedKey, path) => `unknown key ${quotedKey} in the entry of machine "${path[0]}"`,
+  );
   const inventory: Inventory = {};
   for (const [name, entry] of Object.entries(given)) {
     for (const key of ['host', 'user'] as const) {
@@ -104,7 +142,12 @@ export function validateInventory(document: JsonDocument): Inventory {
 }
 
 /** Validate a parsed document; the first problem becomes one located error in plain words. */
-function validateDocument<T>(document: JsonDocument, schema: z.ZodType<T>, place: (path: Path) => Place, unknownKey: (quotedKey: string, path: Path) => string): T {
+function validateDocument<T>(
+  document: JsonDocument,
+  schema: z.ZodType<T>,
+  place: (path: Path) => Place,
+  unknownKey: (quotedKey: string, path: Path) => string,
+): T {
   const result = schema.safeParse(document.value);
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
@@ -112,12 +155,20 @@ function validateDocument<T>(document: JsonDocument, schema: z.ZodType<T>, place
   if (issue.code === 'unrecognized_keys') {
     const key = issue.keys[0]!;
     const known = knownKeys(schema, path);
-    throw new HomecloudError(unknownKey(JSON.stringify(key), path), document.locateKey(path, key), known.length ? `known keys: ${known.join(', ')}` : undefined);
+    throw new HomecloudError(
+      unknownKey(JSON.stringify(key), path),
+      document.locateKey(path, key),
+      known.length ? `known keys: ${known.join(', ')}` : undefined,
+    );
   }
   if (issue.code === 'invalid_key') {
     // Only the machine names of inventory.json are checked keys.
     const key = String(path[path.length - 1]);
-    throw new HomecloudError(`${JSON.stringify(key)} in ${document.file} is not a machine name`, document.locateKey(path.slice(0, -1), key), `it ${nameProblem(key) ?? 'is not one'}; ${machineNameRule}: rename the entry`);
+    throw new HomecloudError(
+      `${JSON.stringify(key)} in ${document.file} is not a machine name`,
+      document.locateKey(path.slice(0, -1), key),
+      `it ${nameProblem(key) ?? 'is not one'}; ${machineNameRule}: rename the entry`,
+    );
   }
   // Every other issue is a value of the wrong type or out of range: say what the place takes.
   const { subject, must, hint } = place(path);

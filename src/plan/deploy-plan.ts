@@ -125,7 +125,9 @@ export function hookRun(next: ManifestEntries, plan: Pick<Plan, 'added' | 'chang
 /** New directories with nothing in them: the only sign of them in a plan. */
 function newEmptyDirectories(committed: ManifestEntries, next: ManifestEntries): string[] {
   const paths = Object.keys(next).sort();
-  return paths.filter((path, i) => next[path]!.type === 'dir' && !committed[path] && !(paths[i + 1]?.startsWith(`${path}/`) ?? false)).map((path) => `${path}/`);
+  return paths
+    .filter((path, i) => next[path]!.type === 'dir' && !committed[path] && !(paths[i + 1]?.startsWith(`${path}/`) ?? false))
+    .map((path) => `${path}/`);
 }
 
 /** Whether a deploy with this plan changes anything on the machine. */
@@ -150,7 +152,19 @@ export function unchangedPlan(packages: Manifest['packages']): DeployPlan {
     packages,
     drift: [],
     redo: false,
-    operations: { takeOver: [], replace: [], remove: [], removeDirs: [], mustEmpty: [], managedUnder: [], makeDirs: [], fixDirs: [], place: [], paths: [], missingDirs: 0 },
+    operations: {
+      takeOver: [],
+      replace: [],
+      remove: [],
+      removeDirs: [],
+      mustEmpty: [],
+      managedUnder: [],
+      makeDirs: [],
+      fixDirs: [],
+      place: [],
+      paths: [],
+      missingDirs: 0,
+    },
     bootstrap: [],
     hook: null,
   };

@@ -72,8 +72,24 @@ export function fileOperations(committed: ManifestEntries, live: ManifestEntries
     } else if (!want) remove.push(path);
     else if (want.type !== have.type) replace.push(path);
   }
-  const managedUnder = mustEmpty.length ? Object.keys(live).filter((path) => mustEmpty.some((dir) => path.startsWith(`${dir}/`))).sort() : [];
-  return { takeOver, replace: deepestFirst(replace), remove: deepestFirst(remove), removeDirs: deepestFirst(removeDirs), mustEmpty, managedUnder, makeDirs, fixDirs, place, paths, missingDirs };
+  const managedUnder = mustEmpty.length
+    ? Object.keys(live)
+        .filter((path) => mustEmpty.some((dir) => path.startsWith(`${dir}/`)))
+        .sort()
+    : [];
+  return {
+    takeOver,
+    replace: deepestFirst(replace),
+    remove: deepestFirst(remove),
+    removeDirs: deepestFirst(removeDirs),
+    mustEmpty,
+    managedUnder,
+    makeDirs,
+    fixDirs,
+    place,
+    paths,
+    missingDirs,
+  };
 }
 
 /** What a path should become, as the take-over check compares it. */

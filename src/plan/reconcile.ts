@@ -40,9 +40,15 @@ export function reconcile(
 ): Plan {
   const before: ManifestEntries = previous?.entries ?? {};
   const after = next.entries;
-  const added = Object.keys(after).filter((path) => !before[path] && after[path]!.type !== 'dir').sort();
-  const changed = Object.keys(after).filter((path) => before[path] && !sameEntry(before[path], after[path]) && !(before[path]!.type === 'dir' && after[path]!.type === 'dir')).sort();
-  const removed = Object.keys(before).filter((path) => !after[path] && before[path]!.type !== 'dir').sort();
+  const added = Object.keys(after)
+    .filter((path) => !before[path] && after[path]!.type !== 'dir')
+    .sort();
+  const changed = Object.keys(after)
+    .filter((path) => before[path] && !sameEntry(before[path], after[path]) && !(before[path]!.type === 'dir' && after[path]!.type === 'dir'))
+    .sort();
+  const removed = Object.keys(before)
+    .filter((path) => !after[path] && before[path]!.type !== 'dir')
+    .sort();
   const touched = [...added, ...changed];
 
   const units = new Map<string, PlannedUnit>();
@@ -81,7 +87,12 @@ export function reconcile(
     if (wanted) stopped.add(wanted);
   }
   // Units whose own file is new (an instance: its template's): nothing of theirs is running yet.
-  const newUnits = new Set(added.map((path) => unitOf(path)).filter((owner) => owner && !owner.dropIn).map((owner) => owner!.unit));
+  const newUnits = new Set(
+    added
+      .map((path) => unitOf(path))
+      .filter((owner) => owner && !owner.dropIn)
+      .map((owner) => owner!.unit),
+  );
   const isNew = (unit: string) => newUnits.has(unit) || newUnits.has(templateOf(unit) ?? unit);
   const isStopped = (unit: string) => stopped.has(unit) || stopped.has(templateOf(unit) ?? unit);
   for (const path of touched) {

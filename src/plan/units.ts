@@ -125,10 +125,7 @@ export function dropInsOf(unit: string, index: DropInIndex): DropIn[] {
   const dirs = dropInDirectories(unit);
   if (!dirs.some((dir) => index.has(dir))) return [];
   const type = dirs[dirs.length - 1]!;
-  const order = [
-    ...lookupOrder.flatMap((root) => dirs.slice(0, -1).map((dir) => [root, dir] as const)),
-    ...lookupOrder.map((root) => [root, type] as const),
-  ];
+  const order = [...lookupOrder.flatMap((root) => dirs.slice(0, -1).map((dir) => [root, dir] as const)), ...lookupOrder.map((root) => [root, type] as const)];
   const byName = new Map<string, DropIn>();
   for (const [root, dir] of order) {
     for (const dropIn of index.get(dir) ?? []) if (dropIn.root === root && !byName.has(dropIn.name)) byName.set(dropIn.name, dropIn);
@@ -155,7 +152,8 @@ export function wantedUnit(path: string): string | undefined {
 }
 
 /** Directives whose values name files the service reads (changing one means reloading or restarting it). */
-const referencing = /^(Exec(Start|StartPre|StartPost|Reload|Stop|StopPost|Condition)|EnvironmentFile|BindPaths|BindReadOnlyPaths|LoadCredential|LoadCredentialEncrypted|SetCredentialEncrypted|RootImage|RootDirectory|ReadOnlyPaths|ConfigurationDirectory|WorkingDirectory|PIDFile|ListenStream|ListenDatagram|ListenFIFO|Sockets|PathChanged|PathModified|What)$/;
+const referencing =
+  /^(Exec(Start|StartPre|StartPost|Reload|Stop|StopPost|Condition)|EnvironmentFile|BindPaths|BindReadOnlyPaths|LoadCredential|LoadCredentialEncrypted|SetCredentialEncrypted|RootImage|RootDirectory|ReadOnlyPaths|ConfigurationDirectory|WorkingDirectory|PIDFile|ListenStream|ListenDatagram|ListenFIFO|Sockets|PathChanged|PathModified|What)$/;
 
 export interface UnitReferences {
   /** Absolute paths the unit's configuration names (files or directories). */

@@ -24,7 +24,13 @@ export function printBuildReport(report: BuildReport, options: OutputOptions): v
   const total = report.machines.length;
   if (failed.length) lines.push(colors.red(`${failed.length} of ${total} machine${total === 1 ? '' : 's'} failed to build.`));
   else if (built.length === 0) lines.push(`${total === 1 ? 'The machine is' : `All ${total} machines are`} up to date (${milliseconds(report.milliseconds)}).`);
-  else lines.push(`Built ${built.length} of ${total} machine${total === 1 ? '' : 's'} in ${milliseconds(report.milliseconds)}; the rest are up to date.`.replace('; the rest are up to date', built.length === total ? '' : '; the rest are up to date'));
+  else
+    lines.push(
+      `Built ${built.length} of ${total} machine${total === 1 ? '' : 's'} in ${milliseconds(report.milliseconds)}; the rest are up to date.`.replace(
+        '; the rest are up to date',
+        built.length === total ? '' : '; the rest are up to date',
+      ),
+    );
   process.stdout.write(lines.join('\n') + '\n');
   for (const result of failed) printMachineError(result.machine, result.error);
 }

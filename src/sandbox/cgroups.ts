@@ -23,7 +23,14 @@ export function machineCgroups(id: string): string[] {
     const mountPoint = left.split(' ')[4]!;
     const [type, , options] = right.split(' ');
     if (type === 'cgroup2') mounts.set('', mountPoint);
-    else if (type === 'cgroup') mounts.set(options!.split(',').filter((o) => o !== 'rw' && o !== 'ro').join(','), mountPoint);
+    else if (type === 'cgroup')
+      mounts.set(
+        options!
+          .split(',')
+          .filter((o) => o !== 'rw' && o !== 'ro')
+          .join(','),
+        mountPoint,
+      );
   }
   const dirs: string[] = [];
   for (const line of readFileSync('/proc/self/cgroup', 'utf8').trim().split('\n')) {

@@ -9,8 +9,24 @@ import { run } from '../util/run.ts';
  * every package is in the image; a changed list makes a new image.
  */
 export const imagePackages = [
-  'systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'rsync', 'make', 'm4', 'jq', 'iproute2', 'sudo', 'procps', 'less',
-  'ca-certificates', 'curl', 'nginx-light', 'libnginx-mod-stream', 'nftables', 'systemd-journal-remote',
+  'systemd',
+  'systemd-sysv',
+  'dbus',
+  'openssh-server',
+  'rsync',
+  'make',
+  'm4',
+  'jq',
+  'iproute2',
+  'sudo',
+  'procps',
+  'less',
+  'ca-certificates',
+  'curl',
+  'nginx-light',
+  'libnginx-mod-stream',
+  'nftables',
+  'systemd-journal-remote',
   // Ansible's modules run on the target in Python: the benchmark against it uses the same image.
   'python3',
 ];
@@ -18,8 +34,14 @@ export const imageSuite = 'bookworm';
 
 /** Units a throwaway container does not need (the network generator reads a kernel command line it has not got). */
 const masked = [
-  'apt-daily.timer', 'apt-daily-upgrade.timer', 'e2scrub_all.timer', 'fstrim.timer', 'man-db.timer', 'dpkg-db-backup.timer',
-  'systemd-network-generator.service', 'nginx.service',
+  'apt-daily.timer',
+  'apt-daily-upgrade.timer',
+  'e2scrub_all.timer',
+  'fstrim.timer',
+  'man-db.timer',
+  'dpkg-db-backup.timer',
+  'systemd-network-generator.service',
+  'nginx.service',
 ];
 
 /** Changes whenever the image would be made differently: suite, mirror, packages, masked units. */
@@ -49,7 +71,10 @@ export function ensureImage(cache: string, log: (line: string) => void): string 
     rmSync(join(building, `etc/ssh/ssh_host_${key}_key`), { force: true });
     rmSync(join(building, `etc/ssh/ssh_host_${key}_key.pub`), { force: true });
   }
-  writeFileSync(join(building, 'etc/ssh/sshd_config.d/10-homecloud-sandbox.conf'), 'HostKey /etc/ssh/ssh_host_ed25519_key\nPasswordAuthentication no\nUseDNS no\n');
+  writeFileSync(
+    join(building, 'etc/ssh/sshd_config.d/10-homecloud-sandbox.conf'),
+    'HostKey /etc/ssh/ssh_host_ed25519_key\nPasswordAuthentication no\nUseDNS no\n',
+  );
   for (const unit of masked) {
     const link = join(building, 'etc/systemd/system', unit);
     rmSync(link, { force: true });

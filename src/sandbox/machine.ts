@@ -47,7 +47,16 @@ export function boot(root: string, name: string, bridge: string, logFile: string
   mkdirSync(join(logFile, '..'), { recursive: true });
   const log = openSync(logFile, 'w');
   // The machine name nspawn knows (and names the host's veth after) carries the sandbox's bridge, so that two sandboxes can both have a "nas".
-  const nspawn = ['--quiet', `--directory=${root}`, `--machine=${bridge}-${name}`, `--hostname=${name}`, '--boot', `--network-bridge=${bridge}`, '--console=passive', `--setenv=${markerVariable}=${root}`];
+  const nspawn = [
+    '--quiet',
+    `--directory=${root}`,
+    `--machine=${bridge}-${name}`,
+    `--hostname=${name}`,
+    '--boot',
+    `--network-bridge=${bridge}`,
+    '--console=passive',
+    `--setenv=${markerVariable}=${root}`,
+  ];
   const [program, args] = hostRunsSystemd()
     ? ['systemd-nspawn', nspawn]
     : ['sh', ['-c', `${enterCgroups(cgroups)} && exec systemd-nspawn --register=no --keep-unit "$@"`, 'sh', ...nspawn]];

@@ -41,7 +41,10 @@ export class Sandbox {
   readonly paths: SandboxPaths;
   private readonly pool: Pool;
 
-  constructor(paths = new SandboxPaths(), private readonly log: (line: string) => void = () => {}) {
+  constructor(
+    paths = new SandboxPaths(),
+    private readonly log: (line: string) => void = () => {},
+  ) {
     this.paths = paths;
     this.pool = new Pool(paths);
   }
@@ -52,7 +55,11 @@ export class Sandbox {
     for (const name of names) {
       // Stricter than a repository's machine names: the name is the machine's host name for systemd-nspawn.
       if (!isSandboxName(name)) {
-        throw new HomecloudError(`${shownName(name)} cannot be a sandbox machine: ${sandboxNameRule}`, undefined, 'nothing was started; a repository machine of that name still builds, and deploys through inventory.json without --sandbox');
+        throw new HomecloudError(
+          `${shownName(name)} cannot be a sandbox machine: ${sandboxNameRule}`,
+          undefined,
+          'nothing was started; a repository machine of that name still builds, and deploys through inventory.json without --sandbox',
+        );
       }
     }
     mkdirSync(this.paths.home, { recursive: true, mode: 0o700 });
@@ -94,7 +101,8 @@ export class Sandbox {
   async reboot(name: string, timeout = 120_000): Promise<{ shutdownMilliseconds: number }> {
     const state = this.read();
     const record = state.machines[name];
-    if (!record) throw new HomecloudError(`there is no sandbox machine "${name}"`, undefined, 'homecloud sandbox ls lists them; homecloud sandbox up NAME starts one');
+    if (!record)
+      throw new HomecloudError(`there is no sandbox machine "${name}"`, undefined, 'homecloud sandbox ls lists them; homecloud sandbox up NAME starts one');
     const root = this.paths.machineDir(name);
     const started = Date.now();
     const pids = new Set([...nspawnProcesses(root), record.pid]);
@@ -159,7 +167,8 @@ export class Sandbox {
   /** ssh arguments (before the command) that reach a machine with the sandbox key and its recorded host key. */
   sshArguments(name: string): string[] {
     const record = this.read().machines[name];
-    if (!record) throw new HomecloudError(`there is no sandbox machine "${name}"`, undefined, 'homecloud sandbox ls lists them; homecloud sandbox up NAME starts one');
+    if (!record)
+      throw new HomecloudError(`there is no sandbox machine "${name}"`, undefined, 'homecloud sandbox ls lists them; homecloud sandbox up NAME starts one');
     // Its own connection, not the deploys' shared one: an interactive session or a test's ssh stays apart.
     return sshArguments({ machine: name, entry: this.entryOf(record) }, { shared: false });
   }
@@ -180,7 +189,12 @@ export class Sandbox {
   private write(state: SandboxState): void {
     mkdirSync(this.paths.home, { recursive: true, mode: 0o700 });
     writeFileAtomic(this.paths.state, JSON.stringify(state, null, 1) + '\n');
-    writeFileAtomic(this.paths.knownHosts, Object.values(state.machines).map((m) => m.hostKey).join('\n') + '\n');
+    writeFileAtomic(
+      this.paths.knownHosts,
+      Object.values(state.machines)
+        .map((m) => m.hostKey)
+        .join('\n') + '\n',
+    );
     writeFileAtomic(this.paths.inventory, JSON.stringify(this.inventoryOf(state), null, 1) + '\n');
   }
 
@@ -215,7 +229,14 @@ export class Sandbox {
     if (run('ip', ['link', 'show', bridge], { check: false }).status !== 0) {
       // Two sandboxes on one subnet would reach each other's machines (and meet the wrong host keys).
       const addresses = JSON.parse(run('ip', ['-j', '-4', 'addr', 'show'], { check: false }).stdout || '[]') as { addr_info?: { local: string }[] }[];
-      const taken = new Set(addresses.flatMap((link) => (link.addr_info ?? []).map((info) => /^10\.231\.(\d+)\./.exec(info.local)?.[1]).filter(Boolean).map(Number)));
+      const taken = new Set(
+        addresses.flatMap((link) =>
+          (link.addr_info ?? [])
+            .map((info) => /^10\.231\.(\d+)\./.exec(info.local)?.[1])
+            .filter(Boolean)
+            .map(Number),
+        ),
+      );
       this.paths.chooseSubnet(taken);
       run('ip', ['link', 'add', bridge, 'type', 'bridge']);
       run('ip', ['addr', 'add', `${this.paths.hostAddress}/24`, 'dev', bridge]);
@@ -235,13 +256,20 @@ export class Sandbox {
 
 export function sshOptions(paths: SandboxPaths): string[] {
   return [
-    '-i', paths.key,
-    '-o', 'IdentitiesOnly=yes',
-    '-o', `UserKnownHostsFile=${paths.knownHosts}`,
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', 'BatchMode=yes',
-    '-o', 'ConnectTimeout=5',
-    '-o', 'LogLevel=ERROR',
+    '-i',
+    paths.key,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    `UserKnownHostsFile=${paths.knownHosts}`,
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'ConnectTimeout=5',
+    '-o',
+    'LogLevel=ERROR',
   ];
 }
 
@@ -254,4 +282,3 @@ function pidIsNspawn(pid: number): boolean {
     return false;
   }
 }
-

@@ -24,7 +24,8 @@ export class Pool {
       run('truncate', ['-s', '16G', this.paths.poolImage]);
       if (run('mkfs.btrfs', ['-q', this.paths.poolImage], { check: false }).status !== 0) return (this.method = this.fallback());
     }
-    if (run('mount', ['-o', 'loop,compress=zstd:1', this.paths.poolImage, this.paths.pool], { check: false }).status !== 0) return (this.method = this.fallback());
+    if (run('mount', ['-o', 'loop,compress=zstd:1', this.paths.poolImage, this.paths.pool], { check: false }).status !== 0)
+      return (this.method = this.fallback());
     return (this.method = 'btrfs snapshot');
   }
 
@@ -87,7 +88,9 @@ export class Pool {
     // host whose / is not shared, as systemd would make it): detached, it then clears itself when they stop.
     const deadline = Date.now() + 1000;
     for (;;) {
-      const attached = run('losetup', ['--noheadings', '--output', 'NAME', '--associated', this.paths.poolImage], { check: false }).stdout.split('\n').filter(Boolean);
+      const attached = run('losetup', ['--noheadings', '--output', 'NAME', '--associated', this.paths.poolImage], { check: false })
+        .stdout.split('\n')
+        .filter(Boolean);
       if (attached.length === 0 || Date.now() > deadline) return;
       for (const device of attached) run('losetup', ['--detach', device.trim()], { check: false });
       run('sleep', ['0.05']);

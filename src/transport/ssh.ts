@@ -28,14 +28,21 @@ export function controlDir(): string {
 /** OpenSSH's options for a target (the user's own ssh config, agent and known_hosts apply). */
 function sshOptions(target: Target): string[] {
   return [
-    '-o', 'ControlMaster=auto',
+    '-o',
+    'ControlMaster=auto',
     // Behind a hop, the same address may be another machine (containers on two hosts): the socket names the route too.
-    '-o', `ControlPath=${join(controlDir(), target.via ? `%C-${shortHash(JSON.stringify(route(target.via)))}` : '%C')}`,
-    '-o', 'ControlPersist=60',
-    '-o', 'BatchMode=yes',
-    '-o', 'ConnectTimeout=10',
-    '-o', 'ServerAliveInterval=5',
-    '-o', 'ServerAliveCountMax=3',
+    '-o',
+    `ControlPath=${join(controlDir(), target.via ? `%C-${shortHash(JSON.stringify(route(target.via)))}` : '%C')}`,
+    '-o',
+    'ControlPersist=60',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'ConnectTimeout=10',
+    '-o',
+    'ServerAliveInterval=5',
+    '-o',
+    'ServerAliveCountMax=3',
     ...hop(target),
     ...target.entry.options,
   ];
@@ -50,7 +57,9 @@ function sshOptions(target: Target): string[] {
 function hop(target: Target): string[] {
   if (!target.via) return [];
   // ssh expands %-tokens in ProxyCommand: the hop's own (its ControlPath's %C) are doubled to reach it.
-  const words = ['ssh', ...sshOptions(target.via), '-W', '%h:%p', '--', destination(target.via)].map((word) => (word === '%h:%p' ? word : shellQuote(word).replace(/%/g, '%%')));
+  const words = ['ssh', ...sshOptions(target.via), '-W', '%h:%p', '--', destination(target.via)].map((word) =>
+    word === '%h:%p' ? word : shellQuote(word).replace(/%/g, '%%'),
+  );
   return ['-o', `ProxyCommand=${words.join(' ')}`];
 }
 
@@ -85,7 +94,10 @@ export class SshTransport implements Transport {
   async run(script: string, options: ScriptOptions = {}): Promise<ProcessResult> {
     const args = this.scriptArguments(script);
     try {
-      return this.reached(await runProcess('ssh', args, { input: options.input, onLine: options.onLine, signal: options.signal, check: false }), options.signal);
+      return this.reached(
+        await runProcess('ssh', args, { input: options.input, onLine: options.onLine, signal: options.signal, check: false }),
+        options.signal,
+      );
     } catch (error) {
       return this.unstarted(args, error);
     }
@@ -104,7 +116,10 @@ export class SshTransport implements Transport {
   sendTree(local: string, remote: string, options: SendOptions = {}): Promise<ProcessResult> {
     // rsync runs this on the machine in place of rsync: the directory's parent is made first.
     const make = `--rsync-path=mkdir -p ${shellQuote(posix.dirname(remote))} && rsync`;
-    return runProcess('rsync', ['-e', this.shell(), make, ...treeArguments(local, `${destination(this.target)}:${remote}`, options)], { signal: options.signal, check: false });
+    return runProcess('rsync', ['-e', this.shell(), make, ...treeArguments(local, `${destination(this.target)}:${remote}`, options)], {
+      signal: options.signal,
+      check: false,
+    });
   }
 
   fetchTree(remote: string, local: string): Promise<ProcessResult> {

@@ -19,7 +19,10 @@ export type BashValue = string | number | readonly string[];
 /** Bash assignments, one a line, each value quoted (numbers as they are). */
 export function bashData(values: Record<string, BashValue>): string {
   return Object.entries(values)
-    .map(([name, value]) => `${name}=${typeof value === 'number' ? value : typeof value === 'string' ? shellQuote(value) : `(${value.map(shellQuote).join(' ')})`}`)
+    .map(
+      ([name, value]) =>
+        `${name}=${typeof value === 'number' ? value : typeof value === 'string' ? shellQuote(value) : `(${value.map(shellQuote).join(' ')})`}`,
+    )
     .join('\n');
 }
 

@@ -6,7 +6,6 @@ export function statSignature(stats: Stats): string {
   return `${stats.mtimeMs}:${stats.ctimeMs}:${stats.size}:${stats.ino}:${stats.mode}`;
 }
 
-
 /** Replace a file in one step, so that readers see the old or the new content, never a mix. */
 export function writeFileAtomic(path: string, data: string | Uint8Array, options: { mode?: number; sync?: boolean } = {}): void {
   const temporary = `${path}.tmp-${process.pid}`;

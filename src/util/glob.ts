@@ -2,7 +2,12 @@
 export function globMatches(glob: string, path: string): boolean {
   const pattern = glob
     .split('**')
-    .map((part) => part.split('*').map((piece) => piece.split('?').map(escape).join('[^/]')).join('[^/]*'))
+    .map((part) =>
+      part
+        .split('*')
+        .map((piece) => piece.split('?').map(escape).join('[^/]'))
+        .join('[^/]*'),
+    )
     .join('.*');
   return new RegExp(`^${pattern}$`).test(path);
 }
@@ -10,4 +15,3 @@ export function globMatches(glob: string, path: string): boolean {
 function escape(text: string): string {
   return text.replace(/[.+^${}()|[\]\\]/g, '\\$&');
 }
-

@@ -44,7 +44,11 @@ export interface AsyncProcessOptions extends ProcessOptions {
 /** Run a program to its end. */
 export function runProcess(program: string, args: string[], options: AsyncProcessOptions & { binary: true }): Promise<ProcessResult<Buffer>>;
 export function runProcess(program: string, args: string[], options?: AsyncProcessOptions): Promise<ProcessResult>;
-export async function runProcess(program: string, args: string[], options: AsyncProcessOptions & { binary?: boolean } = {}): Promise<ProcessResult<string | Buffer>> {
+export async function runProcess(
+  program: string,
+  args: string[],
+  options: AsyncProcessOptions & { binary?: boolean } = {},
+): Promise<ProcessResult<string | Buffer>> {
   const out: Buffer[] = [];
   const lines = options.onLine && lineSplitter(options.onLine);
   const { child, done } = start(program, args, options, (chunk) => {
@@ -70,7 +74,14 @@ export function runProcessSync(program: string, args: string[], options: SyncPro
     stdio: options.interactive ? 'inherit' : 'pipe',
   });
   if (ran.error) throw startFailure(program, ran.error);
-  const result = { command: [program, ...args], status: statusOf(ran.status, ran.signal), signal: ran.signal, stdout: ran.stdout ?? '', stderr: ran.stderr ?? '', milliseconds: Date.now() - started };
+  const result = {
+    command: [program, ...args],
+    status: statusOf(ran.status, ran.signal),
+    signal: ran.signal,
+    stdout: ran.stdout ?? '',
+    stderr: ran.stderr ?? '',
+    milliseconds: Date.now() - started,
+  };
   return checked(result, options.check);
 }
 
@@ -88,7 +99,9 @@ function checked<R extends ProcessResult<string | Buffer>>(result: R, check = tr
 
 /** A program that cannot start: missing, or not executable. */
 function startFailure(program: string, error: NodeJS.ErrnoException): HomecloudError {
-  return new HomecloudError(error.code === 'ENOENT' ? `${program} is not installed` : `cannot run ${program}: ${error.message}`, undefined, undefined, { cause: error });
+  return new HomecloudError(error.code === 'ENOENT' ? `${program} is not installed` : `cannot run ${program}: ${error.message}`, undefined, undefined, {
+    cause: error,
+  });
 }
 
 function statusOf(code: number | null, signal: NodeJS.Signals | null): number {
@@ -151,7 +164,13 @@ export function openProcess(program: string, args: string[], options: AsyncProce
 /** Spawn a program, standard output to `onStdout`; `done` says how it ended (everything but its standard output). */
 function start(program: string, args: string[], options: AsyncProcessOptions, onStdout: (chunk: Buffer) => void) {
   const started = Date.now();
-  const child = lazyChildProcess().spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env, cwd: options.cwd, signal: options.signal, timeout: options.timeout });
+  const child = lazyChildProcess().spawn(program, args, {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: options.env ?? process.env,
+    cwd: options.cwd,
+    signal: options.signal,
+    timeout: options.timeout,
+  });
   const err: Buffer[] = [];
   child.stdout.on('data', onStdout);
   child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
@@ -160,7 +179,15 @@ function start(program: string, args: string[], options: AsyncProcessOptions, on
   const done = new Promise<Omit<ProcessResult, 'stdout'>>((resolve, reject) => {
     // An abort or a timeout kills a started program: 'close' follows and says how it ended.
     child.on('error', (error: NodeJS.ErrnoException) => child.pid === undefined && reject(startFailure(program, error)));
-    child.on('close', (code, signal) => resolve({ command: [program, ...args], status: statusOf(code, signal), signal, stderr: Buffer.concat(err).toString('utf8'), milliseconds: Date.now() - started }));
+    child.on('close', (code, signal) =>
+      resolve({
+        command: [program, ...args],
+        status: statusOf(code, signal),
+        signal,
+        stderr: Buffer.concat(err).toString('utf8'),
+        milliseconds: Date.now() - started,
+      }),
+    );
   });
   return { child, done };
 }

@@ -30,20 +30,25 @@ const on = (command: string) => box!.ssh('m', command).stdout;
 
 /** Start a CLI run now; resolves when it ends. */
 function start(repo: string, args: string[]) {
-  const child = spawn(process.execPath, [cliPath, '-C', repo, '--sandbox', ...args], { env: { ...process.env, HOMECLOUD_SANDBOX: box!.paths.home, NO_COLOR: '1' } });
+  const child = spawn(process.execPath, [cliPath, '-C', repo, '--sandbox', ...args], {
+    env: { ...process.env, HOMECLOUD_SANDBOX: box!.paths.home, NO_COLOR: '1' },
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   return {
     output: () => stdout,
-    done: new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr }))),
+    done: new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) =>
+      child.on('close', (status) => resolve({ status, stdout, stderr })),
+    ),
   };
 }
 
 const lastGeneration = () => Number(on('cat /var/lib/homecloud/generations/last'));
 /** Which repository the machine is now: every tagged file and the service's environment say it. */
-const machineIs = () => on('cat /usr/local/etc/default/tagged.env; cat /usr/local/share/tagged/*/f* | cut -d" " -f1 | sort -u; ls /usr/local/share/tagged | grep only-in');
+const machineIs = () =>
+  on('cat /usr/local/etc/default/tagged.env; cat /usr/local/share/tagged/*/f* | cut -d" " -f1 | sort -u; ls /usr/local/share/tagged | grep only-in');
 
 async function waitFor(check: () => boolean, what: string, seconds = 30): Promise<void> {
   const deadline = Date.now() + seconds * 1000;
@@ -53,33 +58,45 @@ async function waitFor(check: () => boolean, what: string, seconds = 30): Promis
   }
 }
 
-test('two deploys of different content started at the same moment never mix: one waits for the other, and the machine is exactly the one that committed last', { skip }, async () => {
-  await box!.up(['m']);
-  assert.equal(sandboxCli(box, repos.A)(['deploy', 'm']).status, 0);
-  let waits = 0;
-  for (let round = 0; round < 5; round++) {
-    const before = lastGeneration();
-    const [a, b] = [start(repos.A, ['deploy', 'm']), start(repos.B, ['deploy', 'm'])];
-    const [ra, rb] = await Promise.all([a.done, b.done]);
-    assert.equal(ra.status, 0, `round ${round}, A: ${ra.stdout}${ra.stderr}`);
-    assert.equal(rb.status, 0, `round ${round}, B: ${rb.stdout}${rb.stderr}`);
-    waits += [ra, rb].filter((r) => /waiting for the deploy started at/.test(r.stdout)).length;
-    // The last generation a deploy committed (a deploy may go in rounds).
-    const generation = (r: { stdout: string }) => Number([...r.stdout.matchAll(/generation (\d+)/g)].pop()?.[1] ?? 0);
-    const ga = generation(ra);
-    const gb = generation(rb);
-    // Each deploy planned against what the other committed: the generations follow each other (one has nothing to do when it goes first on a machine that already is it).
-    const committed = [ga, gb].filter((g) => g > 0).sort((x, y) => x - y);
-    assert.ok(committed.length > 0, `round ${round}: something was deployed`);
-    assert.deepEqual(committed, committed.map((_, i) => before + 1 + i), `round ${round}: generations ${ga} and ${gb} after ${before}`);
-    assertMachineIsItsGeneration(box!, 'm', `round ${round}`);
-    const last = ga > gb ? 'A' : 'B';
-    assert.equal(machineIs(), `TAG=${last}\n${last}\nonly-in-${last.toLowerCase()}`, `round ${round}: the machine is all ${last}`);
-    assert.equal(on('tr "\\0" "\\n" < /proc/$(systemctl show -p MainPID --value tagged.service)/environ | grep ^TAG=; systemctl is-active tagged.service'), `TAG=${last}\nactive`, 'the service runs with what it reads');
-    assert.match(sandboxCli(box, repos[last])(['deploy', 'm']).stdout, /Nothing to do/);
-  }
-  assert.ok(waits > 0, 'in five rounds some deploy waited for the other');
-});
+test(
+  'two deploys of different content started at the same moment never mix: one waits for the other, and the machine is exactly the one that committed last',
+  { skip },
+  async () => {
+    await box!.up(['m']);
+    assert.equal(sandboxCli(box, repos.A)(['deploy', 'm']).status, 0);
+    let waits = 0;
+    for (let round = 0; round < 5; round++) {
+      const before = lastGeneration();
+      const [a, b] = [start(repos.A, ['deploy', 'm']), start(repos.B, ['deploy', 'm'])];
+      const [ra, rb] = await Promise.all([a.done, b.done]);
+      assert.equal(ra.status, 0, `round ${round}, A: ${ra.stdout}${ra.stderr}`);
+      assert.equal(rb.status, 0, `round ${round}, B: ${rb.stdout}${rb.stderr}`);
+      waits += [ra, rb].filter((r) => /waiting for the deploy started at/.test(r.stdout)).length;
+      // The last generation a deploy committed (a deploy may go in rounds).
+      const generation = (r: { stdout: string }) => Number([...r.stdout.matchAll(/generation (\d+)/g)].pop()?.[1] ?? 0);
+      const ga = generation(ra);
+      const gb = generation(rb);
+      // Each deploy planned against what the other committed: the generations follow each other (one has nothing to do when it goes first on a machine that already is it).
+      const committed = [ga, gb].filter((g) => g > 0).sort((x, y) => x - y);
+      assert.ok(committed.length > 0, `round ${round}: something was deployed`);
+      assert.deepEqual(
+        committed,
+        committed.map((_, i) => before + 1 + i),
+        `round ${round}: generations ${ga} and ${gb} after ${before}`,
+      );
+      assertMachineIsItsGeneration(box!, 'm', `round ${round}`);
+      const last = ga > gb ? 'A' : 'B';
+      assert.equal(machineIs(), `TAG=${last}\n${last}\nonly-in-${last.toLowerCase()}`, `round ${round}: the machine is all ${last}`);
+      assert.equal(
+        on('tr "\\0" "\\n" < /proc/$(systemctl show -p MainPID --value tagged.service)/environ | grep ^TAG=; systemctl is-active tagged.service'),
+        `TAG=${last}\nactive`,
+        'the service runs with what it reads',
+      );
+      assert.match(sandboxCli(box, repos[last])(['deploy', 'm']).stdout, /Nothing to do/);
+    }
+    assert.ok(waits > 0, 'in five rounds some deploy waited for the other');
+  },
+);
 
 test('a deploy that waits longer than --wait gives up with exit 1, naming the deploy that holds the machine', { skip }, async () => {
   // A's apply takes a while: its hook sleeps.

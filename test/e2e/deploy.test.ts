@@ -24,7 +24,10 @@ test('the first deploy brings units up; a second deploy sends nothing and touche
   await box!.up(['gateway', 'nas', 'media']);
   const first = cli(['deploy']);
   assert.equal(first.status, 0, first.stderr + first.stdout);
-  assert.match(first.stdout, /^nas\s+generation 1: \d+ added, 0 changed, 0 removed; start hello\.service, start homecloud-alert\.service, start homecloud-firewall\.service, start homecloud-journal-key\.service, start homecloud-journal-upload\.service, reload ssh\.service, restart systemd-journald\.service, start tick@homecloud\.timer/m);
+  assert.match(
+    first.stdout,
+    /^nas\s+generation 1: \d+ added, 0 changed, 0 removed; start hello\.service, start homecloud-alert\.service, start homecloud-firewall\.service, start homecloud-journal-key\.service, start homecloud-journal-upload\.service, reload ssh\.service, restart systemd-journald\.service, start tick@homecloud\.timer/m,
+  );
   // The machines made their journal certificates: a second round brings them to the collector and the shippers.
   assert.match(first.stdout, /^gateway, media, nas published new public material .*: building and deploying again$/m);
   assert.match(first.stdout, /^gateway\s+generation 2: .*start homecloud-journal-remote@media\.socket, start homecloud-journal-remote@nas\.socket/m);
@@ -44,7 +47,10 @@ test('the first deploy brings units up; a second deploy sends nothing and touche
 
 test('a changed file that a unit binds restarts that unit only', { skip }, () => {
   const before = invocations('nas').split('\n');
-  writeFiles(repo, { 'facts/nas.json': '{"ENV_GREETING": "Good night", "ENV_DISKS": ["sda"], "ENV_HELLO_INTERVAL": 30, "ENV_JOURNAL_COLLECTOR": "gateway", "ENV_JOURNAL_COLLECTOR_HOST": "gateway.home.arpa"}' });
+  writeFiles(repo, {
+    'facts/nas.json':
+      '{"ENV_GREETING": "Good night", "ENV_DISKS": ["sda"], "ENV_HELLO_INTERVAL": 30, "ENV_JOURNAL_COLLECTOR": "gateway", "ENV_JOURNAL_COLLECTOR_HOST": "gateway.home.arpa"}',
+  });
   const deploy = cli(['deploy']);
   assert.equal(deploy.status, 0, deploy.stderr);
   assert.match(deploy.stdout, /^nas\s+generation \d+: 0 added, 1 changed, 0 removed; restart hello\.service \(/m);
@@ -67,14 +73,20 @@ test('removing a layer removes its files, stops its units and restores what was 
   const removed = cli(['deploy', 'media']);
   assert.equal(removed.status, 0, removed.stderr);
   assert.match(removed.stdout, /stop tick@homecloud\.timer/);
-  assert.equal(on('media', 'systemctl is-active tick@homecloud.timer; cat /usr/local/bin/sysinfo; ls /usr/local/lib/systemd/system'), 'inactive\nthe machine\'s own\nhello.service\nhomecloud-.service.d\nhomecloud-alert.service\nhomecloud-firewall.service\nmulti-user.target.wants\nsysinit.target.wants');
+  assert.equal(
+    on('media', 'systemctl is-active tick@homecloud.timer; cat /usr/local/bin/sysinfo; ls /usr/local/lib/systemd/system'),
+    "inactive\nthe machine's own\nhello.service\nhomecloud-.service.d\nhomecloud-alert.service\nhomecloud-firewall.service\nmulti-user.target.wants\nsysinit.target.wants",
+  );
   holds('media');
 });
 
-test('a change that makes a unit fail fails that machine with the unit\'s journal; the others deploy', { skip }, () => {
+test("a change that makes a unit fail fails that machine with the unit's journal; the others deploy", { skip }, () => {
   const script = readFileSync(join(repo, 'layers/hello/usr/local/bin/hello'), 'utf8');
   const last = on('nas', 'cat /var/lib/homecloud/generations/last');
-  writeFiles(repo, { 'layers/hello/usr/local/bin/hello': { content: '#!/bin/bash\necho "hello is broken on purpose" >&2\nexit 7\n', mode: 0o755 }, 'machines/gateway/etc/motd.homecloud': 'gateway changed\n' });
+  writeFiles(repo, {
+    'layers/hello/usr/local/bin/hello': { content: '#!/bin/bash\necho "hello is broken on purpose" >&2\nexit 7\n', mode: 0o755 },
+    'machines/gateway/etc/motd.homecloud': 'gateway changed\n',
+  });
   try {
     const deploy = cli(['deploy']);
     assert.equal(deploy.status, 1, deploy.stdout + deploy.stderr);
@@ -89,7 +101,9 @@ test('a change that makes a unit fail fails that machine with the unit\'s journa
   assert.equal(on('nas', 'systemctl is-failed hello.service || true'), 'failed');
   const plan = cli(['plan', 'nas']);
   assert.match(plan.stdout, /^ {2}hello\.service restart: .*; it had failed$/m);
-  const planned = JSON.parse(cli(['--json', 'plan', 'nas']).stdout) as { machines: { plan: { units: { unit: string; action: string; wasFailed?: boolean }[] } }[] };
+  const planned = JSON.parse(cli(['--json', 'plan', 'nas']).stdout) as {
+    machines: { plan: { units: { unit: string; action: string; wasFailed?: boolean }[] } }[];
+  };
   const hello = planned.machines[0]!.plan.units.find((u) => u.unit === 'hello.service');
   assert.deepEqual([hello?.action, hello?.wasFailed], ['restart', true]);
   const repaired = cli(['deploy']);
@@ -115,7 +129,10 @@ test('plan says what a deploy would do and why, and changes nothing', { skip }, 
   assert.equal(plan.status, 0, plan.stderr);
   assert.match(plan.stdout, /^nas: 0 added, 1 changed, 0 removed$/m);
   assert.match(plan.stdout, /^ {2}~ \/usr\/local\/opt\/hello\/greeting\.txt$/m);
-  assert.match(plan.stdout, /^ {2}hello\.service restart: \/usr\/local\/opt\/hello\/greeting\.txt changed \(in \/usr\/local\/opt\/hello\), which hello\.service reads$/m);
+  assert.match(
+    plan.stdout,
+    /^ {2}hello\.service restart: \/usr\/local\/opt\/hello\/greeting\.txt changed \(in \/usr\/local\/opt\/hello\), which hello\.service reads$/m,
+  );
   assert.notEqual(on('nas', 'head -1 /usr/local/opt/hello/greeting.txt'), 'Planned from nas!');
   assert.match(cli(['deploy', 'nas']).stdout, /restart hello\.service/);
   assert.equal(on('nas', 'head -1 /usr/local/opt/hello/greeting.txt'), 'Planned from nas!');
@@ -126,10 +143,15 @@ test('rollback brings back the generation before, files and unit states, as a ne
   const current = listed.generations.find((g) => g.current)!.generation;
   const rollback = cli(['rollback', 'nas']);
   assert.equal(rollback.status, 0, rollback.stderr);
-  assert.match(rollback.stdout, new RegExp(`^nas: generation ${current - 1} is back as generation ${current + 1}: 0 added, 1 changed, 0 removed; restart hello\\.service`, 'm'));
+  assert.match(
+    rollback.stdout,
+    new RegExp(`^nas: generation ${current - 1} is back as generation ${current + 1}: 0 added, 1 changed, 0 removed; restart hello\\.service`, 'm'),
+  );
   assert.equal(on('nas', 'systemctl is-active hello.service; head -1 /usr/local/opt/hello/greeting.txt'), 'active\nHello 6 from nas!');
   holds('nas');
-  const after = JSON.parse(cli(['--json', 'generations', 'nas']).stdout) as { generations: { generation: number; current: boolean; meta: Record<string, string> }[] };
+  const after = JSON.parse(cli(['--json', 'generations', 'nas']).stdout) as {
+    generations: { generation: number; current: boolean; meta: Record<string, string> }[];
+  };
   assert.equal(after.generations.find((g) => g.current)?.meta.commit, `rollback to generation ${current - 1}`);
   const missing = cli(['rollback', 'nas', '--to', '999']);
   assert.equal(missing.status, 2);
@@ -168,7 +190,15 @@ test('diff shows a hand edit on the machine; a secret never appears in plan, dif
     'layers/hello/usr/local/etc/hello/token.m4.conf': 'token=ENV_TOKEN\n',
     'machines/nas/usr/local/etc/hello/!password': { link: '../../../../../../facts/nas-password.txt' },
   });
-  const outputs = [cli(['plan', 'nas']), cli(['--json', 'plan', 'nas']), cli(['diff', 'nas']), cli(['--json', 'diff', 'nas']), cli(['deploy', 'nas']), cli(['--json', 'deploy', 'nas']), cli(['diff', 'nas'])];
+  const outputs = [
+    cli(['plan', 'nas']),
+    cli(['--json', 'plan', 'nas']),
+    cli(['diff', 'nas']),
+    cli(['--json', 'diff', 'nas']),
+    cli(['deploy', 'nas']),
+    cli(['--json', 'deploy', 'nas']),
+    cli(['diff', 'nas']),
+  ];
   for (const output of outputs) assert.ok(!`${output.stdout}${output.stderr}`.includes(secret), `no secret in: ${output.stdout}${output.stderr}`);
   assert.match(outputs[2]!.stdout, /token\.conf\n\(secret: not on the machine yet; contents are not shown\)/);
   assert.equal(on('nas', 'cat /usr/local/etc/hello/token.conf /usr/local/etc/hello/password'), `token=${secret}\n${secret}`);
@@ -190,7 +220,10 @@ test('clobber leaves exactly the file listing taken before the first deploy', { 
   assert.equal(clobbered.status, 0, clobbered.stderr);
   assert.match(clobbered.stdout, /stopped .*hello\.service/);
   assert.equal(listing(), before);
-  assert.equal(on('media', 'cat /usr/local/bin/sysinfo; systemctl is-active hello.service tick@homecloud.timer; ls /var/lib/homecloud 2>&1 | head -1'), "the machine's own\ninactive\ninactive\nls: cannot access '/var/lib/homecloud': No such file or directory");
+  assert.equal(
+    on('media', 'cat /usr/local/bin/sysinfo; systemctl is-active hello.service tick@homecloud.timer; ls /var/lib/homecloud 2>&1 | head -1'),
+    "the machine's own\ninactive\ninactive\nls: cannot access '/var/lib/homecloud': No such file or directory",
+  );
 });
 
 test('unit file changes restart their unit after a daemon-reload; wants links start and stop; package lines take effect', { skip }, () => {
@@ -231,11 +264,14 @@ const untouched = (machine: string) =>
   [
     on(machine, 'command -v rsync || echo none'),
     on(machine, "LC_ALL=C find /var/lib/homecloud /usr/local /run/homecloud -printf '%p %y %m %u %g %s %T@ %C@\\n' 2>&1 | sort"),
-    on(machine, "dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\\n' | md5sum; cat /var/log/dpkg.log /var/log/apt/history.log /var/log/apt/term.log 2>/dev/null | md5sum"),
+    on(
+      machine,
+      "dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\\n' | md5sum; cat /var/log/dpkg.log /var/log/apt/history.log /var/log/apt/term.log 2>/dev/null | md5sum",
+    ),
     box!.listing(machine),
   ].join('\n');
 
-test('plan against a machine without rsync changes nothing on it, and lists installing rsync as the deploy\'s first step', { skip }, async () => {
+test("plan against a machine without rsync changes nothing on it, and lists installing rsync as the deploy's first step", { skip }, async () => {
   await box!.reset('gateway');
   box!.ssh('gateway', 'DEBIAN_FRONTEND=noninteractive apt-get purge -y -q rsync >/dev/null 2>&1');
   const before = untouched('gateway');
@@ -246,7 +282,10 @@ test('plan against a machine without rsync changes nothing on it, and lists inst
   assert.match(plan.stdout, /^gateway: \d+ added, 0 changed, 0 removed$/m);
   assert.match(plan.stdout, /^ {2}bootstrap: install rsync through apt before the transfer \(the machine has none; deploy does it\)$/m);
   const json = JSON.parse(cli(['--json', 'plan', 'gateway']).stdout) as { machines: { machine: string; plan: { bootstrap: string[] } }[] };
-  assert.deepEqual(json.machines.map((m) => [m.machine, m.plan.bootstrap]), [['gateway', ['rsync']]]);
+  assert.deepEqual(
+    json.machines.map((m) => [m.machine, m.plan.bootstrap]),
+    [['gateway', ['rsync']]],
+  );
   assert.equal(untouched('gateway'), before, 'planning changed nothing on the machine');
 });
 
@@ -264,7 +303,9 @@ test('a machine without rsync gets it through apt before the first transfer', { 
 });
 
 test('watch rebuilds and deploys on save: the changed service restarts within the loop', { skip }, async () => {
-  const child = spawn(process.execPath, [join(projectRoot, 'bin/homecloud.cjs'), '-C', repo, '--sandbox', 'watch', 'nas'], { env: { ...process.env, HOMECLOUD_SANDBOX: box!.paths.home, NO_COLOR: '1' } });
+  const child = spawn(process.execPath, [join(projectRoot, 'bin/homecloud.cjs'), '-C', repo, '--sandbox', 'watch', 'nas'], {
+    env: { ...process.env, HOMECLOUD_SANDBOX: box!.paths.home, NO_COLOR: '1' },
+  });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const waitFor = async (pattern: RegExp) => {
@@ -288,12 +329,28 @@ test('deploy --json prints one NDJSON event per machine as it finishes, then a s
   writeFiles(repo, { 'facts/nas.json': '{"ENV_GREETING": "Events"}' });
   const deploy = cli(['--json', '--jobs', '1', 'deploy', 'nas', 'media']);
   assert.equal(deploy.status, 0, deploy.stderr);
-  const all = deploy.stdout.trim().split('\n').map((line) => JSON.parse(line) as { event: string; machine?: string; phase?: string; deployed?: number; unchanged?: number });
+  const all = deploy.stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { event: string; machine?: string; phase?: string; deployed?: number; unchanged?: number });
   const phases = all.filter((e) => e.event === 'phase');
-  assert.deepEqual(phases.filter((e) => e.machine === 'media').map((e) => e.phase), ['connect']);
-  assert.deepEqual(phases.filter((e) => e.machine === 'nas').map((e) => e.phase), ['connect', 'transfer', 'apply', 'check', 'packages', 'stop', 'prune', 'files', 'daemon-reload', 'hook', 'units', 'health', 'commit']);
+  assert.deepEqual(
+    phases.filter((e) => e.machine === 'media').map((e) => e.phase),
+    ['connect'],
+  );
+  assert.deepEqual(
+    phases.filter((e) => e.machine === 'nas').map((e) => e.phase),
+    ['connect', 'transfer', 'apply', 'check', 'packages', 'stop', 'prune', 'files', 'daemon-reload', 'hook', 'units', 'health', 'commit'],
+  );
   const events = all.filter((e) => e.event !== 'phase');
-  assert.deepEqual(events.map((e) => [e.event, e.machine]).sort(), [['deployed', 'nas'], ['summary', undefined], ['unchanged', 'media']].sort());
+  assert.deepEqual(
+    events.map((e) => [e.event, e.machine]).sort(),
+    [
+      ['deployed', 'nas'],
+      ['summary', undefined],
+      ['unchanged', 'media'],
+    ].sort(),
+  );
   assert.deepEqual(events.at(-1), { event: 'summary', deployed: 1, unchanged: 1, failed: 0 });
   holds('nas', 'media');
   const bad = cli(['--jobs', '0', 'deploy', 'nas']);

@@ -35,7 +35,15 @@ const repo = makeRepo({
 });
 const cli = sandboxCli(box, repo);
 const on = (command: string) => box!.ssh('m', command).stdout;
-const units = ['homecloud-a.service', 'homecloud-b-x.service', 'homecloud-c@one.service', 'homecloud-idle.service', 'homecloud-own.service', 'other-a.service', 'ssh.service'];
+const units = [
+  'homecloud-a.service',
+  'homecloud-b-x.service',
+  'homecloud-c@one.service',
+  'homecloud-idle.service',
+  'homecloud-own.service',
+  'other-a.service',
+  'ssh.service',
+];
 const prefixed = ['homecloud-a.service', 'homecloud-b-x.service', 'homecloud-c@one.service'];
 
 /**
@@ -44,11 +52,22 @@ const prefixed = ['homecloud-a.service', 'homecloud-b-x.service', 'homecloud-c@o
  */
 function state(): Record<string, { pid: string; environment: string; running: string }> {
   const blocks = on(`systemctl show -p Id -p MainPID -p Environment ${units.join(' ')}`).split('\n\n');
-  const shown = blocks.map((block) => Object.fromEntries(block.split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)])));
+  const shown = blocks.map((block) =>
+    Object.fromEntries(block.split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)])),
+  );
   const pids = shown.map((fields) => fields.MainPID!);
   const environ = `for pid in ${pids.join(' ')}; do echo "$pid:$({ tr '\\0' '\\n' < /proc/$pid/environ 2>/dev/null | grep -E '^(DROPIN|ALL)=' || true; } | paste -sd' ')"; done`;
-  const running = new Map(on(environ).split('\n').map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1)]));
-  return Object.fromEntries(shown.map((fields) => [fields.Id!, { pid: fields.MainPID!, environment: fields.Environment ?? '', running: fields.MainPID === '0' ? '' : running.get(fields.MainPID!)! }]));
+  const running = new Map(
+    on(environ)
+      .split('\n')
+      .map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1)]),
+  );
+  return Object.fromEntries(
+    shown.map((fields) => [
+      fields.Id!,
+      { pid: fields.MainPID!, environment: fields.Environment ?? '', running: fields.MainPID === '0' ? '' : running.get(fields.MainPID!)! },
+    ]),
+  );
 }
 
 /** Which units got a new main process. */
@@ -80,10 +99,17 @@ test('a changed prefix drop-in: plan names it as the reason; deploy restarts eve
   assert.equal(plan.status, 0, plan.stderr);
   const reason = '/usr/local/lib/systemd/system/homecloud-.service.d/10-sandbox.conf changed';
   const unitLines = plan.stdout.split('\n').filter((line) => / (restart|reload|reload-or-restart|start|stop): /.test(line));
-  assert.deepEqual(unitLines, ['homecloud-a.service', 'homecloud-b-x.service', 'homecloud-c@*.service', 'homecloud-idle.service'].map((unit) => `  ${unit} restart: ${reason}`), plan.stdout);
+  assert.deepEqual(
+    unitLines,
+    ['homecloud-a.service', 'homecloud-b-x.service', 'homecloud-c@*.service', 'homecloud-idle.service'].map((unit) => `  ${unit} restart: ${reason}`),
+    plan.stdout,
+  );
   assert.deepEqual(state(), before, 'plan changed nothing');
   const result = deploy('prefix drop-in changed');
-  assert.match(result.stdout, /; restart homecloud-a\.service, restart homecloud-b-x\.service, restart homecloud-c@\*\.service, restart homecloud-idle\.service \(/);
+  assert.match(
+    result.stdout,
+    /; restart homecloud-a\.service, restart homecloud-b-x\.service, restart homecloud-c@\*\.service, restart homecloud-idle\.service \(/,
+  );
   const after = state();
   assert.deepEqual(restarted(before, after), prefixed);
   for (const unit of prefixed) assert.deepEqual([after[unit]!.environment, after[unit]!.running], ['DROPIN=v2', 'DROPIN=v2'], unit);
@@ -91,7 +117,7 @@ test('a changed prefix drop-in: plan names it as the reason; deploy restarts eve
   assert.equal(on('systemctl is-active homecloud-idle.service || true'), 'inactive', 'a unit that was not running stays stopped');
 });
 
-test('a top-level service.d/ restarts every service the tree names, never the machine\'s own (ssh.service)', { skip }, () => {
+test("a top-level service.d/ restarts every service the tree names, never the machine's own (ssh.service)", { skip }, () => {
   writeFiles(repo, { [`${sys}/service.d/20-all.conf`]: '[Service]\nEnvironment=ALL=1\n' });
   const before = state();
   const plan = cli(['plan', 'm']);
@@ -99,7 +125,10 @@ test('a top-level service.d/ restarts every service the tree names, never the ma
   assert.doesNotMatch(plan.stdout, /ssh\.service/);
   deploy('service.d added');
   const after = state();
-  assert.deepEqual(restarted(before, after), units.filter((unit) => unit !== 'ssh.service' && unit !== 'homecloud-idle.service'));
+  assert.deepEqual(
+    restarted(before, after),
+    units.filter((unit) => unit !== 'ssh.service' && unit !== 'homecloud-idle.service'),
+  );
   assert.deepEqual([after['other-a.service']!.environment, after['other-a.service']!.running], ['ALL=1', 'ALL=1']);
   assert.deepEqual([after['homecloud-a.service']!.environment, after['homecloud-a.service']!.running], ['DROPIN=v2 ALL=1', 'DROPIN=v2 ALL=1']);
   // systemd applies it to the machine's own services too, but their processes have it only from their next restart.
@@ -112,10 +141,16 @@ test('removed drop-ins restart the units they applied to', { skip }, () => {
   rmSync(join(repo, sys, 'service.d'), { recursive: true });
   const before = state();
   const plan = cli(['plan', 'm']);
-  assert.match(plan.stdout, /^ {2}homecloud-a\.service restart: \/usr\/local\/lib\/systemd\/system\/homecloud-\.service\.d\/10-sandbox\.conf removed; \/usr\/local\/lib\/systemd\/system\/service\.d\/20-all\.conf removed$/m);
+  assert.match(
+    plan.stdout,
+    /^ {2}homecloud-a\.service restart: \/usr\/local\/lib\/systemd\/system\/homecloud-\.service\.d\/10-sandbox\.conf removed; \/usr\/local\/lib\/systemd\/system\/service\.d\/20-all\.conf removed$/m,
+  );
   deploy('drop-ins removed');
   const after = state();
-  assert.deepEqual(restarted(before, after), units.filter((unit) => unit !== 'ssh.service' && unit !== 'homecloud-idle.service'));
+  assert.deepEqual(
+    restarted(before, after),
+    units.filter((unit) => unit !== 'ssh.service' && unit !== 'homecloud-idle.service'),
+  );
   for (const unit of [...prefixed, 'other-a.service']) assert.deepEqual([after[unit]!.environment, after[unit]!.running], ['', ''], unit);
   assert.deepEqual([after['homecloud-own.service']!.environment, after['homecloud-own.service']!.running], ['DROPIN=own', 'DROPIN=own']);
 });

@@ -54,7 +54,11 @@ test('a changed host key is refused with an explanation, and an unreachable mach
   const address = inventory.gateway!.host;
   const known = readFileSync(box!.paths.knownHosts, 'utf8');
   const lines = known.trim().split('\n');
-  const other = lines.find((line) => !line.startsWith(`${address} `))!.split(' ').slice(1).join(' ');
+  const other = lines
+    .find((line) => !line.startsWith(`${address} `))!
+    .split(' ')
+    .slice(1)
+    .join(' ');
   writeFileSync(box!.paths.knownHosts, lines.map((line) => (line.startsWith(`${address} `) ? `${address} ${other}` : line)).join('\n') + '\n');
   // The master connection was authenticated before the key changed: a new connection meets the changed key.
   closeConnection({ machine: 'gateway', entry: inventory.gateway! });

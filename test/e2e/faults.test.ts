@@ -37,7 +37,9 @@ function bigChange(tag: string): void {
 
 /** Start a deploy with NDJSON events; `when` runs once the named machine reaches the phase. */
 function deployUntil(machine: string, phase: string, when: (child: ReturnType<typeof spawn>) => void) {
-  const child = spawn(process.execPath, [join(projectRoot, 'bin/homecloud.cjs'), '-C', repo, '--sandbox', '--json', 'deploy', machine], { env: { ...process.env, ...env() } });
+  const child = spawn(process.execPath, [join(projectRoot, 'bin/homecloud.cjs'), '-C', repo, '--sandbox', '--json', 'deploy', machine], {
+    env: { ...process.env, ...env() },
+  });
   let stdout = '';
   let stderr = '';
   let fired = false;
@@ -49,7 +51,9 @@ function deployUntil(machine: string, phase: string, when: (child: ReturnType<ty
     }
   });
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise<{ status: number | null; stdout: string; stderr: string; fired: boolean }>((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr, fired })));
+  return new Promise<{ status: number | null; stdout: string; stderr: string; fired: boolean }>((resolve) =>
+    child.on('close', (status) => resolve({ status, stdout, stderr, fired })),
+  );
 }
 
 test('a first deploy of two machines', { skip }, async () => {
@@ -63,7 +67,10 @@ test('the connection cut during the transfer: nothing on the machine changes, an
   bigChange('Cut');
   const deploy = await deployUntil('nas', 'transfer', () => {
     // Once the big file is on its way, kill the shared master connection that carries it, as a network failure would end it.
-    const receiving = box!.ssh('nas', 'for _ in $(seq 200); do ls -a /var/lib/homecloud/generations/staging/tree/usr/local/share 2>/dev/null | grep -q "big.bin" && exit 0; sleep 0.05; done; exit 1');
+    const receiving = box!.ssh(
+      'nas',
+      'for _ in $(seq 200); do ls -a /var/lib/homecloud/generations/staging/tree/usr/local/share 2>/dev/null | grep -q "big.bin" && exit 0; sleep 0.05; done; exit 1',
+    );
     assert.equal(receiving.status, 0, 'the transfer started');
     const check = spawnSync('ssh', ['-O', 'check', ...sshArguments(target('nas'))], { encoding: 'utf8' });
     const pid = Number(/pid=(\d+)/.exec(check.stderr)?.[1]);
@@ -113,7 +120,7 @@ test('Ctrl-C during the apply: the apply goes on to its end on the machine, and 
   assert.equal(cli(['deploy', 'nas']).status, 0);
 });
 
-test('the machine\'s disk full during the transfer: nothing is applied, and once there is room the next deploy succeeds', { skip }, async () => {
+test("the machine's disk full during the transfer: nothing is applied, and once there is room the next deploy succeeds", { skip }, async () => {
   // Fill the machine's file system, then free 64 MiB: the transfer of 256 MiB cannot fit. (Chunks: btrfs estimates free space.)
   const filled = box!.ssh(
     'nas',

@@ -24,7 +24,7 @@ const on = (command: string) => box!.ssh('web', command).stdout;
 const mainPid = () => on('systemctl show -p MainPID --value nginx-local.service');
 let base = '';
 
-test('on a machine where Debian\'s nginx runs, the layer takes over: its configuration and the machine\'s drop-ins are served', { skip }, async () => {
+test("on a machine where Debian's nginx runs, the layer takes over: its configuration and the machine's drop-ins are served", { skip }, async () => {
   await box!.up(['web']);
   base = `http://${addressOf(box!, 'web')}`;
   // As on a Debian machine with nginx installed: the package's nginx.service serves its default site.
@@ -39,7 +39,10 @@ test('on a machine where Debian\'s nginx runs, the layer takes over: its configu
   assert.deepEqual(await request(`${base}/version`), { status: 200, body: 'v1\n' });
   assert.deepEqual(await request(`http://${addressOf(box!, 'web')}:8081/version`), { status: 200, body: 'v1\n' }, 'stream.d is included');
   // Port 80 for the base layer's input chain, which includes these files: valid nft there (checked, not loaded).
-  const input = box!.ssh('web', 'printf \'table inet check {\\n chain input {\\n include "/usr/local/etc/nftables/input.d/50-nginx.nft"\\n }\\n}\\n\' | nft -c -f -');
+  const input = box!.ssh(
+    'web',
+    'printf \'table inet check {\\n chain input {\\n include "/usr/local/etc/nftables/input.d/50-nginx.nft"\\n }\\n}\\n\' | nft -c -f -',
+  );
   assert.equal(input.status, 0, input.stderr);
   assert.equal(on('cat /usr/local/etc/nftables/input.d/50-nginx.nft'), 'tcp dport 80 accept');
 });
@@ -63,7 +66,7 @@ test('a configuration change reloads nginx: the new configuration is served by t
   assert.equal(mainPid(), pid);
 });
 
-test('a broken configuration fails the deploy with nginx\'s message, and the running configuration keeps serving', { skip }, async () => {
+test("a broken configuration fails the deploy with nginx's message, and the running configuration keeps serving", { skip }, async () => {
   const pid = mainPid();
   writeFiles(repo, { [`${server}/50-version.conf`]: 'location = /version { retrun 200 "v3\\n"; }\n' });
   const broken = cli(['deploy']);

@@ -24,7 +24,9 @@ function leftovers() {
         return false;
       }
     });
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((line) => line.includes(paths.home));
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((line) => line.includes(paths.home));
   // A device set to clear itself is only held by machines of another sandbox booted while this pool was mounted
   // (their mount namespaces copied it, on a host whose / is not shared): it goes when they do.
   const loops = spawnSync('losetup', ['--noheadings', '--list', '--output', 'NAME,AUTOCLEAR', '--associated', paths.poolImage], { encoding: 'utf8' })
@@ -60,7 +62,22 @@ test('three machines boot with systemd running, no failed units, and key-only SS
   assert.notEqual(refused.status, 0);
   assert.match(refused.stderr, /host key/i);
   // And only keys: password login is not offered.
-  const password = spawnSync('ssh', ['-o', 'BatchMode=yes', '-o', 'PubkeyAuthentication=no', '-o', `UserKnownHostsFile=${box!.paths.knownHosts}`, '-o', 'StrictHostKeyChecking=yes', `root@${box!.sandbox.inventory().s1!.host}`, 'true'], { encoding: 'utf8' });
+  const password = spawnSync(
+    'ssh',
+    [
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'PubkeyAuthentication=no',
+      '-o',
+      `UserKnownHostsFile=${box!.paths.knownHosts}`,
+      '-o',
+      'StrictHostKeyChecking=yes',
+      `root@${box!.sandbox.inventory().s1!.host}`,
+      'true',
+    ],
+    { encoding: 'utf8' },
+  );
   assert.notEqual(password.status, 0);
   assert.match(password.stderr, /Permission denied \(publickey\)/);
 });
@@ -69,7 +86,10 @@ test('the CLI lists, reaches and reads the machines; the inventory names them', 
   const ls = runCli(['--json', 'sandbox', 'ls'], { env: env() });
   assert.equal(ls.status, 0, ls.stderr);
   const listed = JSON.parse(ls.stdout) as { machines: { name: string; state: string; address: string }[] };
-  assert.deepEqual(listed.machines.map((m) => [m.name, m.state]), machines.map((m) => [m, 'running']));
+  assert.deepEqual(
+    listed.machines.map((m) => [m.name, m.state]),
+    machines.map((m) => [m, 'running']),
+  );
   const hostname = runCli(['sandbox', 'ssh', 's2', '--', 'hostname'], { env: env() });
   assert.equal(hostname.stdout.trim(), 's2');
   const logs = runCli(['sandbox', 'logs', 's3', '-n', '50'], { env: env() });
@@ -99,7 +119,10 @@ test('a machine whose nspawn is killed from outside is listed as stopped, and do
   assert.equal(box!.sandbox.list().find((m) => m.name === 's3')?.state, 'stopped');
   const down = runCli(['sandbox', 'down', 's3'], { env: env() });
   assert.equal(down.status, 0, down.stderr);
-  assert.deepEqual(box!.sandbox.list().map((m) => m.name), ['s1', 's2']);
+  assert.deepEqual(
+    box!.sandbox.list().map((m) => m.name),
+    ['s1', 's2'],
+  );
   await box!.reset('s2');
   assert.equal(box!.ssh('s2', 'systemctl is-system-running --wait').stdout, 'running');
 });
@@ -114,14 +137,22 @@ test('down --all leaves no process, cgroup, mount, loop device, bridge or veth b
 });
 
 test('without root, sandbox commands say so and how to fix it', { skip }, () => {
-  const run = spawnSync(process.execPath, [`${process.cwd()}/bin/homecloud.cjs`, 'sandbox', 'up', 'x'], { encoding: 'utf8', uid: 65534, gid: 65534, env: { ...process.env, ...env() } });
+  const run = spawnSync(process.execPath, [`${process.cwd()}/bin/homecloud.cjs`, 'sandbox', 'up', 'x'], {
+    encoding: 'utf8',
+    uid: 65534,
+    gid: 65534,
+    env: { ...process.env, ...env() },
+  });
   assert.equal(run.status, 2);
   assert.match(run.stderr, /need root/);
   assert.match(run.stderr, /sudo homecloud sandbox up/);
 });
 
 test('missing host tools are named with the command that installs them', { skip }, () => {
-  const run = spawnSync(process.execPath, [`${process.cwd()}/bin/homecloud.cjs`, 'sandbox', 'up', 'x'], { encoding: 'utf8', env: { ...process.env, ...env(), PATH: '/nonexistent' } });
+  const run = spawnSync(process.execPath, [`${process.cwd()}/bin/homecloud.cjs`, 'sandbox', 'up', 'x'], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env(), PATH: '/nonexistent' },
+  });
   assert.equal(run.status, 2);
   assert.match(run.stderr, /missing host tools for sandbox machines: systemd-container, debootstrap, btrfs-progs, iproute2, openssh-client/);
   assert.match(run.stderr, /apt-get install systemd-container debootstrap btrfs-progs iproute2 openssh-client/);

@@ -11,7 +11,10 @@ import { sandboxCli, testSandbox } from '../helpers/sandbox.ts';
 
 const { box, skip } = testSandbox('trust');
 const greet: Record<string, FixtureFile> = {
-  'layers/greet/usr/local/bin/greet': { content: '#!/bin/bash\nif [ "${FAIL:-0}" = 1 ]; then echo "greet fails on purpose" >&2; exit 1; fi\nexec sleep infinity\n', mode: 0o755 },
+  'layers/greet/usr/local/bin/greet': {
+    content: '#!/bin/bash\nif [ "${FAIL:-0}" = 1 ]; then echo "greet fails on purpose" >&2; exit 1; fi\nexec sleep infinity\n',
+    mode: 0o755,
+  },
   'layers/greet/usr/local/lib/systemd/system/greet.service': '[Service]\nExecStart=/usr/local/bin/greet\nEnvironmentFile=/usr/local/etc/default/greet.env\n',
   'layers/greet/usr/local/lib/systemd/system/multi-user.target.wants/greet.service': { link: '../greet.service' },
   'layers/greet/usr/local/etc/default/greet.env': 'FAIL=0\n',
@@ -48,8 +51,14 @@ test('every type change leaves the machine equal to its manifest, and nothing is
   const untouched = outside();
   const states: [string, Record<string, FixtureFile>][] = [
     ['files, directories and links', { a: 'a1\n', 'b/x': 'x\n', c: { link: '/srv/outside' }, d: { link: 'b' }, 'e/f': 'f\n' }],
-    ['file to directory, directory to file, links to directories to real directories, directory to link', { 'a/y': 'y\n', b: 'b\n', 'c/z': 'z\n', 'd/w': 'w\n', e: { link: '/srv/outside2' } }],
-    ['directories to links, a directory to a file, a link to a dangling link, a link to a directory again', { a: { link: '/srv/outside' }, b: { link: '/srv/outside2' }, c: 'c\n', d: { link: '/nowhere' }, 'e/g': 'g\n' }],
+    [
+      'file to directory, directory to file, links to directories to real directories, directory to link',
+      { 'a/y': 'y\n', b: 'b\n', 'c/z': 'z\n', 'd/w': 'w\n', e: { link: '/srv/outside2' } },
+    ],
+    [
+      'directories to links, a directory to a file, a link to a dangling link, a link to a directory again',
+      { a: { link: '/srv/outside' }, b: { link: '/srv/outside2' }, c: 'c\n', d: { link: '/nowhere' }, 'e/g': 'g\n' },
+    ],
     ['back to the first', { a: 'a1\n', 'b/x': 'x\n', c: { link: '/srv/outside' }, d: { link: 'b' }, 'e/f': 'f\n' }],
   ];
   for (const [name, files] of states) {
@@ -90,7 +99,10 @@ test('a failure is never forgotten: the next deploy redoes the changes and resta
 });
 
 test('an apply that fails after placing files (a failing hook) is done again, and the deploy says so', { skip }, () => {
-  writeFiles(repo, { 'machines/m/usr/local/opt/initd/Makefile': 'all:\n\t@echo "hook fails on purpose" >&2; exit 1\n', 'layers/t/usr/local/opt/t/placed': 'placed\n' });
+  writeFiles(repo, {
+    'machines/m/usr/local/opt/initd/Makefile': 'all:\n\t@echo "hook fails on purpose" >&2; exit 1\n',
+    'layers/t/usr/local/opt/t/placed': 'placed\n',
+  });
   const failed = cli(['deploy', 'm']);
   assert.equal(failed.status, 1);
   assert.match(failed.stderr, /applying failed in phase hook/);
@@ -102,10 +114,14 @@ test('an apply that fails after placing files (a failing hook) is done again, an
   assert.equal(on('test -e /usr/local/opt/t/placed && echo there || echo gone'), 'gone', 'a path the uncommitted apply placed goes too');
 });
 
-test('a layer\'s check that fails on the staged tree refuses the deploy before anything changes', { skip }, () => {
+test("a layer's check that fails on the staged tree refuses the deploy before anything changes", { skip }, () => {
   const before = on('cat /var/lib/homecloud/generations/last');
   writeFiles(repo, {
-    'layers/t/usr/local/opt/initd/checks/greeting': { content: '#!/bin/sh\n# The staged tree, not the live one.\nif grep -q broken "$HOMECLOUD_STAGED/usr/local/opt/t/greeting"; then echo "greeting says broken" >&2; exit 1; fi\n', mode: 0o755 },
+    'layers/t/usr/local/opt/initd/checks/greeting': {
+      content:
+        '#!/bin/sh\n# The staged tree, not the live one.\nif grep -q broken "$HOMECLOUD_STAGED/usr/local/opt/t/greeting"; then echo "greeting says broken" >&2; exit 1; fi\n',
+      mode: 0o755,
+    },
     'layers/t/usr/local/opt/t/greeting': 'broken\n',
   });
   const refused = cli(['deploy', 'm']);
@@ -131,7 +147,16 @@ test('a managed unit that is failed fails the deploy even when no file changed',
 });
 
 test('drift is corrected: content, mode, owner, type, removal and link target changed by hand come back, with the unit actions that follow', { skip }, () => {
-  layerT({ plain: 'plain\n', owned: 'owned\n', gone: 'gone\n', ln: { link: 'plain' }, file: 'file\n', 'data/x': 'x\n', 'back\\slash': 'b\n', 'new\nline': 'n\n' });
+  layerT({
+    plain: 'plain\n',
+    owned: 'owned\n',
+    gone: 'gone\n',
+    ln: { link: 'plain' },
+    file: 'file\n',
+    'data/x': 'x\n',
+    'back\\slash': 'b\n',
+    'new\nline': 'n\n',
+  });
   deploy('files with odd names');
   // File names with a backslash or a newline are not drift.
   assert.match(cli(['plan', 'm']).stdout, /^m: nothing to do$/m);
@@ -160,7 +185,8 @@ test('drift is corrected: content, mode, owner, type, removal and link target ch
     ['/usr/local/opt/t/data', /mode 0700 instead of 0755/],
     ['/usr/local/opt/t/new\nline', /content edited/],
   ];
-  for (const [path, detail] of expected) assert.match(plan.stdout, new RegExp(`! ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ${detail.source}`), plan.stdout);
+  for (const [path, detail] of expected)
+    assert.match(plan.stdout, new RegExp(`! ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ${detail.source}`), plan.stdout);
   const diff = cli(['diff', 'm']);
   assert.match(diff.stdout, /mode 0600 on the machine, 0644 in the build/);
   assert.match(diff.stdout, /^-# by hand$/m);
@@ -200,7 +226,11 @@ test('a removed .pin clears the sticky bit; an empty directory is made; a unit r
 test('the package phase waits for the dpkg lock instead of failing', { skip }, async () => {
   // Another apt run holds the lock for a few seconds (a dpkg hook sleeps while it holds it).
   box!.ssh('m', `echo 'DPkg::Pre-Invoke { "sleep 4"; };' > /etc/apt/apt.conf.d/99hold`);
-  const holder = spawn('ssh', [...box!.sandbox.sshArguments('m'), 'DEBIAN_FRONTEND=noninteractive apt-get install --reinstall -y -q less >/dev/null 2>&1; echo held'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const holder = spawn(
+    'ssh',
+    [...box!.sandbox.sshArguments('m'), 'DEBIAN_FRONTEND=noninteractive apt-get install --reinstall -y -q less >/dev/null 2>&1; echo held'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   await new Promise((resolve) => setTimeout(resolve, 1500));
   try {
     writeFiles(repo, { 'layers/t/usr/local/opt/initd/packages/t.txt': '- less\n' });
@@ -212,25 +242,31 @@ test('the package phase waits for the dpkg lock instead of failing', { skip }, a
   }
 });
 
-test('after /var/lib/homecloud is deleted by hand, homecloud\'s own files are not taken for originals: clobber still removes all it placed', { skip }, async () => {
-  await box!.reset('m');
-  const listing = () => box!.listing('m');
-  const pristine = listing();
-  layerT({ own: 'homecloud\'s\n', 'sub/file': 'x\n' });
-  deploy('first');
-  box!.ssh('m', 'rm -rf /var/lib/homecloud');
-  deploy('after the state was deleted');
-  assert.equal(on('find /var/lib/homecloud/originals -mindepth 1 | wc -l'), '0', 'nothing was taken for an original');
-  const clobbered = cli(['clobber', '--yes', 'm']);
-  assert.equal(clobbered.status, 0, clobbered.stderr);
-  assert.equal(listing(), pristine);
-});
+test(
+  "after /var/lib/homecloud is deleted by hand, homecloud's own files are not taken for originals: clobber still removes all it placed",
+  { skip },
+  async () => {
+    await box!.reset('m');
+    const listing = () => box!.listing('m');
+    const pristine = listing();
+    layerT({ own: "homecloud's\n", 'sub/file': 'x\n' });
+    deploy('first');
+    box!.ssh('m', 'rm -rf /var/lib/homecloud');
+    deploy('after the state was deleted');
+    assert.equal(on('find /var/lib/homecloud/originals -mindepth 1 | wc -l'), '0', 'nothing was taken for an original');
+    const clobbered = cli(['clobber', '--yes', 'm']);
+    assert.equal(clobbered.status, 0, clobbered.stderr);
+    assert.equal(listing(), pristine);
+  },
+);
 
 test('plan --json of 20,000 files arrives whole through a pipe read slowly', { skip }, async () => {
   const files: Record<string, string> = {};
   for (let i = 0; i < 20_000; i++) files[`layers/many/usr/local/share/many/${Math.floor(i / 500)}/f${i}`] = `${i}\n`;
   writeFiles(repo, { ...files, 'machines/m/usr/local/opt/initd/layers/10.txt': '+ greet\n+ t\n+ many\n' });
-  const child = spawn(process.execPath, [cliPath, '-C', repo, '--sandbox', '--json', 'plan', 'm'], { env: { ...process.env, HOMECLOUD_SANDBOX: box!.paths.home } });
+  const child = spawn(process.execPath, [cliPath, '-C', repo, '--sandbox', '--json', 'plan', 'm'], {
+    env: { ...process.env, HOMECLOUD_SANDBOX: box!.paths.home },
+  });
   child.stdout.pause();
   await new Promise((resolve) => setTimeout(resolve, 3000));
   const chunks: Buffer[] = [];

@@ -30,7 +30,7 @@ function deploy(context: string) {
   return result;
 }
 
-test('everything homecloud places is root\'s, whoever built the tree; a wrong owner is put right', { skip }, async () => {
+test("everything homecloud places is root's, whoever built the tree; a wrong owner is put right", { skip }, async () => {
   await box!.up(['m']);
   assert.equal(cli(['build', 'm']).status, 0);
   // As if an ordinary user had built it.
@@ -45,7 +45,10 @@ test('everything homecloud places is root\'s, whoever built the tree; a wrong ow
 
 test('a probed value that m4 would run is refused, naming machine and fact; nothing runs on this host and nothing changes on the machine', { skip }, () => {
   const marker = join(tmpdir(), `homecloud-pwned-${process.pid}`);
-  box!.ssh('m', `cp /etc/os-release /root/os-release && sed -i 's|^VERSION_CODENAME=.*|VERSION_CODENAME="bookworm m4_syscmd(touch ${marker})"|' /etc/os-release`);
+  box!.ssh(
+    'm',
+    `cp /etc/os-release /root/os-release && sed -i 's|^VERSION_CODENAME=.*|VERSION_CODENAME="bookworm m4_syscmd(touch ${marker})"|' /etc/os-release`,
+  );
   writeFiles(repo, { 'layers/s/usr/local/opt/s/release.m4.txt': 'codename=m5_or([ENV_VERSION_CODENAME], [unknown])\n' });
   try {
     const before = generation();
@@ -94,7 +97,12 @@ test('probe facts and secret facts render literally: m4 syntax, macro names and 
 test('an m4 error over a secret names the fact and shows no piece of it, in text and in --json', { skip }, () => {
   const before = generation();
   writeFiles(repo, { 'facts/m.env': 'ENV_PIN=zq81,wv27\n', 'layers/s/usr/local/opt/s/pin.m4.txt': 'pin=m5_clamp(1, ENV_PIN, 5)\n' });
-  for (const args of [['deploy', 'm'], ['--json', 'deploy', 'm'], ['build', 'm'], ['--json', 'build', 'm']]) {
+  for (const args of [
+    ['deploy', 'm'],
+    ['--json', 'deploy', 'm'],
+    ['build', 'm'],
+    ['--json', 'build', 'm'],
+  ]) {
     const result = cli(args);
     assert.equal(result.status, 1, args.join(' '));
     const text = result.stdout + result.stderr;
@@ -113,7 +121,10 @@ test('a "!" link to a file outside the repository fails the deploy, naming link 
   const before = generation();
   const refused = cli(['deploy', 'm']);
   assert.equal(refused.status, 1);
-  assert.match(refused.stderr, new RegExp(`layers/s/usr/local/opt/s/!cert\\.pem: links to ${join(outside, 'cert.pem').replace(/[.]/g, '\\.')}, outside the repository`));
+  assert.match(
+    refused.stderr,
+    new RegExp(`layers/s/usr/local/opt/s/!cert\\.pem: links to ${join(outside, 'cert.pem').replace(/[.]/g, '\\.')}, outside the repository`),
+  );
   assert.equal(generation(), before);
   writeFiles(repo, { 'homecloud.json': JSON.stringify({ readOutside: [outside] }) });
   deploy('the directory allowed');

@@ -41,7 +41,8 @@ export async function spyFs<T>(body: () => Promise<T>, fail?: (name: string, pat
     target[name] = (...args: unknown[]) => {
       const path = String(args[0]);
       if ((readers as readonly string[]).includes(name)) calls.reads.push(`${name} ${path}`);
-      if ((writers as readonly string[]).includes(name)) calls.writes.push(`${name} ${name === 'copyFileSync' || name === 'renameSync' || name === 'symlinkSync' ? String(args[1]) : path}`);
+      if ((writers as readonly string[]).includes(name))
+        calls.writes.push(`${name} ${name === 'copyFileSync' || name === 'renameSync' || name === 'symlinkSync' ? String(args[1]) : path}`);
       fail?.(name, path);
       return original(...args);
     };

@@ -66,10 +66,12 @@ export function machineProblems(box: TestSandbox, machine: string): string[] {
     } else {
       // The machine's own directory (or a link to one, as /lib on merged /usr): only the sticky bit is homecloud's.
       if (!have.isDir) problems.push(`${path}: a ${have.type}, not a directory`);
-      else if (have.type === 'directory' && (octal(have.mode) & 0o1000) !== (octal(want.mode!) & 0o1000)) problems.push(`${path}: sticky bit ${have.mode}, not ${want.mode}`);
+      else if (have.type === 'directory' && (octal(have.mode) & 0o1000) !== (octal(want.mode!) & 0o1000))
+        problems.push(`${path}: sticky bit ${have.mode}, not ${want.mode}`);
     }
   }
-  if (ssh('[ -e /var/lib/homecloud/generations/pending ] && echo pending || true').trim()) problems.push('an apply did not commit (generations/pending is there)');
+  if (ssh('[ -e /var/lib/homecloud/generations/pending ] && echo pending || true').trim())
+    problems.push('an apply did not commit (generations/pending is there)');
   const units = new Set<string>();
   const wanted = new Set<string>();
   for (const path of paths) {
@@ -85,7 +87,9 @@ export function machineProblems(box: TestSandbox, machine: string): string[] {
   }
   // An enabled unit runs (a oneshot may have ended).
   if (wanted.size) {
-    const states = ssh(`systemctl show -p Id -p ActiveState -p Type -- ${[...wanted].map((unit) => `'${unit}'`).join(' ')}`).trim().split('\n\n');
+    const states = ssh(`systemctl show -p Id -p ActiveState -p Type -- ${[...wanted].map((unit) => `'${unit}'`).join(' ')}`)
+      .trim()
+      .split('\n\n');
     for (const block of states) {
       const fields = Object.fromEntries(block.split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
       if (fields.ActiveState !== 'active' && fields.Type !== 'oneshot') problems.push(`${fields.Id} is enabled but ${fields.ActiveState}`);

@@ -81,5 +81,6 @@ export function testSandbox(name: string): { box?: TestSandbox; skip: string | f
 
 /** The CLI on a repository, reaching the test sandbox's machines (--sandbox). */
 export function sandboxCli(box: TestSandbox | undefined, repo: string) {
-  return (args: string[], env: Record<string, string> = {}) => runCli(['-C', repo, '--sandbox', ...args], { env: { HOMECLOUD_SANDBOX: box?.paths.home ?? '', ...env } });
+  return (args: string[], env: Record<string, string> = {}) =>
+    runCli(['-C', repo, '--sandbox', ...args], { env: { HOMECLOUD_SANDBOX: box?.paths.home ?? '', ...env } });
 }

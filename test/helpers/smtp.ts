@@ -53,11 +53,19 @@ export class SmtpReceiver {
         this.commands.push(line);
         const verb = line.split(' ')[0]!.toUpperCase();
         if (verb === 'EHLO' || verb === 'HELO') reply('250 test');
-        else if (verb === 'MAIL') { mail.from = /<(.*)>/.exec(line)?.[1] ?? ''; reply('250 ok'); }
-        else if (verb === 'RCPT') { mail.to.push(/<(.*)>/.exec(line)?.[1] ?? ''); reply('250 ok'); }
-        else if (verb === 'DATA') { data = ''; reply('354 go on'); }
-        else if (verb === 'QUIT') { reply('221 bye'); socket.end(); }
-        else reply('502 not here');
+        else if (verb === 'MAIL') {
+          mail.from = /<(.*)>/.exec(line)?.[1] ?? '';
+          reply('250 ok');
+        } else if (verb === 'RCPT') {
+          mail.to.push(/<(.*)>/.exec(line)?.[1] ?? '');
+          reply('250 ok');
+        } else if (verb === 'DATA') {
+          data = '';
+          reply('354 go on');
+        } else if (verb === 'QUIT') {
+          reply('221 bye');
+          socket.end();
+        } else reply('502 not here');
       }
     });
     socket.on('error', () => socket.destroy());

@@ -31,7 +31,9 @@ export function buildEveryStandardLayer(): { repo: string; trees: Record<string,
   const repo = mkdtempSync(join(tmpdir(), 'homecloud-layers-'));
   after(() => rmSync(repo, { recursive: true, force: true }));
   cpSync(join(projectRoot, 'examples/homelab'), repo, { recursive: true, verbatimSymlinks: true, filter: (source) => !source.includes('/var') });
-  const layers = readdirSync(standardLayers, { withFileTypes: true }).filter((entry) => entry.isDirectory() && entry.name !== '_').map((entry) => entry.name);
+  const layers = readdirSync(standardLayers, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && entry.name !== '_')
+    .map((entry) => entry.name);
   writeFiles(repo, Object.fromEntries(layers.map((layer) => [`machines/layer-${layer}/usr/local/opt/initd/layers/10-layers.txt`, `+ ${layer}\n`])));
   const built = runCli(['-C', repo, 'build']);
   if (built.status !== 0) throw new Error(`building every standard layer failed (a layer without defaults for its facts?):\n${built.stderr}${built.stdout}`);

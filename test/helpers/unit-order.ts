@@ -17,7 +17,8 @@ export function orderProblems(text: string): string[] {
     if (!first.has(current)) first.set(current, line.slice(0, line.indexOf('=')).trim());
   }
   const rank = (section: string) => (section === 'Unit' ? 0 : section === 'Install' ? 2 : 1);
-  if (sections.some((section, i) => i > 0 && rank(section) < rank(sections[i - 1]!))) problems.push(`sections in the order ${sections.join(', ')}: [Unit] first, [Install] last`);
+  if (sections.some((section, i) => i > 0 && rank(section) < rank(sections[i - 1]!)))
+    problems.push(`sections in the order ${sections.join(', ')}: [Unit] first, [Install] last`);
   if (/^Description=/m.test(text) && first.get('Unit') !== 'Description') problems.push('Description= is not the first line of [Unit]');
   if (/^Type=/m.test(text) && first.get('Service') !== 'Type') problems.push('Type= is not the first line of [Service]');
   return problems;

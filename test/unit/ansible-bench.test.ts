@@ -100,7 +100,8 @@ test('homecloud builds, for every machine, exactly the files, modes, contents an
   for (const machine of state.machines) {
     const expected: ManifestEntries = {};
     for (const file of state.files) expected[file.path] = { type: 'file', mode: octal(file.mode), sha256: sha256(file.content) };
-    for (const template of state.templates) expected[template.path] = { type: 'file', mode: octal(template.mode), sha256: sha256(renderTemplate(template, machine, state.facts[machine]!)) };
+    for (const template of state.templates)
+      expected[template.path] = { type: 'file', mode: octal(template.mode), sha256: sha256(renderTemplate(template, machine, state.facts[machine]!)) };
     for (const link of state.links) expected[link.path] = { type: 'link', target: link.target };
     assert.deepEqual(deployed(manifestOf(repo, machine).entries), expected, machine);
   }
@@ -114,7 +115,10 @@ test("Ansible's templates render, with Jinja2 as Ansible sets it up, byte for by
     return;
   }
   const jobs = state.machines.flatMap((machine) => state.templates.map((template) => ({ machine, template })));
-  const outputs = renderJinja(python, jobs.map(({ machine, template }) => ({ template: `${template.path.slice(1)}.j2`, vars: { ...state.facts[machine], inventory_hostname: machine } })));
+  const outputs = renderJinja(
+    python,
+    jobs.map(({ machine, template }) => ({ template: `${template.path.slice(1)}.j2`, vars: { ...state.facts[machine], inventory_hostname: machine } })),
+  );
   jobs.forEach(({ machine, template }, i) => {
     const built = readFileSync(join(repo, 'var/build', machine, 'tree', template.path), 'utf8');
     assert.equal(outputs[i], built, `${template.path} on ${machine}`);
@@ -140,8 +144,14 @@ for (const transfer of transfers) {
         const previous: Manifest = { ...next, entries: { ...next.entries, [path]: { ...entry, sha256: 'before' } } };
         const plan = reconcile(previous, next, (p) => readFileSync(join(tree, p), 'utf8'));
         const handlers = notifies.get(path) ?? [];
-        const asUnits = handlers.filter((h) => h !== 'daemon-reload').map((h) => h.replace(/^reload (.+)$/, 'reload-or-restart $1.service').replace(/^restart (.+)$/, 'restart $1.service'));
-        assert.deepEqual(plan.units.map((u) => `${u.action} ${u.unit}`), asUnits, `${path} on ${machine}`);
+        const asUnits = handlers
+          .filter((h) => h !== 'daemon-reload')
+          .map((h) => h.replace(/^reload (.+)$/, 'reload-or-restart $1.service').replace(/^restart (.+)$/, 'restart $1.service'));
+        assert.deepEqual(
+          plan.units.map((u) => `${u.action} ${u.unit}`),
+          asUnits,
+          `${path} on ${machine}`,
+        );
         assert.equal(plan.daemonReload, handlers.includes('daemon-reload'), `daemon-reload after ${path} changed`);
       }
     }

@@ -143,7 +143,14 @@ class Scratch {
     // What a Debian machine has before homecloud comes.
     for (const dir of ['etc', 'usr/local/bin', 'usr/local/lib', 'var/lib', 'run/systemd/system']) mkdirSync(join(this.root, dir), { recursive: true });
     writeFileSync(join(this.root, 'etc/os-release'), 'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n');
-    this.env = { ...process.env, PATH: `${this.bin}:${process.env.PATH}`, HOMECLOUD_ROOT: this.root, TRANSCRIPT: this.transcriptFile, STUB_STATE: this.state, REAL_RSYNC: realRsync };
+    this.env = {
+      ...process.env,
+      PATH: `${this.bin}:${process.env.PATH}`,
+      HOMECLOUD_ROOT: this.root,
+      TRANSCRIPT: this.transcriptFile,
+      STUB_STATE: this.state,
+      REAL_RSYNC: realRsync,
+    };
   }
 
   /** Set a unit's state: active, failed or inactive. */
@@ -212,7 +219,13 @@ class Scratch {
     writeFileSync(join(staging, 'manifest.json'), JSON.stringify(next));
     mkdirSync(join(staging, 'lists'));
     for (const [name, text] of Object.entries(listFiles(plan))) writeFileSync(join(staging, 'lists', name), text);
-    const managedUnits = [...new Set(Object.keys(next.entries).flatMap((path) => [unitOf(path)?.unit, wantedUnit(path)]).filter((unit) => unit !== undefined))];
+    const managedUnits = [
+      ...new Set(
+        Object.keys(next.entries)
+          .flatMap((path) => [unitOf(path)?.unit, wantedUnit(path)])
+          .filter((unit) => unit !== undefined),
+      ),
+    ];
     const ran = this.run(applyScript({ plan, ...packageWork, managedUnits, keep: 5, meta: { date: 'now', commit: "it's a test" } }));
     return { ...ran, plan, outcome: readApplyOutput(ran.stdout) };
   }
@@ -224,7 +237,9 @@ class Scratch {
 
 /** The systemctl calls that change a unit or systemd, in order (not the questions). */
 const unitCalls = (transcript: string[]) =>
-  transcript.filter((line) => line.startsWith('systemctl ') && !/^systemctl (show|list-units|status) /.test(line)).map((line) => line.slice('systemctl '.length));
+  transcript
+    .filter((line) => line.startsWith('systemctl ') && !/^systemctl (show|list-units|status) /.test(line))
+    .map((line) => line.slice('systemctl '.length));
 
 const scratches: Scratch[] = [];
 const scratch = () => {
@@ -258,7 +273,11 @@ function deployedMachine(): { machine: Scratch; tree: Tree } {
 
 test('a first apply places the tree, makes its directories and commits generation 1 through every phase', () => {
   const machine = scratch();
-  const applied = machine.deploy({ '/usr/local/etc/x/conf': { content: 'x\n', mode: 0o600 }, '/usr/local/etc/private': { dir: 0o700 }, '/usr/local/bin/link': { link: '../etc/x/conf' } });
+  const applied = machine.deploy({
+    '/usr/local/etc/x/conf': { content: 'x\n', mode: 0o600 },
+    '/usr/local/etc/private': { dir: 0o700 },
+    '/usr/local/bin/link': { link: '../etc/x/conf' },
+  });
   assert.equal(applied.status, 0, applied.stderr);
   assert.deepEqual(applied.outcome.phases, [...applyPhases]);
   assert.equal(applied.outcome.generation, 1);
@@ -269,7 +288,10 @@ test('a first apply places the tree, makes its directories and commits generatio
   // Only the directories it made are its own: their list is kept twice; their owner is set to root.
   const created = readFileSync(machine.path('/var/lib/homecloud/created-dirs'), 'utf8').split('\0').filter(Boolean);
   assert.deepEqual(created, ['/usr/local/etc', '/usr/local/etc/private', '/usr/local/etc/x']);
-  assert.equal(readFileSync(machine.path('/usr/local/lib/homecloud/created-dirs'), 'utf8'), readFileSync(machine.path('/var/lib/homecloud/created-dirs'), 'utf8'));
+  assert.equal(
+    readFileSync(machine.path('/usr/local/lib/homecloud/created-dirs'), 'utf8'),
+    readFileSync(machine.path('/var/lib/homecloud/created-dirs'), 'utf8'),
+  );
   assert.ok(applied.transcript.includes('chown root:root -- ' + machine.path('/usr/local/etc/private')), applied.transcript.join('\n'));
   assert.ok(applied.transcript.some((line) => line.startsWith('rsync -aKI --chown=0:0 --no-implied-dirs --from0 ') && line.endsWith(` ${machine.root}/`)));
   assert.equal(readFileSync(machine.path(`${generationsDir}/current/meta`), 'utf8'), "date=now\ncommit=it's a test\n");
@@ -277,7 +299,7 @@ test('a first apply places the tree, makes its directories and commits generatio
   assert.deepEqual(unitCalls(applied.transcript), [], 'no unit to act on');
 });
 
-test('unit actions run in the plan\'s order: stop, daemon-reload, try-restart, try-reload, start', () => {
+test("unit actions run in the plan's order: stop, daemon-reload, try-restart, try-reload, start", () => {
   const { machine, tree } = deployedMachine();
   const { [`${units}/old.service`]: _old, ...kept } = tree;
   const applied = machine.deploy({
@@ -332,7 +354,10 @@ test('a unit that fails after its restart fails the apply with its status and jo
   machine.crashes('a.service');
   const applied = machine.deploy({ ...tree, '/usr/local/bin/a': { content: '#!/bin/sh\nexit 7\n', mode: 0o755 } });
   assert.equal(applied.status, 3);
-  assert.deepEqual(applied.outcome.unhealthy.map((report) => report.unit), ['a.service']);
+  assert.deepEqual(
+    applied.outcome.unhealthy.map((report) => report.unit),
+    ['a.service'],
+  );
   assert.deepEqual(applied.outcome.unhealthy[0]!.details, ['  x a.service - stub', '       Active: failed', '  a.service: what it logged']);
   assert.equal(applied.outcome.generation, undefined);
   assert.equal(applied.outcome.phases.at(-1), 'health');
@@ -347,7 +372,11 @@ test('prune: a taken-over file is kept as an original and comes back when the tr
   const machine = scratch();
   writeFileSync(machine.path('/usr/local/bin/tool'), "the machine's own\n");
   writeFileSync(machine.path('/usr/local/bin/same'), 'same\n');
-  const taken = machine.deploy({ '/usr/local/bin/tool': { content: 'homecloud\n', mode: 0o755 }, '/usr/local/bin/same': 'same\n', '/usr/local/bin/new': 'new\n' });
+  const taken = machine.deploy({
+    '/usr/local/bin/tool': { content: 'homecloud\n', mode: 0o755 },
+    '/usr/local/bin/same': 'same\n',
+    '/usr/local/bin/new': 'new\n',
+  });
   assert.equal(taken.status, 0, taken.stderr);
   assert.equal(machine.read('/usr/local/bin/tool'), 'homecloud\n');
   assert.equal(machine.read(`${originalsDir}/usr/local/bin/tool`), "the machine's own\n");
@@ -378,7 +407,7 @@ test('prune: directories homecloud made go when empty; a directory in the way of
 test('a directory homecloud made that holds files it does not manage refuses the change before anything changes', () => {
   const machine = scratch();
   assert.equal(machine.deploy({ '/usr/local/opt/d/managed': 'm\n' }).status, 0);
-  writeFileSync(machine.path('/usr/local/opt/d/mine'), 'not homecloud\'s\n');
+  writeFileSync(machine.path('/usr/local/opt/d/mine'), "not homecloud's\n");
   const refused = machine.deploy({ '/usr/local/opt/d': 'a file now\n' });
   assert.equal(refused.status, 4);
   assert.deepEqual(refused.outcome.refused, { message: '/usr/local/opt/d holds /usr/local/opt/d/mine, which homecloud does not manage', byCheck: false });
@@ -402,7 +431,10 @@ test('the initd hook runs make in its directory when the plan says so', () => {
   const applied = machine.deploy({ '/usr/local/opt/initd/Makefile': 'all:\n' });
   assert.equal(applied.status, 0, applied.stderr);
   assert.ok(applied.plan.hook);
-  assert.deepEqual(applied.transcript.filter((line) => line.startsWith('make ')), [`make -s -C ${machine.path('/usr/local/opt/initd')}`]);
+  assert.deepEqual(
+    applied.transcript.filter((line) => line.startsWith('make ')),
+    [`make -s -C ${machine.path('/usr/local/opt/initd')}`],
+  );
 });
 
 test('the probe finds nothing moved after a commit, then a hand edit; recording the state again settles it', () => {
@@ -411,7 +443,7 @@ test('the probe finds nothing moved after a commit, then a hand edit; recording 
   const probe = () => keyValues(machine.run(probeScript(known)).stdout.split('\n'));
   const clean = probe();
   assert.equal(clean.ENV_ID, 'debian');
-  assert.equal(clean.ENV_VERSION_ID, '"12"', 'printed as read; parsed on the operator\'s side');
+  assert.equal(clean.ENV_VERSION_ID, '"12"', "printed as read; parsed on the operator's side");
   assert.equal(clean.HC_SYSTEMD, 'yes');
   assert.equal(clean.HC_MOVED, undefined);
   assert.equal(clean.HC_PENDING, undefined);
@@ -435,12 +467,19 @@ test('clobber stops the units, removes what homecloud placed, puts originals bac
   machine.unit('a.service', 'failed');
   const entries = machine.committed()!.entries;
   const paths = Object.keys(entries).sort().reverse();
-  const clobbered = machine.run(clobberScript(paths.filter((path) => entries[path]!.type !== 'dir'), paths.filter((path) => entries[path]!.type === 'dir'), ['a.service']));
+  const clobbered = machine.run(
+    clobberScript(
+      paths.filter((path) => entries[path]!.type !== 'dir'),
+      paths.filter((path) => entries[path]!.type === 'dir'),
+      ['a.service'],
+    ),
+  );
   assert.equal(clobbered.status, 0, clobbered.stderr);
   assert.equal(clobbered.stdout, 'clobbered\n');
   assert.deepEqual(unitCalls(clobbered.transcript), ['stop a.service', 'daemon-reload', 'reset-failed']);
   assert.equal(machine.read('/usr/local/bin/tool'), "the machine's own\n");
-  for (const gone of ['/usr/local/opt', '/usr/local/lib/systemd', '/var/lib/homecloud', '/usr/local/lib/homecloud']) assert.ok(!existsSync(machine.path(gone)), gone);
+  for (const gone of ['/usr/local/opt', '/usr/local/lib/systemd', '/var/lib/homecloud', '/usr/local/lib/homecloud'])
+    assert.ok(!existsSync(machine.path(gone)), gone);
   assert.ok(existsSync(machine.path('/usr/local/lib')), 'what the machine had stays');
 });
 

@@ -61,7 +61,9 @@ test('build --json: one JSON document with each machine, and the error located',
   const root = makeRepo({ 'machines/bad/etc/t.m4.conf': 'ok\nm5_assert([ENV_NOPE])\n', 'machines/good/etc/g.conf': 'g\n' });
   const run = runCli(['-C', root, 'build', '--json']);
   assert.equal(run.status, 1);
-  const report = JSON.parse(run.stdout) as { machines: { machine: string; status: string; written: number; paths?: number; error?: { message: string; file: string; line: number } }[] };
+  const report = JSON.parse(run.stdout) as {
+    machines: { machine: string; status: string; written: number; paths?: number; error?: { message: string; file: string; line: number } }[];
+  };
   const byName = Object.fromEntries(report.machines.map((m) => [m.machine, m]));
   assert.equal(byName.good!.status, 'built');
   assert.equal(typeof byName.good!.paths, 'number');
@@ -82,10 +84,13 @@ test('ls: machines, addresses, layers, file counts and build state', () => {
   runCli(['-C', root, 'build']);
   const after = runCli(['-C', root, '--json', 'ls']);
   const rows = (JSON.parse(after.stdout) as { machines: { machine: string; layers: string[]; state: string }[] }).machines;
-  assert.deepEqual(rows.map((r) => [r.machine, r.layers, r.state]), [
-    ['m', ['_', 'web'], 'up to date'],
-    ['n', ['_'], 'up to date'],
-  ]);
+  assert.deepEqual(
+    rows.map((r) => [r.machine, r.layers, r.state]),
+    [
+      ['m', ['_', 'web'], 'up to date'],
+      ['n', ['_'], 'up to date'],
+    ],
+  );
 });
 
 test('ls: a broken machine is shown with its error, exit 1', () => {
@@ -112,7 +117,11 @@ test('explain a template: source, rule, and each fact read with where it came fr
   const json = runCli(['-C', root, '--json', 'explain', 'm', 'usr/local/etc/web.conf/']);
   assert.equal(json.status, 0, json.stderr);
   assert.doesNotMatch(json.stdout, new RegExp(secret));
-  const result = JSON.parse(json.stdout) as { path: string; rule: string; facts: { key: string; value: string | null; secret: boolean; from: string | null }[] };
+  const result = JSON.parse(json.stdout) as {
+    path: string;
+    rule: string;
+    facts: { key: string; value: string | null; secret: boolean; from: string | null }[];
+  };
   assert.equal(result.path, '/usr/local/etc/web.conf');
   assert.equal(result.rule, 'template');
   const facts = Object.fromEntries(result.facts.map((f) => [f.key, f]));

@@ -164,7 +164,8 @@ test('an invalid package name is an error naming the file and line', async () =>
 
 test('triggers/*.txt: valid "<glob> <action> <unit>" lines build', async () => {
   const root = makeRepo({
-    'machines/m/usr/local/opt/initd/triggers/t.txt': '# app\n/usr/local/opt/app/** restart app.service\n/etc/nginx/*\treload nginx.service\n/a reload-or-restart a.service\n/b start b.service\n',
+    'machines/m/usr/local/opt/initd/triggers/t.txt':
+      '# app\n/usr/local/opt/app/** restart app.service\n/etc/nginx/*\treload nginx.service\n/a reload-or-restart a.service\n/b start b.service\n',
   });
   const result = await buildOne(root, 'm');
   assert.equal(result.status, 'built', result.error?.toString());

@@ -38,18 +38,44 @@ const before = manifest(base);
 /** A plan of `next` over `before`, on a machine as the last commit left it, with rsync and nothing to install unless told. */
 function plan(next: Manifest, machine: Partial<Pick<DeployPlanInput, 'failedUnits' | 'rsync' | 'packageWork' | 'committed'>> = {}) {
   const committed = 'committed' in machine ? machine.committed : before;
-  return planDeploy({ committed, live: committed?.entries ?? {}, drift: [], pending: false, next, read, triggers: [], failedUnits: [], rsync: true, packageWork: { install: [], purge: [] }, ...machine });
+  return planDeploy({
+    committed,
+    live: committed?.entries ?? {},
+    drift: [],
+    pending: false,
+    next,
+    read,
+    triggers: [],
+    failedUnits: [],
+    rsync: true,
+    packageWork: { install: [], purge: [] },
+    ...machine,
+  });
 }
 
 test('a unit to restart or reload that is failed now restarts outright, saying it had failed; one that is not keeps its try- action', () => {
   const next = manifest({ ...base, '/usr/local/etc/default/hello.env': 'A=2', '/usr/local/opt/nginx/conf/main.nginx': 'v2' });
   assert.deepEqual(plan(next).units, [
     { unit: 'hello.service', action: 'restart', reasons: ['/usr/local/etc/default/hello.env changed, which hello.service reads'] },
-    { unit: 'nginx.service', action: 'reload-or-restart', reasons: ['/usr/local/opt/nginx/conf/main.nginx changed (in /usr/local/opt/nginx/conf), which nginx.service reads'] },
+    {
+      unit: 'nginx.service',
+      action: 'reload-or-restart',
+      reasons: ['/usr/local/opt/nginx/conf/main.nginx changed (in /usr/local/opt/nginx/conf), which nginx.service reads'],
+    },
   ]);
   assert.deepEqual(plan(next, { failedUnits: ['nginx.service', 'hello.service', 'other.service'] }).units, [
-    { unit: 'hello.service', action: 'restart', reasons: ['/usr/local/etc/default/hello.env changed, which hello.service reads', 'it had failed'], wasFailed: true },
-    { unit: 'nginx.service', action: 'restart', reasons: ['/usr/local/opt/nginx/conf/main.nginx changed (in /usr/local/opt/nginx/conf), which nginx.service reads', 'it had failed'], wasFailed: true },
+    {
+      unit: 'hello.service',
+      action: 'restart',
+      reasons: ['/usr/local/etc/default/hello.env changed, which hello.service reads', 'it had failed'],
+      wasFailed: true,
+    },
+    {
+      unit: 'nginx.service',
+      action: 'restart',
+      reasons: ['/usr/local/opt/nginx/conf/main.nginx changed (in /usr/local/opt/nginx/conf), which nginx.service reads', 'it had failed'],
+      wasFailed: true,
+    },
   ]);
 });
 
@@ -58,10 +84,13 @@ test('a failed unit the deploy does not act on, starts or stops is not restarted
   const next = manifest({ ...base, '/usr/local/bin/tick': 't2' });
   next.entries[wants] = { type: 'link', target: '../hello.service' };
   const planned = plan(next, { failedUnits: ['hello.service', 'nginx.service', 'tick@a.service'] });
-  assert.deepEqual(planned.units.map((u) => [u.unit, u.action, u.wasFailed ?? false]), [
-    ['hello.service', 'start', false],
-    ['tick@*.service', 'restart', false],
-  ]);
+  assert.deepEqual(
+    planned.units.map((u) => [u.unit, u.action, u.wasFailed ?? false]),
+    [
+      ['hello.service', 'start', false],
+      ['tick@*.service', 'restart', false],
+    ],
+  );
 });
 
 test('the initd hook is in the plan whenever the tree has it: added, changed, or present', () => {
@@ -71,7 +100,11 @@ test('the initd hook is in the plan whenever the tree has it: added, changed, or
   const withHook = manifest({ ...base, [makefile]: 'm1' });
   assert.deepEqual(plan(manifest({ ...base, [makefile]: 'm2' }), { committed: withHook }).hook, { path: makefile, reason: 'changed' });
   assert.deepEqual(plan(manifest({ ...changeHello, [makefile]: 'm1' }), { committed: withHook }).hook, { path: makefile, reason: 'present' });
-  assert.deepEqual(plan(manifest({ ...base, [makefile]: 'm1' }, { install: ['jq'], purge: [] }), { committed: withHook, packageWork: { install: ['jq'], purge: [] } }).hook, { path: makefile, reason: 'present' }, 'packages alone run an apply, and so the hook');
+  assert.deepEqual(
+    plan(manifest({ ...base, [makefile]: 'm1' }, { install: ['jq'], purge: [] }), { committed: withHook, packageWork: { install: ['jq'], purge: [] } }).hook,
+    { path: makefile, reason: 'present' },
+    'packages alone run an apply, and so the hook',
+  );
   assert.equal(plan(withHook, { committed: withHook }).hook, null, 'nothing to do: no apply, so no hook');
 });
 
@@ -84,11 +117,16 @@ test('bootstrap: rsync, when the machine lacks it and the deploy has something t
 });
 
 test('plan --json shows the bootstrap, the hook and the failed units restarted; not the file lists', () => {
-  const shown = publicPlan(plan(manifest({ ...base, '/usr/local/etc/default/hello.env': 'A=2', [makefile]: 'm' }), { rsync: false, failedUnits: ['hello.service'] }));
+  const shown = publicPlan(
+    plan(manifest({ ...base, '/usr/local/etc/default/hello.env': 'A=2', [makefile]: 'm' }), { rsync: false, failedUnits: ['hello.service'] }),
+  );
   assert.equal('operations' in shown, false);
   assert.deepEqual(shown.bootstrap, ['rsync']);
   assert.deepEqual(shown.hook, { path: makefile, reason: 'added' });
-  assert.deepEqual(shown.units.map((u) => [u.unit, u.action, u.wasFailed, u.reasons.at(-1)]), [['hello.service', 'restart', true, 'it had failed']]);
+  assert.deepEqual(
+    shown.units.map((u) => [u.unit, u.action, u.wasFailed, u.reasons.at(-1)]),
+    [['hello.service', 'restart', true, 'it had failed']],
+  );
 });
 
 test('the apply script does what the plan says: the hook only when planned, try- for running units, restart for failed ones', () => {
@@ -115,10 +153,23 @@ after(() => rmSync(scratch, { recursive: true, force: true }));
 
 test('planFromProbe: a machine at its generation with only a package to install runs an apply, hook and bootstrap included', () => {
   // (Unit files would be read from the tree: none here.)
-  const next: Manifest = { format: 1, machine: 'm', entries: { [makefile]: file('m'), '/usr/local/bin/tick': file('t1') }, packages: { install: ['jq'], purge: [] } };
+  const next: Manifest = {
+    format: 1,
+    machine: 'm',
+    entries: { [makefile]: file('m'), '/usr/local/bin/tick': file('t1') },
+    packages: { install: ['jq'], purge: [] },
+  };
   const text = JSON.stringify(next);
   writeFileSync(join(scratch, 'manifest.json'), text);
-  const probed: ProbeOutcome = { machine: 'm', milliseconds: 0, manifest: text, manifestSha: sha256(Buffer.from(text)), packages: new Set(['rsync']), rsync: false, failedUnits: [] };
+  const probed: ProbeOutcome = {
+    machine: 'm',
+    milliseconds: 0,
+    manifest: text,
+    manifestSha: sha256(Buffer.from(text)),
+    packages: new Set(['rsync']),
+    rsync: false,
+    failedUnits: [],
+  };
   const planned = planFromProbe(probed, { tree: scratch, manifest: join(scratch, 'manifest.json') });
   assert.deepEqual([planned.install, planned.plan.bootstrap, planned.plan.hook], [['jq'], ['rsync'], { path: makefile, reason: 'present' }]);
   const installed = planFromProbe({ ...probed, packages: new Set(['jq']) }, { tree: scratch, manifest: join(scratch, 'manifest.json') });

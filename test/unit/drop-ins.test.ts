@@ -49,7 +49,14 @@ test('drop-in directories a unit reads, as systemd.unit(5) says: its own, its te
   assert.deepEqual(dropInDirectories('foo-bar-baz.service'), ['foo-bar-baz.service', 'foo-bar-.service', 'foo-.service', 'service']);
   assert.deepEqual(dropInDirectories('nginx.socket'), ['nginx.socket', 'socket']);
   // An instance: its template's; and per prefix, the prefix's instance and template directories.
-  assert.deepEqual(dropInDirectories('foo-bar@x.service'), ['foo-bar@x.service', 'foo-bar@.service', 'foo-.service', 'foo-@x.service', 'foo-@.service', 'service']);
+  assert.deepEqual(dropInDirectories('foo-bar@x.service'), [
+    'foo-bar@x.service',
+    'foo-bar@.service',
+    'foo-.service',
+    'foo-@x.service',
+    'foo-@.service',
+    'service',
+  ]);
   // A template stands for its instances: what every instance reads.
   assert.deepEqual(dropInDirectories('foo-bar@.service'), ['foo-bar@.service', 'foo-.service', 'foo-@.service', 'service']);
   // Slices nest by dashes; the root slice's leading dash is no prefix; a trailing dash is chopped once.
@@ -64,7 +71,13 @@ test('a prefix or type drop-in belongs to no one unit; a drop-in of a unit, temp
   assert.equal(unitOf(`${sys}/homecloud-.service.d/10-sandbox.conf`), undefined);
   assert.equal(unitOf(`${sys}/service.d/10-all.conf`), undefined);
   assert.equal(unitOf(`${sys}/homecloud-@.service.d/10.conf`), undefined);
-  assert.deepEqual(dropInOf(`${sys}/homecloud-.service.d/10-sandbox.conf`), { path: `${sys}/homecloud-.service.d/10-sandbox.conf`, root: `${sys}/`, dir: 'homecloud-.service', name: '10-sandbox.conf', unit: undefined });
+  assert.deepEqual(dropInOf(`${sys}/homecloud-.service.d/10-sandbox.conf`), {
+    path: `${sys}/homecloud-.service.d/10-sandbox.conf`,
+    root: `${sys}/`,
+    dir: 'homecloud-.service',
+    name: '10-sandbox.conf',
+    unit: undefined,
+  });
   assert.deepEqual(dropInOf(`${etc}/socket.d/10.conf`), { path: `${etc}/socket.d/10.conf`, root: `${etc}/`, dir: 'socket', name: '10.conf', unit: undefined });
   assert.deepEqual(unitOf(`${sys}/nginx.service.d/10.conf`), { unit: 'nginx.service', dropIn: true });
   assert.deepEqual(unitOf(`${sys}/tick@.service.d/10.conf`), { unit: 'tick@.service', dropIn: true });
@@ -103,7 +116,10 @@ test('prefix drop-ins at every prefix length, and those of templates, instances 
     // A prefix no unit has.
     [`${sys}/nothing-.service.d/20.conf`, []],
     // In /etc as well.
-    [`${etc}/homecloud-.service.d/20.conf`, ['restart homecloud-alert.service', 'restart homecloud-journal-remote@*.service', 'restart homecloud-journal-upload.service']],
+    [
+      `${etc}/homecloud-.service.d/20.conf`,
+      ['restart homecloud-alert.service', 'restart homecloud-journal-remote@*.service', 'restart homecloud-journal-upload.service'],
+    ],
   ];
   for (const [path, expected] of cases) {
     assert.deepEqual(actions(base, { ...base, [path]: '[Service]\nNice=5\n' }), expected, `${path} added`);
@@ -119,7 +135,10 @@ test('a top-level service.d/ applies to every service the tree names (a Debian u
     'restart other-a.service',
     'restart ssh.service',
   ]);
-  assert.deepEqual(actions(base, { ...base, [`${etc}/socket.d/10-all.conf`]: '[Socket]\nBacklog=64\n' }), ['restart homecloud-journal-remote@*.socket', 'restart other-a.socket']);
+  assert.deepEqual(actions(base, { ...base, [`${etc}/socket.d/10-all.conf`]: '[Socket]\nBacklog=64\n' }), [
+    'restart homecloud-journal-remote@*.socket',
+    'restart other-a.socket',
+  ]);
   assert.deepEqual(actions(base, { ...base, [`${sys}/timer.d/10-all.conf`]: '[Timer]\nAccuracySec=1s\n' }), []);
 });
 
@@ -138,7 +157,10 @@ test('a same-named drop-in further down the lookup shadows a prefix or type drop
   assert.deepEqual(actions(inEtc, { ...inEtc, [`${sys}/homecloud-alert.service.d/10-sandbox.conf`]: 'x' }), []);
   // A mask (a link to /dev/null) shadows too.
   const masked = { ...base, [`${sys}/homecloud-alert.service.d/10-sandbox.conf`]: { link: '/dev/null' } };
-  assert.deepEqual(actions(masked, { ...masked, [`${sys}/homecloud-.service.d/10-sandbox.conf`]: 'x' }), ['restart homecloud-journal-remote@*.service', 'restart homecloud-journal-upload.service']);
+  assert.deepEqual(actions(masked, { ...masked, [`${sys}/homecloud-.service.d/10-sandbox.conf`]: 'x' }), [
+    'restart homecloud-journal-remote@*.service',
+    'restart homecloud-journal-upload.service',
+  ]);
   // Adding or removing the shadowing drop-in restarts its unit: what applies to it changed.
   assert.deepEqual(actions(base, shadowed), ['restart homecloud-alert.service']);
   assert.deepEqual(actions(shadowed, base), ['restart homecloud-alert.service']);
@@ -149,8 +171,18 @@ test('a new unit with a prefix drop-in added with it: the units that were there 
   const plan = actions(fresh, { ...base, [`${sys}/homecloud-new.service`]: service(), [`${sys}/homecloud-new.service.d/20.conf`]: '[Service]\nNice=1\n' });
   assert.deepEqual(plan, ['restart homecloud-alert.service', 'restart homecloud-journal-remote@*.service', 'restart homecloud-journal-upload.service']);
   // A changed prefix drop-in restarts no unit whose file is new either, nor instances of a new template.
-  const next = { ...base, [`${sys}/homecloud-.service.d/10-sandbox.conf`]: 'x', [`${sys}/homecloud-new@.service`]: service(), [`${sys}/multi-user.target.wants/homecloud-new@a.service`]: { link: '../homecloud-new@.service' } };
-  assert.deepEqual(actions(base, next), ['restart homecloud-alert.service', 'restart homecloud-journal-remote@*.service', 'restart homecloud-journal-upload.service', 'start homecloud-new@a.service']);
+  const next = {
+    ...base,
+    [`${sys}/homecloud-.service.d/10-sandbox.conf`]: 'x',
+    [`${sys}/homecloud-new@.service`]: service(),
+    [`${sys}/multi-user.target.wants/homecloud-new@a.service`]: { link: '../homecloud-new@.service' },
+  };
+  assert.deepEqual(actions(base, next), [
+    'restart homecloud-alert.service',
+    'restart homecloud-journal-remote@*.service',
+    'restart homecloud-journal-upload.service',
+    'start homecloud-new@a.service',
+  ]);
 });
 
 test('a removed prefix drop-in restarts the units it applied to; units removed with it are stopped only', () => {
@@ -164,7 +196,13 @@ test('a removed prefix drop-in restarts the units it applied to; units removed w
     { unit: 'homecloud-journal-remote@*.service', action: 'restart', reasons: [`${path} removed`] },
     { unit: 'homecloud-journal-upload.service', action: 'restart', reasons: [`${path} removed`] },
   ]);
-  const gone = without(base, path, `${sys}/homecloud-alert.service`, `${sys}/multi-user.target.wants/homecloud-alert.service`, `${sys}/homecloud-journal-remote@.service`);
+  const gone = without(
+    base,
+    path,
+    `${sys}/homecloud-alert.service`,
+    `${sys}/multi-user.target.wants/homecloud-alert.service`,
+    `${sys}/homecloud-journal-remote@.service`,
+  );
   assert.deepEqual(actions(base, gone), ['stop homecloud-alert.service', 'stop homecloud-journal-remote@.service', 'restart homecloud-journal-upload.service']);
   // A unit's own drop-in removed restarts it as well.
   assert.deepEqual(actions(base, without(base, `${sys}/ssh.service.d/50-keys.conf`)), ['restart ssh.service']);

@@ -26,7 +26,12 @@ function stderrOf(write: () => void): string {
 }
 
 test('a machine failure carries the machine and the phase as fields; the first to say so wins', () => {
-  const error = new HomecloudError('transfer failed, nothing was applied: the machine\'s disk is full', undefined, 'free space on the machine, then deploy again', { machine: 'nas', phase: 'transfer' });
+  const error = new HomecloudError(
+    "transfer failed, nothing was applied: the machine's disk is full",
+    undefined,
+    'free space on the machine, then deploy again',
+    { machine: 'nas', phase: 'transfer' },
+  );
   assert.equal(error.machine, 'nas');
   assert.equal(error.phase, 'transfer');
   assert.equal(error.of('media', 'apply'), error);
@@ -38,16 +43,26 @@ test('a machine failure carries the machine and the phase as fields; the first t
 
 test('one JSON shape for every error: machine, phase, message, file, line, column, hint', () => {
   const located = new HomecloudError('unknown setting "colour"', { file: 'homecloud.json', line: 3, column: 3 }, 'see FORMAT.md');
-  assert.deepEqual(JSON.parse(JSON.stringify({ error: located })), { error: { message: 'unknown setting "colour"', file: 'homecloud.json', line: 3, column: 3, hint: 'see FORMAT.md' } });
+  assert.deepEqual(JSON.parse(JSON.stringify({ error: located })), {
+    error: { message: 'unknown setting "colour"', file: 'homecloud.json', line: 3, column: 3, hint: 'see FORMAT.md' },
+  });
   const failed = new HomecloudError('unhealthy after the change: hello.service', undefined, undefined, { machine: 'nas', phase: 'apply' });
-  assert.deepEqual(errorJson(failed), { machine: 'nas', phase: 'apply', message: 'unhealthy after the change: hello.service', file: undefined, line: undefined, column: undefined, hint: undefined });
+  assert.deepEqual(errorJson(failed), {
+    machine: 'nas',
+    phase: 'apply',
+    message: 'unhealthy after the change: hello.service',
+    file: undefined,
+    line: undefined,
+    column: undefined,
+    hint: undefined,
+  });
   // Older sites put the machine where the file goes: it is not a file.
   const old = new HomecloudError('nas runs without systemd', { file: 'nas' }).of('nas', 'probe');
   assert.equal(errorJson(old).file, undefined);
   assert.equal(errorJson(new HomecloudError('m4 failed', { file: 'nas', line: 2 }).of('nas')).file, 'nas');
 });
 
-test('machineFailure: a HomecloudError is the machine\'s, a system error becomes one, anything else is thrown on as it is', () => {
+test("machineFailure: a HomecloudError is the machine's, a system error becomes one, anything else is thrown on as it is", () => {
   const own = new HomecloudError('refused');
   assert.equal(machineFailure(own, 'nas', 'apply'), own);
   assert.deepEqual([own.machine, own.phase], ['nas', 'apply']);
@@ -62,10 +77,16 @@ test('machineFailure: a HomecloudError is the machine\'s, a system error becomes
   assert.deepEqual(converted.where, { file: '/nonexistent/homecloud/manifest.json' });
   assert.deepEqual([converted.machine, converted.phase], ['nas', 'plan']);
   const bug = new TypeError("Cannot read properties of undefined (reading 'entries')");
-  assert.throws(() => machineFailure(bug, 'nas', 'plan'), (thrown: unknown) => thrown === bug);
+  assert.throws(
+    () => machineFailure(bug, 'nas', 'plan'),
+    (thrown: unknown) => thrown === bug,
+  );
   // Node's own codes (ERR_...) are bugs too.
   const misuse = Object.assign(new TypeError('The "path" argument must be of type string'), { code: 'ERR_INVALID_ARG_TYPE' });
-  assert.throws(() => machineFailure(misuse, 'nas'), (thrown: unknown) => thrown === misuse);
+  assert.throws(
+    () => machineFailure(misuse, 'nas'),
+    (thrown: unknown) => thrown === misuse,
+  );
 });
 
 test('a HomecloudError from another bundle is recognised by its name', () => {
@@ -78,8 +99,14 @@ test('the human line: machine, what failed, the place (never the machine again),
   const error = new HomecloudError('cannot fetch generation 4: gone', { file: 'nas' }, 'its generations: homecloud generations nas').of('nas', 'fetch');
   assert.equal(machineError('nas', error), 'nas: cannot fetch generation 4: gone\n  its generations: homecloud generations nas');
   const printed = stderrOf(() => printMachineError('nas', error, { doing: 'rollback to generation 4 failed', after: [undefined, '  ● hello.service'] }));
-  assert.equal(printed, 'error: nas: rollback to generation 4 failed: cannot fetch generation 4: gone\n  its generations: homecloud generations nas\n  ● hello.service\n');
-  assert.equal(stderrOf(() => printMachineError('m', new HomecloudError('undefined macro', { file: 'layers/a/x', line: 3 }))), 'error: m: layers/a/x:3: undefined macro\n');
+  assert.equal(
+    printed,
+    'error: nas: rollback to generation 4 failed: cannot fetch generation 4: gone\n  its generations: homecloud generations nas\n  ● hello.service\n',
+  );
+  assert.equal(
+    stderrOf(() => printMachineError('m', new HomecloudError('undefined macro', { file: 'layers/a/x', line: 3 }))),
+    'error: m: layers/a/x:3: undefined macro\n',
+  );
 });
 
 test('printError: a user error exits 2; anything else is a bug, shown with its stack, and exits 70', () => {
@@ -87,14 +114,17 @@ test('printError: a user error exits 2; anything else is a bug, shown with its s
   const user = stderrOf(() => (status = printError(new HomecloudError('unknown machine "x"', undefined, 'homecloud ls lists them'))));
   assert.equal(status, exitStatus.usage);
   assert.equal(user, 'error: unknown machine "x"\n  homecloud ls lists them\n');
-  assert.equal(stderrOf(() => printError(new HomecloudError('cannot reach 10.0.0.9').of('nas', 'connect'))), 'error: nas: cannot reach 10.0.0.9\n');
+  assert.equal(
+    stderrOf(() => printError(new HomecloudError('cannot reach 10.0.0.9').of('nas', 'connect'))),
+    'error: nas: cannot reach 10.0.0.9\n',
+  );
   const bug = stderrOf(() => (status = printError(new TypeError('x is not a function'))));
   assert.equal(status, 70);
   assert.match(bug, /^error: TypeError: x is not a function\n {4}at .*errors\.test\.ts/);
   assert.match(bug, /\nthis is a bug in homecloud: please report it with the lines above\n$/);
 });
 
-test('a machine\'s HomecloudError fails that machine only; a TypeError in its work is not made a user error', async () => {
+test("a machine's HomecloudError fails that machine only; a TypeError in its work is not made a user error", async () => {
   const root = makeRepo({ 'machines/a/etc/x': 'a\n', 'machines/b/etc/x': 'b\n' });
   const options = { repo: root, json: false, verbose: false };
   const { outcomes } = await acrossBuiltMachines(options, [], async (target) => {

@@ -69,7 +69,11 @@ test('defaults: every usr/local/doc/examples/*.env of every selected layer and o
 });
 
 test('defaults of one layer are read in file name order', async () => {
-  const root = makeRepo({ ...layerList('a'), 'layers/a/usr/local/doc/examples/20.env': 'ENV_X=second\n', 'layers/a/usr/local/doc/examples/10.env': 'ENV_X=first\n' });
+  const root = makeRepo({
+    ...layerList('a'),
+    'layers/a/usr/local/doc/examples/20.env': 'ENV_X=second\n',
+    'layers/a/usr/local/doc/examples/10.env': 'ENV_X=first\n',
+  });
   assert.equal((await valuesOf(root)).ENV_X, 'second');
 });
 

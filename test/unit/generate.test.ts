@@ -30,13 +30,19 @@ done
 });
 
 function repo(extra: Record<string, FixtureFile> = {}) {
-  const root = makeRepo({ ...preludeOnlyBase, ...layerList('app'), 'layers/app/usr/local/opt/app/web.conf': 'PORT=80\n', 'layers/app/etc/unrelated': 'x\n', ...extra });
+  const root = makeRepo({
+    ...preludeOnlyBase,
+    ...layerList('app'),
+    'layers/app/usr/local/opt/app/web.conf': 'PORT=80\n',
+    'layers/app/etc/unrelated': 'x\n',
+    ...extra,
+  });
   const runs = join(root, 'runs');
   writeFiles(root, { [generatorFile]: generator(runs) });
   return { root, runs: () => (existsSync(runs) ? readFileSync(runs, 'utf8').split('\n').filter(Boolean).length : 0) };
 }
 
-test('a generator\'s outputs join the tree and the manifest; each records its declaration', async () => {
+test("a generator's outputs join the tree and the manifest; each records its declaration", async () => {
   const { root, runs } = repo();
   assert.equal((await buildOne(root, 'm')).status, 'built');
   assert.equal(runs(), 1);
@@ -83,7 +89,7 @@ test('a removed generator takes its outputs along; the tree equals the manifest'
   assert.deepEqual(Object.keys(tree).sort(), Object.keys(entries).sort());
 });
 
-test('a generator\'s refusal fails that machine, naming the repository file of the declaration; a generator without inputs is refused', async () => {
+test("a generator's refusal fails that machine, naming the repository file of the declaration; a generator without inputs is refused", async () => {
   const { root } = repo({ 'layers/app/usr/local/opt/app/bad.conf': 'BROKEN\n' });
   const error = await buildError(root);
   assert.match(error.message, /the generator \/usr\/local\/opt\/initd\/generators\/app failed \(exit status 1\)/);
@@ -97,10 +103,13 @@ test('a generator\'s refusal fails that machine, naming the repository file of t
   assert.match((await buildError(plain)).message, /cannot run the generator \/usr\/local\/opt\/initd\/generators\/app/);
 });
 
-test('a generator may not make a path a source makes, nor another generator\'s', async () => {
+test("a generator may not make a path a source makes, nor another generator's", async () => {
   const { root } = repo({ 'layers/app/usr/local/lib/systemd/system/app-web.service': '[Service]\n' });
   const error = await buildError(root);
-  assert.match(error.message, /made \/usr\/local\/lib\/systemd\/system\/app-web\.service, which layers\/app\/usr\/local\/lib\/systemd\/system\/app-web\.service makes/);
+  assert.match(
+    error.message,
+    /made \/usr\/local\/lib\/systemd\/system\/app-web\.service, which layers\/app\/usr\/local\/lib\/systemd\/system\/app-web\.service makes/,
+  );
 });
 
 test('the generator sees only its declared inputs, not the rest of the tree', async () => {
@@ -109,7 +118,11 @@ test('the generator sees only its declared inputs, not the rest of the tree', as
     ...layerList('app'),
     'layers/app/usr/local/opt/app/web.conf': 'x\n',
     'layers/app/etc/secret': 'hidden\n',
-    [generatorFile]: { mode: 0o755, content: '#!/bin/bash\n# inputs: /usr/local/opt/app/*.conf\nset -e\nmkdir -p "$2/usr/local/share"\n(cd "$1" && find . -type f | sort) > "$2/usr/local/share/seen"\n' },
+    [generatorFile]: {
+      mode: 0o755,
+      content:
+        '#!/bin/bash\n# inputs: /usr/local/opt/app/*.conf\nset -e\nmkdir -p "$2/usr/local/share"\n(cd "$1" && find . -type f | sort) > "$2/usr/local/share/seen"\n',
+    },
   });
   assert.equal((await buildOne(root, 'm')).status, 'built');
   assert.equal(readTree(root, 'm', '/usr/local/share/seen'), './usr/local/opt/app/web.conf\n');
@@ -119,7 +132,7 @@ test('the inputs line: globs in the leading comment', () => {
   assert.deepEqual(declaredInputs('#!/bin/bash\n# What it does.\n# inputs: /a/* /b/**\n#inputs: /c\nset -e\n# inputs: /late\n'), ['/a/*', '/b/**', '/c']);
 });
 
-test('reasons name the declaration a generated unit came from; an Accept=yes socket\'s per-connection services and a slice are never restarted', () => {
+test("reasons name the declaration a generated unit came from; an Accept=yes socket's per-connection services and a slice are never restarted", () => {
   const unit = '/usr/local/lib/systemd/system/';
   const before = {
     format: 1 as const,

@@ -7,7 +7,21 @@ import { test } from 'node:test';
 import { Builder } from '../../src/build/builder.ts';
 import { scanTree } from '../../src/build/tree.ts';
 import { spyFs } from '../helpers/fs-spy.ts';
-import { build, buildOne, layerList, makeRepo, manifestOf, modeOf, preludeOnlyBase, readTree, repoPaths, runCli, treeFile, writeFiles, type FixtureFile } from '../helpers/repo.ts';
+import {
+  build,
+  buildOne,
+  layerList,
+  makeRepo,
+  manifestOf,
+  modeOf,
+  preludeOnlyBase,
+  readTree,
+  repoPaths,
+  runCli,
+  treeFile,
+  writeFiles,
+  type FixtureFile,
+} from '../helpers/repo.ts';
 
 const old = new Date('2001-02-03T04:05:06Z');
 
@@ -34,7 +48,9 @@ function assertTreeMatchesManifest(root: string, machine = 'm'): void {
 }
 
 function stripSecret(entries: Record<string, object>): Record<string, object> {
-  return Object.fromEntries(Object.entries(entries).map(([path, entry]) => [path, Object.fromEntries(Object.entries(entry).filter(([key]) => key !== 'secret'))]));
+  return Object.fromEntries(
+    Object.entries(entries).map(([path, entry]) => [path, Object.fromEntries(Object.entries(entry).filter(([key]) => key !== 'secret'))]),
+  );
 }
 
 const webRepo: Record<string, FixtureFile> = {
@@ -155,7 +171,12 @@ test('a removed source file disappears from the tree and the manifest', async ()
 });
 
 test('a removed layer disappears from the tree, directories included', async () => {
-  const root = makeRepo({ ...webRepo, 'layers/web/srv/www/index.html': 'hi\n', 'machines/m/usr/local/opt/initd/layers/10.txt': '+ web\n+ db\n', 'layers/db/etc/db.conf': 'db\n' });
+  const root = makeRepo({
+    ...webRepo,
+    'layers/web/srv/www/index.html': 'hi\n',
+    'machines/m/usr/local/opt/initd/layers/10.txt': '+ web\n+ db\n',
+    'layers/db/etc/db.conf': 'db\n',
+  });
   await buildOne(root, 'm');
   assert.ok(existsSync(treeFile(root, 'm', '/srv/www/index.html')));
   writeFiles(root, { 'machines/m/usr/local/opt/initd/layers/10.txt': '+ db\n' });
@@ -322,7 +343,10 @@ test('a machine removed from the repository loses its build output', async () =>
   assert.ok(existsSync(join(root, 'var/build/gone/manifest.json')));
   rmSync(join(root, 'machines/gone'), { recursive: true });
   const report = await build(root);
-  assert.deepEqual(report.machines.map((m) => m.machine), ['m']);
+  assert.deepEqual(
+    report.machines.map((m) => m.machine),
+    ['m'],
+  );
   assert.equal(existsSync(join(root, 'var/build/gone')), false);
 });
 

@@ -57,9 +57,17 @@ test('a socket enabled by sockets.target and a per-request service per executabl
   assert.match(read(`${units}/lambda-hello@.service`), /^DynamicUser=yes$/m);
   assert.deepEqual(list('out/usr/local/opt/nginx/lambda/functions'), ['hello.conf']);
   // With a URI part, nginx passes the normalised path, not the one the client wrote.
-  assert.match(read('out/usr/local/opt/nginx/lambda/functions/hello.conf'), /^location \/hello\/ \{\n {4}proxy_pass http:\/\/unix:\/run\/lambda\/hello\.sock:\/hello\/;\n {4}include lambda\/location\.conf;\n\}/m);
+  assert.match(
+    read('out/usr/local/opt/nginx/lambda/functions/hello.conf'),
+    /^location \/hello\/ \{\n {4}proxy_pass http:\/\/unix:\/run\/lambda\/hello\.sock:\/hello\/;\n {4}include lambda\/location\.conf;\n\}/m,
+  );
   for (const unit of ['lambda-hello.socket', 'lambda-hello@.service', 'lambda.slice']) assert.deepEqual(orderProblems(read(`${units}/${unit}`)), [], unit);
-  const declared = Object.fromEntries(result.stdout.trim().split('\n').map((line) => line.split('\t')));
+  const declared = Object.fromEntries(
+    result.stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.split('\t')),
+  );
   assert.deepEqual(declared, {
     '/usr/local/lib/systemd/system/lambda.slice': '/usr/local/etc/default/lambda.env',
     '/usr/local/lib/systemd/system/lambda-hello.socket': '/usr/local/opt/lambda/bin/hello',
@@ -87,17 +95,27 @@ test('each request runs as a user of its own: User= names the instance, under a 
   // The instance of an Accept=yes socket is the connection number, the peer's PID and UID: at most 2^32 - 1, the
   // kernel's largest PID and nginx's UID (www-data, 33; only that group may connect) fit in a user name's 31 characters.
   assert.ok(user(long)!.replace('%i', '4294967295-4194304-33').length <= 31);
-  assert.equal(user('one'), generate({ 'opt/bin/one': fn('true') }).read(`${units}/lambda-one@.service`).match(/^User=(.*)$/m)?.[1], 'stable across runs');
+  assert.equal(
+    user('one'),
+    generate({ 'opt/bin/one': fn('true') })
+      .read(`${units}/lambda-one@.service`)
+      .match(/^User=(.*)$/m)?.[1],
+    'stable across runs',
+  );
 });
 
 test('per-request limits and the slice of all functions come from the facts; a percentage is of the probed memory; a value systemd would refuse fails the build', () => {
   const { result, read } = generate({
     'opt/bin/hello': fn('echo hello'),
-    'defaults.env': { content: 'LAMBDA_MEMORY_MAX=10%\nLAMBDA_MEMORY_TOTAL=1073741824\nLAMBDA_CPU_QUOTA=50%\nLAMBDA_CONCURRENCY=8\nLAMBDA_SLICE_MEMORY_MAX=2G\nLAMBDA_SLICE_TASKS_MAX=300\nLAMBDA_SLICE_CPU_QUOTA=150%\n' },
+    'defaults.env': {
+      content:
+        'LAMBDA_MEMORY_MAX=10%\nLAMBDA_MEMORY_TOTAL=1073741824\nLAMBDA_CPU_QUOTA=50%\nLAMBDA_CONCURRENCY=8\nLAMBDA_SLICE_MEMORY_MAX=2G\nLAMBDA_SLICE_TASKS_MAX=300\nLAMBDA_SLICE_CPU_QUOTA=150%\n',
+    },
   });
   assert.equal(result.status, 0, result.stderr);
   const service = section(read(`${units}/lambda-hello@.service`), 'Service');
-  for (const line of ['Slice=lambda.slice', 'MemoryMax=10%', 'MemorySwapMax=0', 'TasksMax=32', 'CPUQuota=50%', 'LimitNPROC=32']) assert.ok(service.includes(line), line);
+  for (const line of ['Slice=lambda.slice', 'MemoryMax=10%', 'MemorySwapMax=0', 'TasksMax=32', 'CPUQuota=50%', 'LimitNPROC=32'])
+    assert.ok(service.includes(line), line);
   assert.ok(service.includes(`LimitDATA=${Math.floor(1073741824 / 10 / 1024)}K`), 'an rlimit takes no percentage: 10% of the memory, in KiB');
   assert.match(read(`${units}/lambda-hello.socket`), /^MaxConnections=8$/m);
   const slice = section(read(`${units}/lambda.slice`), 'Slice');
@@ -110,7 +128,8 @@ test('per-request limits and the slice of all functions come from the facts; a p
   const defaults = generate({ 'opt/bin/hello': fn('echo hello') });
   assert.equal(defaults.result.stderr, '');
   assert.doesNotMatch(defaults.read(`${units}/lambda.slice`), /CPUQuota/, 'no CPU quota on the slice by default');
-  for (const line of ['MemoryMax=256M', 'LimitDATA=256M', 'TasksMax=32', 'CPUQuota=100%']) assert.ok(section(defaults.read(`${units}/lambda-hello@.service`), 'Service').includes(line), line);
+  for (const line of ['MemoryMax=256M', 'LimitDATA=256M', 'TasksMax=32', 'CPUQuota=100%'])
+    assert.ok(section(defaults.read(`${units}/lambda-hello@.service`), 'Service').includes(line), line);
 
   const refused = generate({ 'opt/bin/hello': fn('echo hello'), 'defaults.env': { content: 'LAMBDA_TASKS_MAX=lots\nLAMBDA_IDLE_TIME=$(reboot)\n' } });
   assert.equal(refused.result.status, 1);
@@ -118,13 +137,19 @@ test('per-request limits and the slice of all functions come from the facts; a p
   assert.match(refused.result.stderr, /^\/usr\/local\/etc\/default\/lambda\.env: LAMBDA_IDLE_TIME=\$\(reboot\) is not valid/m);
 });
 
-test('a scale-to-zero front per declaration: socket, proxy service in its backend\'s own network, and the backing unit stops when it is no longer needed', () => {
+test("a scale-to-zero front per declaration: socket, proxy service in its backend's own network, and the backing unit stops when it is no longer needed", () => {
   const { result, read, list } = generate({
     'opt/scale-to-zero/files.conf': { content: 'LISTEN=8080\nBACKEND=127.0.0.1:18080\nUNIT=python-files.service\n# the idle time comes from the facts\n' },
     'defaults.env': { content: 'LAMBDA_IDLE_TIME=2min\n' },
   });
   assert.equal(result.status, 0, result.stderr);
-  assert.deepEqual(list(units), ['lambda.slice', 'python-files.service.d', 'scale-to-zero-files.service', 'scale-to-zero-files.socket', 'sockets.target.wants']);
+  assert.deepEqual(list(units), [
+    'lambda.slice',
+    'python-files.service.d',
+    'scale-to-zero-files.service',
+    'scale-to-zero-files.socket',
+    'sockets.target.wants',
+  ]);
   assert.match(read(`${units}/scale-to-zero-files.socket`), /^ListenStream=8080$/m);
   const front = read(`${units}/scale-to-zero-files.service`);
   assert.match(front, /^Requires=python-files\.service\nAfter=python-files\.service$/m);
@@ -136,7 +161,8 @@ test('a scale-to-zero front per declaration: socket, proxy service in its backen
   ]) {
     assert.ok(section(front, 'Service').includes(line), line);
   }
-  for (const unit of ['scale-to-zero-files.socket', 'scale-to-zero-files.service', 'python-files.service.d/50-scale-to-zero.conf']) assert.deepEqual(orderProblems(read(`${units}/${unit}`)), [], unit);
+  for (const unit of ['scale-to-zero-files.socket', 'scale-to-zero-files.service', 'python-files.service.d/50-scale-to-zero.conf'])
+    assert.deepEqual(orderProblems(read(`${units}/${unit}`)), [], unit);
   const dropIn = read(`${units}/python-files.service.d/50-scale-to-zero.conf`);
   assert.ok(section(dropIn, 'Unit').includes('StopWhenUnneeded=yes'));
   assert.ok(section(dropIn, 'Service').includes('PrivateNetwork=yes'), 'the backend has a network of its own');
@@ -150,9 +176,12 @@ test('a scale-to-zero backend must be on loopback or a unix socket unless BACKEN
   });
   assert.equal(good.result.status, 0, good.result.stderr);
   const { read, list } = good;
-  assert.deepEqual(list(units).filter((name) => name.endsWith('.service')), ['scale-to-zero-remote.service', 'scale-to-zero-socket.service', 'scale-to-zero-v6.service']);
+  assert.deepEqual(
+    list(units).filter((name) => name.endsWith('.service')),
+    ['scale-to-zero-remote.service', 'scale-to-zero-socket.service', 'scale-to-zero-v6.service'],
+  );
   const remote = read(`${units}/scale-to-zero-remote.service`);
-  assert.doesNotMatch(remote, /PrivateNetwork|JoinsNamespaceOf/, 'the machine\'s network, as asked');
+  assert.doesNotMatch(remote, /PrivateNetwork|JoinsNamespaceOf/, "the machine's network, as asked");
   assert.doesNotMatch(read(`${units}/remote.service.d/50-scale-to-zero.conf`), /PrivateNetwork/);
   assert.match(remote, /^ExecStartPost=-\+\/usr\/local\/libexec\/lambda\/connect-once \[::1\]:8081$/m);
   assert.match(read(`${units}/scale-to-zero-socket.service`), /^ExecStartPost=-\+\/usr\/local\/libexec\/lambda\/connect-once \/run\/socket-front\.sock$/m);
@@ -168,7 +197,10 @@ test('a scale-to-zero backend must be on loopback or a unix socket unless BACKEN
   });
   assert.equal(bad.result.status, 1);
   const at = (name: string) => `^/usr/local/opt/lambda/scale-to-zero/${name}\\.conf: `;
-  assert.match(bad.result.stderr, new RegExp(`${at('lan')}BACKEND=192\\.0\\.2\\.10:80 is not a loopback address or a socket path \\(BACKEND_NETWORK=host allows any\\)`, 'm'));
+  assert.match(
+    bad.result.stderr,
+    new RegExp(`${at('lan')}BACKEND=192\\.0\\.2\\.10:80 is not a loopback address or a socket path \\(BACKEND_NETWORK=host allows any\\)`, 'm'),
+  );
   assert.match(bad.result.stderr, new RegExp(`${at('vsock')}LISTEN=vsock:2:8083 is not a port, ADDRESS:PORT or a socket path`, 'm'));
   assert.match(bad.result.stderr, new RegExp(`${at('typo')}BACKEND_NETWORK=public is neither private nor host`, 'm'));
   assert.match(bad.result.stderr, new RegExp(`${at('broken')}it needs LISTEN= and BACKEND=`, 'm'));
@@ -180,11 +212,25 @@ function serve(body: string, requestText: string) {
   const dir = mkdtempSync(join(scratch, 'http-'));
   writeFileSync(join(dir, 'hello'), `#!/bin/bash\n${body}\n`);
   chmodSync(join(dir, 'hello'), 0o755);
-  const result = spawnSync('bash', [join(libexec, 'http'), join(dir, 'hello')], { input: requestText, maxBuffer: 1 << 26, env: { PATH: process.env.PATH, TMPDIR: dir } });
+  const result = spawnSync('bash', [join(libexec, 'http'), join(dir, 'hello')], {
+    input: requestText,
+    maxBuffer: 1 << 26,
+    env: { PATH: process.env.PATH, TMPDIR: dir },
+  });
   return { status: result.status, response: result.stdout, stderr: result.stderr.toString() };
 }
 const nginxRequest = (path: string, headers: string[] = [], body = '') =>
-  [`GET ${path} HTTP/1.1`, 'Host: example.org', 'X-Real-IP: 192.0.2.7', 'X-Forwarded-For: 192.0.2.7', 'Connection: close', ...headers, `Content-Length: ${body.length}`, '', body].join('\r\n');
+  [
+    `GET ${path} HTTP/1.1`,
+    'Host: example.org',
+    'X-Real-IP: 192.0.2.7',
+    'X-Forwarded-For: 192.0.2.7',
+    'Connection: close',
+    ...headers,
+    `Content-Length: ${body.length}`,
+    '',
+    body,
+  ].join('\r\n');
 /** Head and body of a response; a chunked body is decoded, and `complete` says whether its last chunk came. */
 function parse(response: Buffer) {
   const end = response.indexOf('\r\n\r\n');
@@ -202,8 +248,11 @@ function parse(response: Buffer) {
   }
 }
 
-test('the HTTP side: CGI variables from nginx\'s request (REMOTE_ADDR from X-Real-IP, PATH_INFO after /<name>), the body on stdin, a whole answer with its length', () => {
-  const { status, response } = serve('env | grep -E "^(REMOTE_ADDR|PATH_INFO|SCRIPT_NAME|QUERY_STRING|REQUEST_URI|HTTP_[A-Z_]+)=" | sort\ncat', nginxRequest('/hello/a/b?x=1', ['Proxy: http://evil', 'Authorization: Bearer t'], 'the body'));
+test("the HTTP side: CGI variables from nginx's request (REMOTE_ADDR from X-Real-IP, PATH_INFO after /<name>), the body on stdin, a whole answer with its length", () => {
+  const { status, response } = serve(
+    'env | grep -E "^(REMOTE_ADDR|PATH_INFO|SCRIPT_NAME|QUERY_STRING|REQUEST_URI|HTTP_[A-Z_]+)=" | sort\ncat',
+    nginxRequest('/hello/a/b?x=1', ['Proxy: http://evil', 'Authorization: Bearer t'], 'the body'),
+  );
   assert.equal(status, 0);
   const body = [
     'HTTP_AUTHORIZATION=Bearer t',
@@ -217,12 +266,18 @@ test('the HTTP side: CGI variables from nginx\'s request (REMOTE_ADDR from X-Rea
     'SCRIPT_NAME=/hello',
     'the body',
   ].join('\n');
-  assert.equal(response.toString(), `HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+  assert.equal(
+    response.toString(),
+    `HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+  );
 });
 
 test('the HTTP side: a failed function is a 500 with what it wrote; a body of exactly a MiB is still whole', () => {
   const failed = serve('echo partial\nexit 3', nginxRequest('/hello/'));
-  assert.equal(failed.response.toString(), 'HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 8\r\nConnection: close\r\n\r\npartial\n');
+  assert.equal(
+    failed.response.toString(),
+    'HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 8\r\nConnection: close\r\n\r\npartial\n',
+  );
   assert.match(failed.stderr, /hello exited with status 3/);
   const mib = parse(serve('head -c 1M /dev/zero', nginxRequest('/hello/')).response);
   assert.match(mib.head, /^HTTP\/1\.1 200 OK\r\n[\s\S]*Content-Length: 1048576\r\n/);
@@ -232,7 +287,10 @@ test('the HTTP side: a failed function is a 500 with what it wrote; a body of ex
 test('the HTTP side: a longer body streams chunked, at most 5 MiB of it kept; a function that fails after the start of its response leaves it without its last chunk', () => {
   const dir = mkdtempSync(join(scratch, 'watch-'));
   // While it writes the second half, the function looks at what the HTTP side keeps in the temporary directory.
-  const long = serve(`head -c 12M /dev/urandom | tee ${dir}/sent\nsleep 0.2\ndu -sk "$TMPDIR" | cut -f1 > ${dir}/kept\nhead -c 12M /dev/urandom | tee -a ${dir}/sent`, nginxRequest('/hello/'));
+  const long = serve(
+    `head -c 12M /dev/urandom | tee ${dir}/sent\nsleep 0.2\ndu -sk "$TMPDIR" | cut -f1 > ${dir}/kept\nhead -c 12M /dev/urandom | tee -a ${dir}/sent`,
+    nginxRequest('/hello/'),
+  );
   const streamed = parse(long.response);
   assert.match(streamed.head, /^HTTP\/1\.1 200 OK\r\n[\s\S]*Transfer-Encoding: chunked\r\n/);
   assert.doesNotMatch(streamed.head, /Content-Length/);

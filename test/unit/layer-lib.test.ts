@@ -34,43 +34,53 @@ test('the library is a file to source, not to run', () => {
 });
 
 test('read_settings takes each value as written: never run, quotes, spaces and "=" kept', () => {
-  assert.deepEqual(settings([
-    'COMMAND=$(touch ran)`touch ran`',
-    'QUOTED="a b" \'c\'',
-    'SPACES=  two  spaces  ',
-    'EQUALS=a=b==c',
-    'EMPTY=',
-    'BACKSLASH=a\\nb\\',
-    'VARIABLE=${HOME}',
-  ].join('\n') + '\n'), {
-    COMMAND: '$(touch ran)`touch ran`',
-    QUOTED: '"a b" \'c\'',
-    SPACES: '  two  spaces  ',
-    EQUALS: 'a=b==c',
-    EMPTY: '',
-    BACKSLASH: 'a\\nb\\',
-    VARIABLE: '${HOME}',
-  });
+  assert.deepEqual(
+    settings(
+      [
+        'COMMAND=$(touch ran)`touch ran`',
+        'QUOTED="a b" \'c\'',
+        'SPACES=  two  spaces  ',
+        'EQUALS=a=b==c',
+        'EMPTY=',
+        'BACKSLASH=a\\nb\\',
+        'VARIABLE=${HOME}',
+      ].join('\n') + '\n',
+    ),
+    {
+      COMMAND: '$(touch ran)`touch ran`',
+      QUOTED: '"a b" \'c\'',
+      SPACES: '  two  spaces  ',
+      EQUALS: 'a=b==c',
+      EMPTY: '',
+      BACKSLASH: 'a\\nb\\',
+      VARIABLE: '${HOME}',
+    },
+  );
   assert.equal(existsSync(join(scratch, 'ran')), false, 'nothing ran');
 });
 
 test('read_settings skips comments, blank lines and invalid keys; a CRLF line, an indented key and a last line without a newline count', () => {
-  assert.deepEqual(settings([
-    '# COMMENT=no',
-    '',
-    '   ',
-    'lower=no',
-    '1DIGIT=no',
-    'BAD-KEY=no',
-    'SPACE BEFORE=no',
-    'NO_EQUALS',
-    'KEY_2=digits',
-    '  INDENTED=yes',
-    'CRLF=windows\r',
-    'TWICE=first',
-    'TWICE=second',
-    'LAST=no newline',
-  ].join('\n')), { KEY_2: 'digits', INDENTED: 'yes', CRLF: 'windows', TWICE: 'second', LAST: 'no newline' });
+  assert.deepEqual(
+    settings(
+      [
+        '# COMMENT=no',
+        '',
+        '   ',
+        'lower=no',
+        '1DIGIT=no',
+        'BAD-KEY=no',
+        'SPACE BEFORE=no',
+        'NO_EQUALS',
+        'KEY_2=digits',
+        '  INDENTED=yes',
+        'CRLF=windows\r',
+        'TWICE=first',
+        'TWICE=second',
+        'LAST=no newline',
+      ].join('\n'),
+    ),
+    { KEY_2: 'digits', INDENTED: 'yes', CRLF: 'windows', TWICE: 'second', LAST: 'no newline' },
+  );
 });
 
 test('read_settings refuses an array that is not associative, and a file it cannot read, naming them', () => {
@@ -92,10 +102,14 @@ test('valid_name takes letters, digits, - and _ not starting with -, and names t
   for (const name of ['', '-x', 'a.b', 'a b', 'a/b', 'ä', 'a$(id)', "a'"]) {
     const quoted = `'${name.replaceAll("'", "'\\''")}'`;
     const result = bash(`if valid_name ${quoted} /etc/x.conf; then echo valid; fi`);
-    assert.deepEqual(result, { status: 0, stdout: '', stderr: `tool: /etc/x.conf: "${name}" is not a valid name (letters, digits, - and _, not starting with -)\n` }, name);
+    assert.deepEqual(
+      result,
+      { status: 0, stdout: '', stderr: `tool: /etc/x.conf: "${name}" is not a valid name (letters, digits, - and _, not starting with -)\n` },
+      name,
+    );
   }
 });
 
-test('log writes to stderr after the script\'s name; die exits 1', () => {
+test("log writes to stderr after the script's name; die exits 1", () => {
   assert.deepEqual(bash('log "one" "two"; die "gone"; echo not reached'), { status: 1, stdout: '', stderr: 'tool: one two\ntool: gone\n' });
 });

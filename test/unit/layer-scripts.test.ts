@@ -7,7 +7,9 @@ import { buildEveryStandardLayer, isShellScript, walkFiles } from '../helpers/st
 
 /** Files under dir that start with a bash or sh shebang: the scripts that run on targets. */
 function shellScripts(dir: string): string[] {
-  return walkFiles(dir).map((path) => join(dir, path)).filter(isShellScript);
+  return walkFiles(dir)
+    .map((path) => join(dir, path))
+    .filter(isShellScript);
 }
 
 /** From the project root: scripts name the base layer's library by its path there (`# shellcheck source=layers/_/...`). */
@@ -21,9 +23,18 @@ const skip = !hasShellcheck && process.env.CI !== 'true' && 'shellcheck is not i
 
 test('every bash script of the standard layers and of the example passes shellcheck', { skip }, () => {
   const scripts = [...shellScripts(join(projectRoot, 'layers')), ...shellScripts(join(projectRoot, 'examples'))];
-  assert.ok(scripts.some((path) => path.endsWith('initd/generators/lambda')), 'the lambda generator is among them');
-  assert.ok(scripts.some((path) => path.endsWith('/_/usr/local/libexec/homecloud/failed-units')), 'the base layer\'s scripts are among them');
-  assert.ok(scripts.some((path) => path.endsWith('/_/usr/local/lib/homecloud/lib.bash')), 'the base layer\'s library is among them');
+  assert.ok(
+    scripts.some((path) => path.endsWith('initd/generators/lambda')),
+    'the lambda generator is among them',
+  );
+  assert.ok(
+    scripts.some((path) => path.endsWith('/_/usr/local/libexec/homecloud/failed-units')),
+    "the base layer's scripts are among them",
+  );
+  assert.ok(
+    scripts.some((path) => path.endsWith('/_/usr/local/lib/homecloud/lib.bash')),
+    "the base layer's library is among them",
+  );
   shellcheck(scripts);
 });
 

@@ -6,7 +6,19 @@ import { renderTemplate } from '../../src/build/render.ts';
 import type { Fact, FactOrigin, Facts } from '../../src/facts/facts.ts';
 import { checkProbeFacts } from '../../src/facts/probe-values.ts';
 import { HomecloudError } from '../../src/load/errors.ts';
-import { buildError, buildOne, layerList, makeRepo, manifestOf, modeOf, preludeOnlyBase, readTree, runCli, treeFile, type FixtureFile } from '../helpers/repo.ts';
+import {
+  buildError,
+  buildOne,
+  layerList,
+  makeRepo,
+  manifestOf,
+  modeOf,
+  preludeOnlyBase,
+  readTree,
+  runCli,
+  treeFile,
+  type FixtureFile,
+} from '../helpers/repo.ts';
 
 const template = 'layers/a/etc/t.m4.conf';
 const prelude = 'layers/_/usr/local/include/m4/00-prelude.m4';
@@ -70,7 +82,16 @@ function usages(key: string): string {
 }
 
 function expected(value: string): string {
-  return [`direct=<${value}>`, `assert=<${value}>`, `or=<${value}>`, `join=<a|${value}|b>`, `for=<{${value}}>`, `argn=<${value}>`, `nested=<{${value}}>`, ''].join('\n');
+  return [
+    `direct=<${value}>`,
+    `assert=<${value}>`,
+    `or=<${value}>`,
+    `join=<a|${value}|b>`,
+    `for=<{${value}}>`,
+    `argn=<${value}>`,
+    `nested=<{${value}}>`,
+    '',
+  ].join('\n');
 }
 
 function fact(key: string, value: string, origin: FactOrigin): Fact {
@@ -118,7 +139,14 @@ test('secret facts from facts/<m>.env render literally in a build, in every usag
 });
 
 test('probe facts from var/facts/<m>.json render literally in a build: macro and fact names among what the probe check lets through', async () => {
-  const probed = { ENV_ID: 'm4_dnl', ENV_VERSION_CODENAME: 'm4_changequote', ENV_HOSTTYPE: 'm4_m4exit', ENV_ARCH: 'm5_or', ENV_VERSION_ID: 'ENV_OTHER', ENV_OSTYPE: 'm4_syscmd' };
+  const probed = {
+    ENV_ID: 'm4_dnl',
+    ENV_VERSION_CODENAME: 'm4_changequote',
+    ENV_HOSTTYPE: 'm4_m4exit',
+    ENV_ARCH: 'm5_or',
+    ENV_VERSION_ID: 'ENV_OTHER',
+    ENV_OSTYPE: 'm4_syscmd',
+  };
   const root = makeRepo({
     ...layerList('a'),
     [template]: Object.keys(probed).map(usages).join(''),
@@ -134,7 +162,9 @@ test('a probe value that would run a command renders literally and runs nothing'
   const marker = `/tmp/homecloud-literal-${process.pid}-${Date.now()}`;
   after(() => rmSync(marker, { force: true }));
   const value = `bookworm m4_syscmd(touch ${marker})m4_esyscmd(touch ${marker})`;
-  const output = await renderDirect('codename=ENV_VERSION_CODENAME\nfor=m5_for([I], [I], ENV_VERSION_CODENAME)\n', [fact('ENV_VERSION_CODENAME', value, 'probe')]);
+  const output = await renderDirect('codename=ENV_VERSION_CODENAME\nfor=m5_for([I], [I], ENV_VERSION_CODENAME)\n', [
+    fact('ENV_VERSION_CODENAME', value, 'probe'),
+  ]);
   assert.equal(output, `codename=${value}\nfor=${value}\n`);
   assert.equal(existsSync(marker), false);
 });
@@ -142,14 +172,19 @@ test('a probe value that would run a command renders literally and runs nothing'
 test('facts written in the repository stay m4 text: they expand other facts and macros, and a list splits into items', async () => {
   const root = makeRepo({
     ...layerList('a'),
-    [template]: 'mail=ENV_MAIL\nlist=m5_for([I], [<I>], ENV_LIST)\nsecret list=m5_for([I], [<I>], ENV_SECRET_LIST)\nurl=ENV_URL\ndefault=ENV_GREETING\ncount=ENV_COUNT\n',
+    [template]:
+      'mail=ENV_MAIL\nlist=m5_for([I], [<I>], ENV_LIST)\nsecret list=m5_for([I], [<I>], ENV_SECRET_LIST)\nurl=ENV_URL\ndefault=ENV_GREETING\ncount=ENV_COUNT\n',
     'layers/a/usr/local/doc/examples/a.env': 'ENV_GREETING=hello m4_translit(ENV_MACHINE, [a-z], [A-Z])\n',
-    'facts/m.json': '{"ENV_DOMAIN": "example.org", "ENV_MAIL": "me@ENV_DOMAIN", "ENV_LIST": ["a", "b", "c"], "ENV_URL": "https://u:ENV_PASS@h/", "ENV_COUNT": "m4_eval(2 * 3)"}',
+    'facts/m.json':
+      '{"ENV_DOMAIN": "example.org", "ENV_MAIL": "me@ENV_DOMAIN", "ENV_LIST": ["a", "b", "c"], "ENV_URL": "https://u:ENV_PASS@h/", "ENV_COUNT": "m4_eval(2 * 3)"}',
     'facts/m.env': 'ENV_SECRET_LIST=a,b,c\nENV_PASS=pa$$,w(rd\n',
   });
   const result = await buildOne(root, 'm');
   assert.equal(result.status, 'built', result.error?.toString());
-  assert.equal(readTree(root, 'm', '/etc/t.conf'), 'mail=me@example.org\nlist=<a><b><c>\nsecret list=<a,b,c>\nurl=https://u:pa$$,w(rd@h/\ndefault=hello M\ncount=6\n');
+  assert.equal(
+    readTree(root, 'm', '/etc/t.conf'),
+    'mail=me@example.org\nlist=<a><b><c>\nsecret list=<a,b,c>\nurl=https://u:pa$$,w(rd@h/\ndefault=hello M\ncount=6\n',
+  );
   // The secret came in through a repository fact: the output is still found to hold it.
   const entry = manifestOf(root, 'm').entries['/etc/t.conf'] as { secret?: boolean; mode: string };
   assert.deepEqual([entry.secret, entry.mode], [true, '0600']);
@@ -187,7 +222,10 @@ test('a cached probe value that could run a command is refused, naming the machi
   });
   const error = await buildError(root, 'nas');
   assert.equal(error.where?.file, 'nas');
-  assert.equal(error.message, `the probed fact ENV_VERSION_CODENAME (${JSON.stringify(value)}) is not an os-release identifier (lower-case letters, digits, ".", "_" and "-")`);
+  assert.equal(
+    error.message,
+    `the probed fact ENV_VERSION_CODENAME (${JSON.stringify(value)}) is not an os-release identifier (lower-case letters, digits, ".", "_" and "-")`,
+  );
   assert.match(error.toString(), /^nas: the probed fact ENV_VERSION_CODENAME \("bookworm m4_syscmd\(touch /);
   assert.match(error.hint ?? '', /homecloud facts --refresh nas/);
   assert.equal(existsSync(marker), false);
@@ -214,13 +252,21 @@ test('each probe fact accepts what a real machine reports and refuses anything e
     for (const value of bad) {
       assert.throws(
         () => checkProbeFacts('nas', { ENV_ID: 'debian', [key]: value }),
-        (error: unknown) => error instanceof HomecloudError && error.where?.file === 'nas' && error.message.startsWith(`the probed fact ${key} (${JSON.stringify(value)}) is not `) && error.hint !== undefined,
+        (error: unknown) =>
+          error instanceof HomecloudError &&
+          error.where?.file === 'nas' &&
+          error.message.startsWith(`the probed fact ${key} (${JSON.stringify(value)}) is not `) &&
+          error.hint !== undefined,
         `${key}=${JSON.stringify(value)}`,
       );
     }
   }
   for (const key of ['ENV_PORT', 'HC_SYSTEMD', 'ENV_HOSTNAME2']) {
-    assert.throws(() => checkProbeFacts('nas', { [key]: '1' }), (error: unknown) => error instanceof HomecloudError && error.where?.file === 'nas' && error.message.includes(key), key);
+    assert.throws(
+      () => checkProbeFacts('nas', { [key]: '1' }),
+      (error: unknown) => error instanceof HomecloudError && error.where?.file === 'nas' && error.message.includes(key),
+      key,
+    );
   }
 });
 
@@ -236,7 +282,12 @@ test('names the template or a prelude defines, and other quotes and comments of 
   const defined = await renderDirect('m4_define([debian], [EXPANDED])id=ENV_ID for=m5_for([I], [<I>], ENV_ID)\n', [fact('ENV_ID', 'debian', 'probe')]);
   assert.equal(defined, 'id=debian for=<debian>\n');
   // An own prelude that keeps m4's default quotes ` ' and comments #.
-  const root = makeRepo({ ...layerList('a'), 'layers/_/usr/local/include/m4/00-own.m4': "m4_define(`m5_v', `v')m4_dnl\n", [template]: 'x=ENV_X m5_v\n', 'facts/m.env': "ENV_X=it's `q' #c [b\n" });
+  const root = makeRepo({
+    ...layerList('a'),
+    'layers/_/usr/local/include/m4/00-own.m4': "m4_define(`m5_v', `v')m4_dnl\n",
+    [template]: 'x=ENV_X m5_v\n',
+    'facts/m.env': "ENV_X=it's `q' #c [b\n",
+  });
   const result = await buildOne(root, 'm');
   assert.equal(result.status, 'built', result.error?.toString());
   assert.equal(readTree(root, 'm', '/etc/t.conf'), "x=it's `q' #c [b v\n");
@@ -258,7 +309,7 @@ test('secrets with $ render exactly, and the output is secret: root-only mode', 
   assert.equal(modeOf(treeFile(root, 'm', '/etc/t.conf')) & 0o077, 0);
 });
 
-test('a secret fact holding homecloud\'s placeholder characters is refused, naming the fact and file but not the value', async () => {
+test("a secret fact holding homecloud's placeholder characters is refused, naming the fact and file but not the value", async () => {
   const root = makeRepo({ ...layerList('a'), [template]: 'x=ENV_TOKEN\n', 'facts/m.env': '# t\nENV_TOKEN=ab\uFDD00\uFDD1cd\n' });
   const error = await buildError(root);
   assert.deepEqual(error.where, { file: 'facts/m.env', line: 2 });

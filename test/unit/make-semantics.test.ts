@@ -73,7 +73,11 @@ test('a template is rendered again when a file it includes changes, however deep
   assert.equal(changed.status, 'built');
   assert.equal(changed.written, 1);
   assert.equal(readTree(root, 'm', '/etc/inc.conf'), 'frag for m\ninner one\ninner two\n');
-  assert.deepEqual([renders(root, 'inc'), renders(root, 'other'), renders(root, 'undiverted'), renders(root, 'piece')], [2, 1, 1, 1], 'only the template that includes it');
+  assert.deepEqual(
+    [renders(root, 'inc'), renders(root, 'other'), renders(root, 'undiverted'), renders(root, 'piece')],
+    [2, 1, 1, 1],
+    'only the template that includes it',
+  );
 
   writeFileSync(join(root, 'shared/raw.txt'), 'raw two\n');
   await buildOne(root, 'm');
@@ -117,7 +121,9 @@ test('a fact change renders again only the templates that read it: by name, thro
   assert.equal(readTree(root, 'm', '/etc/mail.conf'), 'mail=me@example.net\n');
   assert.deepEqual(counts(), [2, 2, 1, 1], 'ENV_MAIL is made of ENV_DOMAIN');
 
-  writeFiles(root, { 'facts/m.json': JSON.stringify({ ENV_PORT: 81, ENV_DOMAIN: 'example.net', ENV_MAIL: 'me@ENV_DOMAIN', ENV_OTHER: 'y', ENV_LATER: 'set' }) });
+  writeFiles(root, {
+    'facts/m.json': JSON.stringify({ ENV_PORT: 81, ENV_DOMAIN: 'example.net', ENV_MAIL: 'me@ENV_DOMAIN', ENV_OTHER: 'y', ENV_LATER: 'set' }),
+  });
   await buildOne(root, 'm');
   assert.equal(readTree(root, 'm', '/etc/later.conf'), 'later=set\n');
   assert.deepEqual(counts(), [2, 2, 2, 1], 'a fact that was not set when it rendered, now set');

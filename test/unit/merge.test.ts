@@ -16,10 +16,20 @@ test('the tree is the union of _, the selected layers and the machine directory'
   });
   const result = await buildOne(root, 'm');
   assert.equal(result.status, 'built', result.error?.toString());
-  assert.deepEqual(
-    Object.keys(manifestOf(root, 'm').entries).sort(),
-    ['/etc', '/etc/base', '/etc/shared', '/etc/shared/a.conf', '/etc/shared/b.conf', '/etc/shared/m.conf', '/usr', '/usr/local', '/usr/local/opt', '/usr/local/opt/initd', '/usr/local/opt/initd/layers', '/usr/local/opt/initd/layers/10.txt'],
-  );
+  assert.deepEqual(Object.keys(manifestOf(root, 'm').entries).sort(), [
+    '/etc',
+    '/etc/base',
+    '/etc/shared',
+    '/etc/shared/a.conf',
+    '/etc/shared/b.conf',
+    '/etc/shared/m.conf',
+    '/usr',
+    '/usr/local',
+    '/usr/local/opt',
+    '/usr/local/opt/initd',
+    '/usr/local/opt/initd/layers',
+    '/usr/local/opt/initd/layers/10.txt',
+  ]);
 });
 
 test('the same path with identical content in two layers is fine: one copy', async () => {
@@ -72,7 +82,12 @@ test('with three layers, the error names the two that differ', async () => {
 });
 
 test('a symlink in one layer against a file in another is an error naming both (no writing through the link)', async () => {
-  const root = makeRepo({ ...layerList('a', 'b'), 'outside/target.conf': 'outside\n', 'layers/a/etc/x.conf': { link: '../../../outside/target.conf' }, 'layers/b/etc/x.conf': 'from b\n' });
+  const root = makeRepo({
+    ...layerList('a', 'b'),
+    'outside/target.conf': 'outside\n',
+    'layers/a/etc/x.conf': { link: '../../../outside/target.conf' },
+    'layers/b/etc/x.conf': 'from b\n',
+  });
   const text = (await buildError(root)).toString();
   assert.match(text, /layers\/a\/etc\/x\.conf/);
   assert.match(text, /layers\/b\/etc\/x\.conf/);
@@ -95,7 +110,12 @@ test("the machine's own file wins over a layer's, and --verbose says so", async 
 });
 
 test("the machine's file replaces a layer's symlink with a regular file and does not write through it", async () => {
-  const root = makeRepo({ ...layerList('a'), 'outside/target.conf': 'outside\n', 'layers/a/etc/x.conf': { link: '../../../outside/target.conf' }, 'machines/m/etc/x.conf': 'machine\n' });
+  const root = makeRepo({
+    ...layerList('a'),
+    'outside/target.conf': 'outside\n',
+    'layers/a/etc/x.conf': { link: '../../../outside/target.conf' },
+    'machines/m/etc/x.conf': 'machine\n',
+  });
   const result = await buildOne(root, 'm');
   assert.equal(result.status, 'built', result.error?.toString());
   assert.ok(lstatSync(treeFile(root, 'm', '/etc/x.conf')).isFile());

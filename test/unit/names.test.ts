@@ -97,7 +97,10 @@ test('a machine directory whose name holds a newline fails only itself; the othe
   assert.match(run.stdout, /^"bad\\nname"\s+failed$/m, 'the name is shown quoted, on one line');
   assert.match(run.stdout, /^ok\s+built/m);
   assert.match(run.stdout, /^-\s+built/m);
-  assert.match(run.stderr, /^error: "bad\\nname": machines: the directory "bad\\nname" is not a machine name: it holds a newline\n {2}a machine name is a single path component: not "\." or "\.\.", without "\/", NUL or newline: rename the directory$/m);
+  assert.match(
+    run.stderr,
+    /^error: "bad\\nname": machines: the directory "bad\\nname" is not a machine name: it holds a newline\n {2}a machine name is a single path component: not "\." or "\.\.", without "\/", NUL or newline: rename the directory$/m,
+  );
   assert.equal(readTree(cli, 'ok', '/etc/ok.conf'), 'ok\n');
   assert.equal(readTree(cli, '-', '/usr/local/etc/dash.conf'), 'from the layer named -\n');
 });
@@ -108,7 +111,12 @@ test('"." and ".." (and a name with "/") in a layer list are refused at the file
     ['..', 'it is ".."'],
     ['../x', 'it holds "/"'],
   ]) {
-    const root = makeRepo({ ...preludeOnlyBase, 'machines/m/usr/local/opt/initd/layers/10.txt': `# lists\n+ -\n+ ${name}\n`, 'layers/-/x': '', 'layers/x/y': '' });
+    const root = makeRepo({
+      ...preludeOnlyBase,
+      'machines/m/usr/local/opt/initd/layers/10.txt': `# lists\n+ -\n+ ${name}\n`,
+      'layers/-/x': '',
+      'layers/x/y': '',
+    });
     const error = await buildError(root);
     assert.equal(error.message, `"${name}" is not a layer name: ${problem}`);
     assert.deepEqual(error.where, { file: 'machines/m/usr/local/opt/initd/layers/10.txt', line: 3 });
@@ -127,7 +135,14 @@ test('inventory.json takes "-" and "-x" as keys; one with a host is reached at t
   assert.equal(reachProblem(model, '-x')?.message, 'machine -x has no host: add it to inventory.json');
   assert.equal(reachProblem(model, 'ok'), undefined);
   const report = await build(root);
-  assert.deepEqual(report.machines.map((m) => [m.machine, m.status]), [['-', 'built'], ['-x', 'built'], ['ok', 'built']]);
+  assert.deepEqual(
+    report.machines.map((m) => [m.machine, m.status]),
+    [
+      ['-', 'built'],
+      ['-x', 'built'],
+      ['ok', 'built'],
+    ],
+  );
 });
 
 test('a host that defaults to a name ssh or rsync would misread is a clear error, never user@-x', () => {
@@ -150,7 +165,10 @@ test('a machine named "-x" builds, and deploy -- -x without an inventory host fa
   mkdirSync(bin);
   const log = join(bin, 'calls');
   for (const program of ['ssh', 'rsync']) {
-    writeFileSync(join(bin, program), `#!/bin/sh\necho '${program}' >> '${log}'\nfor arg in "$@"; do printf '  %s\\n' "$arg" >> '${log}'; done\necho 'ssh: Could not resolve hostname: fake' >&2\nexit 255\n`);
+    writeFileSync(
+      join(bin, program),
+      `#!/bin/sh\necho '${program}' >> '${log}'\nfor arg in "$@"; do printf '  %s\\n' "$arg" >> '${log}'; done\necho 'ssh: Could not resolve hostname: fake' >&2\nexit 255\n`,
+    );
     chmodSync(join(bin, program), 0o755);
   }
   const env = { PATH: `${bin}:${process.env.PATH}` };
@@ -161,7 +179,10 @@ test('a machine named "-x" builds, and deploy -- -x without an inventory host fa
 
   const run = runCli(['-C', root, 'deploy', 'ok', '--', '-x'], { env });
   assert.equal(run.status, 1);
-  assert.match(run.stderr, /^error: -x: machine -x has no host: add it to inventory\.json\n {2}its name cannot be its host \(it starts with "-", which ssh would read as an option\): write its address, e\.g\. \{"-x": \{"host": "192\.168\.1\.20"\}\}$/m);
+  assert.match(
+    run.stderr,
+    /^error: -x: machine -x has no host: add it to inventory\.json\n {2}its name cannot be its host \(it starts with "-", which ssh would read as an option\): write its address, e\.g\. \{"-x": \{"host": "192\.168\.1\.20"\}\}$/m,
+  );
   // ok went as far as ssh (the fake works), -x never did.
   const calls = existsSync(log) ? readFileSync(log, 'utf8') : '';
   assert.match(calls, /^ssh\n(?: {2}.*\n)*? {2}--\n {2}root@ok\n/);
@@ -186,7 +207,10 @@ test('--sandbox: a machine whose name the sandbox cannot take fails alone, sayin
 test('exec: machines, then -- and the command; names that start with "-" after a -- of their own', () => {
   const argv = (...args: string[]) => ['node', 'homecloud', '-C', 'repo', 'exec', ...args];
   // What commander hands over: the operands, without the first --.
-  assert.deepEqual(splitArguments(['nas', 'media', 'ls', '--', '-l'], argv('nas', 'media', '--', 'ls', '--', '-l')), { names: ['nas', 'media'], command: ['ls', '--', '-l'] });
+  assert.deepEqual(splitArguments(['nas', 'media', 'ls', '--', '-l'], argv('nas', 'media', '--', 'ls', '--', '-l')), {
+    names: ['nas', 'media'],
+    command: ['ls', '--', '-l'],
+  });
   assert.deepEqual(splitArguments(['-', 'uptime'], argv('-', '--', 'uptime')), { names: ['-'], command: ['uptime'] });
   assert.deepEqual(splitArguments(['-x', '-', '--', 'uptime'], argv('--', '-x', '-', '--', 'uptime')), { names: ['-x', '-'], command: ['uptime'] });
   assert.deepEqual(splitArguments(['-x', 'uptime'], argv('--', '-x', 'uptime')), { names: [], command: ['-x', 'uptime'] });

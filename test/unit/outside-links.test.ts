@@ -9,7 +9,22 @@ import { Builder } from '../../src/build/builder.ts';
 import { HomecloudError } from '../../src/load/errors.ts';
 import { loadModel } from '../../src/load/model.ts';
 import { RepoPaths } from '../../src/load/repo.ts';
-import { build, buildError, loadError, buildOne, layerList, makeRepo, manifestOf, modeOf, projectRoot, readTree, repoPaths, runCli, treeFile, writeFiles } from '../helpers/repo.ts';
+import {
+  build,
+  buildError,
+  loadError,
+  buildOne,
+  layerList,
+  makeRepo,
+  manifestOf,
+  modeOf,
+  projectRoot,
+  readTree,
+  repoPaths,
+  runCli,
+  treeFile,
+  writeFiles,
+} from '../helpers/repo.ts';
 
 /** A directory outside any repository, with a file x.pem (removed after the tests, like the repositories). */
 function outsideDir(content = 'outside\n'): string {
@@ -47,7 +62,7 @@ test('a symlinked template whose target is outside the repository is an error', 
 
 test('the resolved target counts: a link through a linked directory that leaves the repository is an error', async () => {
   const outside = outsideDir();
-  const root = makeRepo({ ...layerList('a'), 'shared': { link: outside }, 'layers/a/etc/!cert.pem': { link: '../../../shared/x.pem' } });
+  const root = makeRepo({ ...layerList('a'), shared: { link: outside }, 'layers/a/etc/!cert.pem': { link: '../../../shared/x.pem' } });
   assertOutside(await buildError(root), 'layers/a/etc/!cert.pem', join(outside, 'x.pem'));
 });
 
@@ -118,10 +133,18 @@ test('readOutside may name a link to a directory, or the directory a link resolv
   symlinkSync(outside, named);
   try {
     // The setting names the link; the "!" link resolves to the real directory.
-    const byLink = makeRepo({ ...layerList('a'), 'homecloud.json': JSON.stringify({ readOutside: [named] }), 'layers/a/etc/!cert.pem': { link: join(outside, 'x.pem') } });
+    const byLink = makeRepo({
+      ...layerList('a'),
+      'homecloud.json': JSON.stringify({ readOutside: [named] }),
+      'layers/a/etc/!cert.pem': { link: join(outside, 'x.pem') },
+    });
     assert.equal((await buildOne(byLink, 'm')).status, 'built');
     // The setting names the real directory; the "!" link goes through the link to it.
-    const byTarget = makeRepo({ ...layerList('a'), 'homecloud.json': JSON.stringify({ readOutside: [`${outside}/`] }), 'layers/a/etc/!cert.pem': { link: join(named, 'x.pem') } });
+    const byTarget = makeRepo({
+      ...layerList('a'),
+      'homecloud.json': JSON.stringify({ readOutside: [`${outside}/`] }),
+      'layers/a/etc/!cert.pem': { link: join(named, 'x.pem') },
+    });
     assert.equal((await buildOne(byTarget, 'm')).status, 'built');
     assert.equal(readTree(byTarget, 'm', '/etc/cert.pem'), 'cert\n');
   } finally {
@@ -155,7 +178,12 @@ test('links of the standard layers may point inside the standard layers; outside
 
 test('a link repointed outside the repository with the same content fails the next build (quick plan), and every build after it', async () => {
   const outside = outsideDir('same\n');
-  const root = makeRepo({ ...layerList('a'), 'layers/a/etc/inside.pem': 'same\n', 'layers/a/etc/!cert.pem': { link: 'inside.pem' }, 'layers/a/etc/t.m4.conf': { link: 'inside.pem' } });
+  const root = makeRepo({
+    ...layerList('a'),
+    'layers/a/etc/inside.pem': 'same\n',
+    'layers/a/etc/!cert.pem': { link: 'inside.pem' },
+    'layers/a/etc/t.m4.conf': { link: 'inside.pem' },
+  });
   assert.equal((await buildOne(root, 'm')).status, 'built');
   for (const link of ['layers/a/etc/!cert.pem', 'layers/a/etc/t.m4.conf']) {
     writeFiles(root, { [link]: { link: join(outside, 'x.pem') } });
@@ -192,7 +220,11 @@ test('a link whose target turns into a link out of the repository fails the next
 
 test('taking a directory out of readOutside fails the next build of a machine that reads from it', async () => {
   const outside = outsideDir();
-  const root = makeRepo({ ...layerList('a'), 'homecloud.json': JSON.stringify({ readOutside: [outside] }), 'layers/a/etc/!cert.pem': { link: join(outside, 'x.pem') } });
+  const root = makeRepo({
+    ...layerList('a'),
+    'homecloud.json': JSON.stringify({ readOutside: [outside] }),
+    'layers/a/etc/!cert.pem': { link: join(outside, 'x.pem') },
+  });
   assert.equal((await buildOne(root, 'm')).status, 'built');
   writeFiles(root, { 'homecloud.json': '{"readOutside": []}' });
   assertOutside(await buildError(root), 'layers/a/etc/!cert.pem', join(outside, 'x.pem'));
@@ -203,7 +235,12 @@ test('taking a directory out of readOutside fails the next build of a machine th
 test('the CLI reports a link outside the repository with either walker (native and JavaScript), exit 1, the other machines built', () => {
   const outside = outsideDir('same\n');
   for (const native of ['1', '0']) {
-    const root = makeRepo({ ...layerList('a'), 'layers/a/etc/inside.pem': 'same\n', 'layers/a/etc/!cert.pem': { link: 'inside.pem' }, 'machines/n/etc/n.conf': 'n\n' });
+    const root = makeRepo({
+      ...layerList('a'),
+      'layers/a/etc/inside.pem': 'same\n',
+      'layers/a/etc/!cert.pem': { link: 'inside.pem' },
+      'machines/n/etc/n.conf': 'n\n',
+    });
     const env = { HOMECLOUD_NATIVE: native };
     assert.equal(runCli(['-C', root, 'build'], { env }).status, 0);
     writeFiles(root, { 'layers/a/etc/!cert.pem': { link: join(outside, 'x.pem') } });

@@ -14,7 +14,25 @@ after(() => rmSync(scratch, { recursive: true, force: true }));
 
 /** A self-signed certificate whose subject is CN=<name>, made as a machine makes its own. */
 function certificate(name: string): string {
-  const result = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(scratch, `${name}.key`), '-days', '1', '-subj', `/CN=${name}`], { encoding: 'utf8' });
+  const result = spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      join(scratch, `${name}.key`),
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${name}`,
+    ],
+    { encoding: 'utf8' },
+  );
   assert.equal(result.status, 0, result.stderr);
   return result.stdout;
 }
@@ -36,8 +54,14 @@ test('a machine may publish PEM blocks, base64 lines and its addresses', () => {
 });
 
 test('anything else is refused, naming the machine and the item: m4 or shell text, a certificate for another machine, a bad address, a bad name, too much', () => {
-  assert.match(refusal('nas', 'journal.crt', 'm4_syscmd(touch /tmp/x)\n').message, /the public journal\.crt that nas published holds the line "m4_syscmd\(touch \/tmp\/x\)": only PEM blocks/);
-  assert.match(refusal('nas', 'journal.crt', certificate('media')).message, /is a certificate for "media": a machine's certificate must name the machine itself/);
+  assert.match(
+    refusal('nas', 'journal.crt', 'm4_syscmd(touch /tmp/x)\n').message,
+    /the public journal\.crt that nas published holds the line "m4_syscmd\(touch \/tmp\/x\)": only PEM blocks/,
+  );
+  assert.match(
+    refusal('nas', 'journal.crt', certificate('media')).message,
+    /is a certificate for "media": a machine's certificate must name the machine itself/,
+  );
   assert.match(refusal('nas', 'journal.crt', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n').message, /is not a certificate/);
   assert.match(refusal('nas', 'addresses', '10.0.0.5\n$(reboot)\n').message, /holds "\$\(reboot\)", which is not an IP address/);
   assert.match(refusal('nas', '../etc', 'AAAA\n').message, /has a name homecloud does not read/);
@@ -45,7 +69,7 @@ test('anything else is refused, naming the machine and the item: m4 or shell tex
   assert.equal(refusal('nas', 'x.pub', 'A B\n').where?.file, 'nas');
 });
 
-test('templates read every machine\'s public material with m5_public, one machine\'s with m5_public_of, and lines as items with m5_public_lines', async () => {
+test("templates read every machine's public material with m5_public, one machine's with m5_public_of, and lines as items with m5_public_lines", async () => {
   const nas = certificate('nas');
   const media = certificate('media');
   const root = makeRepo({
@@ -59,8 +83,22 @@ test('templates read every machine\'s public material with m5_public, one machin
     'layers/a/etc/publishers.m4.txt': 'm5_for([M], [M;], m5_publishers([journal.crt]))\n',
   });
   const repo = repoPaths(root);
-  storePublic(repo, 'nas', new Map([['journal.crt', nas], ['addresses', '10.0.0.5\n']]));
-  storePublic(repo, 'media', new Map([['journal.crt', media], ['addresses', '10.0.0.6\nfd00::6\n']]));
+  storePublic(
+    repo,
+    'nas',
+    new Map([
+      ['journal.crt', nas],
+      ['addresses', '10.0.0.5\n'],
+    ]),
+  );
+  storePublic(
+    repo,
+    'media',
+    new Map([
+      ['journal.crt', media],
+      ['addresses', '10.0.0.6\nfd00::6\n'],
+    ]),
+  );
   const built = await buildOne(root, 'm');
   assert.equal(built.status, 'built', built.error?.toString());
   assert.equal(readTree(root, 'm', '/etc/all.pem'), media + nas, 'by machine name: media, then nas');
@@ -73,8 +111,30 @@ test('templates read every machine\'s public material with m5_public, one machin
   const plainBefore = statSync(treeFile(root, 'm', '/etc/plain.txt')).mtimeMs;
   const renders = () => JSON.parse(readFileSync(join(root, 'var/build/m/renders.json'), 'utf8')) as Record<string, unknown[]>;
   const plainRecord = JSON.stringify(renders()[join(root, 'layers/a/etc/plain.m4.txt')]);
-  assert.equal(storePublic(repo, 'nas', new Map([['journal.crt', nas], ['addresses', '10.0.0.7\n']])), true, 'a change is said');
-  assert.equal(storePublic(repo, 'nas', new Map([['journal.crt', nas], ['addresses', '10.0.0.7\n']])), false, 'the same again is no change');
+  assert.equal(
+    storePublic(
+      repo,
+      'nas',
+      new Map([
+        ['journal.crt', nas],
+        ['addresses', '10.0.0.7\n'],
+      ]),
+    ),
+    true,
+    'a change is said',
+  );
+  assert.equal(
+    storePublic(
+      repo,
+      'nas',
+      new Map([
+        ['journal.crt', nas],
+        ['addresses', '10.0.0.7\n'],
+      ]),
+    ),
+    false,
+    'the same again is no change',
+  );
   const again = await buildOne(root, 'm');
   assert.equal(again.status, 'built');
   assert.equal(readTree(root, 'm', '/etc/addresses.txt'), 'allow 10.0.0.6\nallow fd00::6\nallow 10.0.0.7\n');

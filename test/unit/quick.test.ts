@@ -26,7 +26,8 @@ const machines = ['a', 'b'];
 
 async function assertSameAsScratch(root: string, step: string, plans?: Record<string, string>): Promise<void> {
   const incremental = await build(root);
-  if (plans) assert.deepEqual(Object.fromEntries(incremental.machines.map((m) => [m.machine, m.layout ?? m.status])), plans, `${step}: how machines were planned`);
+  if (plans)
+    assert.deepEqual(Object.fromEntries(incremental.machines.map((m) => [m.machine, m.layout ?? m.status])), plans, `${step}: how machines were planned`);
   const { copy, report } = await fromScratch(root);
   assert.deepEqual(
     incremental.machines.map((m) => [m.machine, m.status === 'failed' ? m.error?.message : 'ok']),
@@ -61,10 +62,22 @@ test('every incremental build equals a build from scratch', async () => {
     ['a sole plain file changes', () => appendFileSync(join(root, 'layers/web/usr/local/etc/web/index.txt'), 'more\n'), quick],
     ['a template changes', () => appendFileSync(join(root, 'layers/web/usr/local/etc/web/name.m4.conf'), '# more\n'), quick],
     ['a mode changes', () => chmodSync(join(root, 'layers/tools/usr/local/bin/tool'), 0o700), { a: 'quick', b: 'up-to-date' }],
-    ['a link target changes', () => writeFiles(root, { 'layers/web/usr/local/lib/systemd/system/multi-user.target.wants/web.service': { link: '../other.service' } }), quick],
+    [
+      'a link target changes',
+      () => writeFiles(root, { 'layers/web/usr/local/lib/systemd/system/multi-user.target.wants/web.service': { link: '../other.service' } }),
+      quick,
+    ],
     ['a file that one machine overrides changes', () => appendFileSync(join(root, 'layers/web/usr/local/etc/web/site.conf'), 'more\n'), quick],
-    ['the machine\'s overriding file changes', () => appendFileSync(join(root, 'machines/a/usr/local/etc/web/site.conf'), 'more\n'), { a: 'quick', b: 'up-to-date' }],
-    ['identical files in two layers change together', () => writeFiles(root, { 'layers/web/usr/local/etc/web/shared.txt': 'both\n', 'layers/tools/usr/local/etc/web/shared.txt': 'both\n' }), { a: 'full', b: 'quick' }],
+    [
+      "the machine's overriding file changes",
+      () => appendFileSync(join(root, 'machines/a/usr/local/etc/web/site.conf'), 'more\n'),
+      { a: 'quick', b: 'up-to-date' },
+    ],
+    [
+      'identical files in two layers change together',
+      () => writeFiles(root, { 'layers/web/usr/local/etc/web/shared.txt': 'both\n', 'layers/tools/usr/local/etc/web/shared.txt': 'both\n' }),
+      { a: 'full', b: 'quick' },
+    ],
     ['a layer default changes', () => writeFiles(root, { 'layers/web/usr/local/doc/examples/web.env': 'ENV_PORT=9090\n' })],
     ['a machine override changes', () => appendFileSync(join(root, 'machines/a/usr/local/etc/web/site.conf'), 'tls on\n')],
     ['an overridden layer file changes', () => appendFileSync(join(root, 'layers/web/usr/local/etc/web/site.conf'), 'again\n')],

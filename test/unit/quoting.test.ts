@@ -62,7 +62,7 @@ test("rsyncShell: rsync splits the -e value back into the words (rsync's own rul
   writeFileSync(shell, `#!/bin/bash\nprintf '%s\\0' "$@" > ${shellQuote(out)}\nexit 1\n`);
   chmodSync(shell, 0o755);
   mkdirSync(join(scratch, 'tree'), { recursive: true });
-  for (const sample of [words, ['-o', 'ProxyCommand=ssh -o \'ControlPath=/tmp/%%C\' -W %h:%p -- \'root@10.0.0.1\'']]) {
+  for (const sample of [words, ['-o', "ProxyCommand=ssh -o 'ControlPath=/tmp/%%C' -W %h:%p -- 'root@10.0.0.1'"]]) {
     rmSync(out, { force: true });
     const run = spawnSync('rsync', ['-e', rsyncShell([shell, ...sample]), '-r', '--', `${join(scratch, 'tree')}/`, 'somehost:/x/'], { encoding: 'utf8' });
     assert.notEqual(run.status, 0);
@@ -74,6 +74,9 @@ test("rsyncShell: rsync splits the -e value back into the words (rsync's own rul
 });
 
 test('rsyncShell: plain words are left bare, so the common -e value reads as typed', () => {
-  assert.equal(rsyncShell(['ssh', '-o', 'BatchMode=yes', '-o', 'ControlPath=/run/homecloud-ssh-0/%C']), 'ssh -o BatchMode=yes -o ControlPath=/run/homecloud-ssh-0/%C');
+  assert.equal(
+    rsyncShell(['ssh', '-o', 'BatchMode=yes', '-o', 'ControlPath=/run/homecloud-ssh-0/%C']),
+    'ssh -o BatchMode=yes -o ControlPath=/run/homecloud-ssh-0/%C',
+  );
   assert.equal(rsyncShell(['ssh', '-i', '/keys/my key', "it's"]), "ssh -i '/keys/my key' 'it''s'");
 });

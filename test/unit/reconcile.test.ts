@@ -41,15 +41,24 @@ test('a file inside a directory a unit binds read-only: reload (the unit has Exe
   assert.deepEqual(plan.changed, ['/usr/local/opt/nginx/conf/sites.nginx']);
   assert.equal(plan.daemonReload, false);
   assert.deepEqual(plan.units, [
-    { unit: 'nginx.service', action: 'reload-or-restart', reasons: ['/usr/local/opt/nginx/conf/sites.nginx changed (in /usr/local/opt/nginx/conf), which nginx.service reads'] },
+    {
+      unit: 'nginx.service',
+      action: 'reload-or-restart',
+      reasons: ['/usr/local/opt/nginx/conf/sites.nginx changed (in /usr/local/opt/nginx/conf), which nginx.service reads'],
+    },
   ]);
 });
 
 test('an EnvironmentFile (optional, with -) or the ExecStart script changed: restart, since the unit cannot reload', () => {
   const before = manifest(base);
-  for (const [path, content] of [['/usr/local/etc/default/hello.env', 'A=2'], ['/usr/local/bin/hello', 'script v2']] as const) {
+  for (const [path, content] of [
+    ['/usr/local/etc/default/hello.env', 'A=2'],
+    ['/usr/local/bin/hello', 'script v2'],
+  ] as const) {
     const after = manifest({ ...base, [path]: content });
-    assert.deepEqual(reconcile(before.manifest, after.manifest, after.read).units, [{ unit: 'hello.service', action: 'restart', reasons: [`${path} changed, which hello.service reads`] }]);
+    assert.deepEqual(reconcile(before.manifest, after.manifest, after.read).units, [
+      { unit: 'hello.service', action: 'restart', reasons: [`${path} changed, which hello.service reads`] },
+    ]);
   }
 });
 
@@ -58,26 +67,44 @@ test('a unit file or a drop-in changed: daemon-reload and restart that unit; a t
   const after = manifest({ ...base, [`${sys}/hello.service`]: `${hello}Nice=5\n`, [`${sys}/tick@.service`]: '[Service]\nExecStart=/bin/false %i\n' });
   const plan = reconcile(before.manifest, after.manifest, after.read);
   assert.equal(plan.daemonReload, true);
-  assert.deepEqual(plan.units.map((u) => [u.unit, u.action]), [['hello.service', 'restart'], ['tick@*.service', 'restart']]);
+  assert.deepEqual(
+    plan.units.map((u) => [u.unit, u.action]),
+    [
+      ['hello.service', 'restart'],
+      ['tick@*.service', 'restart'],
+    ],
+  );
   const dropIn = manifest({ ...base, [`${sys}/nginx.service.d/10-limits.conf`]: '[Service]\nLimitNOFILE=4096\n' });
   const withDropIn = reconcile(before.manifest, dropIn.manifest, dropIn.read);
-  assert.deepEqual(withDropIn.units.map((u) => [u.unit, u.action]), [['nginx.service', 'restart']]);
+  assert.deepEqual(
+    withDropIn.units.map((u) => [u.unit, u.action]),
+    [['nginx.service', 'restart']],
+  );
   assert.equal(withDropIn.daemonReload, true);
 });
 
 test('a wants link added starts its unit; removed stops it; a removed unit file is stopped', () => {
   const before = manifest(base);
   const enabled = manifest({ ...base, [`${sys}/multi-user.target.wants/nginx.service`]: { link: '../nginx.service' } });
-  assert.deepEqual(reconcile(before.manifest, enabled.manifest, enabled.read).units.map((u) => [u.unit, u.action]), [['nginx.service', 'start']]);
+  assert.deepEqual(
+    reconcile(before.manifest, enabled.manifest, enabled.read).units.map((u) => [u.unit, u.action]),
+    [['nginx.service', 'start']],
+  );
   const withoutLink = { ...base } as Record<string, string | { link: string }>;
   delete withoutLink[`${sys}/multi-user.target.wants/hello.service`];
   const disabled = manifest(withoutLink);
-  assert.deepEqual(reconcile(before.manifest, disabled.manifest, disabled.read).units.map((u) => [u.unit, u.action]), [['hello.service', 'stop']]);
+  assert.deepEqual(
+    reconcile(before.manifest, disabled.manifest, disabled.read).units.map((u) => [u.unit, u.action]),
+    [['hello.service', 'stop']],
+  );
   const withoutUnit = { ...withoutLink };
   delete withoutUnit[`${sys}/hello.service`];
   const gone = manifest(withoutUnit);
   const plan = reconcile(before.manifest, gone.manifest, gone.read);
-  assert.deepEqual(plan.units.map((u) => [u.unit, u.action]), [['hello.service', 'stop']]);
+  assert.deepEqual(
+    plan.units.map((u) => [u.unit, u.action]),
+    [['hello.service', 'stop']],
+  );
   assert.equal(plan.daemonReload, true);
   assert.ok(plan.removed.includes(`${sys}/hello.service`));
 });
@@ -94,7 +121,9 @@ test('a new unit file alone starts nothing (daemon-reload only)', () => {
 test('trigger lines act on a unit when a matching path changed', () => {
   const before = manifest({ ...base, '/usr/local/opt/app/x/y.conf': 'a' });
   const after = manifest({ ...base, '/usr/local/opt/app/x/y.conf': 'b' });
-  const plan = reconcile(before.manifest, after.manifest, after.read, [{ glob: '/usr/local/opt/app/**', action: 'restart', unit: 'app.service', file: 'triggers/app.txt', line: 2 }]);
+  const plan = reconcile(before.manifest, after.manifest, after.read, [
+    { glob: '/usr/local/opt/app/**', action: 'restart', unit: 'app.service', file: 'triggers/app.txt', line: 2 },
+  ]);
   assert.deepEqual(plan.units, [{ unit: 'app.service', action: 'restart', reasons: ['/usr/local/opt/app/x/y.conf changed (triggers/app.txt:2)'] }]);
   assert.ok(globMatches('/usr/local/opt/*/conf', '/usr/local/opt/a/conf'));
   assert.ok(!globMatches('/usr/local/opt/*/conf', '/usr/local/opt/a/b/conf'));
@@ -105,7 +134,15 @@ test('unit references: exec prefixes, credentials, bind pairs, continuation line
   const refs = unitReferences(
     '[Service]\nExecStartPre=-+/usr/local/libexec/prepare --config /usr/local/opt/a.conf\nLoadCredential=token:/usr/local/etc/token\nBindPaths=/srv/data:/data \\\n  /srv/more\nExecStart=/usr/bin/x %h/y $HOME/z\nExecReload=/bin/kill -HUP $MAINPID\n',
   );
-  assert.deepEqual(refs.paths.sort(), ['/bin/kill', '/srv/data', '/srv/more', '/usr/bin/x', '/usr/local/etc/token', '/usr/local/libexec/prepare', '/usr/local/opt/a.conf']);
+  assert.deepEqual(refs.paths.sort(), [
+    '/bin/kill',
+    '/srv/data',
+    '/srv/more',
+    '/usr/bin/x',
+    '/usr/local/etc/token',
+    '/usr/local/libexec/prepare',
+    '/usr/local/opt/a.conf',
+  ]);
   assert.equal(refs.reloads, true);
 });
 
@@ -113,13 +150,21 @@ test('a file added to or removed from a directory a unit reads reloads it, as a 
   const before = manifest(base);
   const added = manifest({ ...base, '/usr/local/opt/nginx/conf/extra.nginx': 'v1' });
   assert.deepEqual(reconcile(before.manifest, added.manifest, added.read).units, [
-    { unit: 'nginx.service', action: 'reload-or-restart', reasons: ['/usr/local/opt/nginx/conf/extra.nginx added (in /usr/local/opt/nginx/conf), which nginx.service reads'] },
+    {
+      unit: 'nginx.service',
+      action: 'reload-or-restart',
+      reasons: ['/usr/local/opt/nginx/conf/extra.nginx added (in /usr/local/opt/nginx/conf), which nginx.service reads'],
+    },
   ]);
   const withoutSites = { ...base } as Record<string, string | { link: string }>;
   delete withoutSites['/usr/local/opt/nginx/conf/sites.nginx'];
   const removed = manifest(withoutSites);
   assert.deepEqual(reconcile(before.manifest, removed.manifest, removed.read).units, [
-    { unit: 'nginx.service', action: 'reload-or-restart', reasons: ['/usr/local/opt/nginx/conf/sites.nginx removed (in /usr/local/opt/nginx/conf), which nginx.service reads'] },
+    {
+      unit: 'nginx.service',
+      action: 'reload-or-restart',
+      reasons: ['/usr/local/opt/nginx/conf/sites.nginx removed (in /usr/local/opt/nginx/conf), which nginx.service reads'],
+    },
   ]);
   const fresh = manifest({ [`${sys}/nginx.service`]: nginx, '/usr/local/opt/nginx/conf/main.nginx': 'v1' });
   assert.deepEqual(reconcile(undefined, fresh.manifest, fresh.read).units, []);
@@ -128,13 +173,20 @@ test('a file added to or removed from a directory a unit reads reloads it, as a 
 test('trigger lines act on removed paths too', () => {
   const before = manifest({ ...base, '/usr/local/opt/app/x/y.conf': 'a' });
   const after = manifest(base);
-  const plan = reconcile(before.manifest, after.manifest, after.read, [{ glob: '/usr/local/opt/app/**', action: 'reload', unit: 'app.service', file: 'triggers/app.txt', line: 1 }]);
+  const plan = reconcile(before.manifest, after.manifest, after.read, [
+    { glob: '/usr/local/opt/app/**', action: 'reload', unit: 'app.service', file: 'triggers/app.txt', line: 1 },
+  ]);
   assert.deepEqual(plan.units, [{ unit: 'app.service', action: 'reload', reasons: ['/usr/local/opt/app/x/y.conf removed (triggers/app.txt:1)'] }]);
 });
 
 test('a new unit file with a drop-in of its own restarts nothing; a drop-in added to a unit that was there restarts it', () => {
   const file = (sha256: string) => ({ type: 'file' as const, mode: '0644', sha256 });
-  const before = { format: 1 as const, machine: 'm', entries: { '/usr/local/lib/systemd/system/old.service': file('a') }, packages: { install: [], purge: [] } };
+  const before = {
+    format: 1 as const,
+    machine: 'm',
+    entries: { '/usr/local/lib/systemd/system/old.service': file('a') },
+    packages: { install: [], purge: [] },
+  };
   const after = {
     ...before,
     entries: {
@@ -145,5 +197,8 @@ test('a new unit file with a drop-in of its own restarts nothing; a drop-in adde
     },
   };
   const plan = reconcile(before, after, () => '');
-  assert.deepEqual(plan.units.map((u) => `${u.action} ${u.unit}`), ['restart old.service']);
+  assert.deepEqual(
+    plan.units.map((u) => `${u.action} ${u.unit}`),
+    ['restart old.service'],
+  );
 });

@@ -98,7 +98,7 @@ test('a "!" link is dereferenced: a regular file holding the target content (sec
   assert.equal((entries['/usr/local/opt/app/about.txt'] as { secret?: boolean }).secret, undefined);
 });
 
-test('a file that holds a secret is root\'s alone, whatever its source\'s mode; a rebuild after the secret changes keeps it so', async () => {
+test("a file that holds a secret is root's alone, whatever its source's mode; a rebuild after the secret changes keeps it so", async () => {
   const root = makeRepo({
     ...layerList('a'),
     'facts/m.env': 'ENV_TOKEN=s3cr3t\n',
@@ -167,7 +167,7 @@ test('other symlinks are kept with their target text unchanged, dangling or not'
 });
 
 test('other files are copied with their permission bits', async () => {
-  const modes = { 'exec': 0o755, 'private': 0o600, 'group': 0o640, 'readonly': 0o444, 'setgid': 0o2755 };
+  const modes = { exec: 0o755, private: 0o600, group: 0o640, readonly: 0o444, setgid: 0o2755 };
   const files = Object.fromEntries(Object.entries(modes).map(([name, mode]) => [`layers/a/usr/local/bin/${name}`, { content: `${name}\n`, mode }]));
   const root = makeRepo({ ...layerList('a'), ...files });
   for (const [name, mode] of Object.entries(modes)) chmodSync(join(root, 'layers/a/usr/local/bin', name), mode);
@@ -181,7 +181,12 @@ test('other files are copied with their permission bits', async () => {
 });
 
 test('every file is deployed, dot-files and empty .gitignore placeholders included', async () => {
-  const root = makeRepo({ ...layerList('a'), 'layers/a/root/.bashrc': 'alias l=ls\n', 'layers/a/var/lib/local/app/.gitignore': '', 'layers/a/.hidden/.x': 'x' });
+  const root = makeRepo({
+    ...layerList('a'),
+    'layers/a/root/.bashrc': 'alias l=ls\n',
+    'layers/a/var/lib/local/app/.gitignore': '',
+    'layers/a/.hidden/.x': 'x',
+  });
   const result = await buildOne(root, 'm');
   assert.equal(result.status, 'built', result.error?.toString());
   assert.equal(readTree(root, 'm', '/root/.bashrc'), 'alias l=ls\n');
@@ -206,7 +211,13 @@ test('a .pin file sets the sticky bit on its directory (01755), and is deployed 
 });
 
 test('directories are 0755 whatever the source directory modes', async () => {
-  const root = makeRepo({ ...layerList('a'), 'layers/a/srv/closed/f': 'f\n', 'layers/a/srv/open/f': 'f\n', 'layers/a/srv/sticky/f': 'f\n', 'layers/a/srv/setgid/f': 'f\n' });
+  const root = makeRepo({
+    ...layerList('a'),
+    'layers/a/srv/closed/f': 'f\n',
+    'layers/a/srv/open/f': 'f\n',
+    'layers/a/srv/sticky/f': 'f\n',
+    'layers/a/srv/setgid/f': 'f\n',
+  });
   chmodSync(join(root, 'layers/a/srv/closed'), 0o700);
   chmodSync(join(root, 'layers/a/srv/open'), 0o777);
   chmodSync(join(root, 'layers/a/srv/sticky'), 0o1777);
@@ -219,8 +230,16 @@ test('directories are 0755 whatever the source directory modes', async () => {
 
 test("the operator's umask never leaks into directory or file modes (improvement)", () => {
   for (const umask of ['077', '000', '027']) {
-    const root = makeRepo({ ...layerList('a'), 'layers/a/srv/app/.pin': '', 'layers/a/srv/app/conf/app.conf': { content: 'c\n', mode: 0o644 }, 'layers/a/srv/x.m4.sh': { content: 'ENV_MACHINE\n', mode: 0o755 } });
-    const run = spawnSync('sh', ['-c', `umask ${umask} && exec "$0" "$@"`, process.execPath, cliPath, '-C', root, 'build'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    const root = makeRepo({
+      ...layerList('a'),
+      'layers/a/srv/app/.pin': '',
+      'layers/a/srv/app/conf/app.conf': { content: 'c\n', mode: 0o644 },
+      'layers/a/srv/x.m4.sh': { content: 'ENV_MACHINE\n', mode: 0o755 },
+    });
+    const run = spawnSync('sh', ['-c', `umask ${umask} && exec "$0" "$@"`, process.execPath, cliPath, '-C', root, 'build'], {
+      encoding: 'utf8',
+      env: { ...process.env, NO_COLOR: '1' },
+    });
     assert.equal(run.status, 0, run.stderr);
     assert.equal(modeOf(join(root, 'var/build/m/tree')), 0o755, `umask ${umask}: tree`);
     assert.equal(modeOf(treeFile(root, 'm', '/srv')), 0o755, `umask ${umask}: /srv`);
@@ -256,7 +275,7 @@ test('a source that is not a file, directory or symlink (a FIFO) is an error nam
   assert.equal(error.where?.file, 'layers/a/etc/pipe');
 });
 
-test('a .private file makes the files beside it root\'s alone (0600, 0700 for executables); not the files below, and diff still shows them', async () => {
+test("a .private file makes the files beside it root's alone (0600, 0700 for executables); not the files below, and diff still shows them", async () => {
   const root = makeRepo({
     ...layerList('a'),
     'layers/a/etc/app/.private': '',

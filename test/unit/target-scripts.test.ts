@@ -37,13 +37,49 @@ const read = (path: string) => (path.endsWith('a.service') ? '[Service]\nExecSta
 test('the apply script passes shellcheck, with every kind of action and with none', () => {
   const packageWork = { install: ['jq'], purge: ['less'] };
   const hooked = manifest({ ...next.entries, '/usr/local/opt/initd/Makefile': { type: 'file', mode: '0644', sha256: 'm' } });
-  const plan = planDeploy({ committed, live: committed.entries, drift: [], pending: false, next: hooked, read, triggers: [], failedUnits: ['a.service'], rsync: true, packageWork });
+  const plan = planDeploy({
+    committed,
+    live: committed.entries,
+    drift: [],
+    pending: false,
+    next: hooked,
+    read,
+    triggers: [],
+    failedUnits: ['a.service'],
+    rsync: true,
+    packageWork,
+  });
   assert.ok(plan.units.length > 2, 'the plan acts on units');
   assert.ok(plan.hook && plan.units.some((unit) => unit.wasFailed), 'the plan runs the hook and restarts a failed unit');
-  assert.equal(shellcheck(applyScript({ plan, ...packageWork, managedUnits: ['a.service', 'b@*.service'], keep: 5, meta: { date: 'now', commit: "it's" } })), '');
-  const tried = planDeploy({ committed, live: committed.entries, drift: [], pending: false, next, read, triggers: [], failedUnits: [], rsync: true, packageWork });
+  assert.equal(
+    shellcheck(applyScript({ plan, ...packageWork, managedUnits: ['a.service', 'b@*.service'], keep: 5, meta: { date: 'now', commit: "it's" } })),
+    '',
+  );
+  const tried = planDeploy({
+    committed,
+    live: committed.entries,
+    drift: [],
+    pending: false,
+    next,
+    read,
+    triggers: [],
+    failedUnits: [],
+    rsync: true,
+    packageWork,
+  });
   assert.equal(shellcheck(applyScript({ plan: tried, ...packageWork, managedUnits: ['a.service'], keep: 5, meta: {} })), '');
-  const empty = planDeploy({ committed: undefined, live: {}, drift: [], pending: false, next: manifest({}), read, triggers: [], failedUnits: [], rsync: true, packageWork: { install: [], purge: [] } });
+  const empty = planDeploy({
+    committed: undefined,
+    live: {},
+    drift: [],
+    pending: false,
+    next: manifest({}),
+    read,
+    triggers: [],
+    failedUnits: [],
+    rsync: true,
+    packageWork: { install: [], purge: [] },
+  });
   assert.equal(shellcheck(applyScript({ plan: empty, install: [], purge: [], managedUnits: [], keep: 1, meta: {} })), '');
 });
 
@@ -56,7 +92,9 @@ test('the lock, the probe, clobber, the state record and the generations listing
   assert.equal(shellcheck(clobberScript([], [], [])), '');
 });
 
-const bashFiles = readdirSync(join(projectRoot, 'src'), { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.bash')).map((file) => join(projectRoot, 'src', file));
+const bashFiles = readdirSync(join(projectRoot, 'src'), { recursive: true, encoding: 'utf8' })
+  .filter((file) => file.endsWith('.bash'))
+  .map((file) => join(projectRoot, 'src', file));
 
 test('every .bash file passes shellcheck as it is written, and says what it does first', () => {
   assert.ok(bashFiles.length >= 8, bashFiles.join(' '));
@@ -66,13 +104,21 @@ test('every .bash file passes shellcheck as it is written, and says what it does
 
 test('apply.bash enters the phases the CLI knows, in their order', () => {
   const text = readFileSync(join(projectRoot, 'src/apply/apply.bash'), 'utf8');
-  assert.deepEqual([...text.matchAll(/^phase (\S+)$/gm)].map((m) => m[1]), [...applyPhases]);
+  assert.deepEqual(
+    [...text.matchAll(/^phase (\S+)$/gm)].map((m) => m[1]),
+    [...applyPhases],
+  );
 });
 
-test('the apply\'s output is read as events: phases, refusals, unhealthy units with their lines, the generation', () => {
-  const failed = readApplyOutput('phase check\nphase packages\nphase units\nphase health\nunhealthy a.service\n  x a.service\n  it crashed\nunhealthy b.service\n  b: exit 1\n');
+test("the apply's output is read as events: phases, refusals, unhealthy units with their lines, the generation", () => {
+  const failed = readApplyOutput(
+    'phase check\nphase packages\nphase units\nphase health\nunhealthy a.service\n  x a.service\n  it crashed\nunhealthy b.service\n  b: exit 1\n',
+  );
   assert.deepEqual(failed.phases, ['check', 'packages', 'units', 'health']);
-  assert.deepEqual(failed.unhealthy, [{ unit: 'a.service', details: ['  x a.service', '  it crashed'] }, { unit: 'b.service', details: ['  b: exit 1'] }]);
+  assert.deepEqual(failed.unhealthy, [
+    { unit: 'a.service', details: ['  x a.service', '  it crashed'] },
+    { unit: 'b.service', details: ['  b: exit 1'] },
+  ]);
   assert.equal(failed.generation, undefined);
   const refused = readApplyOutput('phase check\nrefused-by-check /usr/local/opt/initd/checks/nginx: bad config \n');
   assert.deepEqual(refused.refused, { message: '/usr/local/opt/initd/checks/nginx: bad config ', byCheck: true });

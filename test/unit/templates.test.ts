@@ -54,7 +54,15 @@ test('m5_join: the non-empty items separated by sep', async () => {
 });
 
 test('m5_for: body once per item with VAR set; nothing for no items or one empty item', async () => {
-  const text = ['a=m5_for([X], [<X>], a, b, c)', 'b=m5_for([X], [<X>], )', 'c=m5_for([X], [<X>])', 'd=m5_for([X], [<X>], one)', 'e=m5_for([X], [X;], ENV_MACHINE)', 'after=X', ''].join('\n');
+  const text = [
+    'a=m5_for([X], [<X>], a, b, c)',
+    'b=m5_for([X], [<X>], )',
+    'c=m5_for([X], [<X>])',
+    'd=m5_for([X], [<X>], one)',
+    'e=m5_for([X], [X;], ENV_MACHINE)',
+    'after=X',
+    '',
+  ].join('\n');
   assert.equal(await renders(text), ['a=<a><b><c>', 'b=', 'c=', 'd=<one>', 'e=m;', 'after=X', ''].join('\n'));
 });
 
@@ -69,9 +77,12 @@ test('m5_clamp: x limited to lo..hi', async () => {
 });
 
 test('m5_esyscmd: inserts the output of a shell command run from the repository root', async () => {
-  const { output, root } = await render('cwd=m5_esyscmd([printf %s "$(pwd)"])\ngen=m5_esyscmd([./scripts/gen.sh "two words"])\nfact=m5_esyscmd([./scripts/gen.sh ]ENV_MACHINE)\n', {
-    'scripts/gen.sh': { content: '#!/bin/sh\nprintf "generated for <%s>" "$1"\n', mode: 0o755 },
-  });
+  const { output, root } = await render(
+    'cwd=m5_esyscmd([printf %s "$(pwd)"])\ngen=m5_esyscmd([./scripts/gen.sh "two words"])\nfact=m5_esyscmd([./scripts/gen.sh ]ENV_MACHINE)\n',
+    {
+      'scripts/gen.sh': { content: '#!/bin/sh\nprintf "generated for <%s>" "$1"\n', mode: 0o755 },
+    },
+  );
   assert.equal(output, `cwd=${root}\ngen=generated for <two words>\nfact=generated for <m>\n`);
 });
 
@@ -88,7 +99,7 @@ test('m5_esyscmd: pipelines run with pipefail (improvement)', async () => {
   assert.equal(await renders('value=m5_esyscmd([echo a | tr a b])'), 'value=b\n');
 });
 
-test('renders get the same environment every time: the caller\'s variables do not leak in', () => {
+test("renders get the same environment every time: the caller's variables do not leak in", () => {
   const root = makeRepo({ ...layerList('a'), [template]: 'm5_esyscmd([printf "leak=%s home=%s tz=%s" "$HC_TEST_LEAK" "$HOME" "$TZ"])\n' });
   const run = runCli(['-C', root, 'build'], { env: { HC_TEST_LEAK: 'leaked', TZ: 'Asia/Tokyo', HOME: '/nonexistent' } });
   assert.equal(run.status, 0, run.stderr);
@@ -143,8 +154,8 @@ test('a failing template fails only its machine', async () => {
 
 test('prelude files of the base layer are read in sorted order; files not named *.m4 are not read', async () => {
   const output = await renders('v=m5_v k=m5_kept\n', {
-    'layers/_/usr/local/include/m4/20-second.m4': 'm4_define(`m5_v\', `second\')m4_dnl\n',
-    'layers/_/usr/local/include/m4/10-first.m4': 'm4_define(`m5_v\', `first\')m4_define(`m5_kept\', `kept\')m4_dnl\n',
+    'layers/_/usr/local/include/m4/20-second.m4': "m4_define(`m5_v', `second')m4_dnl\n",
+    'layers/_/usr/local/include/m4/10-first.m4': "m4_define(`m5_v', `first')m4_define(`m5_kept', `kept')m4_dnl\n",
     'layers/_/usr/local/include/m4/notes.txt': 'NOT A PRELUDE\n',
   });
   assert.equal(output, 'v=second k=kept\n');
@@ -152,7 +163,7 @@ test('prelude files of the base layer are read in sorted order; files not named 
 
 test("a repository's own _ layer replaces the standard prelude", async () => {
   const output = await renders('hello=m5_hello or=m5_or([ENV_X], [d]) [kept]\n', {
-    'layers/_/usr/local/include/m4/00-own.m4': 'm4_define(`m5_hello\', `own prelude\')m4_dnl\n',
+    'layers/_/usr/local/include/m4/00-own.m4': "m4_define(`m5_hello', `own prelude')m4_dnl\n",
   });
   // Only the own prelude was read: m5_or is not defined and [ ] are not quotes.
   assert.equal(output, 'hello=own prelude or=m5_or([ENV_X], [d]) [kept]\n');

@@ -113,7 +113,10 @@ test('ssh via a hop: the hop runs as its own ssh (its options, its shared connec
   assert.match(path, /\/%C-[0-9a-f]{8}$/);
   // The same address behind another hop is another machine: another socket.
   const elsewhere = sshArguments({ ...container, via: { ...bastion, entry: { ...bastion.entry, host: 'gw2.example' } } });
-  assert.notEqual(elsewhere.find((arg) => arg.startsWith('ControlPath=')), path);
+  assert.notEqual(
+    elsewhere.find((arg) => arg.startsWith('ControlPath=')),
+    path,
+  );
 
   // ssh runs the ProxyCommand through /bin/sh after expanding its %-tokens: a stand-in ssh on PATH shows the hop's argv as it arrives.
   const bin = mkdtempSync(join(scratch, 'bin-'));

@@ -102,22 +102,34 @@ test('an unreadable directory in a layer', { skip }, () => {
 test('unreadable facts files and layer defaults', { skip }, () => {
   assertDenied(buildWithUnreadable({ ...base, 'facts/m.env': 'ENV_A=1\n' }, ['facts/m.env']), 'facts/m.env');
   assertDenied(buildWithUnreadable({ ...base, 'facts/m.json': '{}' }, ['facts/m.json']), 'facts/m.json');
-  assertDenied(buildWithUnreadable({ ...base, 'layers/a/usr/local/doc/examples/a.env': 'ENV_A=1\n' }, ['layers/a/usr/local/doc/examples/a.env']), 'layers/a/usr/local/doc/examples/a.env');
+  assertDenied(
+    buildWithUnreadable({ ...base, 'layers/a/usr/local/doc/examples/a.env': 'ENV_A=1\n' }, ['layers/a/usr/local/doc/examples/a.env']),
+    'layers/a/usr/local/doc/examples/a.env',
+  );
 });
 
 test('an unreadable layer list or declared links list', { skip }, () => {
   assertDenied(buildWithUnreadable(base, ['machines/m/usr/local/opt/initd/layers/10.txt']), 'machines/m/usr/local/opt/initd/layers/10.txt');
-  assertDenied(buildWithUnreadable({ ...base, 'layers/a/usr/local/opt/initd/links/l.txt': '/etc/l /dev/null\n' }, ['layers/a/usr/local/opt/initd/links/l.txt']), 'layers/a/usr/local/opt/initd/links/l.txt');
+  assertDenied(
+    buildWithUnreadable({ ...base, 'layers/a/usr/local/opt/initd/links/l.txt': '/etc/l /dev/null\n' }, ['layers/a/usr/local/opt/initd/links/l.txt']),
+    'layers/a/usr/local/opt/initd/links/l.txt',
+  );
 });
 
 test('an unreadable machine directory fails that machine only, naming the directory', { skip }, () => {
   const result = buildWithUnreadable({ ...base, 'machines/m/etc/m.conf': 'm\n' }, ['machines/m']);
   assertDenied(result, 'machines/m', 'cannot read the machine directory');
-  assert.match(result.stderr, /^ {2}make it readable and searchable for the user running homecloud \(chmod u\+rx machines\/m\), or move it out of machines\/$/m);
+  assert.match(
+    result.stderr,
+    /^ {2}make it readable and searchable for the user running homecloud \(chmod u\+rx machines\/m\), or move it out of machines\/$/m,
+  );
 });
 
 test('a "!" link to an unreadable file names the link', { skip }, () => {
-  assertDenied(buildWithUnreadable({ ...base, 'facts/m.secret': 's\n', 'layers/a/etc/!secret': { link: '../../../facts/m.secret' } }, ['facts/m.secret']), 'layers/a/etc/!secret');
+  assertDenied(
+    buildWithUnreadable({ ...base, 'facts/m.secret': 's\n', 'layers/a/etc/!secret': { link: '../../../facts/m.secret' } }, ['facts/m.secret']),
+    'layers/a/etc/!secret',
+  );
 });
 
 test('unreadable inventory.json or homecloud.json: exit 2 naming the file', { skip }, () => {

@@ -8,17 +8,25 @@ import type { GlobalOptions } from '../main.ts';
 
 export async function run([machine]: string[], options: GlobalOptions & { yes?: boolean; wait?: string }): Promise<number> {
   if (!options.yes) {
-    throw new HomecloudError(`clobber removes everything homecloud placed on ${machine} and stops its units`, undefined, `if that is what you want: homecloud clobber --yes ${nameArgument(machine!)}`);
+    throw new HomecloudError(
+      `clobber removes everything homecloud placed on ${machine} and stops its units`,
+      undefined,
+      `if that is what you want: homecloud clobber --yes ${nameArgument(machine!)}`,
+    );
   }
   const repo = repoFrom(options);
   const model = await loadModel(repo);
   selectMachines(model, [machine!]);
   const problem = reachProblem(model, machine!);
   if (problem) throw problem;
-  const { removed, units } = await clobber(repo, { machine: machine!, entry: inventoryEntry(model, machine!) }, {
-    waitSeconds: waitSeconds(options),
-    onWaiting: (holder) => process.stderr.write(`${machine}: waiting for ${holder}\n`),
-  });
+  const { removed, units } = await clobber(
+    repo,
+    { machine: machine!, entry: inventoryEntry(model, machine!) },
+    {
+      waitSeconds: waitSeconds(options),
+      onWaiting: (holder) => process.stderr.write(`${machine}: waiting for ${holder}\n`),
+    },
+  );
   process.stdout.write(
     options.json
       ? JSON.stringify({ machine, removed, stopped: units }) + '\n'

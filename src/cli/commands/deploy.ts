@@ -50,7 +50,12 @@ export async function run(names: string[], options: GlobalOptions & { rollbackOn
         const row = rows.get(target.machine)!;
         row.started = Date.now();
         row.result = undefined;
-        const result = await deployMachine(repo, target, { keep: model.settings.generations, waitSeconds: wait, signal: interrupt.signal, onProgress: (progress) => report(target.machine, progress) });
+        const result = await deployMachine(repo, target, {
+          keep: model.settings.generations,
+          waitSeconds: wait,
+          signal: interrupt.signal,
+          onProgress: (progress) => report(target.machine, progress),
+        });
         if (result.status === 'failed' && options.rollbackOnFailure && result.details !== undefined && !interrupt.signal.aborted) {
           report(target.machine, { phase: 'rollback' });
           await rollBack(repo, target, model.settings.generations, result);
@@ -59,7 +64,8 @@ export async function run(names: string[], options: GlobalOptions & { rollbackOn
         // Plain output: a line per machine as it finishes. JSON: the same as NDJSON events, then a summary.
         if (options.json) process.stdout.write(`${JSON.stringify(event(result))}\n`);
         else if (!live) process.stdout.write(`${result.machine.padEnd(width)}  ${describe(result)} (${milliseconds(result.milliseconds)})\n`);
-        if (!options.json && options.verbose && !live) for (const drift of result.plan?.drift ?? []) process.stdout.write(`${result.machine.padEnd(width)}  drift: ${drift.path}: ${drift.detail}\n`);
+        if (!options.json && options.verbose && !live)
+          for (const drift of result.plan?.drift ?? []) process.stdout.write(`${result.machine.padEnd(width)}  drift: ${drift.path}: ${drift.detail}\n`);
         return result;
       },
       (machines) => {
@@ -73,9 +79,7 @@ export async function run(names: string[], options: GlobalOptions & { rollbackOn
       keep,
     );
     // Machines that never got to deploying (their build failed, or the sandbox lacks them) were not reported yet.
-    const unreported: DeployResult[] = outcomes
-      .filter((o) => !o.value)
-      .map(({ machine, error }) => ({ machine, status: 'failed', error, milliseconds: 0 }));
+    const unreported: DeployResult[] = outcomes.filter((o) => !o.value).map(({ machine, error }) => ({ machine, status: 'failed', error, milliseconds: 0 }));
     for (const result of unreported) {
       if (rows.has(result.machine)) rows.get(result.machine)!.result = result;
       if (options.json) process.stdout.write(`${JSON.stringify(event(result))}\n`);
@@ -115,7 +119,9 @@ export async function run(names: string[], options: GlobalOptions & { rollbackOn
   const count = (status: DeployResult['status']) => results.filter((r) => r.status === status).length;
   const failed = results.filter((r) => r.status === 'failed' || r.status === 'interrupted');
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ event: 'summary', deployed: count('deployed'), unchanged: count('unchanged'), failed: count('failed'), ...(count('interrupted') ? { interrupted: count('interrupted') } : {}) })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ event: 'summary', deployed: count('deployed'), unchanged: count('unchanged'), failed: count('failed'), ...(count('interrupted') ? { interrupted: count('interrupted') } : {}) })}\n`,
+    );
   } else {
     process.stdout.write(summary(results, count));
     for (const result of failed) printMachineError(result.machine, result.error, { after: [result.rollback && `  ${result.rollback}`, result.details] });
@@ -156,14 +162,27 @@ function describeProgress(progress: Progress): string {
 }
 
 /** After a failed apply: deploy the current generation again, and say so in the result (the deploy still counts as failed). */
-async function rollBack(repo: Parameters<typeof deployMachine>[0], target: Parameters<typeof deployMachine>[1], keep: number, result: DeployResult): Promise<void> {
+async function rollBack(
+  repo: Parameters<typeof deployMachine>[0],
+  target: Parameters<typeof deployMachine>[1],
+  keep: number,
+  result: DeployResult,
+): Promise<void> {
   const current = (await listGenerations(target)).find((g) => g.current)?.generation;
   if (current === undefined) {
     result.rollback = 'there was no earlier generation to go back to';
     return;
   }
-  const back = await deployMachine(repo, target, { keep, command: 'rollback', desired: () => fetchGeneration(repo, target, current), commit: `rollback to generation ${current} after a failed deploy` });
-  result.rollback = back.status === 'failed' ? `rolling back to generation ${current} failed too: ${back.error?.message}` : `rolled back to generation ${current}${back.generation ? ` (now generation ${back.generation})` : ''}`;
+  const back = await deployMachine(repo, target, {
+    keep,
+    command: 'rollback',
+    desired: () => fetchGeneration(repo, target, current),
+    commit: `rollback to generation ${current} after a failed deploy`,
+  });
+  result.rollback =
+    back.status === 'failed'
+      ? `rolling back to generation ${current} failed too: ${back.error?.message}`
+      : `rolled back to generation ${current}${back.generation ? ` (now generation ${back.generation})` : ''}`;
 }
 
 function event(result: DeployResult) {

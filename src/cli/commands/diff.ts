@@ -16,7 +16,9 @@ export async function run(names: string[], options: GlobalOptions): Promise<numb
   });
   const results = outcomes.map(({ machine, value, error }) => ({ machine, diffs: value, error }));
   if (options.json) {
-    process.stdout.write(JSON.stringify({ machines: results.map((r) => ({ machine: r.machine, diffs: r.diffs, error: r.error && errorJson(r.error) })) }) + '\n');
+    process.stdout.write(
+      JSON.stringify({ machines: results.map((r) => ({ machine: r.machine, diffs: r.diffs, error: r.error && errorJson(r.error) })) }) + '\n',
+    );
   } else {
     for (const result of results) {
       if (result.error) printMachineError(result.machine, result.error);
@@ -30,6 +32,14 @@ export async function run(names: string[], options: GlobalOptions): Promise<numb
 function colorize(text: string): string {
   return text
     .split('\n')
-    .map((line) => (line.startsWith('+') && !line.startsWith('+++') ? colors.green(line) : line.startsWith('-') && !line.startsWith('---') ? colors.red(line) : line.startsWith('@@') ? colors.cyan(line) : line))
+    .map((line) =>
+      line.startsWith('+') && !line.startsWith('+++')
+        ? colors.green(line)
+        : line.startsWith('-') && !line.startsWith('---')
+          ? colors.red(line)
+          : line.startsWith('@@')
+            ? colors.cyan(line)
+            : line,
+    )
     .join('\n');
 }

@@ -10,7 +10,11 @@ import type { GlobalOptions } from '../main.ts';
 export async function run(args: string[], options: GlobalOptions): Promise<number> {
   const { names, command } = splitArguments(args, process.argv);
   if (command.length === 0 || names.length === 0) {
-    throw new HomecloudError('name machines, then -- and the command', undefined, 'e.g. homecloud exec nas media -- systemctl --failed; machines whose names start with "-" after a -- of their own: homecloud exec -- -x -- uptime');
+    throw new HomecloudError(
+      'name machines, then -- and the command',
+      undefined,
+      'e.g. homecloud exec nas media -- systemctl --failed; machines whose names start with "-" after a -- of their own: homecloud exec -- -x -- uptime',
+    );
   }
   const model = await loadModel(repoFrom(options));
   const machines = selectMachines(model, names);

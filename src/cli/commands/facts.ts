@@ -27,13 +27,26 @@ export async function run(names: string[], options: GlobalOptions & { refresh?: 
     ),
   );
   if (options.json) {
-    process.stdout.write(JSON.stringify({ machines: outcomes.map((o) => ({ machine: o.machine, cached: o.cached, facts: o.facts, error: 'error' in o && o.error ? errorJson(o.error.of(o.machine, 'probe')) : undefined })) }) + '\n');
+    process.stdout.write(
+      JSON.stringify({
+        machines: outcomes.map((o) => ({
+          machine: o.machine,
+          cached: o.cached,
+          facts: o.facts,
+          error: 'error' in o && o.error ? errorJson(o.error.of(o.machine, 'probe')) : undefined,
+        })),
+      }) + '\n',
+    );
   } else {
     const rows = outcomes.map((o) => {
       const error = 'error' in o ? o.error : undefined;
       if (error) return [o.machine, colors.red('failed'), ''];
       const f = o.facts ?? {};
-      return [o.machine, o.cached ? 'cached' : `probed (${milliseconds(o.milliseconds)})`, `${f.ENV_HOSTNAME ?? ''} ${f.ENV_ID ?? ''} ${f.ENV_VERSION_ID ?? ''}, ${f.ENV_NPROC ?? '?'} CPUs`];
+      return [
+        o.machine,
+        o.cached ? 'cached' : `probed (${milliseconds(o.milliseconds)})`,
+        `${f.ENV_HOSTNAME ?? ''} ${f.ENV_ID ?? ''} ${f.ENV_VERSION_ID ?? ''}, ${f.ENV_NPROC ?? '?'} CPUs`,
+      ];
     });
     process.stdout.write(table(rows, ['MACHINE', 'FACTS', 'SUMMARY']) + '\n');
     for (const o of outcomes) if ('error' in o && o.error) printMachineError(o.machine, o.error);

@@ -20,7 +20,13 @@ export async function list([machine]: string[], options: GlobalOptions): Promise
   const generations = await listGenerations(target);
   if (options.json) process.stdout.write(JSON.stringify({ machine, generations }) + '\n');
   else if (generations.length === 0) process.stdout.write(`${machine} has no generations: nothing was deployed to it yet\n`);
-  else process.stdout.write(table(generations.map((g) => [String(g.generation), g.current ? colors.green('current') : '', g.meta.date ?? '', g.meta.by ?? '', g.meta.commit ?? '']), ['GENERATION', '', 'DEPLOYED', 'BY', 'COMMIT']) + '\n');
+  else
+    process.stdout.write(
+      table(
+        generations.map((g) => [String(g.generation), g.current ? colors.green('current') : '', g.meta.date ?? '', g.meta.by ?? '', g.meta.commit ?? '']),
+        ['GENERATION', '', 'DEPLOYED', 'BY', 'COMMIT'],
+      ) + '\n',
+    );
   return exitStatus.ok;
 }
 

@@ -29,9 +29,12 @@ export async function run(names: string[], options: GlobalOptions): Promise<numb
     }
     const { plan, install, purge } = planned;
     const nothing = !hasWork(plan, { install, purge });
-    lines.push(`${colors.bold(machine)}: ${nothing ? 'nothing to do' : `${plan.added.length} added, ${plan.changed.length} changed, ${plan.removed.length} removed`}`);
+    lines.push(
+      `${colors.bold(machine)}: ${nothing ? 'nothing to do' : `${plan.added.length} added, ${plan.changed.length} changed, ${plan.removed.length} removed`}`,
+    );
     if (plan.redo) lines.push(`  ${colors.yellow('the last apply did not commit: its changes and restarts are done again')}`);
-    if (plan.bootstrap.length) lines.push(`  bootstrap: install ${plan.bootstrap.join(' ')} through apt before the transfer (the machine has none; deploy does it)`);
+    if (plan.bootstrap.length)
+      lines.push(`  bootstrap: install ${plan.bootstrap.join(' ')} through apt before the transfer (the machine has none; deploy does it)`);
     for (const path of plan.added) lines.push(`  ${colors.green('+')} ${path}`);
     for (const path of plan.changed) lines.push(`  ${colors.yellow('~')} ${path}`);
     for (const path of plan.removed) lines.push(`  ${colors.red('-')} ${path}`);

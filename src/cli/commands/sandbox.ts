@@ -16,8 +16,15 @@ export async function up(names: string[], options: GlobalOptions): Promise<numbe
   if (options.json) {
     process.stdout.write(JSON.stringify({ clones: method, inventory: box.paths.inventory, machines }) + '\n');
   } else {
-    process.stdout.write(table(machines.map((m) => [m.name, m.address, booted.includes(m.name) ? 'started' : 'already running']), ['MACHINE', 'ADDRESS', 'STATE']) + '\n');
-    process.stdout.write(`${names.length} machine${names.length === 1 ? '' : 's'} up in ${milliseconds(now() - started)} (clones: ${method}); inventory: ${box.paths.inventory}\n`);
+    process.stdout.write(
+      table(
+        machines.map((m) => [m.name, m.address, booted.includes(m.name) ? 'started' : 'already running']),
+        ['MACHINE', 'ADDRESS', 'STATE'],
+      ) + '\n',
+    );
+    process.stdout.write(
+      `${names.length} machine${names.length === 1 ? '' : 's'} up in ${milliseconds(now() - started)} (clones: ${method}); inventory: ${box.paths.inventory}\n`,
+    );
   }
   return exitStatus.ok;
 }
@@ -35,7 +42,11 @@ export async function down(names: string[], options: GlobalOptions & { all?: boo
 export async function reboot([name]: string[], options: GlobalOptions): Promise<number> {
   const started = now();
   const { shutdownMilliseconds } = await sandbox(options).reboot(name!);
-  process.stdout.write(options.json ? JSON.stringify({ machine: name, shutdownMilliseconds, milliseconds: now() - started }) + '\n' : `${name} rebooted in ${milliseconds(now() - started)} (shutdown ${milliseconds(shutdownMilliseconds)})\n`);
+  process.stdout.write(
+    options.json
+      ? JSON.stringify({ machine: name, shutdownMilliseconds, milliseconds: now() - started }) + '\n'
+      : `${name} rebooted in ${milliseconds(now() - started)} (shutdown ${milliseconds(shutdownMilliseconds)})\n`,
+  );
   return exitStatus.ok;
 }
 
@@ -43,7 +54,13 @@ export async function ls(_args: string[], options: GlobalOptions): Promise<numbe
   const machines = sandbox(options).list();
   if (options.json) process.stdout.write(JSON.stringify({ machines }) + '\n');
   else if (machines.length === 0) process.stdout.write('no sandbox machines; start some with: homecloud sandbox up NAME...\n');
-  else process.stdout.write(table(machines.map((m) => [m.name, m.address, m.state, m.uptime === undefined ? '' : uptime(m.uptime)]), ['MACHINE', 'ADDRESS', 'STATE', 'UPTIME']) + '\n');
+  else
+    process.stdout.write(
+      table(
+        machines.map((m) => [m.name, m.address, m.state, m.uptime === undefined ? '' : uptime(m.uptime)]),
+        ['MACHINE', 'ADDRESS', 'STATE', 'UPTIME'],
+      ) + '\n',
+    );
   return exitStatus.ok;
 }
 

@@ -26,30 +26,38 @@ export async function run(names: string[], options: GlobalOptions): Promise<numb
     const report = await builder.build({ machines, changed });
     for (const failed of report.machines.filter((m) => m.status === 'failed')) printMachineError(failed.machine, failed.error);
     const built = report.machines.filter((m) => m.status === 'built' || changed === undefined).map((m) => m.machine);
-    const results = await Promise.all(built.map((machine) => deployMachine(repo, { machine, entry: inventoryEntry(model, machine) }, { keep: model.settings.generations })));
+    const results = await Promise.all(
+      built.map((machine) => deployMachine(repo, { machine, entry: inventoryEntry(model, machine) }, { keep: model.settings.generations })),
+    );
     for (const result of results) if (result.status === 'failed') printMachineError(result.machine, result.error, { after: [result.details] });
     const deployed = results.filter((r) => r.status === 'deployed');
     const units = deployed.flatMap((r) => r.plan?.units.map((u) => `${r.machine}: ${u.action} ${u.unit}`) ?? []);
-    process.stdout.write(`${new Date().toTimeString().slice(0, 8)}  ${deployed.length ? `deployed ${deployed.map((r) => r.machine).join(' ')}` : 'nothing to deploy'}${units.length ? ` (${units.join(', ')})` : ''} in ${milliseconds(now() - started)}\n`);
+    process.stdout.write(
+      `${new Date().toTimeString().slice(0, 8)}  ${deployed.length ? `deployed ${deployed.map((r) => r.machine).join(' ')}` : 'nothing to deploy'}${units.length ? ` (${units.join(', ')})` : ''} in ${milliseconds(now() - started)}\n`,
+    );
   };
   await loop();
   let pending = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
   let running = Promise.resolve();
   const ignored = join(repo.root, 'var');
-  const stop = watchTree(repo.root, (path) => path === ignored || path.startsWith(`${ignored}/`) || path.endsWith('/.git') || path.includes('/.git/'), (path) => {
-    pending.add(path);
-    clearTimeout(timer);
-    // Editors write a file in several steps: wait for them to settle.
-    timer = setTimeout(() => {
-      const changed = [...pending];
-      pending = new Set();
-      running = running
-        .then(() => loop(changed))
-        // Watching goes on after a failed round; a bug shows its stack.
-        .catch((error: unknown) => void printError(error));
-    }, 15);
-  });
+  const stop = watchTree(
+    repo.root,
+    (path) => path === ignored || path.startsWith(`${ignored}/`) || path.endsWith('/.git') || path.includes('/.git/'),
+    (path) => {
+      pending.add(path);
+      clearTimeout(timer);
+      // Editors write a file in several steps: wait for them to settle.
+      timer = setTimeout(() => {
+        const changed = [...pending];
+        pending = new Set();
+        running = running
+          .then(() => loop(changed))
+          // Watching goes on after a failed round; a bug shows its stack.
+          .catch((error: unknown) => void printError(error));
+      }, 15);
+    },
+  );
   process.stdout.write(`watching ${repo.root} for ${machines.join(' ')}; Ctrl-C stops\n`);
   await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
   stop();
