@@ -2,7 +2,7 @@ import type { Manifest } from '../build/manifest.ts';
 import { HomecloudError } from '../load/errors.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { liveState } from '../plan/live.ts';
-import { unitOf } from '../plan/units.ts';
+import { instancesOf, unitOf } from '../plan/units.ts';
 import { describeSshFailure, type Target } from '../transport/ssh.ts';
 import { bashData, bashFile, targetScript } from '../util/bash-file.ts';
 import { describeHolder, lockMachine } from './session.ts';
@@ -38,7 +38,7 @@ export async function clobber(repo: RepoPaths, target: Target, options: ClobberO
         files
           .map((path) => unitOf(path))
           .filter((owner) => owner && !owner.dropIn)
-          .map((owner) => owner!.unit.replace(/@\./, '@*.')),
+          .map((owner) => instancesOf(owner!.unit)),
       ),
     ];
     const script = clobberScript(files, dirs, units);

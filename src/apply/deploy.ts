@@ -13,7 +13,7 @@ import type { RepoPaths } from '../load/repo.ts';
 import { hasWork, planDeploy, unchangedPlan, type DeployPlan } from '../plan/deploy-plan.ts';
 import { sha256 } from '../util/hash.ts';
 import { liveState } from '../plan/live.ts';
-import { unitOf, wantedUnit } from '../plan/units.ts';
+import { instancesOf, unitOf, wantedUnit } from '../plan/units.ts';
 import { shellQuote, transportFor } from '../transport/ssh.ts';
 import type { Target } from '../transport/transport.ts';
 import type { ProcessResult } from '../util/process.ts';
@@ -142,7 +142,7 @@ export function unitsManagedBy(manifest: Manifest): string[] {
   const units = new Set<string>();
   for (const path of Object.keys(manifest.entries)) {
     const owner = unitOf(path);
-    if (owner) units.add(owner.unit.replace(/@\./, '@*.'));
+    if (owner) units.add(instancesOf(owner.unit));
     const wanted = wantedUnit(path);
     if (wanted) units.add(wanted);
   }

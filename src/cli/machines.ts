@@ -1,7 +1,7 @@
 import pLimit from 'p-limit';
 import { Builder, type MachineResult } from '../build/builder.ts';
 import { machineFailure, type HomecloudError } from '../load/errors.ts';
-import { inventoryEntry, reachProblem, type Model } from '../load/model.ts';
+import { targetOf, reachProblem, type Model } from '../load/model.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import type { Target } from '../transport/transport.ts';
 import { jobsFor, repoFrom } from './context.ts';
@@ -43,7 +43,7 @@ export async function acrossBuiltMachines<T>(
         const problem = reachProblem(model, machine);
         if (problem) return { machine, error: problem.of(machine, 'connect') };
         try {
-          return { machine, value: await work({ machine, entry: inventoryEntry(model, machine) }, { repo, model }) };
+          return { machine, value: await work(targetOf(model, machine), { repo, model }) };
         } catch (error) {
           // Only the machine's failure is its own: a bug ends the command.
           return { machine, error: machineFailure(error, machine) };

@@ -7,12 +7,14 @@ export interface InventoryEntry {
   user: string;
   /** Extra arguments for ssh, e.g. ["-p", "2222"]. */
   options: string[];
+  /** A machine of the repository to go through (a bastion, the host of a container or VM). */
+  via?: string;
 }
 
 export type Inventory = Record<string, InventoryEntry>;
 
 export function withDefaults(name: string, entry: Partial<InventoryEntry> = {}): InventoryEntry {
-  return { host: entry.host ?? name, user: entry.user ?? 'root', options: entry.options ?? [] };
+  return { host: entry.host ?? name, user: entry.user ?? 'root', options: entry.options ?? [], ...(entry.via ? { via: entry.via } : {}) };
 }
 
 /**

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { statSignature } from '../util/fs.ts';
 import { HomecloudError, describeSystemError } from './errors.ts';
 import { entryProblem, withDefaults, type Inventory, type InventoryEntry } from './inventory.ts';
+import type { Target } from '../transport/transport.ts';
 import { readJsonFile } from './json.ts';
 import { machineDirectoryProblem } from './layers.ts';
 import { isSandboxName, sandboxNameRule, shownName } from './names.ts';
@@ -94,6 +95,12 @@ export function reachProblem(model: Model, machine: string): HomecloudError | un
 
 export function inventoryEntry(model: Model, machine: string): InventoryEntry {
   return model.inventory[machine] ?? withDefaults(machine);
+}
+
+/** How to reach a machine: its entry, and the machines it goes through (inventory.json's "via", checked to end). */
+export function targetOf(model: Model, machine: string): Target {
+  const entry = inventoryEntry(model, machine);
+  return { machine, entry, ...(entry.via ? { via: targetOf(model, entry.via) } : {}) };
 }
 
 /** The machines a command works on: all of them, or the named ones (each must exist). */

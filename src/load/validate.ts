@@ -19,6 +19,7 @@ const inventoryEntrySchema = z.strictObject({
   host: z.string().min(1).optional(),
   user: z.string().min(1).optional(),
   options: z.array(z.string()).optional(),
+  via: z.string().min(1).optional(),
 });
 
 const inventorySchema = z.record(z.string().regex(namePattern), inventoryEntrySchema);
@@ -87,6 +88,12 @@ function inventoryPlace(path: Path): Place {
       };
     case 'user':
       return { subject: `the user ${of}`, must: 'must be a user name in quotes', hint: 'e.g. "user": "admin"; leave "user" out to log in as root' };
+    case 'via':
+      return {
+        subject: `the via ${of}`,
+        must: 'must be the name of another machine in quotes',
+        hint: 'e.g. "via": "bastion": ssh reaches this machine through that one',
+      };
     default:
       if (index !== undefined)
         return {
@@ -137,6 +144,26 @@ export function validateInventory(document: JsonDocument): Inventory {
       if (problem) throw new HomecloudError(`the ${key} of machine "${name}" ${problem}`, valueLocation(document, [name, key]), addressHints[key]);
     }
     inventory[name] = withDefaults(name, entry);
+  }
+  // A hop names another machine of this file, and the hops end somewhere.
+  for (const name of Object.keys(inventory)) {
+    const seen = [name];
+    for (let via = inventory[name]!.via; via !== undefined; via = inventory[via]?.via) {
+      const where = valueLocation(document, [seen[seen.length - 1]!, 'via']);
+      if (!inventory[via])
+        throw new HomecloudError(
+          `machine "${seen[seen.length - 1]}" goes via "${via}", which inventory.json does not list`,
+          where,
+          `add "${via}" to inventory.json, with its host`,
+        );
+      if (seen.includes(via))
+        throw new HomecloudError(
+          `machine "${name}" goes via ${[...seen.slice(1), via].map((m) => `"${m}"`).join(' via ')}: a loop`,
+          where,
+          'the last machine of a chain of "via" must be reachable directly',
+        );
+      seen.push(via);
+    }
   }
   return inventory;
 }

@@ -2,7 +2,7 @@ import type { Manifest, ManifestEntries } from '../build/manifest.ts';
 import { sameEntry } from '../build/manifest.ts';
 import type { TriggerDeclaration } from '../build/declared.ts';
 import { globMatches } from '../util/glob.ts';
-import { dropInIndex, dropInOf, dropInsOf, templateOf, unitFileOf, unitOf, unitReferences, wantedUnit, type DropInIndex } from './units.ts';
+import { instancesOf, dropInIndex, dropInOf, dropInsOf, templateOf, unitFileOf, unitOf, unitReferences, wantedUnit, type DropInIndex } from './units.ts';
 
 export type UnitAction = 'stop' | 'restart' | 'reload-or-restart' | 'reload' | 'start';
 
@@ -100,7 +100,7 @@ export function reconcile(
     if (owner && !owner.dropIn) {
       daemonReload = true;
       // A new unit file starts nothing by itself; a changed one restarts the unit (its running instances, for a template).
-      if (changedSet.has(path)) act(instances(owner.unit), 'restart', because(path, `${path} ${how(path)}`));
+      if (changedSet.has(path)) act(instancesOf(owner.unit), 'restart', because(path, `${path} ${how(path)}`));
     }
     const wanted = wantedUnit(path);
     if (wanted && addedSet.has(path)) act(wanted, 'start', because(path, `${path} ${how(path)}`));
@@ -130,7 +130,7 @@ export function reconcile(
       (after[path] !== undefined && applies(unit, afterDropIns, 'after').has(path));
     const affected = named.filter((unit) => !isNew(unit) && !isStopped(unit) && appliedTo(unit));
     // An instance whose template is affected is restarted with the template's instances (x@*.service).
-    for (const unit of affected) if (!affected.includes(templateOf(unit) ?? '')) act(instances(unit), 'restart', because(path, `${path} ${how(path)}`));
+    for (const unit of affected) if (!affected.includes(templateOf(unit) ?? '')) act(instancesOf(unit), 'restart', because(path, `${path} ${how(path)}`));
   }
 
   // Files a unit reads (a file added to or removed from a directory it reads counts), in its unit file or any drop-in
@@ -155,7 +155,7 @@ export function reconcile(
       const referenced = references.paths.find((ref) => path === ref || path.startsWith(`${ref}/`));
       if (!referenced || unitOf(path) || dropInOf(path)) continue;
       const where = referenced === path ? '' : ` (in ${referenced})`;
-      act(instances(unit), reloads ? 'reload-or-restart' : 'restart', because(path, `${path} ${how(path)}${where}, which ${unit} reads`));
+      act(instancesOf(unit), reloads ? 'reload-or-restart' : 'restart', because(path, `${path} ${how(path)}${where}, which ${unit} reads`));
     }
   }
   for (const trigger of triggers) {
@@ -193,9 +193,4 @@ function unitsNamed(entries: ManifestEntries): string[] {
     if (unit) units.add(unit);
   }
   return [...units];
-}
-
-/** A template unit acts on its running instances. */
-function instances(unit: string): string {
-  return unit.replace(/@\./, '@*.');
 }

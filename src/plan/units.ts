@@ -57,6 +57,11 @@ export function isTemplate(unit: string): boolean {
   return /@\.[^.@]+$/.test(unit);
 }
 
+/** What acting on a unit acts on: a template (`x@.service`) stands for its running instances (`x@*.service`). */
+export function instancesOf(unit: string): string {
+  return unit.replace(/@\./, '@*.');
+}
+
 /** An instance's template (`x@a.service` -> `x@.service`), or undefined for any other unit. */
 export function templateOf(unit: string): string | undefined {
   const match = /^([^@]+)@[^@]+(\.[^.@]+)$/.exec(unit);

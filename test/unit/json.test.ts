@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { HomecloudError } from '../../src/load/errors.ts';
-import { loadModel } from '../../src/load/model.ts';
+import { loadModel, targetOf } from '../../src/load/model.ts';
 import { build, buildError, loadError, buildOne, layerList, makeRepo, readTree, repoPaths, runCli, treeFile, writeFiles } from '../helpers/repo.ts';
 
 test('inventory: host defaults to the machine name, user to root, options to none', async () => {
@@ -98,7 +98,7 @@ test('inventory.json: every kind of mistake is one plain sentence naming the mac
     ['{"nas": {\n  "options": "-p 2222"\n}}', 'the options of machine "nas" must be a list of strings, not "-p 2222"', '2:14', /"options": \["-p", "2222"\]/],
     ['{"nas": {\n  "options": {"p": 2222}\n}}', 'the options of machine "nas" must be a list of strings, not an object', '2:14', /one string each/],
     ['{"nas": {\n  "options": ["-p", 2222]\n}}', 'option 2 of machine "nas" must be a string, not 2222', '2:21', /one string each/],
-    ['{"nas": {\n  "port": 22\n}}', 'unknown key "port" in the entry of machine "nas"', '2:3', /^known keys: host, user, options$/],
+    ['{"nas": {\n  "port": 22\n}}', 'unknown key "port" in the entry of machine "nas"', '2:3', /^known keys: host, user, options, via$/],
   ];
   for (const [text, message, at, hint] of cases) {
     const error = await documentError('inventory.json', text);
@@ -209,4 +209,25 @@ test('a corrected homecloud.json is read again', async () => {
   await loadError(root);
   writeFiles(root, { 'homecloud.json': '{"stdlib": true}' });
   assert.equal((await buildOne(root, 'm')).status, 'built');
+});
+
+test('inventory: "via" names the machine ssh goes through; it must be listed, and a chain of them must end', async () => {
+  const root = makeRepo({
+    'inventory.json': '{"bastion": {"host": "203.0.113.5"}, "nas": {"host": "10.0.0.2", "via": "bastion"}, "db": {"host": "10.0.1.3", "via": "nas"}}',
+  });
+  const model = await loadModel(repoPaths(root));
+  assert.deepEqual(model.inventory.nas, { host: '10.0.0.2', user: 'root', options: [], via: 'bastion' });
+  const target = targetOf(model, 'db');
+  assert.deepEqual([target.machine, target.via?.machine, target.via?.via?.machine, target.via?.via?.via], ['db', 'nas', 'bastion', undefined]);
+  assert.equal(target.via?.via?.entry.host, '203.0.113.5');
+
+  const unknown = makeRepo({ 'inventory.json': '{"nas": {\n  "via": "gone"\n}}' });
+  const missing = await loadError(unknown);
+  assert.match(missing.message, /machine "nas" goes via "gone", which inventory.json does not list/);
+  assert.deepEqual(missing.where, { file: 'inventory.json', line: 2, column: 10 });
+
+  const loop = makeRepo({ 'inventory.json': '{"a": {"via": "b"}, "b": {"via": "a"}}' });
+  assert.match((await loadError(loop)).message, /machine "a" goes via "b" via "a": a loop/);
+  const wrong = makeRepo({ 'inventory.json': '{"a": {"via": 3}}' });
+  assert.match((await loadError(wrong)).toString(), /the via of machine "a" must be the name of another machine in quotes/);
 });

@@ -1,6 +1,6 @@
 import { clobber } from '../../apply/clobber.ts';
 import { HomecloudError } from '../../load/errors.ts';
-import { inventoryEntry, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
+import { targetOf, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
 import { nameArgument } from '../../load/names.ts';
 import { exitStatus } from '../../report/output.ts';
 import { repoFrom, waitSeconds } from '../context.ts';
@@ -19,14 +19,10 @@ export async function run([machine]: string[], options: GlobalOptions & { yes?: 
   selectMachines(model, [machine!]);
   const problem = reachProblem(model, machine!);
   if (problem) throw problem;
-  const { removed, units } = await clobber(
-    repo,
-    { machine: machine!, entry: inventoryEntry(model, machine!) },
-    {
-      waitSeconds: waitSeconds(options),
-      onWaiting: (holder) => process.stderr.write(`${machine}: waiting for ${holder}\n`),
-    },
-  );
+  const { removed, units } = await clobber(repo, targetOf(model, machine!), {
+    waitSeconds: waitSeconds(options),
+    onWaiting: (holder) => process.stderr.write(`${machine}: waiting for ${holder}\n`),
+  });
   process.stdout.write(
     options.json
       ? JSON.stringify({ machine, removed, stopped: units }) + '\n'

@@ -1,7 +1,7 @@
 import pLimit from 'p-limit';
 import { jobsFor } from '../context.ts';
 import { HomecloudError, errorJson } from '../../load/errors.ts';
-import { inventoryEntry, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
+import { targetOf, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
 import { colors, exitStatus, printMachineError } from '../../report/output.ts';
 import { describeSshFailure, runScript } from '../../transport/ssh.ts';
 import { repoFrom } from '../context.ts';
@@ -29,7 +29,7 @@ export async function run(args: string[], options: GlobalOptions): Promise<numbe
           if (!options.json) printMachineError(machine, problem);
           return { machine, status: 255, stdout: '', stderr: problem.message, error: errorJson(problem) };
         }
-        const target = { machine, entry: inventoryEntry(model, machine) };
+        const target = targetOf(model, machine);
         const result = await runScript(target, command.join(' '));
         const prefix = `${machine.padEnd(width)} | `;
         const lines = (text: string) => text.split('\n').filter((line, i, all) => line !== '' || i < all.length - 1);

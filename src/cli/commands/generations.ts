@@ -1,22 +1,22 @@
 import { deployMachine, fetchGeneration, listGenerations, type Generation } from '../../apply/deploy.ts';
 import { HomecloudError } from '../../load/errors.ts';
-import { inventoryEntry, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
+import { targetOf, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
 import { nameArgument } from '../../load/names.ts';
 import { colors, exitStatus, milliseconds, printMachineError, table } from '../../report/output.ts';
 import { repoFrom, waitSeconds } from '../context.ts';
 import type { GlobalOptions } from '../main.ts';
 
-async function targetOf(machine: string, options: GlobalOptions) {
+async function machineTarget(machine: string, options: GlobalOptions) {
   const repo = repoFrom(options);
   const model = await loadModel(repo);
   selectMachines(model, [machine]);
   const problem = reachProblem(model, machine);
   if (problem) throw problem;
-  return { repo, model, target: { machine, entry: inventoryEntry(model, machine) } };
+  return { repo, model, target: targetOf(model, machine) };
 }
 
 export async function list([machine]: string[], options: GlobalOptions): Promise<number> {
-  const { target } = await targetOf(machine!, options);
+  const { target } = await machineTarget(machine!, options);
   const generations = await listGenerations(target);
   if (options.json) process.stdout.write(JSON.stringify({ machine, generations }) + '\n');
   else if (generations.length === 0) process.stdout.write(`${machine} has no generations: nothing was deployed to it yet\n`);
@@ -32,7 +32,7 @@ export async function list([machine]: string[], options: GlobalOptions): Promise
 
 /** Deploy an older generation again, with the same reconcile as any deploy. */
 export async function rollback([machine]: string[], options: GlobalOptions & { to?: string; wait?: string }): Promise<number> {
-  const { repo, model, target } = await targetOf(machine!, options);
+  const { repo, model, target } = await machineTarget(machine!, options);
   // Which generation is "the one before the current" is decided again once the machine's lock is held: a deploy may commit meanwhile.
   const choose = (generations: Generation[]) => {
     const current = generations.find((g) => g.current)?.generation;

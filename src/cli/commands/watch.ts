@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { deployMachine } from '../../apply/deploy.ts';
 import { Builder } from '../../build/builder.ts';
-import { inventoryEntry, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
+import { targetOf, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
 import { exitStatus, milliseconds, printError, printMachineError } from '../../report/output.ts';
 import { now } from '../../util/timing.ts';
 import { watchTree } from '../../util/watch-tree.ts';
@@ -26,9 +26,7 @@ export async function run(names: string[], options: GlobalOptions): Promise<numb
     const report = await builder.build({ machines, changed });
     for (const failed of report.machines.filter((m) => m.status === 'failed')) printMachineError(failed.machine, failed.error);
     const built = report.machines.filter((m) => m.status === 'built' || changed === undefined).map((m) => m.machine);
-    const results = await Promise.all(
-      built.map((machine) => deployMachine(repo, { machine, entry: inventoryEntry(model, machine) }, { keep: model.settings.generations })),
-    );
+    const results = await Promise.all(built.map((machine) => deployMachine(repo, targetOf(model, machine), { keep: model.settings.generations })));
     for (const result of results) if (result.status === 'failed') printMachineError(result.machine, result.error, { after: [result.details] });
     const deployed = results.filter((r) => r.status === 'deployed');
     const units = deployed.flatMap((r) => r.plan?.units.map((u) => `${r.machine}: ${u.action} ${u.unit}`) ?? []);
