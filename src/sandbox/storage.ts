@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { run } from '../util/run.ts';
 import type { SandboxPaths } from './paths.ts';
 
@@ -64,9 +64,21 @@ export class Pool {
     return target;
   }
 
+  /**
+   * Remove a machine directory. On btrfs it is a subvolume, and what ran in it may have made subvolumes inside it
+   * (systemd-tmpfiles makes /var/lib/machines and /var/lib/portables subvolumes in a booted machine; containers clone
+   * into them): `subvolume delete` refuses a subvolume that holds others and rm does not cross into them, so those
+   * go first, each the same way.
+   */
   remove(dir: string): void {
+    // systemd-nspawn's lock beside the directory, left when it was killed.
+    rmSync(join(dirname(dir), `.#${basename(dir)}.lck`), { force: true });
     if (!existsSync(dir)) return;
-    if (this.method === 'btrfs snapshot' && run('btrfs', ['-q', 'subvolume', 'delete', dir], { check: false }).status === 0) return;
+    if (this.method === 'btrfs snapshot') {
+      if (run('btrfs', ['-q', 'subvolume', 'delete', dir], { check: false }).status === 0) return;
+      for (const nested of nestedSubvolumes(dir)) this.remove(nested);
+      if (run('btrfs', ['-q', 'subvolume', 'delete', dir], { check: false }).status === 0) return;
+    }
     run('rm', ['-rf', '--one-file-system', dir]);
   }
 
@@ -96,4 +108,10 @@ export class Pool {
       run('sleep', ['0.05']);
     }
   }
+}
+
+/** The subvolumes directly inside a directory of a btrfs file system: directories with inode 256, each its own file system to find. */
+export function nestedSubvolumes(dir: string): string[] {
+  const found = run('find', [dir, '-mindepth', '1', '-xdev', '-type', 'd', '-inum', '256', '-print0'], { check: false });
+  return found.stdout.split('\0').filter(Boolean);
 }

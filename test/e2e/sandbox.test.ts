@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { machineCgroups } from '../../src/sandbox/cgroups.ts';
 import { runCli } from '../helpers/repo.ts';
@@ -127,14 +129,40 @@ test('a machine whose nspawn is killed from outside is listed as stopped, and do
   assert.equal(box!.ssh('s2', 'systemctl is-system-running --wait').stdout, 'running');
 });
 
-test('down --all leaves no process, cgroup, mount, loop device, bridge or veth behind, and is idempotent', { skip }, () => {
-  const first = runCli(['sandbox', 'down', '--all'], { env: env() });
-  assert.equal(first.status, 0, first.stderr);
-  assert.deepEqual(leftovers(), { processes: [], cgroups: [], mounts: [], loops: '', bridge: false, veths: [] });
-  const again = runCli(['sandbox', 'down', '--all'], { env: env() });
-  assert.equal(again.status, 0, again.stderr);
-  assert.match(again.stdout, /no sandbox machines/);
-});
+/** The machine directories left in the (unmounted) pool: mounted read-only for a look. */
+function machinesInPool(): string[] {
+  const look = mkdtempSync(join(tmpdir(), 'homecloud-pool-'));
+  try {
+    const mounted = spawnSync('mount', ['-o', 'loop,ro', box!.paths.poolImage, look], { encoding: 'utf8' });
+    assert.equal(mounted.status, 0, mounted.stderr);
+    try {
+      return existsSync(join(look, 'machines')) ? readdirSync(join(look, 'machines')) : [];
+    } finally {
+      spawnSync('umount', [look]);
+    }
+  } finally {
+    rmSync(look, { recursive: true, force: true });
+  }
+}
+
+test(
+  'down --all leaves no process, cgroup, mount, loop device, bridge, veth or machine directory behind (subvolumes made inside a machine too), and is idempotent',
+  { skip },
+  () => {
+    // What a booted machine with containers has: subvolumes inside its root (/var/lib/machines, a container's clone in it).
+    const root = box!.paths.machineDir('s1');
+    for (const dir of [`${root}/var/lib/nested`, `${root}/var/lib/nested/inner`])
+      assert.equal(spawnSync('btrfs', ['-q', 'subvolume', 'create', dir]).status, 0, dir);
+    writeFileSync(`${root}/var/lib/nested/inner/state`, 'kept by a container\n');
+    const first = runCli(['sandbox', 'down', '--all'], { env: env() });
+    assert.equal(first.status, 0, first.stderr);
+    assert.deepEqual(leftovers(), { processes: [], cgroups: [], mounts: [], loops: '', bridge: false, veths: [] });
+    assert.deepEqual(machinesInPool(), []);
+    const again = runCli(['sandbox', 'down', '--all'], { env: env() });
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /no sandbox machines/);
+  },
+);
 
 test('without root, sandbox commands say so and how to fix it', { skip }, () => {
   const run = spawnSync(process.execPath, [`${process.cwd()}/bin/homecloud.cjs`, 'sandbox', 'up', 'x'], {
