@@ -33,7 +33,7 @@ function run<M>(load: () => Promise<M>, pick: (module: M) => Action = (module) =
       // Exit once the output is written, without waiting for the event loop to wind down (that costs milliseconds).
       await exitWhenWritten(await action(args, options));
     } catch (error) {
-      process.exitCode = printError(error);
+      process.exitCode = printError(error, options.json);
     }
   };
 }

@@ -1,5 +1,5 @@
 import pc from 'picocolors';
-import { formatLocation, isHomecloudError, type HomecloudError } from '../load/errors.ts';
+import { errorJson, formatLocation, isHomecloudError, type HomecloudError } from '../load/errors.ts';
 import { shownName } from '../load/names.ts';
 
 /** Exit statuses: what failed, for scripts. */
@@ -27,13 +27,16 @@ export const errorColors = pc.createColors(process.stderr.isTTY === true && !('N
  * HomecloudError is the user's to fix (2); anything else is a bug, shown
  * with its stack (70).
  */
-export function printError(error: unknown): number {
+export function printError(error: unknown, json = false): number {
   if (isHomecloudError(error)) {
     process.stderr.write(`${errorColors.red('error:')} ${error.machine ? machineError(error.machine, error) : error.toString()}\n`);
+    // With --json, a command that stopped before its own output says why in the one error shape, for the tool that reads it.
+    if (json) process.stdout.write(JSON.stringify({ error: errorJson(error) }) + '\n');
     return exitStatus.usage;
   }
   const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
   process.stderr.write(`${errorColors.red('error:')} ${text}\nthis is a bug in homecloud: please report it with the lines above\n`);
+  if (json) process.stdout.write(JSON.stringify({ error: { message: error instanceof Error ? error.message : String(error), bug: true } }) + '\n');
   return exitStatus.bug;
 }
 

@@ -36,6 +36,13 @@ test('malformed inventory.json is an error naming file, line and column; the CLI
   const cli = runCli(['-C', root, 'build']);
   assert.equal(cli.status, 2);
   assert.match(cli.stderr, /^error: inventory\.json:4:3: invalid JSON/);
+  // With --json, the tool reading standard output gets the error in the one shape too.
+  const json = runCli(['-C', root, '--json', 'build']);
+  assert.equal(json.status, 2);
+  assert.match(json.stderr, /^error: inventory\.json:4:3: invalid JSON/);
+  const { error: shown } = JSON.parse(json.stdout) as { error: { file: string; line: number; column: number; message: string } };
+  assert.deepEqual([shown.file, shown.line, shown.column], ['inventory.json', 4, 3]);
+  assert.match(shown.message, /^invalid JSON/);
 });
 
 test('inventory.json: comments and duplicate keys are errors with a location', async () => {
