@@ -171,7 +171,8 @@ sandbox
   .command('up')
   .description('boot machines (clones of the base image) and wait until they accept SSH')
   .argument('<name...>', 'machine names')
-  .action(run(sandboxCommand, (m) => m.up));
+  .option('--image <profile>', 'base (the default), or cloud: with systemd-container, btrfs-progs and debootstrap, for containers inside', 'base')
+  .action(run(sandboxCommand, (m) => m.up as Action));
 sandbox
   .command('down')
   .description('stop and remove machines, and clean what a crashed run left')

@@ -32,6 +32,26 @@ export const imagePackages = [
 ];
 export const imageSuite = 'bookworm';
 
+/**
+ * Image profiles: `base`, the fast image every test of the engine and the base layers boots, and `cloud`, which
+ * adds what the cloud's own layers need inside a machine (containers cloned into btrfs subvolumes and booted
+ * with systemd-nspawn, their images made by debootstrap).
+ */
+export const imageProfiles = {
+  base: [],
+  cloud: ['systemd-container', 'btrfs-progs', 'debootstrap', 'libnss-mymachines'],
+} as const satisfies Record<string, readonly string[]>;
+export type ImageProfile = keyof typeof imageProfiles;
+
+export function isImageProfile(name: string): name is ImageProfile {
+  return Object.hasOwn(imageProfiles, name);
+}
+
+/** A profile's packages: the base image's and its own. */
+function packagesOf(profile: ImageProfile): string[] {
+  return [...imagePackages, ...imageProfiles[profile]];
+}
+
 /** Units a throwaway container does not need (the network generator reads a kernel command line it has not got). */
 const masked = [
   'apt-daily.timer',
@@ -45,8 +65,9 @@ const masked = [
 ];
 
 /** Changes whenever the image would be made differently: suite, mirror, packages, masked units. */
-export function imageKey(): string {
-  return `${imageSuite}-${shortHash(['recipe 2', imageSuite, mirror(), ...imagePackages, ...masked].join(' '))}`;
+export function imageKey(profile: ImageProfile = 'base'): string {
+  const name = profile === 'base' ? imageSuite : `${imageSuite}-${profile}`;
+  return `${name}-${shortHash(['recipe 2', imageSuite, mirror(), ...packagesOf(profile), ...masked].join(' '))}`;
 }
 
 /** The mirror the host's apt uses (machines are made from the same archive). */
@@ -56,14 +77,14 @@ function mirror(): string {
 }
 
 /** The cached image's root directory, made when missing. `log` hears what takes long. */
-export function ensureImage(cache: string, log: (line: string) => void): string {
-  const root = join(cache, imageKey());
+export function ensureImage(cache: string, log: (line: string) => void, profile: ImageProfile = 'base'): string {
+  const root = join(cache, imageKey(profile));
   if (existsSync(join(root, 'etc/os-release'))) return root;
   mkdirSync(cache, { recursive: true });
   const building = `${root}.building-${process.pid}`;
   rmSync(building, { recursive: true, force: true });
-  log(`making the base image ${imageKey()} with debootstrap (once; a minute or two)`);
-  run('debootstrap', ['--variant=minbase', `--include=${imagePackages.join(',')}`, imageSuite, building, mirror()]);
+  log(`making the ${profile} image ${imageKey(profile)} with debootstrap (once; a minute or two)`);
+  run('debootstrap', ['--variant=minbase', `--include=${packagesOf(profile).join(',')}`, imageSuite, building, mirror()]);
   // Every machine gets its own identity and host key at clone time.
   rmSync(join(building, 'etc/machine-id'), { force: true });
   writeFileSync(join(building, 'etc/machine-id'), '');

@@ -6,7 +6,7 @@ import { isSandboxName, sandboxNameRule, shownName } from '../load/names.ts';
 import { sshArguments } from '../transport/ssh.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { alive, run } from '../util/run.ts';
-import { ensureImage, imageKey } from './image.ts';
+import { ensureImage, imageKey, type ImageProfile } from './image.ts';
 import { boot, killAll, machineProcesses, machineProcessesOf, nspawnProcesses, nspawnProcessesOf, prepareMachine, stop, waitForSsh } from './machine.ts';
 import { SandboxPaths } from './paths.ts';
 import { ensureInotifyInstances } from './limits.ts';
@@ -20,6 +20,8 @@ interface MachineRecord {
   pid: number;
   started: string;
   hostKey: string;
+  /** The image profile it was cloned from, when not the base one. */
+  image?: ImageProfile;
 }
 
 interface SandboxState {
@@ -50,7 +52,8 @@ export class Sandbox {
   }
 
   /** Boot the named machines (already running ones are left alone); resolves when all accept SSH. */
-  async up(names: string[]): Promise<{ method: CloneMethod; started: string[] }> {
+  async up(names: string[], options: { image?: ImageProfile } = {}): Promise<{ method: CloneMethod; started: string[] }> {
+    const profile = options.image ?? 'base';
     checkPrerequisites();
     for (const name of names) {
       // Stricter than a repository's machine names: the name is the machine's host name for systemd-nspawn.
@@ -64,10 +67,10 @@ export class Sandbox {
     }
     mkdirSync(this.paths.home, { recursive: true, mode: 0o700 });
     const state = this.read();
-    const image = ensureImage(this.paths.imageCache, this.log);
+    const image = ensureImage(this.paths.imageCache, this.log, profile);
     const method = this.pool.open();
     state.method = method;
-    const base = this.pool.ensureBase(image, imageKey());
+    const base = this.pool.ensureBase(image, imageKey(profile));
     this.ensureKey();
     this.ensureBridge();
 
@@ -83,7 +86,7 @@ export class Sandbox {
       const hostKey = prepareMachine(root, { name, address, publicKey: readFileSync(`${this.paths.key}.pub`, 'utf8') });
       const log = join(this.paths.logs, `${name}.console`);
       const pid = boot(root, name, this.paths.bridge, log, this.cgroups(name));
-      const record = { index, address, pid, started: new Date().toISOString(), hostKey };
+      const record: MachineRecord = { index, address, pid, started: new Date().toISOString(), hostKey, ...(profile === 'base' ? {} : { image: profile }) };
       state.machines[name] = record;
       starting.push({ name, record, log });
     }

@@ -4,6 +4,7 @@ import { after } from 'node:test';
 import { SandboxPaths } from '../../src/sandbox/paths.ts';
 import { checkPrerequisites } from '../../src/sandbox/prerequisites.ts';
 import { Sandbox, sshOptions } from '../../src/sandbox/sandbox.ts';
+import type { ImageProfile } from '../../src/sandbox/image.ts';
 import { runCli } from './repo.ts';
 
 /**
@@ -14,7 +15,11 @@ import { runCli } from './repo.ts';
 export class TestSandbox {
   readonly sandbox: Sandbox;
 
-  constructor(readonly name: string) {
+  constructor(
+    readonly name: string,
+    /** The image profile its machines boot (src/sandbox/image.ts). */
+    readonly image: ImageProfile = 'base',
+  ) {
     this.sandbox = new Sandbox(new SandboxPaths(`/var/lib/homecloud/test-${name}-${process.pid}`));
   }
 
@@ -23,13 +28,13 @@ export class TestSandbox {
   }
 
   up(names: string[]) {
-    return this.sandbox.up(names);
+    return this.sandbox.up(names, { image: this.image });
   }
 
   /** A machine as new: its clone is thrown away and made again from the base image. */
   async reset(name: string): Promise<void> {
     await this.sandbox.down([name]);
-    await this.sandbox.up([name]);
+    await this.sandbox.up([name], { image: this.image });
   }
 
   /** Reboot a machine on its own disk (its files stay); resolves with how long the shutdown took. */
@@ -67,14 +72,14 @@ export class TestSandbox {
  * cannot run sandbox machines, the reason (a failure under CI=true, where a
  * missing prerequisite must never pass silently).
  */
-export function testSandbox(name: string): { box?: TestSandbox; skip: string | false } {
+export function testSandbox(name: string, image: ImageProfile = 'base'): { box?: TestSandbox; skip: string | false } {
   try {
     checkPrerequisites();
   } catch (error) {
     if (process.env.CI === 'true') throw error;
     return { skip: `sandbox machines cannot run here: ${(error as Error).message}` };
   }
-  const box = new TestSandbox(name);
+  const box = new TestSandbox(name, image);
   after(() => box.destroy());
   return { box, skip: false };
 }

@@ -3,15 +3,19 @@ import { join } from 'node:path';
 import { colors, exitStatus, milliseconds, table } from '../../report/output.ts';
 import { now } from '../../util/timing.ts';
 import { Sandbox } from '../../sandbox/sandbox.ts';
+import { imageProfiles, isImageProfile } from '../../sandbox/image.ts';
+import { HomecloudError } from '../../load/errors.ts';
 import { runProcessSync } from '../../util/process.ts';
 import type { GlobalOptions } from '../main.ts';
 
 const sandbox = (options: GlobalOptions) => new Sandbox(undefined, (line) => process.stderr.write(`${options.json ? '' : colors.dim('… ')}${line}\n`));
 
-export async function up(names: string[], options: GlobalOptions): Promise<number> {
+export async function up(names: string[], options: GlobalOptions & { image?: string }): Promise<number> {
   const started = now();
+  const image = options.image ?? 'base';
+  if (!isImageProfile(image)) throw new HomecloudError(`there is no image "${image}"`, undefined, `choose one of: ${Object.keys(imageProfiles).join(', ')}`);
   const box = sandbox(options);
-  const { method, started: booted } = await box.up(names);
+  const { method, started: booted } = await box.up(names, { image });
   const machines = box.list().filter((m) => names.includes(m.name));
   if (options.json) {
     process.stdout.write(JSON.stringify({ clones: method, inventory: box.paths.inventory, machines }) + '\n');
