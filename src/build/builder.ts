@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
@@ -16,9 +16,8 @@ import { layoutMachine, type MachineLayout, type RenderCache } from './layout.ts
 import { quickLayout, type LayoutMemory } from './quick.ts';
 import { BuildState, buildFormat } from './state.ts';
 import { applyTree, emptyTrash, type FileContent, type TreeChanges } from './tree.ts';
-import { generate, generatedEntries, generatorPath, type Generated } from './generate.ts';
+import { generate, generatedEntries, generatorPath, withAncestors, withoutGenerated, type Generated } from './generate.ts';
 import { sortEntries, type ManifestEntries } from './manifest.ts';
-import { mkdtempSync } from 'node:fs';
 import { nativeTreeSignatures } from '../util/native.ts';
 import { walkSource, type SourceTree } from './walk.ts';
 import { includeSignatures } from './template-inputs.ts';
@@ -454,30 +453,6 @@ function sourceFingerprints(fingerprint: string | undefined): Map<string, string
     if (line.startsWith('/') && equals > 0) sources.set(line.slice(0, equals), line.slice(equals + 1));
   }
   return sources;
-}
-
-/** A tree's entries without the outputs a generator made (directories that still hold something stay). */
-function withoutGenerated(entries: ManifestEntries, generated: Generated | undefined): ManifestEntries {
-  const made = generatedEntries(generated ?? {});
-  if (!Object.keys(made).length) return entries;
-  const base: ManifestEntries = {};
-  for (const [path, entry] of Object.entries(entries)) if (!made[path] || made[path].type === 'dir') base[path] = entry;
-  const holding = new Set<string>();
-  for (const path of Object.keys(base)) for (let slash = path.lastIndexOf('/'); slash > 0; slash = path.lastIndexOf('/', slash - 1)) holding.add(path.slice(0, slash));
-  for (const path of Object.keys(made)) if (made[path]!.type === 'dir' && !holding.has(path)) delete base[path];
-  return base;
-}
-
-/** Entries with every missing ancestor directory of a path added (0755). */
-function withAncestors(entries: ManifestEntries): ManifestEntries {
-  for (const path of Object.keys(entries)) {
-    for (let slash = path.lastIndexOf('/'); slash > 0; slash = path.lastIndexOf('/', slash - 1)) {
-      const dir = path.slice(0, slash);
-      if (entries[dir]) break;
-      entries[dir] = { type: 'dir', mode: '0755' };
-    }
-  }
-  return entries;
 }
 
 /** The repository file that makes a path of a machine's tree (the machine's own wins, as in the merge). */

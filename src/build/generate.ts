@@ -3,7 +3,8 @@ import { dirname, join } from 'node:path';
 import { HomecloudError } from '../load/errors.ts';
 import { fileSha256, sha256 } from '../util/hash.ts';
 import { runProcess, type ProcessResult } from '../util/process.ts';
-import { octal } from '../util/fs.ts';
+import { ancestorsOf, octal } from '../util/fs.ts';
+import { directoryMode } from './rules.ts';
 import { fileEntry, type ManifestEntries, type ManifestEntry } from './manifest.ts';
 import { globMatches } from '../util/glob.ts';
 import type { FileContent } from './tree.ts';
@@ -114,6 +115,28 @@ function generatedBeside(manifest: string): Generated {
   }
 }
 
+/** A tree's entries without the outputs a generator made (directories that still hold something stay). */
+export function withoutGenerated(entries: ManifestEntries, generated: Generated | undefined): ManifestEntries {
+  const made = generatedEntries(generated ?? {});
+  if (!Object.keys(made).length) return entries;
+  const base: ManifestEntries = {};
+  for (const [path, entry] of Object.entries(entries)) if (!made[path] || made[path].type === 'dir') base[path] = entry;
+  const holding = new Set(Object.keys(base).flatMap(ancestorsOf));
+  for (const path of Object.keys(made)) if (made[path]!.type === 'dir' && !holding.has(path)) delete base[path];
+  return base;
+}
+
+/** Entries with every missing ancestor directory of a path added, as the build makes directories. */
+export function withAncestors(entries: ManifestEntries): ManifestEntries {
+  for (const path of Object.keys(entries)) {
+    for (const dir of ancestorsOf(path)) {
+      if (entries[dir]) break;
+      entries[dir] = { type: 'dir', mode: octal(directoryMode) };
+    }
+  }
+  return entries;
+}
+
 /** The declarations of a built machine's generated paths. */
 export function declarationsBeside(manifest: string): (path: string) => string | undefined {
   const generated = generatedBeside(manifest);
@@ -201,7 +224,7 @@ function outputEntries(dir: string, secret: boolean): ManifestEntries {
       const path = `${relative}/${name}`;
       const stats = lstatSync(dir + path);
       if (stats.isDirectory()) {
-        entries[path] = { type: 'dir', mode: octal(0o755) };
+        entries[path] = { type: 'dir', mode: octal(directoryMode) };
         walk(path);
       } else if (stats.isSymbolicLink()) entries[path] = { type: 'link', target: readlinkSync(dir + path) };
       else if (stats.isFile()) entries[path] = fileEntry(stats.mode & 0o7777, fileSha256(dir + path), secret);

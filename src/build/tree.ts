@@ -1,6 +1,6 @@
 import { chmodSync, copyFileSync, constants, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { octal } from '../util/fs.ts';
+import { ancestorsOf, octal } from '../util/fs.ts';
 import { lazyChildProcess } from '../util/lazy.ts';
 import { sha256 } from '../util/hash.ts';
 import type { ManifestEntries, ManifestEntry } from './manifest.ts';
@@ -42,10 +42,7 @@ export function applyTree(
   const removed = new Set(stale);
   // A directory that goes takes everything in it along in one call: a removed layer of thousands of files is one rm per directory.
   const gone = new Set(stale.filter((path) => actual[path]!.type === 'dir'));
-  const inGone = (path: string) => {
-    for (let slash = path.lastIndexOf('/'); slash > 0; slash = path.lastIndexOf('/', slash - 1)) if (gone.has(path.slice(0, slash))) return true;
-    return false;
-  };
+  const inGone = (path: string) => ancestorsOf(path).some((dir) => gone.has(dir));
   for (const path of stale) {
     changes.removed++;
     if (inGone(path)) continue;

@@ -1,6 +1,6 @@
 import { rootOwner, type ManifestEntries, type ManifestEntry } from '../build/manifest.ts';
 import type { Inspection } from '../facts/probe.ts';
-import { octal } from '../util/fs.ts';
+import { ancestorsOf, octal } from '../util/fs.ts';
 
 /** What one path is on a target, as the inspect function read it. */
 export interface LivePath {
@@ -86,14 +86,7 @@ export function liveState(committed: ManifestEntries, moved: Inspection | undefi
   // Nothing is managed below a path that is no longer a directory (what was found there is elsewhere).
   const blocked = new Set(fields(moved.paths).filter((path) => entries[path] && entries[path]!.type !== 'dir'));
   if (blocked.size) {
-    for (const path of Object.keys(entries)) {
-      for (let slash = path.lastIndexOf('/'); slash > 0; slash = path.lastIndexOf('/', slash - 1)) {
-        if (blocked.has(path.slice(0, slash))) {
-          delete entries[path];
-          break;
-        }
-      }
-    }
+    for (const path of Object.keys(entries)) if (ancestorsOf(path).some((dir) => blocked.has(dir))) delete entries[path];
   }
   return { entries, drift: drift.sort((a, b) => (a.path < b.path ? -1 : 1)) };
 }

@@ -34,3 +34,10 @@ export function realPath(path: string): string {
 export function isInside(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir + sep);
 }
+
+/** The directories above an absolute path, nearest first: `/a/b/c` -> `/a/b`, `/a`. */
+export function ancestorsOf(path: string): string[] {
+  const dirs: string[] = [];
+  for (let slash = path.lastIndexOf('/'); slash > 0; slash = path.lastIndexOf('/', slash - 1)) dirs.push(path.slice(0, slash));
+  return dirs;
+}

@@ -1,5 +1,8 @@
 /** Quoting, one function per reader of the words: a POSIX shell, and rsync's -e. */
 
+/** A word every reader takes as it is: no quoting needed. */
+const plainWord = /^[\w@%+=:,./-]+$/;
+
 /** One word for a POSIX shell: always single-quoted, a quote inside as '\''. */
 export function shellQuote(text: string): string {
   return `'${text.replace(/'/g, `'\\''`)}'`;
@@ -7,7 +10,7 @@ export function shellQuote(text: string): string {
 
 /** A word as a shell reads it, quoted only when it must be (for messages a user may paste). */
 export function shellWord(text: string): string {
-  return /^[\w@%+=:,./-]+$/.test(text) ? text : shellQuote(text);
+  return plainWord.test(text) ? text : shellQuote(text);
 }
 
 /**
@@ -16,5 +19,5 @@ export function shellWord(text: string): string {
  * inside quotes stands for itself, and a backslash is only a backslash.
  */
 export function rsyncShell(words: string[]): string {
-  return words.map((word) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "''")}'`)).join(' ');
+  return words.map((word) => (plainWord.test(word) ? word : `'${word.replace(/'/g, "''")}'`)).join(' ');
 }
