@@ -1,4 +1,5 @@
 // npm run bench [-- suite... [--image]]: benchmarks that print medians. Suites: build, sandbox, deploy, lambda (the default),
+// containers (nested in a sandbox machine of the cloud image; not a default: it makes that image when missing),
 // ansible (homecloud against Ansible on sandbox machines: tens of minutes, so only when named), and scale (how cost grows
 // with the number of machines: builds of 10, 50 and 200 machines, deploys to 1, 5, 10 and 20 sandbox machines; not a
 // default either: the cold build of 200 machines alone takes minutes, the whole suite about 13 at --runs=3 on 2 cores).
@@ -7,6 +8,7 @@
 // scale --build-machines=10,50 and --deploy-machines=1,5 choose the sizes (an empty list leaves that half out).
 import { benchAnsible } from './ansible/bench.ts';
 import { benchBuild } from './build.ts';
+import { benchContainers } from './containers.ts';
 import { benchDeploy } from './deploy.ts';
 import { benchLambda } from './lambda.ts';
 import { benchSandbox } from './sandbox.ts';
@@ -34,6 +36,7 @@ const suites: Record<string, () => Promise<unknown>> = {
   sandbox: () => benchSandbox(),
   deploy: () => benchDeploy(),
   lambda: () => benchLambda(),
+  containers: () => benchContainers(),
   ansible: () => benchAnsible(runs, transfer ? [transfer] : transfers),
   scale: () => benchScaling({ runs, builds: buildMachines, deploys: deployMachines }),
 };

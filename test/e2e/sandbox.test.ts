@@ -7,45 +7,11 @@ import { test } from 'node:test';
 import { machineCgroups } from '../../src/sandbox/cgroups.ts';
 import { runCli } from '../helpers/repo.ts';
 import { testSandbox } from '../helpers/sandbox.ts';
+import { leftovers, machinesInPool } from '../helpers/sandbox-leftovers.ts';
 
 const { box, skip } = testSandbox('sandbox');
 const machines = ['s1', 's2', 's3'];
 const env = () => ({ HOMECLOUD_SANDBOX: box!.paths.home });
-
-/** Everything a sandbox may leave on the host, so that a test can check it is all gone. */
-function leftovers() {
-  const paths = box!.paths;
-  const processes = readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((pid) => {
-      try {
-        const state = readFileSync(`/proc/${pid}/stat`, 'utf8');
-        if (state.slice(state.lastIndexOf(')') + 2).startsWith('Z')) return false;
-        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(paths.pool) || readFileSync(`/proc/${pid}/environ`, 'latin1').includes(paths.pool);
-      } catch {
-        return false;
-      }
-    });
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter((line) => line.includes(paths.home));
-  // A device set to clear itself is only held by machines of another sandbox booted while this pool was mounted
-  // (their mount namespaces copied it, on a host whose / is not shared): it goes when they do.
-  const loops = spawnSync('losetup', ['--noheadings', '--list', '--output', 'NAME,AUTOCLEAR', '--associated', paths.poolImage], { encoding: 'utf8' })
-    .stdout.split('\n')
-    .filter((line) => line.trim() && !/\s1$/.test(line.trim()))
-    .join('\n');
-  const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout;
-  const cgroups = machines.flatMap((name) => machineCgroups(`${paths.bridge}-${name}`)).filter((dir) => existsSync(dir));
-  return {
-    processes,
-    cgroups,
-    mounts,
-    loops: existsSync(paths.poolImage) ? loops : '',
-    bridge: links.includes(`${paths.bridge}:`),
-    veths: links.split('\n').filter((line) => line.includes(`master ${paths.bridge} `)),
-  };
-}
 
 test('three machines boot with systemd running, no failed units, and key-only SSH with verified host keys', { skip }, async () => {
   const { method } = await box!.up(machines);
@@ -129,22 +95,6 @@ test('a machine whose nspawn is killed from outside is listed as stopped, and do
   assert.equal(box!.ssh('s2', 'systemctl is-system-running --wait').stdout, 'running');
 });
 
-/** The machine directories left in the (unmounted) pool: mounted read-only for a look. */
-function machinesInPool(): string[] {
-  const look = mkdtempSync(join(tmpdir(), 'homecloud-pool-'));
-  try {
-    const mounted = spawnSync('mount', ['-o', 'loop,ro', box!.paths.poolImage, look], { encoding: 'utf8' });
-    assert.equal(mounted.status, 0, mounted.stderr);
-    try {
-      return existsSync(join(look, 'machines')) ? readdirSync(join(look, 'machines')) : [];
-    } finally {
-      spawnSync('umount', [look]);
-    }
-  } finally {
-    rmSync(look, { recursive: true, force: true });
-  }
-}
-
 test(
   'down --all leaves no process, cgroup, mount, loop device, bridge, veth or machine directory behind (subvolumes made inside a machine too), and is idempotent',
   { skip },
@@ -156,8 +106,8 @@ test(
     writeFileSync(`${root}/var/lib/nested/inner/state`, 'kept by a container\n');
     const first = runCli(['sandbox', 'down', '--all'], { env: env() });
     assert.equal(first.status, 0, first.stderr);
-    assert.deepEqual(leftovers(), { processes: [], cgroups: [], mounts: [], loops: '', bridge: false, veths: [] });
-    assert.deepEqual(machinesInPool(), []);
+    assert.deepEqual(leftovers(box!, machines), { processes: [], cgroups: [], mounts: [], loops: '', bridge: false, veths: [] });
+    assert.deepEqual(machinesInPool(box!), []);
     const again = runCli(['sandbox', 'down', '--all'], { env: env() });
     assert.equal(again.status, 0, again.stderr);
     assert.match(again.stdout, /no sandbox machines/);

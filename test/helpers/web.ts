@@ -43,3 +43,19 @@ export function exposure(box: TestSandbox, machine: string, unit: string): numbe
   if (!score) throw new Error(`no exposure score for ${unit}: ${output}`);
   return Number(score[1]);
 }
+
+/**
+ * A python web server of DIRECTORY on PORT, as a script to write on a machine: python's own `http.server` looks
+ * its host name up first, which takes seconds where DNS answers nothing (a sandbox machine's container).
+ */
+export function quickWebServer(port: number, directory: string): string {
+  return [
+    'import functools, http.server, socketserver',
+    'class Server(http.server.ThreadingHTTPServer):',
+    '    def server_bind(self):',
+    '        socketserver.TCPServer.server_bind(self)',
+    `        self.server_name, self.server_port = "localhost", ${port}`,
+    `Server(("0.0.0.0", ${port}), functools.partial(http.server.SimpleHTTPRequestHandler, directory=${JSON.stringify(directory)})).serve_forever()`,
+    '',
+  ].join('\n');
+}

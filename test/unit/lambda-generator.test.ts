@@ -27,8 +27,11 @@ function generate(files: Record<string, { content: string; mode?: number }>) {
     writeFileSync(path, file.content);
     chmodSync(path, file.mode ?? 0o644);
   }
-  mkdirSync(join(root, 'tree/usr/local/lib/homecloud'), { recursive: true });
-  copyFileSync(join(projectRoot, 'layers/_/usr/local/lib/homecloud/lib.bash'), join(root, 'tree/usr/local/lib/homecloud/lib.bash'));
+  for (const library of ['_/usr/local/lib/homecloud/lib.bash', '_/usr/local/lib/homecloud/generator.bash', 'lambda/usr/local/lib/lambda/scale-to-zero.bash']) {
+    const path = join(root, 'tree', library.slice(library.indexOf('/')));
+    mkdirSync(join(path, '..'), { recursive: true });
+    copyFileSync(join(projectRoot, 'layers', library), path);
+  }
   mkdirSync(join(root, 'out'));
   const result = spawnSync(generator, [join(root, 'tree'), join(root, 'out')], { encoding: 'utf8', env: { PATH: process.env.PATH } });
   const read = (path: string) => readFileSync(join(root, path), 'utf8');

@@ -1,0 +1,44 @@
+# shellcheck shell=bash disable=SC2034,SC2154
+# homecloud base layer: what the layers' build-time generators share (docs/FORMAT.md section 7). Sourced
+# after lib.bash by a generator that has set:
+#   out     its output directory, laid out like /
+#   failed  0; refuse sets it to 1, and the generator exits with it at the end
+# Each function prints the line the build reads on stdout: an output and its declaration, a value the
+# declaration takes (unique in the repository), or a machine this machine hosts.
+
+# refuse FILE MESSAGE: a declaration that cannot work; the generator goes on with the others, then fails.
+refuse() {
+  echo "$1: $2" >&2
+  failed=1
+}
+
+# emit PATH DECLARATION: standard input becomes the output PATH (absolute on the target).
+emit() {
+  mkdir -p "$out${1%/*}"
+  cat > "$out$1"
+  printf '%s\t%s\n' "$1" "$2"
+}
+
+# emit_link PATH TARGET DECLARATION: a symbolic link.
+emit_link() {
+  mkdir -p "$out${1%/*}"
+  ln -s "$2" "$out$1"
+  printf '%s\t%s\n' "$1" "$3"
+}
+
+# enable UNIT TARGET DECLARATION: UNIT (of /usr/local/lib/systemd/system) wanted by TARGET.
+enable() {
+  emit_link "/usr/local/lib/systemd/system/$2.wants/$1" "../$1" "$3"
+}
+
+# claim KIND VALUE DECLARATION: the declaration takes VALUE (an address, a subnet), which no other
+# declaration in the repository may take; the build names both when one does.
+claim() {
+  printf 'claim\t%s\t%s\t%s\n' "$1" "$2" "$3"
+}
+
+# hosted_machine NAME ADDRESS HOST_KEY DECLARATION: this machine hosts machine NAME (a container), which
+# homecloud reaches through it at ADDRESS, checking the host key this machine keeps at HOST_KEY.
+hosted_machine() {
+  printf 'machine\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4"
+}
