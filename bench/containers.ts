@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { shellQuote } from '../src/util/quote.ts';
 import { quickWebServer, request } from '../test/helpers/web.ts';
 import { withScratchSandbox } from './scratch.ts';
 import { median, printTable, timeAsync, timeProcess, type Row } from './stats.ts';
@@ -35,8 +36,8 @@ export function benchContainers(runs = 7, fleetRuns = 3): Promise<Row[]> {
       if (result.status !== 0) throw new Error(`${command}: ${result.stderr}`);
       return result.stdout.trim();
     };
-    on(`printf '%s' ${JSON.stringify(server)} > /etc/systemd/system/od-server.service && systemctl enable -q od-server.service`);
-    on(`printf '%s' ${JSON.stringify(quickWebServer(8000, '/etc'))} > /etc/od-server.py`);
+    on(`printf '%s' ${shellQuote(server)} > /etc/systemd/system/od-server.service && systemctl enable -q od-server.service`);
+    on(`printf '%s' ${shellQuote(quickWebServer(8000, '/etc'))} > /etc/od-server.py`);
     const deploy = () => timeProcess(process.execPath, [join(root, 'bin/homecloud.cjs'), '-C', repo, '--sandbox', 'deploy']);
     deploy();
 

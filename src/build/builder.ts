@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { HomecloudError, describeSystemError, isSystemError } from '../load/errors.ts';
 import { machineSources, type LayerDirectories, type Source } from '../load/layers.ts';
-import { inventoryEntry, loadModel, selectMachines, signatureOf, type Model } from '../load/model.ts';
+import { hopLoop, hostOf, inventoryEntry, loadModel, loopProblem, selectMachines, signatureOf, type Model } from '../load/model.ts';
+import { hostedIn, readBuildRecords, type BuildRecords } from '../load/hosted.ts';
+import { collisionErrors } from './claims.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { defaultsFile, factFiles, loadMachineFacts } from '../facts/machine-facts.ts';
 import { probeCachePath } from '../facts/probe-cache.ts';
@@ -59,6 +61,8 @@ export interface BuildOptions {
   changed?: string[];
   /** Render every template again (for commands that read more than the template's inputs). */
   rerender?: boolean;
+  /** Build the hosts of the machines too (deploy, plan): what they host, and how it is reached, is then current. */
+  withHosts?: boolean;
 }
 
 /** The files of var/build/<machine>/. */
@@ -105,27 +109,71 @@ export class Builder {
     this.forgetWalks(options.changed);
     this.layerDirectories = new Map();
     this.fleet = readFleetPublic(this.repo);
-    const model = await loadModel(this.repo, state);
-    const machines = selectMachines(model, options.machines ?? []);
+    const model = await loadModel(this.repo, state, (path) => this.generatedBefore(path));
+    const named = selectMachines(model, options.machines ?? []);
+    const machines = options.withHosts ? withTheirHosts(model, named) : named;
     mark('model loaded');
+    const built = new Map<string, MachineResult>();
+    const reachedAs = (machine: string) => JSON.stringify(inventoryEntry(model, machine));
+    let records: BuildRecords = new Map();
+    let pending = machines;
+    for (let pass = 0; pending.length && pass < 3; pass++) {
+      const before = new Map(pending.map((machine) => [machine, reachedAs(machine)]));
+      for (const result of await this.buildAll(model, pending, state, options.rerender === true && pass === 0)) built.set(result.machine, after(built.get(result.machine), result));
+      records = this.readRecords(model);
+      // What the generators just said may change how a machine of this build is reached (a container's address), which its
+      // probe facts go with: it is built again. And a host that a declaration new in this build names is built too.
+      const moved = pending.filter((machine) => reachedAs(machine) !== before.get(machine));
+      const hosts = options.withHosts ? withTheirHosts(model, named).filter((machine) => !built.has(machine)) : [];
+      pending = [...moved, ...hosts];
+    }
+    const results = [...built.values()];
+    if (results.length === model.machines.length) this.removeGoneMachines(model, state);
+    this.failCollisions(model, records, results);
+    mark('state saved');
+    return { machines: results, milliseconds: now() - started, model };
+  }
+
+  private async buildAll(model: Model, machines: string[], state: BuildState, rerender: boolean): Promise<MachineResult[]> {
     this.signSources(model, machines);
     mark('sources signed');
     const failedWalks = new Map<string, HomecloudError>();
-    const results = await Promise.all(machines.map((machine) => this.buildMachine(model, machine, state, failedWalks, options.rerender === true)));
+    const results = await Promise.all(machines.map((machine) => this.buildMachine(model, machine, state, failedWalks, rerender)));
     mark('machines done');
     state.save((dir) => this.currentPaths(dir));
-    if (machines.length === model.machines.length) this.removeGoneMachines(model, state);
     for (const result of results) if (result.status === 'built') rmSync(machineOutput(this.repo, result.machine).marker, { force: true });
     emptyTrash(results.filter((result) => result.removed > 0).map((result) => machineOutput(this.repo, result.machine).tree));
-    mark('state saved');
-    return { machines: results, milliseconds: now() - started, model };
+    return results;
+  }
+
+  /** Every machine's last build record, this build's included; the model's hosted machines follow them. */
+  private readRecords(model: Model): BuildRecords {
+    const records = readBuildRecords(this.repo, model.machines, (path) => this.generatedBefore(path));
+    model.hosted = hostedIn(records);
+    return records;
+  }
+
+  /**
+   * A machine built in this run whose declarations collide with others' (a claimed value, a hosted machine's
+   * name), or that is reached through itself, fails. Its tree stays as built: the check runs in every build,
+   * so that it keeps failing, up to date or not, until the collision is gone.
+   */
+  private failCollisions(model: Model, records: BuildRecords, results: MachineResult[]): void {
+    const collisions = collisionErrors(records);
+    for (const result of results) {
+      if (result.status === 'failed') continue;
+      const error = collisions.get(result.machine) ?? (hopLoop(model, result.machine)?.includes(result.machine) ? loopProblem(model, result.machine) : undefined);
+      if (!error) continue;
+      result.status = 'failed';
+      result.error = error;
+    }
   }
 
   /** The layout of one machine without writing anything (for `explain`). */
   async layout(machine: string): Promise<{ model: Model; layout: MachineLayout; trees: SourceTree[]; facts: Facts }> {
     const state = this.loadState();
     this.fleet = readFleetPublic(this.repo);
-    const model = await loadModel(this.repo, state);
+    const model = await loadModel(this.repo, state, (path) => this.generatedBefore(path));
     selectMachines(model, [machine]);
     const trees = machineSources(this.repo, machine, model.settings.stdlib, this.layerDirectories).map((source) => this.walk(source));
     const { facts, probed } = this.factsFor(model, machine, trees);
@@ -139,7 +187,8 @@ export class Builder {
   async survey(): Promise<{ model: Model; machines: MachineSurvey[] }> {
     const state = this.loadState();
     this.fleet = readFleetPublic(this.repo);
-    const model = await loadModel(this.repo, state);
+    const model = await loadModel(this.repo, state, (path) => this.generatedBefore(path));
+    const collisions = collisionErrors(this.readRecords(model));
     const machines = model.machines.map((machine): MachineSurvey => {
       try {
         const trees = machineSources(this.repo, machine, model.settings.stdlib, this.layerDirectories).map((source) => this.walk(source));
@@ -147,7 +196,11 @@ export class Builder {
         const output = machineOutput(this.repo, machine);
         const built = existsSync(output.manifest) && !existsSync(output.marker);
         const fresh = built && state.fingerprint(machine) === machineFingerprint(this.inputs(model, machine, state.includes(machine)), trees);
-        return { machine, layers: trees.map((tree) => tree.source).filter((s) => s.kind === 'layer').map((s) => s.name), files: dests.size, state: fresh ? 'up to date' : built ? 'outdated' : 'not built' };
+        const layers = trees.map((tree) => tree.source).filter((s) => s.kind === 'layer').map((s) => s.name);
+        // Declarations that collide with others' fail the machine's every build: so it is not shown as built.
+        const collision = collisions.get(machine);
+        if (collision) return { machine, layers, files: dests.size, state: 'broken', error: collision };
+        return { machine, layers, files: dests.size, state: fresh ? 'up to date' : built ? 'outdated' : 'not built' };
       } catch (error) {
         return { machine, layers: [], files: 0, state: 'broken', error: error instanceof HomecloudError ? error : systemError(error, machine) };
       }
@@ -438,6 +491,30 @@ export class Builder {
     const tree = this.walks.get(dir);
     return tree && new Set(tree.entries.map((entry) => entry.contentPath));
   }
+}
+
+/** One machine's result over the passes of a build: built when any pass built it. */
+function after(earlier: MachineResult | undefined, later: MachineResult): MachineResult {
+  if (!earlier) return later;
+  const status = later.status === 'up-to-date' && earlier.status === 'built' ? 'built' : later.status;
+  return {
+    ...earlier,
+    ...later,
+    status,
+    written: earlier.written + later.written,
+    removed: earlier.removed + later.removed,
+    notes: [...earlier.notes, ...later.notes],
+    milliseconds: earlier.milliseconds + later.milliseconds,
+  };
+}
+
+/** The machines, then the machines that host them (their hosts' hosts too) that are not among them. */
+function withTheirHosts(model: Model, machines: string[]): string[] {
+  const all = new Set(machines);
+  for (const machine of machines) {
+    for (let host = hostOf(model, machine)?.host; host !== undefined && model.machines.includes(host); host = hostOf(model, host)?.host) all.add(host);
+  }
+  return [...all];
 }
 
 /** Everything a machine's output depends on, as plain text (hashing it would cost loading a hash function): its inputs, then a line per source. */

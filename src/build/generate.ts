@@ -1,6 +1,7 @@
 import { copyFileSync, constants, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { HomecloudError } from '../load/errors.ts';
+import { hostedLineProblem, type HostedDeclaration } from '../load/hosted.ts';
 import { fileSha256, sha256 } from '../util/hash.ts';
 import { runProcess, type ProcessResult } from '../util/process.ts';
 import { ancestorsOf, octal } from '../util/fs.ts';
@@ -25,6 +26,19 @@ export interface GeneratorRecord {
   entries: ManifestEntries;
   /** Output path -> the input (a declaration) it was made from. */
   from: Record<string, string>;
+  /** Values its declarations take that must be unique in the repository (`claim` lines). */
+  claims?: Claim[];
+  /** Machines its declarations make that this machine hosts (`machine` lines). */
+  machines?: HostedDeclaration[];
+}
+
+/** A declaration's claim on a value of a kind (an address, a subnet) that no other declaration of the repository may take. */
+export interface Claim {
+  kind: string;
+  value: string;
+  declaration: string;
+  /** The repository file that makes the declaration, for messages. */
+  file?: string;
 }
 
 /** The generators of a machine's last build, by the generator's path. */
@@ -78,7 +92,13 @@ export async function generate(context: GenerateContext): Promise<GenerateResult
       }
       const out = await context.schedule(() => runGenerator(context, generator, inputs));
       const secret = inputs.some((path) => (context.base[path] as { secret?: true }).secret);
-      generated[generator] = { key, entries: outputEntries(out.dir, secret), from: out.from };
+      generated[generator] = {
+        key,
+        entries: outputEntries(out.dir, secret),
+        from: out.from,
+        ...(out.claims.length ? { claims: out.claims } : {}),
+        ...(out.machines.length ? { machines: out.machines } : {}),
+      };
       outDirs.set(generator, out.dir);
       for (const path of [...Object.keys(known?.entries ?? {}), ...Object.keys(generated[generator].entries)]) changed.add(path);
     }),
@@ -86,6 +106,7 @@ export async function generate(context: GenerateContext): Promise<GenerateResult
   // A generator that is gone takes its outputs along.
   for (const [generator, record] of Object.entries(context.previous ?? {})) if (!generated[generator]) for (const path of Object.keys(record.entries)) changed.add(path);
   checkCollisions(context, generated);
+  nameSources(context, generated);
   const contentOf = (path: string): FileContent => {
     for (const [generator, dir] of outDirs) if (generated[generator]!.entries[path]) return { copyFrom: dir + path };
     throw new HomecloudError(`${path} is not an output of a generator that ran`);
@@ -170,8 +191,13 @@ function where(context: GenerateContext, path: string) {
   return file ? { file } : undefined;
 }
 
+/** What one run of a generator made: its output directory, and what its standard output said. */
+interface GeneratorRun extends GeneratorLines {
+  dir: string;
+}
+
 /** Run one generator with a copy of its inputs (nothing else of the tree), into an empty directory. */
-async function runGenerator(context: GenerateContext, generator: string, inputs: string[]): Promise<{ dir: string; from: Record<string, string> }> {
+async function runGenerator(context: GenerateContext, generator: string, inputs: string[]): Promise<GeneratorRun> {
   const work = mkdtempSync(join(context.scratch, 'generator-'));
   const input = join(work, 'in');
   const out = join(work, 'out');
@@ -196,12 +222,73 @@ async function runGenerator(context: GenerateContext, generator: string, inputs:
     throw new HomecloudError(`cannot run the generator ${generator}: ${error.message}`, where(context, generator), 'it must be an executable file with a #! line');
   }
   if (result.status !== 0) throw generatorFailure(context, generator, result.status, result.signal, result.stderr);
-  const from: Record<string, string> = {};
-  for (const line of result.stdout.split('\n')) {
-    const [path, declaration] = line.split('\t');
-    if (path?.startsWith('/') && declaration && inputs.includes(declaration)) from[path] = declaration;
+  return { dir: out, ...readGeneratorLines(result.stdout, inputs, (why) => badLine(context, generator, why)) };
+}
+
+/** What a generator says on standard output: the declaration of each output, and what declarations claim and host. */
+export interface GeneratorLines {
+  from: Record<string, string>;
+  claims: Claim[];
+  machines: HostedDeclaration[];
+}
+
+const lineFormats = {
+  claim: 'claim<TAB><kind><TAB><value><TAB><input path>',
+  machine: 'machine<TAB><name><TAB><address><TAB><host key path><TAB><input path>',
+};
+
+/**
+ * Read a generator's standard output: `<output path><TAB><input path>` lines, `claim` and `machine` lines (a
+ * word first, never a "/"); other lines are its own business. A `claim` or `machine` line that is not as its
+ * format says is refused (`refuse` throws): a value no one checks would fail far from its cause.
+ */
+export function readGeneratorLines(stdout: string, inputs: readonly string[], refuse: (why: string) => never): GeneratorLines {
+  const read: GeneratorLines = { from: {}, claims: [], machines: [] };
+  for (const line of stdout.split('\n')) {
+    const fields = line.split('\t');
+    const word = fields[0]!;
+    if (word === 'claim' || word === 'machine') {
+      const shown = JSON.stringify(line);
+      const count = word === 'claim' ? 4 : 5;
+      if (fields.length !== count) refuse(`${shown} has ${fields.length} fields, not ${count}: ${lineFormats[word]}`);
+      const declaration = fields[count - 1]!;
+      if (!inputs.includes(declaration)) refuse(`${shown} names ${JSON.stringify(declaration)}, which is none of its inputs: the last field is the declaration`);
+      if (word === 'claim') {
+        const [, kind, value] = fields as [string, string, string];
+        if (!/^[A-Za-z][A-Za-z0-9_.-]*$/.test(kind)) refuse(`${shown}: the kind is a word (letters, digits, "_", "." and "-"), like address or subnet`);
+        if (!value || /\p{Cc}/u.test(value)) refuse(`${shown}: the value is empty or holds a control character`);
+        if (!read.claims.some((claim) => claim.kind === kind && claim.value === value && claim.declaration === declaration)) read.claims.push({ kind, value, declaration });
+      } else {
+        const [, name, address, hostKey] = fields as [string, string, string, string];
+        const problem = hostedLineProblem(name, address, hostKey);
+        if (problem) refuse(`${shown}: ${problem}`);
+        if (!read.machines.some((made) => made.name === name && made.declaration === declaration && made.address === address && made.hostKey === hostKey))
+          read.machines.push({ name, address, hostKey, declaration });
+      }
+      continue;
+    }
+    const [path, declaration] = fields;
+    if (path?.startsWith('/') && declaration && inputs.includes(declaration)) read.from[path] = declaration;
   }
-  return { dir: out, from };
+  return read;
+}
+
+function badLine(context: GenerateContext, generator: string, why: string): never {
+  throw new HomecloudError(`the generator ${generator} printed a line homecloud refuses: ${why}`, where(context, generator), `the formats: ${Object.values(lineFormats).join('; ')}`);
+}
+
+/** The repository file that makes each claiming or hosting declaration, looked up again in every build (a declaration may move between layers unchanged). */
+function nameSources(context: GenerateContext, generated: Generated): void {
+  const named = <T extends { declaration: string; file?: string }>(items: T[] | undefined) =>
+    items?.map((item) => {
+      const { file: _old, ...rest } = item;
+      const file = context.sourceOf(item.declaration);
+      return file ? { ...rest, file } : (rest as T);
+    });
+  for (const [generator, record] of Object.entries(generated)) {
+    if (!record.claims && !record.machines) continue;
+    generated[generator] = { ...record, ...(record.claims ? { claims: named(record.claims) } : {}), ...(record.machines ? { machines: named(record.machines) } : {}) };
+  }
 }
 
 /** A generator's refusal, with each `<tree path>: message` line naming the repository file that makes the path. */

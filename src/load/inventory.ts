@@ -58,3 +58,20 @@ export function entryProblem(machine: string, entry: InventoryEntry): HomecloudE
   }
   return undefined;
 }
+
+/**
+ * The options of an entry that say which key logs in (`-i`, and `-o` IdentityFile, IdentitiesOnly,
+ * CertificateFile, IdentityAgent): what a machine this one hosts is logged in with too.
+ */
+export function identityOptions(options: readonly string[]): string[] {
+  const identity = /^(IdentityFile|IdentitiesOnly|CertificateFile|IdentityAgent)\s*[=\s]/i;
+  const kept: string[] = [];
+  for (let i = 0; i < options.length; i++) {
+    const option = options[i]!;
+    if ((option === '-i' || option === '-o') && i + 1 < options.length) {
+      const value = options[++i]!;
+      if (option === '-i' || identity.test(value)) kept.push(option, value);
+    } else if (/^-i./.test(option) || (option.startsWith('-o') && identity.test(option.slice(2)))) kept.push(option);
+  }
+  return kept;
+}

@@ -1,8 +1,9 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { statSignature } from '../util/fs.ts';
 import { HomecloudError, describeSystemError } from './errors.ts';
-import { entryProblem, withDefaults, type Inventory, type InventoryEntry } from './inventory.ts';
+import { entryProblem, identityOptions, withDefaults, type Inventory, type InventoryEntry } from './inventory.ts';
 import type { Target } from '../transport/transport.ts';
+import { hostedMachines, knownHostsFile, type HostedMachine, type HostedMachines, type RecordReader } from './hosted.ts';
 import { readJsonFile } from './json.ts';
 import { machineDirectoryProblem } from './layers.ts';
 import { isSandboxName, sandboxNameRule, shownName } from './names.ts';
@@ -25,9 +26,12 @@ export interface Model {
   machines: string[];
   /** With --sandbox: machines the sandbox has not booted (never reached through inventory.json instead). */
   notInSandbox: Set<string>;
+  /** Machines the repository's machines host (containers), from their last build records; a build brings it up to date. */
+  hosted: HostedMachines;
 }
 
-export async function loadModel(repo: RepoPaths, cache: DocumentCache = noCache): Promise<Model> {
+/** `readRecord` reads the machines' build records (a builder serves those it wrote from memory). */
+export async function loadModel(repo: RepoPaths, cache: DocumentCache = noCache, readRecord?: RecordReader): Promise<Model> {
   const settingsSignature = signatureOf(repo.settingsFile);
   // Over the defaults: a document cached by an older homecloud lacks settings added since.
   const settings: Settings = settingsSignature
@@ -58,7 +62,8 @@ export async function loadModel(repo: RepoPaths, cache: DocumentCache = noCache)
       else notInSandbox.add(name);
     }
   }
-  return { repo, settings, inventory, machines: [...machines].sort(), notInSandbox };
+  const sorted = [...machines].sort();
+  return { repo, settings, inventory, machines: sorted, notInSandbox, hosted: hostedMachines(repo, sorted, readRecord) };
 }
 
 /** The machines a sandbox has booted (homecloud sandbox up), as inventory entries. */
@@ -72,7 +77,8 @@ function sandboxEntries(path: string): Inventory {
 
 /** The error for a machine that --sandbox cannot reach, if it is one. */
 export function sandboxProblem(model: Model, machine: string): HomecloudError | undefined {
-  if (!model.notInSandbox.has(machine)) return undefined;
+  // A machine the sandbox has not booted but one of its machines hosts is reached through that one.
+  if (!model.notInSandbox.has(machine) || hostOf(model, machine)) return undefined;
   if (!isSandboxName(machine)) {
     return new HomecloudError(
       `${shownName(machine)} cannot run in the sandbox: ${sandboxNameRule}`,
@@ -90,17 +96,97 @@ export function sandboxProblem(model: Model, machine: string): HomecloudError | 
  * machine fails; nothing has been run for it.
  */
 export function reachProblem(model: Model, machine: string): HomecloudError | undefined {
-  return sandboxProblem(model, machine) ?? machineDirectoryProblem(model.repo, machine) ?? entryProblem(machine, inventoryEntry(model, machine));
+  return (
+    loopProblem(model, machine) ??
+    sandboxProblem(model, machine) ??
+    machineDirectoryProblem(model.repo, machine) ??
+    entryProblem(machine, inventoryEntry(model, machine)) ??
+    hostProblem(model, machine)
+  );
 }
 
+/** How ssh reaches a machine: a machine its host reaches (see hostOf), else its inventory entry, else the defaults. */
 export function inventoryEntry(model: Model, machine: string): InventoryEntry {
-  return model.inventory[machine] ?? withDefaults(machine);
+  const hosted = hostOf(model, machine);
+  return hosted ? hostedEntry(model, machine, hosted) : (model.inventory[machine] ?? withDefaults(machine));
 }
 
-/** How to reach a machine: its entry, and the machines it goes through (inventory.json's "via", checked to end). */
+/**
+ * How to reach a machine: its entry, and the machines it goes through (inventory.json's "via", or its host),
+ * checked to end (reachProblem). A hosted machine's host key is learned through its host (learnHostKeys).
+ */
 export function targetOf(model: Model, machine: string): Target {
   const entry = inventoryEntry(model, machine);
-  return { machine, entry, ...(entry.via ? { via: targetOf(model, entry.via) } : {}) };
+  const hosted = hostOf(model, machine);
+  return {
+    machine,
+    entry,
+    ...(entry.via ? { via: targetOf(model, entry.via) } : {}),
+    ...(hosted ? { hostKey: { path: hosted.hostKeyPath, knownHosts: knownHostsFile(model.repo, machine) } } : {}),
+  };
+}
+
+/**
+ * The machine that hosts `machine` when it is reached through that one (FORMAT.md section 8): one of the
+ * repository's machines declares it (a generator's `machine` line), it has no inventory entry of its own
+ * (in the sandbox: the sandbox did not boot it; inventory.json is never used there), and the machines it is
+ * reached through do not lead back to it.
+ */
+export function hostOf(model: Model, machine: string): HostedMachine | undefined {
+  const hosted = hostedOnly(model, machine);
+  return hosted && !hopLoop(model, machine) ? hosted : undefined;
+}
+
+function hostedOnly(model: Model, machine: string): HostedMachine | undefined {
+  const hosted = model.hosted.get(machine);
+  return hosted && (model.notInSandbox.has(machine) || !model.inventory[machine]) ? hosted : undefined;
+}
+
+/** The machines that `machine` is reached through which lead back to one of them, if they do (its host's host, a "via", ...). */
+export function hopLoop(model: Model, machine: string): string[] | undefined {
+  const chain = [machine];
+  for (let hop = hopOf(model, machine); hop !== undefined; hop = hopOf(model, hop)) {
+    const at = chain.indexOf(hop);
+    if (at >= 0) return chain.slice(at);
+    chain.push(hop);
+  }
+  return undefined;
+}
+
+function hopOf(model: Model, machine: string): string | undefined {
+  return hostedOnly(model, machine)?.host ?? model.inventory[machine]?.via;
+}
+
+export function loopProblem(model: Model, machine: string): HomecloudError | undefined {
+  const loop = hopLoop(model, machine);
+  if (!loop) return undefined;
+  return new HomecloudError(
+    `${shownName(machine)} cannot be reached: ${[...loop, loop[0]!].map(shownName).join(' is reached through ')}`,
+    undefined,
+    'a machine is reached through its host (a generator\'s machine line) or its "via" (inventory.json): give one of them an inventory entry that is reached directly, or remove a declaration',
+  );
+}
+
+/** A hosted machine cannot be reached when its host cannot. */
+function hostProblem(model: Model, machine: string): HomecloudError | undefined {
+  const hosted = hostOf(model, machine);
+  const problem = hosted && reachProblem(model, hosted.host);
+  if (!hosted || !problem) return undefined;
+  return new HomecloudError(
+    `it is reached through its host ${shownName(hosted.host)}, which cannot be reached: ${problem.message}`,
+    problem.where,
+    problem.hint,
+  );
+}
+
+/**
+ * A hosted machine's entry: root at the address its host gave, through its host, with the host key its host
+ * holds for it (written to var/known_hosts/<machine> before each command reaches it) and checked strictly.
+ * The host's identity options come along: a container is usually given its host's keys.
+ */
+function hostedEntry(model: Model, machine: string, hosted: HostedMachine): InventoryEntry {
+  const known = ['-o', `UserKnownHostsFile=${knownHostsFile(model.repo, machine)}`, '-o', 'StrictHostKeyChecking=yes'];
+  return { host: hosted.address, user: 'root', options: [...identityOptions(inventoryEntry(model, hosted.host).options), ...known], via: hosted.host };
 }
 
 /** The machines a command works on: all of them, or the named ones (each must exist). */

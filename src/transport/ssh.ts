@@ -56,9 +56,10 @@ function sshOptions(target: Target): string[] {
  */
 function hop(target: Target): string[] {
   if (!target.via) return [];
-  // ssh expands %-tokens in ProxyCommand: the hop's own (its ControlPath's %C) are doubled to reach it.
-  const words = ['ssh', ...sshOptions(target.via), '-W', '%h:%p', '--', destination(target.via)].map((word) =>
-    word === '%h:%p' ? word : shellQuote(word).replace(/%/g, '%%'),
+  // ssh expands %-tokens in ProxyCommand: the hop's own (its ControlPath's %C) are doubled to reach it. An IPv6 address goes in brackets.
+  const forward = target.entry.host.includes(':') ? `'[%h]:%p'` : '%h:%p';
+  const words = ['ssh', ...sshOptions(target.via), '-W', forward, '--', destination(target.via)].map((word) =>
+    word === forward ? word : shellQuote(word).replace(/%/g, '%%'),
   );
   return ['-o', `ProxyCommand=${words.join(' ')}`];
 }
@@ -76,6 +77,12 @@ export function destination(target: Target): string {
   const problem = entryProblem(target.machine, target.entry);
   if (problem) throw problem;
   return `${target.entry.user}@${target.entry.host}`;
+}
+
+/** A path on a target as rsync takes it: user@host:path, an IPv6 address in brackets (rsync would split it at its first colon). */
+function remotePath(target: Target, path: string): string {
+  const at = destination(target);
+  return `${target.entry.host.includes(':') ? `${target.entry.user}@[${target.entry.host}]` : at}:${path}`;
 }
 
 /**
@@ -116,19 +123,22 @@ export class SshTransport implements Transport {
   sendTree(local: string, remote: string, options: SendOptions = {}): Promise<ProcessResult> {
     // rsync runs this on the machine in place of rsync: the directory's parent is made first.
     const make = `--rsync-path=mkdir -p ${shellQuote(posix.dirname(remote))} && rsync`;
-    return runProcess('rsync', ['-e', this.shell(), make, ...treeArguments(local, `${destination(this.target)}:${remote}`, options)], {
+    return runProcess('rsync', ['-e', this.shell(), make, ...treeArguments(local, remotePath(this.target, remote), options)], {
       signal: options.signal,
       check: false,
     });
   }
 
   fetchTree(remote: string, local: string): Promise<ProcessResult> {
-    return runProcess('rsync', ['-e', this.shell(), ...fetchArguments(`${destination(this.target)}:${remote}`, local)], { check: false });
+    return runProcess('rsync', ['-e', this.shell(), ...fetchArguments(remotePath(this.target, remote), local)], { check: false });
   }
 
   describeFailure(stderr: string): string {
     const { host } = this.target.entry;
     if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/i.test(stderr)) {
+      // A hosted machine's key is the one its host holds, read just before: that one is not the machine's.
+      if (this.target.hostKey && this.target.via)
+        return `the host key of ${host} is not the one its host ${this.target.via.machine} holds at ${this.target.hostKey.path}: refused. Is another machine at that address?`;
       return `the host key of ${host} is not the one in known_hosts: refused. If the machine was reinstalled, remove its old key with: ssh-keygen -R ${host}`;
     }
     if (/Permission denied/i.test(stderr)) return `${host} refused the login (${lastLines(stderr, 1)}): check the key and user in inventory.json`;

@@ -7,6 +7,11 @@ export interface Target {
   entry: InventoryEntry;
   /** A machine to go through (a bastion, the host of a container or VM): ssh hops through it over its own shared connection. */
   via?: Target;
+  /**
+   * A machine its `via` hosts (a container): its SSH host key is at `path` on that machine, and is written to
+   * `knownHosts`, the file its entry has ssh check, before it is reached (learnHostKeys).
+   */
+  hostKey?: { path: string; knownHosts: string };
   /** Another way than ssh to reach the machine (tests: a LocalTransport over a scratch root). */
   transport?: Transport;
 }

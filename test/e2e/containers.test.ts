@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { shellQuote } from '../../src/util/quote.ts';
 import { assertMachineIsItsGeneration } from '../helpers/invariant.ts';
 import { makeRepo, runCli, writeFiles } from '../helpers/repo.ts';
 import { testSandbox } from '../helpers/sandbox.ts';
@@ -21,7 +23,7 @@ const repo = makeRepo({
   'machines/h1/usr/local/opt/initd/layers/10.txt': '+ lambda\n+ containers\n',
   'inventory.json': '{}',
   'facts/h1.json': JSON.stringify({ ENV_CONTAINERS_SUBNET: '10.250.7.0/24', ENV_CONTAINERS_IDLE_TIME: '3s' }),
-  [`${opt}/a.conf`]: 'IMAGE=self\nMEMORY=200M\n',
+  [`${opt}/a.conf`]: 'IMAGE=self\nMEMORY=200M\nPORTS=2201:22\n',
   [`${opt}/b.conf`]: 'IMAGE=self\nSTART=boot\nCPUS=0.5\n',
   // The container a as a machine of its own: its files come from here, through h1.
   'machines/a/usr/local/etc/hello.txt': 'deployed into the container a\n',
@@ -34,6 +36,20 @@ const addressOfContainer = (name: string) =>
   /CONTAINER_ADDRESS=([0-9.]+)\//.exec(built(`${units}/homecloud-container@${name}.service.d/50-container.conf`))![1]!;
 const mainPid = (name: string) => on(`systemctl show -p MainPID --value homecloud-container@${name}.service`).stdout;
 
+/** The first line a TCP server sends. */
+function banner(host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port, timeout: 10_000 });
+    socket.setEncoding('utf8');
+    socket.once('data', (data: string) => {
+      socket.destroy();
+      resolve(data.split('\n')[0]!);
+    });
+    socket.once('timeout', () => reject(new Error(`no answer from ${host}:${port}`)));
+    socket.once('error', reject);
+  });
+}
+
 function deploy(what: string, machines = ['h1']) {
   const result = cli(['deploy', ...machines]);
   assert.equal(result.status, 0, `${what}: ${result.stderr}${result.stdout}`);
@@ -43,8 +59,10 @@ function deploy(what: string, machines = ['h1']) {
 
 test('a deploy clones and boots the declared containers, each running with its derived address and no failed unit', { skip }, async () => {
   await box!.up(['h1']);
-  on(`printf '%s\\n' ${JSON.stringify(apiServer)} > /etc/systemd/system/api-server.service && systemctl enable -q api-server.service`);
-  on(`printf '%s' ${JSON.stringify(quickWebServer(8000, '/etc'))} > /etc/api-server.py`);
+  const written = on(
+    `printf '%s\\n' ${shellQuote(apiServer)} > /etc/systemd/system/api-server.service && systemctl enable -q api-server.service && printf '%s' ${shellQuote(quickWebServer(8000, '/etc'))} > /etc/api-server.py`,
+  );
+  assert.equal(written.status, 0, written.stderr);
   deploy('two containers');
   const listed = on('machinectl list --no-legend --no-pager').stdout;
   for (const name of ['a', 'b']) {
@@ -59,6 +77,8 @@ test('a deploy clones and boots the declared containers, each running with its d
   assert.notEqual(addressOfContainer('a'), addressOfContainer('b'));
   // Reached from the host over the bridge.
   assert.equal(on(`timeout 5 bash -c 'exec 3<>/dev/tcp/${addressOfContainer('a')}/22' && echo open`).stdout, 'open');
+  // A port of the host forwarded to it, from outside the host: the container's sshd answers.
+  assert.match(await banner(addressOf(box!, 'h1'), 2201), /^SSH-2\.0-OpenSSH/);
   // Its journal is in the host's, named.
   assert.match(on('journalctl -M a -n 50 --no-pager -q').stdout, /\ba systemd\[1\]/);
   const again = cli(['deploy', 'h1']);
@@ -71,7 +91,7 @@ test('the container is a machine of its own: deployed through its host with its 
   assert.match(result.stdout, /\ba\b.*generation 1/);
   assert.equal(inside('a', 'cat /usr/local/etc/hello.txt').stdout, 'deployed into the container a');
   const knownHosts = readFileSync(join(repo, 'var/known_hosts/a'), 'utf8');
-  assert.equal(knownHosts.split(' ').slice(1, 3).join(' '), on('cut -d" " -f1,2 /var/lib/machines/a/etc/ssh/ssh_host_ed25519_key.pub').stdout);
+  assert.equal(knownHosts.trim().split(' ').slice(1, 3).join(' '), on('cut -d" " -f1,2 /var/lib/machines/a/etc/ssh/ssh_host_ed25519_key.pub').stdout);
   const again = cli(['deploy', 'a']);
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stdout, /nothing to do/i);
@@ -79,9 +99,9 @@ test('the container is a machine of its own: deployed through its host with its 
   assert.match(listed.stdout, /^h1\b[^\n]*\n\s+a\b/m, listed.stdout);
 });
 
-test('a changed MEMORY= is set on the running container; a changed .nspawn restarts it, and the plan says why', { skip }, () => {
+test('a changed MEMORY= is set on the running container; a changed .nspawn or IMAGE= restarts it, and the plan says why', { skip }, () => {
   const before = mainPid('a');
-  writeFiles(repo, { [`${opt}/a.conf`]: 'IMAGE=self\nMEMORY=300M\n' });
+  writeFiles(repo, { [`${opt}/a.conf`]: 'IMAGE=self\nMEMORY=300M\nPORTS=2201:22\n' });
   const plan = cli(['plan', 'h1']);
   assert.doesNotMatch(plan.stdout, /homecloud-container@a\.service restart/, plan.stdout);
   deploy('MEMORY= changed');
@@ -102,6 +122,29 @@ test('a changed MEMORY= is set on the running container; a changed .nspawn resta
   deploy('the .nspawn changed');
   assert.notEqual(mainPid('a'), declared);
   assert.equal(inside('a', 'systemctl is-system-running --wait; tr "\\0" "\\n" < /proc/1/environ | grep ^PROBE=').stdout, 'running\nPROBE=2');
+
+  // Another image: made by the image service (with a stand-in for debootstrap, as the machine has no mirror to
+  // reach: a snapshot of its root), and the container cloned again from it.
+  inside('a', 'echo before > /root/image.txt');
+  const standIn = on(
+    `printf '%s\\n' '#!/bin/bash' 'btrfs -q subvolume delete "$3" && btrfs -q subvolume snapshot / "$3"' > /usr/local/sbin/debootstrap && chmod 755 /usr/local/sbin/debootstrap`,
+  );
+  assert.equal(standIn.status, 0, standIn.stderr);
+  writeFiles(repo, { [`${opt}/a.conf`]: 'IMAGE=tiny\nMEMORY=300M\nPORTS=2201:22\n', [`${opt}/images/tiny.txt`]: '# a list of packages\njq\n' });
+  const imagePlan = cli(['plan', 'h1']);
+  assert.match(
+    imagePlan.stdout,
+    /homecloud-container@a\.service restart: \S+homecloud-container@a\.service\.d\/50-container\.conf changed \(declared in \/usr\/local\/opt\/containers\/a\.conf\)/,
+    imagePlan.stdout,
+  );
+  deploy('IMAGE= changed');
+  assert.equal(
+    inside('a', 'systemctl is-system-running --wait; cat /root/image.txt 2>&1 || true').stdout,
+    'running\ncat: /root/image.txt: No such file or directory',
+  );
+  assert.match(on('cat /var/lib/machines/.images/tiny.current').stdout, /^\/var\/lib\/machines\/\.images\/tiny-[0-9a-f]{12}$/);
+  assert.equal(on('btrfs property get -ts "$(cat /var/lib/machines/.images/tiny.current)" ro').stdout, 'ro=true');
+  on('rm /usr/local/sbin/debootstrap');
 });
 
 test('removing a declaration stops the container and deletes it, nested subvolumes included; a pinned one keeps its state', { skip }, () => {

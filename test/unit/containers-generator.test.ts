@@ -4,7 +4,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { projectRoot } from '../helpers/repo.ts';
+import { makeRepo, projectRoot, runCli, writeFiles } from '../helpers/repo.ts';
 
 // The containers layer's build-time generator, run as the build runs it: a tree with its inputs and an empty
 // output directory laid out like `/` (test/e2e/containers.test.ts boots what it makes).
@@ -158,4 +158,29 @@ test('without a subnet in the facts, each machine gets a /24 of 10.250.0.0/16 fr
   assert.equal(none.result.status, 0);
   assert.equal(none.result.stdout, '');
   assert.deepEqual(none.list('out'), []);
+});
+
+test('two containers of the repository with one address fail the build, naming both declarations and their files', () => {
+  const repo = makeRepo({
+    'inventory.json': '{}',
+    'machines/h1/usr/local/opt/initd/layers/10.txt': '+ containers\n',
+    'machines/h2/usr/local/opt/initd/layers/10.txt': '+ containers\n',
+    'facts/h1.json': '{"ENV_CONTAINERS_SUBNET": "10.250.7.0/24"}',
+    'facts/h2.json': '{"ENV_CONTAINERS_SUBNET": "10.250.8.0/24"}',
+    'machines/h1/usr/local/opt/containers/web.conf': 'IMAGE=self\nADDRESS=10.250.7.9\n',
+    'machines/h2/usr/local/opt/containers/db.conf': 'IMAGE=self\n',
+  });
+  assert.equal(runCli(['-C', repo, 'build']).status, 0);
+  writeFiles(repo, {
+    'machines/h2/usr/local/opt/containers/db.conf': 'IMAGE=self\nADDRESS=10.250.7.9\n',
+    'facts/h2.json': '{"ENV_CONTAINERS_SUBNET": "10.250.7.0/24"}',
+  });
+  const collided = runCli(['-C', repo, 'build']);
+  assert.equal(collided.status, 1, collided.stdout);
+  const output = collided.stdout + collided.stderr;
+  assert.match(
+    output,
+    /address 10\.250\.7\.9 is claimed by \/usr\/local\/opt\/containers\/(web|db)\.conf of machine h[12] \(machines\/h[12]\/usr\/local\/opt\/containers\/(web|db)\.conf\) and by \/usr\/local\/opt\/containers\/(web|db)\.conf of machine h[12]/,
+  );
+  assert.match(output, /subnet 10\.250\.7\.0\/24 is claimed by/);
 });

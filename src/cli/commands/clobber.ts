@@ -1,6 +1,7 @@
 import { clobber } from '../../apply/clobber.ts';
 import { HomecloudError } from '../../load/errors.ts';
-import { targetOf, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
+import { loadModel, reachProblem, selectMachines } from '../../load/model.ts';
+import { readyTarget } from '../../transport/host-key.ts';
 import { nameArgument } from '../../load/names.ts';
 import { exitStatus } from '../../report/output.ts';
 import { repoFrom, waitSeconds } from '../context.ts';
@@ -19,7 +20,7 @@ export async function run([machine]: string[], options: GlobalOptions & { yes?: 
   selectMachines(model, [machine!]);
   const problem = reachProblem(model, machine!);
   if (problem) throw problem;
-  const { removed, units } = await clobber(repo, targetOf(model, machine!), {
+  const { removed, units } = await clobber(repo, await readyTarget(model, machine!), {
     waitSeconds: waitSeconds(options),
     onWaiting: (holder) => process.stderr.write(`${machine}: waiting for ${holder}\n`),
   });

@@ -68,15 +68,19 @@ export async function run(names: string[], options: GlobalOptions & { rollbackOn
           for (const drift of result.plan?.drift ?? []) process.stdout.write(`${result.machine.padEnd(width)}  drift: ${drift.path}: ${drift.detail}\n`);
         return result;
       },
-      (machines) => {
-        for (const { machine } of machines) rows.set(machine, rows.get(machine) ?? {});
-        width = Math.max(width, ...machines.map(({ machine }) => machine.length));
-        if (live && !view) {
-          view = new LiveLines(process.stdout, () => liveTable(rows));
-          view.start();
-        }
+      {
+        onBuilt: (machines) => {
+          for (const { machine } of machines) rows.set(machine, rows.get(machine) ?? {});
+          width = Math.max(width, ...machines.map(({ machine }) => machine.length));
+          if (live && !view) {
+            view = new LiveLines(process.stdout, () => liveTable(rows));
+            view.start();
+          }
+        },
+        keep,
+        // A hosted machine deploys once its host has: the host's deploy may make or start it.
+        hostsFirst: (result) => result.status === 'deployed' || result.status === 'unchanged',
       },
-      keep,
     );
     // Machines that never got to deploying (their build failed, or the sandbox lacks them) were not reported yet.
     const unreported: DeployResult[] = outcomes.filter((o) => !o.value).map(({ machine, error }) => ({ machine, status: 'failed', error, milliseconds: 0 }));

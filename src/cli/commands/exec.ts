@@ -1,9 +1,11 @@
 import pLimit from 'p-limit';
 import { jobsFor } from '../context.ts';
-import { HomecloudError, errorJson } from '../../load/errors.ts';
-import { targetOf, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
+import { HomecloudError, errorJson, isHomecloudError } from '../../load/errors.ts';
+import { loadModel, reachProblem, selectMachines } from '../../load/model.ts';
 import { colors, exitStatus, printMachineError } from '../../report/output.ts';
+import { readyTarget } from '../../transport/host-key.ts';
 import { describeSshFailure, runScript } from '../../transport/ssh.ts';
+import type { Target } from '../../transport/transport.ts';
 import { repoFrom } from '../context.ts';
 import type { GlobalOptions } from '../main.ts';
 
@@ -23,13 +25,17 @@ export async function run(args: string[], options: GlobalOptions): Promise<numbe
   const results = await Promise.all(
     machines.map((machine) =>
       limit(async () => {
-        const problem = reachProblem(model, machine);
-        if (problem) {
-          problem.of(machine, 'connect');
-          if (!options.json) printMachineError(machine, problem);
-          return { machine, status: 255, stdout: '', stderr: problem.message, error: errorJson(problem) };
+        let target: Target;
+        try {
+          const problem = reachProblem(model, machine);
+          if (problem) throw problem;
+          target = await readyTarget(model, machine);
+        } catch (error) {
+          if (!isHomecloudError(error)) throw error;
+          error.of(machine, 'connect');
+          if (!options.json) printMachineError(machine, error);
+          return { machine, status: 255, stdout: '', stderr: error.message, error: errorJson(error) };
         }
-        const target = targetOf(model, machine);
         const result = await runScript(target, command.join(' '));
         const prefix = `${machine.padEnd(width)} | `;
         const lines = (text: string) => text.split('\n').filter((line, i, all) => line !== '' || i < all.length - 1);

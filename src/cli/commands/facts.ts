@@ -4,7 +4,9 @@ import { jobsFor } from '../context.ts';
 import { probe } from '../../facts/probe.ts';
 import { probeCachePath, readProbeFacts } from '../../facts/probe-cache.ts';
 import { inventoryEntry, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
-import { errorJson } from '../../load/errors.ts';
+import { errorJson, machineFailure } from '../../load/errors.ts';
+import { readyTarget } from '../../transport/host-key.ts';
+import type { Target } from '../../transport/transport.ts';
 import { colors, exitStatus, milliseconds, printMachineError, table } from '../../report/output.ts';
 import { repoFrom } from '../context.ts';
 import type { GlobalOptions } from '../main.ts';
@@ -22,7 +24,14 @@ export async function run(names: string[], options: GlobalOptions & { refresh?: 
         const entry = inventoryEntry(model, machine);
         const cached = !options.refresh && existsSync(probeCachePath(repo, machine)) ? readProbeFacts(repo, machine, entry) : undefined;
         if (cached) return { machine, facts: Object.fromEntries(cached.map((f) => [f.key, f.value])), cached: true, milliseconds: 0 };
-        return { ...(await probe(repo, { machine, entry })), cached: false };
+        let target: Target;
+        try {
+          // Through its "via" or its host, as every command reaches it.
+          target = await readyTarget(model, machine);
+        } catch (failure) {
+          return { machine, error: machineFailure(failure, machine, 'connect'), cached: false, milliseconds: 0 };
+        }
+        return { ...(await probe(repo, target)), cached: false };
       }),
     ),
   );

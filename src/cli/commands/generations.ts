@@ -1,6 +1,7 @@
 import { deployMachine, fetchGeneration, listGenerations, type Generation } from '../../apply/deploy.ts';
 import { HomecloudError } from '../../load/errors.ts';
-import { targetOf, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
+import { loadModel, reachProblem, selectMachines } from '../../load/model.ts';
+import { readyTarget } from '../../transport/host-key.ts';
 import { nameArgument } from '../../load/names.ts';
 import { colors, exitStatus, milliseconds, printMachineError, table } from '../../report/output.ts';
 import { repoFrom, waitSeconds } from '../context.ts';
@@ -12,7 +13,7 @@ async function machineTarget(machine: string, options: GlobalOptions) {
   selectMachines(model, [machine]);
   const problem = reachProblem(model, machine);
   if (problem) throw problem;
-  return { repo, model, target: targetOf(model, machine) };
+  return { repo, model, target: await readyTarget(model, machine) };
 }
 
 export async function list([machine]: string[], options: GlobalOptions): Promise<number> {

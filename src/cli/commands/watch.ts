@@ -1,7 +1,9 @@
 import { join } from 'node:path';
 import { deployMachine } from '../../apply/deploy.ts';
 import { Builder } from '../../build/builder.ts';
-import { targetOf, loadModel, reachProblem, selectMachines } from '../../load/model.ts';
+import { loadModel, reachProblem, selectMachines } from '../../load/model.ts';
+import { machineFailure } from '../../load/errors.ts';
+import { readyTarget } from '../../transport/host-key.ts';
 import { exitStatus, milliseconds, printError, printMachineError } from '../../report/output.ts';
 import { now } from '../../util/timing.ts';
 import { watchTree } from '../../util/watch-tree.ts';
@@ -23,10 +25,20 @@ export async function run(names: string[], options: GlobalOptions): Promise<numb
   const builder = new Builder(repo);
   const loop = async (changed?: string[]) => {
     const started = now();
-    const report = await builder.build({ machines, changed });
-    for (const failed of report.machines.filter((m) => m.status === 'failed')) printMachineError(failed.machine, failed.error);
-    const built = report.machines.filter((m) => m.status === 'built' || changed === undefined).map((m) => m.machine);
-    const results = await Promise.all(built.map((machine) => deployMachine(repo, targetOf(model, machine), { keep: model.settings.generations })));
+    const report = await builder.build({ machines, changed, withHosts: true });
+    const watched = report.machines.filter((m) => machines.includes(m.machine));
+    for (const failed of watched.filter((m) => m.status === 'failed')) printMachineError(failed.machine, failed.error);
+    const built = watched.filter((m) => m.status === 'built' || changed === undefined).map((m) => m.machine);
+    const results = await Promise.all(
+      built.map(async (machine) => {
+        try {
+          return await deployMachine(repo, await readyTarget(report.model, machine), { keep: model.settings.generations });
+        } catch (error) {
+          // A hosted machine whose host key cannot be read yet: this round fails it, the next one tries again.
+          return { machine, status: 'failed' as const, error: machineFailure(error, machine, 'connect'), milliseconds: 0 };
+        }
+      }),
+    );
     for (const result of results) if (result.status === 'failed') printMachineError(result.machine, result.error, { after: [result.details] });
     const deployed = results.filter((r) => r.status === 'deployed');
     const units = deployed.flatMap((r) => r.plan?.units.map((u) => `${r.machine}: ${u.action} ${u.unit}`) ?? []);
