@@ -124,10 +124,10 @@ test('a changed MEMORY= is set on the running container; a changed .nspawn or IM
   assert.equal(inside('a', 'systemctl is-system-running --wait; tr "\\0" "\\n" < /proc/1/environ | grep ^PROBE=').stdout, 'running\nPROBE=2');
 
   // Another image: made by the image service (with a stand-in for debootstrap, as the machine has no mirror to
-  // reach: a snapshot of its root), and the container cloned again from it.
+  // reach: a snapshot of its root without what homecloud put there), and the container cloned again from it.
   inside('a', 'echo before > /root/image.txt');
   const standIn = on(
-    `printf '%s\\n' '#!/bin/bash' 'btrfs -q subvolume delete "$3" && btrfs -q subvolume snapshot / "$3"' > /usr/local/sbin/debootstrap && chmod 755 /usr/local/sbin/debootstrap`,
+    `printf '%s\\n' '#!/bin/bash' 'target=\${@: -2:1}' 'btrfs -q subvolume delete "\$target" && btrfs -q subvolume snapshot / "\$target"' 'rm -rf "\$target"/usr/local/* "\$target"/var/lib/homecloud "\$target"/etc/systemd/system/api-server.service' > /usr/local/sbin/debootstrap && chmod 755 /usr/local/sbin/debootstrap`,
   );
   assert.equal(standIn.status, 0, standIn.stderr);
   writeFiles(repo, { [`${opt}/a.conf`]: 'IMAGE=tiny\nMEMORY=300M\nPORTS=2201:22\n', [`${opt}/images/tiny.txt`]: '# a list of packages\njq\n' });
