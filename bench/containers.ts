@@ -51,7 +51,8 @@ export function benchContainers(runs = 7, fleetRuns = 3): Promise<Row[]> {
         [
           'set -e',
           'source /usr/local/lib/homecloud/lib.bash; source /usr/local/lib/containers/lib.bash',
-          'if [[ -d /var/lib/machines/bench ]]; then delete_tree /var/lib/machines/bench; fi',
+          // The deletion's commit done first: a snapshot waits for the transaction before it.
+          'if [[ -d /var/lib/machines/bench ]]; then delete_tree /var/lib/machines/bench; btrfs -q filesystem sync /var/lib/machines; fi',
           'since=$(date +%s.%N); t0=$(date +%s%N)',
           'systemctl start homecloud-container@bench.service',
           't1=$(date +%s%N)',
