@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { shellQuote } from '../../src/util/quote.ts';
@@ -97,6 +97,33 @@ test('the container is a machine of its own: deployed through its host with its 
   assert.match(again.stdout, /nothing to do/i);
   const listed = cli(['ls']);
   assert.match(listed.stdout, /^h1\b[^\n]*\n\s+a\b/m, listed.stdout);
+});
+
+test('containers reach other networks only where the facts allow it, then as their host (masqueraded)', { skip }, async () => {
+  // A server on this host's side of the sandbox bridge: outside the machine, as the LAN would be.
+  const h1 = addressOf(box!, 'h1');
+  const outside = h1.replace(/\.\d+$/, '.1');
+  const seen: string[] = [];
+  const server = createServer((socket) => {
+    seen.push(socket.remoteAddress ?? '');
+    socket.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, outside, resolve));
+  const port = (server.address() as { port: number }).port;
+  const reach = () => inside('a', `timeout 3 bash -c 'exec 3<>/dev/tcp/${outside}/${port}' && echo reached || echo blocked`).stdout;
+  try {
+    assert.equal(reach(), 'blocked', 'the base firewall forwards nothing by default');
+    writeFiles(repo, {
+      'facts/h1.json': JSON.stringify({ ENV_CONTAINERS_SUBNET: '10.250.7.0/24', ENV_CONTAINERS_IDLE_TIME: '3s', ENV_CONTAINERS_NAT: 'yes' }),
+    });
+    deploy('NAT allowed');
+    assert.equal(reach(), 'reached');
+    // The connection is taken once this process's event loop runs again (reach() blocks it).
+    await eventually('the server took the connection', () => seen.length > 0, 10);
+    assert.deepEqual(seen, [h1]);
+  } finally {
+    server.close();
+  }
 });
 
 test('a changed MEMORY= is set on the running container; a changed .nspawn or IMAGE= restarts it, and the plan says why', { skip }, () => {
