@@ -77,6 +77,12 @@ test('a deploy clones and boots the declared containers, each running with its d
   assert.notEqual(addressOfContainer('a'), addressOfContainer('b'));
   // Reached from the host over the bridge.
   assert.equal(on(`timeout 5 bash -c 'exec 3<>/dev/tcp/${addressOfContainer('a')}/22' && echo open`).stdout, 'open');
+  // Not one another, on the bridge: each reaches its host only.
+  const toB = `timeout 3 bash -c 'exec 3<>/dev/tcp/${addressOfContainer('b')}/22' && echo reached || echo blocked`;
+  assert.equal(inside('a', toB).stdout, 'blocked');
+  assert.equal(inside('a', "timeout 3 bash -c 'exec 3<>/dev/tcp/10.250.7.1/22' && echo reached || echo blocked").stdout, 'reached');
+  // All of them together are bounded (container.slice), a container without MEMORY= too.
+  assert.match(on('systemctl show -p MemoryMax --value container.slice').stdout, /^\d+$/);
   // A port of the host forwarded to it, from outside the host: the container's sshd answers.
   assert.match(await banner(addressOf(box!, 'h1'), 2201), /^SSH-2\.0-OpenSSH/);
   // Its journal is in the host's, named.
