@@ -8,7 +8,8 @@ export function orderProblems(text: string): string[] {
   for (const raw of text.split('\n')) {
     const line = raw.trim();
     if (!line || line.startsWith('#') || line.startsWith(';')) continue;
-    const section = /^\[(\w+)\]$/.exec(line);
+    // A template's section is quoted for m4: [[Unit]].
+    const section = /^\[(\w+)\]$/.exec(line) ?? /^\[\[(\w+)\]\]$/.exec(line);
     if (section) {
       sections.push(section[1]!);
       continue;

@@ -39,4 +39,7 @@ test('the order check finds each kind of break', () => {
     'Description= is not the first line of [Unit]',
     'Type= is not the first line of [Service]',
   ]);
+  // A template's sections, quoted for m4.
+  assert.deepEqual(orderProblems('[[Unit]]\nDescription=x\n\n[[Slice]]\nMemoryMax=m5_assert([ENV_X])\n'), []);
+  assert.deepEqual(orderProblems('[[Unit]]\nAfter=a\nDescription=x\n'), ['Description= is not the first line of [Unit]']);
 });
