@@ -1,7 +1,7 @@
 import { copyFileSync, constants, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { HomecloudError } from '../load/errors.ts';
-import { hostedLineProblem, type HostedDeclaration } from '../load/hosted.ts';
+import { hostedLineProblem, readBuildRecord, type HostedDeclaration } from '../load/hosted.ts';
 import { fileSha256, sha256 } from '../util/hash.ts';
 import { runProcess, type ProcessResult } from '../util/process.ts';
 import { ancestorsOf, octal } from '../util/fs.ts';
@@ -129,11 +129,7 @@ export function declarationOf(generated: Generated, path: string): { generator: 
 
 /** What a built machine's generators made, from generated.json beside its `manifest` (nothing when none ran). */
 function generatedBeside(manifest: string): Generated {
-  try {
-    return JSON.parse(readFileSync(join(dirname(manifest), 'generated.json'), 'utf8')) as Generated;
-  } catch {
-    return {};
-  }
+  return readBuildRecord(join(dirname(manifest), 'generated.json')) ?? {};
 }
 
 /** A tree's entries without the outputs a generator made (directories that still hold something stay). */

@@ -45,7 +45,7 @@ export function generatedRecordPath(repo: RepoPaths, machine: string): string {
 export type RecordReader = (path: string) => Generated | undefined;
 
 /** The build records of those of `machines` whose generators ran. A machine without generators has no file: only looked for. */
-export function readBuildRecords(repo: RepoPaths, machines: readonly string[], read: RecordReader = readRecord): BuildRecords {
+export function readBuildRecords(repo: RepoPaths, machines: readonly string[], read: RecordReader = readBuildRecord): BuildRecords {
   const records: BuildRecords = new Map();
   for (const machine of machines) {
     const path = generatedRecordPath(repo, machine);
@@ -55,7 +55,8 @@ export function readBuildRecords(repo: RepoPaths, machines: readonly string[], r
   return records;
 }
 
-function readRecord(path: string): Generated | undefined {
+/** A build record file, or undefined when there is none or it cannot be read. */
+export function readBuildRecord(path: string): Generated | undefined {
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as Generated;
   } catch {
@@ -64,7 +65,7 @@ function readRecord(path: string): Generated | undefined {
 }
 
 /** The machines the repository's machines host, from their last build records: name -> its host and how it is reached. */
-export function hostedMachines(repo: RepoPaths, machines: readonly string[], read: RecordReader = readRecord): HostedMachines {
+export function hostedMachines(repo: RepoPaths, machines: readonly string[], read: RecordReader = readBuildRecord): HostedMachines {
   return hostedIn(readBuildRecords(repo, machines, read));
 }
 

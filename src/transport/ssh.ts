@@ -81,8 +81,10 @@ export function destination(target: Target): string {
 
 /** A path on a target as rsync takes it: user@host:path, an IPv6 address in brackets (rsync would split it at its first colon). */
 function remotePath(target: Target, path: string): string {
+  // destination checks the entry (a host read as an option is refused).
   const at = destination(target);
-  return `${target.entry.host.includes(':') ? `${target.entry.user}@[${target.entry.host}]` : at}:${path}`;
+  const { user, host } = target.entry;
+  return host.includes(':') ? `${user}@[${host}]:${path}` : `${at}:${path}`;
 }
 
 /**

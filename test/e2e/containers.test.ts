@@ -4,7 +4,7 @@ import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { shellQuote } from '../../src/util/quote.ts';
-import { assertMachineIsItsGeneration } from '../helpers/invariant.ts';
+import { assertContainerIsItsGeneration, assertMachineIsItsGeneration } from '../helpers/invariant.ts';
 import { makeRepo, runCli, writeFiles } from '../helpers/repo.ts';
 import { testSandbox } from '../helpers/sandbox.ts';
 import { leftovers, machinesInPool } from '../helpers/sandbox-leftovers.ts';
@@ -54,6 +54,7 @@ function deploy(what: string, machines = ['h1']) {
   const result = cli(['deploy', ...machines]);
   assert.equal(result.status, 0, `${what}: ${result.stderr}${result.stdout}`);
   if (machines.includes('h1')) assertMachineIsItsGeneration(box!, 'h1', what);
+  if (machines.includes('a')) assertContainerIsItsGeneration(box!, 'h1', 'a', what);
   return result;
 }
 
@@ -90,6 +91,7 @@ test('a deploy clones and boots the declared containers, each running with its d
   const again = cli(['deploy', 'h1']);
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stdout, /nothing to do/i);
+  assertMachineIsItsGeneration(box!, 'h1', 'nothing to do');
 });
 
 test('the container is a machine of its own: deployed through its host with its host key checked; a second deploy has nothing to do', { skip }, () => {
@@ -101,6 +103,7 @@ test('the container is a machine of its own: deployed through its host with its 
   const again = cli(['deploy', 'a']);
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stdout, /nothing to do/i);
+  assertContainerIsItsGeneration(box!, 'h1', 'a', 'nothing to do');
   const listed = cli(['ls']);
   assert.match(listed.stdout, /^h1\b[^\n]*\n\s+a\b/m, listed.stdout);
 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { shellQuote } from '../../src/util/quote.ts';
 import type { TestSandbox } from './sandbox.ts';
 
 interface Entry {
@@ -19,8 +20,21 @@ interface Entry {
  * homecloud's code; returns every way the machine differs.
  */
 export function machineProblems(box: TestSandbox, machine: string): string[] {
+  return problemsOf(machine, (command) => [...box.sandbox.sshArguments(machine), command]);
+}
+
+/** The same for a container of a sandbox machine, read inside it (systemd-run --pipe, through its host). */
+export function containerProblems(box: TestSandbox, host: string, container: string): string[] {
+  return problemsOf(container, (command) => [
+    ...box.sandbox.sshArguments(host),
+    `systemd-run -M ${container} --pipe --wait -q -- bash -c ${shellQuote(command)}`,
+  ]);
+}
+
+/** The check, with `sshArguments` saying how ssh runs a command (standard input passed on) where the machine is. */
+function problemsOf(machine: string, sshArguments: (command: string) => string[]): string[] {
   const ssh = (command: string, input?: string) => {
-    const result = spawnSync('ssh', [...box.sandbox.sshArguments(machine), command], { input, encoding: 'utf8', maxBuffer: 1 << 28 });
+    const result = spawnSync('ssh', sshArguments(command), { input, encoding: 'utf8', maxBuffer: 1 << 28 });
     if (result.status !== 0) throw new Error(`ssh ${machine} ${command}: ${result.stderr}`);
     return result.stdout;
   };
@@ -96,6 +110,11 @@ export function machineProblems(box: TestSandbox, machine: string): string[] {
     }
   }
   return problems;
+}
+
+/** Assert homecloud's promise on a container of a sandbox machine. */
+export function assertContainerIsItsGeneration(box: TestSandbox, host: string, container: string, context = ''): void {
+  assert.deepEqual(containerProblems(box, host, container), [], `${container} is not its current generation${context ? ` (${context})` : ''}`);
 }
 
 /** Assert homecloud's promise on a machine: it is exactly its current generation, and healthy. */
