@@ -1,5 +1,6 @@
 // npm run bench [-- suite... [--image]]: benchmarks that print medians. Suites: build, sandbox, deploy, lambda (the default),
-// containers (nested in a sandbox machine of the cloud image; not a default: it makes that image when missing),
+// containers (nested in a sandbox machine of the cloud image; not a default: it makes that image when missing), network
+// (the overlay and dns layers on three machines of that image; not a default either),
 // ansible (homecloud against Ansible on sandbox machines: tens of minutes, so only when named), and scale (how cost grows
 // with the number of machines: builds of 10, 50 and 200 machines, deploys to 1, 5, 10 and 20 sandbox machines; not a
 // default either: the cold build of 200 machines alone takes minutes, the whole suite about 13 at --runs=3 on 2 cores).
@@ -11,6 +12,7 @@ import { benchBuild } from './build.ts';
 import { benchContainers } from './containers.ts';
 import { benchDeploy } from './deploy.ts';
 import { benchLambda } from './lambda.ts';
+import { benchNetwork } from './network.ts';
 import { benchSandbox } from './sandbox.ts';
 import { benchScaling, defaultScale } from './scale.ts';
 import { transfers, type Transfer } from './ansible/playbook.ts';
@@ -37,6 +39,7 @@ const suites: Record<string, () => Promise<unknown>> = {
   deploy: () => benchDeploy(),
   lambda: () => benchLambda(),
   containers: () => benchContainers(),
+  network: () => benchNetwork(),
   ansible: () => benchAnsible(runs, transfer ? [transfer] : transfers),
   scale: () => benchScaling({ runs, builds: buildMachines, deploys: deployMachines }),
 };

@@ -23,6 +23,7 @@ import { sortEntries, type ManifestEntries } from './manifest.ts';
 import { nativeTreeSignatures } from '../util/native.ts';
 import { walkSource, type SourceTree } from './walk.ts';
 import { includeSignatures } from './template-inputs.ts';
+import { Fleet } from './fleet.ts';
 
 export interface MachineResult {
   machine: string;
@@ -97,6 +98,8 @@ export class Builder {
   private layerDirectories: LayerDirectories = new Map();
   /** The machines' public material as this build found it (var/public/). */
   private fleet: FleetPublic = { items: new Map(), signature: '' };
+  /** The machines as fleet generators see them, as of the last build records (`# fleet:`). */
+  private fleetView: Fleet | undefined;
   private readonly limit = pLimit(availableParallelism() + 1);
 
   constructor(readonly repo: RepoPaths) {}
@@ -115,18 +118,23 @@ export class Builder {
     mark('model loaded');
     const built = new Map<string, MachineResult>();
     const reachedAs = (machine: string) => JSON.stringify(inventoryEntry(model, machine));
-    let records: BuildRecords = new Map();
+    let records: BuildRecords = this.readRecords(model);
     let pending = machines;
     for (let pass = 0; pending.length && pass < 3; pass++) {
       const before = new Map(pending.map((machine) => [machine, reachedAs(machine)]));
+      this.fleetView = this.fleetOf(model, records);
       for (const result of await this.buildAll(model, pending, state, options.rerender === true && pass === 0)) built.set(result.machine, after(built.get(result.machine), result));
       records = this.readRecords(model);
       // What the generators just said may change how a machine of this build is reached (a container's address), which its
       // probe facts go with: it is built again. And a host that a declaration new in this build names is built too.
       const moved = pending.filter((machine) => reachedAs(machine) !== before.get(machine));
       const hosts = options.withHosts ? withTheirHosts(model, named).filter((machine) => !built.has(machine)) : [];
-      pending = [...moved, ...hosts];
+      // A fleet generator that ran before another machine offered something new runs again with it.
+      const fleetChanged = this.fleetOf(model, records).signature !== this.fleetView.signature;
+      const readers = fleetChanged ? machines.filter((machine) => readsFleet(records.get(machine)) && !moved.includes(machine)) : [];
+      pending = [...moved, ...hosts, ...readers];
     }
+    this.fleetView = this.fleetOf(model, records);
     const results = [...built.values()];
     if (results.length === model.machines.length) this.removeGoneMachines(model, state);
     this.failCollisions(model, records, results);
@@ -144,6 +152,27 @@ export class Builder {
     for (const result of results) if (result.status === 'built') rmSync(machineOutput(this.repo, result.machine).marker, { force: true });
     emptyTrash(results.filter((result) => result.removed > 0).map((result) => machineOutput(this.repo, result.machine).tree));
     return results;
+  }
+
+  /** Whether a generator of the machine's last build read the fleet. */
+  private readsFleet(machine: string): boolean {
+    const path = machineOutput(this.repo, machine).generated;
+    return existsSync(path) && readsFleet(this.generatedBefore(path));
+  }
+
+  /** The repository's machines, not hosted ones, as fleet generators see them with these build records. */
+  private fleetOf(model: Model, records: BuildRecords): Fleet {
+    const candidates = model.machines
+      .filter((machine) => !hostOf(model, machine))
+      .flatMap((machine) => {
+        try {
+          const layers = machineSources(this.repo, machine, model.settings.stdlib, this.layerDirectories).filter((source) => source.kind === 'layer').map((source) => source.name);
+          return [{ machine, layers, address: inventoryEntry(model, machine).host }];
+        } catch {
+          return []; // A machine whose sources cannot be read fails its own build, and is no member.
+        }
+      });
+    return new Fleet(candidates, records, this.fleet);
   }
 
   /** Every machine's last build record, this build's included; the model's hosted machines follow them. */
@@ -188,7 +217,9 @@ export class Builder {
     const state = this.loadState();
     this.fleet = readFleetPublic(this.repo);
     const model = await loadModel(this.repo, state, (path) => this.generatedBefore(path));
-    const collisions = collisionErrors(this.readRecords(model));
+    const records = this.readRecords(model);
+    this.fleetView = this.fleetOf(model, records);
+    const collisions = collisionErrors(records);
     const machines = model.machines.map((machine): MachineSurvey => {
       try {
         const trees = machineSources(this.repo, machine, model.settings.stdlib, this.layerDirectories).map((source) => this.walk(source));
@@ -340,6 +371,7 @@ export class Builder {
         scratch,
         sourceOf: (path) => sourceOf(this.repo, trees, path),
         schedule: (task) => this.limit(task),
+        ...(this.fleetView ? { fleet: this.fleetView } : {}),
       });
       const entries = withAncestors({ ...base, ...generatedEntries(result.generated) });
       const candidates = [...result.changed, ...Object.keys(entries).filter((path) => !held[path])];
@@ -399,6 +431,8 @@ export class Builder {
       ...(model.settings.readOutside.length ? [`readOutside=${JSON.stringify(model.settings.readOutside)}`] : []),
       // The machines' public material (m5_public), likewise.
       ...(this.fleet.signature ? [`public=${this.fleet.signature}`] : []),
+      // What the fleet said, for a machine whose generators read it.
+      ...(this.fleetView?.signature && this.readsFleet(machine) ? [`fleet=${this.fleetView.signature}`] : []),
       ...(includes.length ? [includeSignatures(includes)] : []),
     ].join('\n');
   }
@@ -550,4 +584,9 @@ function systemError(error: unknown, machine: string): HomecloudError {
     path ? { file: path } : undefined,
     (error as NodeJS.ErrnoException).code === 'ENOSPC' ? 'free some disk space and build again' : undefined,
   );
+}
+
+/** Whether a machine's build record has a generator that reads the fleet. */
+function readsFleet(generated: Generated | undefined): boolean {
+  return Object.values(generated ?? {}).some((record) => record.fleet?.length);
 }

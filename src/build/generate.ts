@@ -9,6 +9,7 @@ import { directoryMode } from './rules.ts';
 import { fileEntry, type ManifestEntries, type ManifestEntry } from './manifest.ts';
 import { globMatches } from '../util/glob.ts';
 import type { FileContent } from './tree.ts';
+import { writeFleet, type Fleet, type FleetMember, type Offer } from './fleet.ts';
 
 /**
  * Build-time generators (FORMAT.md section 7): an executable `/usr/local/opt/initd/generators/<name>` of a
@@ -30,6 +31,10 @@ export interface GeneratorRecord {
   claims?: Claim[];
   /** Machines its declarations make that this machine hosts (`machine` lines). */
   machines?: HostedDeclaration[];
+  /** Values its declarations offer to the other machines' fleet generators (`offer` lines). */
+  offers?: Offer[];
+  /** The layers whose machines it reads (`# fleet:`): its key holds what they said. */
+  fleet?: string[];
 }
 
 /** A declaration's claim on a value of a kind (an address, a subnet) that no other declaration of the repository may take. */
@@ -58,6 +63,8 @@ export interface GenerateContext {
   sourceOf(path: string): string | undefined;
   /** Run a generator through the shared concurrency limit. */
   schedule<T>(task: () => Promise<T>): Promise<T>;
+  /** The repository's machines as fleet generators see them. */
+  fleet?: Fleet;
 }
 
 export interface GenerateResult {
@@ -84,13 +91,15 @@ export async function generate(context: GenerateContext): Promise<GenerateResult
       const inputs = Object.keys(context.base)
         .filter((path) => context.base[path]!.type !== 'dir' && !generatorPath.test(path) && globs.some((glob) => globMatches(glob, path)))
         .sort();
-      const key = sha256(JSON.stringify([context.machine, identity(context.base[generator]!), inputs.map((path) => [path, identity(context.base[path]!)])]));
+      const fleetLayers = declaredFleet(text);
+      const members = fleetLayers.length ? (context.fleet?.members(fleetLayers) ?? []) : undefined;
+      const key = sha256(JSON.stringify([context.machine, identity(context.base[generator]!), inputs.map((path) => [path, identity(context.base[path]!)]), ...(members ? [members] : [])]));
       const known = context.previous?.[generator];
       if (known?.key === key) {
         generated[generator] = known;
         return;
       }
-      const out = await context.schedule(() => runGenerator(context, generator, inputs));
+      const out = await context.schedule(() => runGenerator(context, generator, inputs, members));
       const secret = inputs.some((path) => (context.base[path] as { secret?: true }).secret);
       generated[generator] = {
         key,
@@ -98,6 +107,8 @@ export async function generate(context: GenerateContext): Promise<GenerateResult
         from: out.from,
         ...(out.claims.length ? { claims: out.claims } : {}),
         ...(out.machines.length ? { machines: out.machines } : {}),
+        ...(out.offers.length ? { offers: out.offers } : {}),
+        ...(fleetLayers.length ? { fleet: fleetLayers } : {}),
       };
       outDirs.set(generator, out.dir);
       for (const path of [...Object.keys(known?.entries ?? {}), ...Object.keys(generated[generator].entries)]) changed.add(path);
@@ -167,15 +178,26 @@ export function generatedBy(manifest: string, path: string): { entry: ManifestEn
   return made && { ...made, entry: generated[made.generator]!.entries[path]! };
 }
 
-/** `# inputs: <glob> ...` lines of the generator's leading comment. */
-export function declaredInputs(text: string): string[] {
-  const globs: string[] = [];
+/** The words of the generator's leading comment lines `# <label>: word ...`. */
+function headerWords(text: string, label: string): string[] {
+  const words: string[] = [];
+  const pattern = new RegExp(`^#\\s*${label}:\\s*(.*)$`);
   for (const line of text.split('\n')) {
     if (!line.startsWith('#')) break;
-    const match = /^#\s*inputs:\s*(.*)$/.exec(line);
-    if (match) globs.push(...match[1]!.split(/\s+/).filter((glob) => glob.startsWith('/')));
+    const match = pattern.exec(line);
+    if (match) words.push(...match[1]!.split(/\s+/).filter(Boolean));
   }
-  return globs;
+  return words;
+}
+
+/** `# inputs: <glob> ...` lines of the generator's leading comment. */
+export function declaredInputs(text: string): string[] {
+  return headerWords(text, 'inputs').filter((glob) => glob.startsWith('/'));
+}
+
+/** `# fleet: <layer> ...` lines: the layers whose machines the generator reads (writeFleet). */
+export function declaredFleet(text: string): string[] {
+  return [...new Set(headerWords(text, 'fleet'))].sort();
 }
 
 function identity(entry: ManifestEntry): string {
@@ -193,7 +215,7 @@ interface GeneratorRun extends GeneratorLines {
 }
 
 /** Run one generator with a copy of its inputs (nothing else of the tree), into an empty directory. */
-async function runGenerator(context: GenerateContext, generator: string, inputs: string[]): Promise<GeneratorRun> {
+async function runGenerator(context: GenerateContext, generator: string, inputs: string[], members: FleetMember[] | undefined): Promise<GeneratorRun> {
   const work = mkdtempSync(join(context.scratch, 'generator-'));
   const input = join(work, 'in');
   const out = join(work, 'out');
@@ -205,11 +227,13 @@ async function runGenerator(context: GenerateContext, generator: string, inputs:
     if (entry.type === 'link') symlinkSync(entry.target, input + path);
     else copyFileSync(context.tree + path, input + path, constants.COPYFILE_FICLONE);
   }
+  const fleet = join(work, 'fleet');
+  if (members) writeFleet(fleet, members);
   let result: ProcessResult;
   try {
     result = await runProcess(context.tree + generator, [input, out], {
       cwd: work,
-      env: { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', LC_ALL: 'C', HOME: work, HOMECLOUD_MACHINE: context.machine },
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', LC_ALL: 'C', HOME: work, HOMECLOUD_MACHINE: context.machine, ...(members ? { HOMECLOUD_FLEET: fleet } : {}) },
       timeout: 120_000,
       check: false,
     });
@@ -226,10 +250,12 @@ export interface GeneratorLines {
   from: Record<string, string>;
   claims: Claim[];
   machines: HostedDeclaration[];
+  offers: Offer[];
 }
 
 const lineFormats = {
   claim: 'claim<TAB><kind><TAB><value><TAB><input path>',
+  offer: 'offer<TAB><key><TAB><value><TAB><input path>',
   machine: 'machine<TAB><name><TAB><address><TAB><host key path><TAB><input path>',
 };
 
@@ -239,13 +265,13 @@ const lineFormats = {
  * format says is refused (`refuse` throws): a value no one checks would fail far from its cause.
  */
 export function readGeneratorLines(stdout: string, inputs: readonly string[], refuse: (why: string) => never): GeneratorLines {
-  const read: GeneratorLines = { from: {}, claims: [], machines: [] };
+  const read: GeneratorLines = { from: {}, claims: [], machines: [], offers: [] };
   for (const line of stdout.split('\n')) {
     const fields = line.split('\t');
     const word = fields[0]!;
-    if (word === 'claim' || word === 'machine') {
+    if (word === 'claim' || word === 'offer' || word === 'machine') {
       const shown = JSON.stringify(line);
-      const count = word === 'claim' ? 4 : 5;
+      const count = word === 'machine' ? 5 : 4;
       if (fields.length !== count) refuse(`${shown} has ${fields.length} fields, not ${count}: ${lineFormats[word]}`);
       const declaration = fields[count - 1]!;
       if (!inputs.includes(declaration)) refuse(`${shown} names ${JSON.stringify(declaration)}, which is none of its inputs: the last field is the declaration`);
@@ -254,6 +280,11 @@ export function readGeneratorLines(stdout: string, inputs: readonly string[], re
         if (!/^[A-Za-z][A-Za-z0-9_.-]*$/.test(kind)) refuse(`${shown}: the kind is a word (letters, digits, "_", "." and "-"), like address or subnet`);
         if (!value || /\p{Cc}/u.test(value)) refuse(`${shown}: the value is empty or holds a control character`);
         if (!read.claims.some((claim) => claim.kind === kind && claim.value === value && claim.declaration === declaration)) read.claims.push({ kind, value, declaration });
+      } else if (word === 'offer') {
+        const [, key, value] = fields as [string, string, string];
+        if (!/^[A-Za-z][A-Za-z0-9_.-]*$/.test(key)) refuse(`${shown}: the key is a word (letters, digits, "_", "." and "-"), like subnet`);
+        if (/\p{Cc}/u.test(value)) refuse(`${shown}: the value holds a control character`);
+        if (!read.offers.some((offer) => offer.key === key && offer.value === value && offer.declaration === declaration)) read.offers.push({ key, value, declaration });
       } else {
         const [, name, address, hostKey] = fields as [string, string, string, string];
         const problem = hostedLineProblem(name, address, hostKey);

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { HomecloudError } from '../load/errors.ts';
 import { nameArgument } from '../load/names.ts';
 
@@ -12,13 +13,16 @@ export interface ProbeFact {
   name: string;
   /**
    * Bash: one word, what the probe prints as NAME=VALUE. It may name what
-   * probe.bash reads once for several facts (os_ID, memory_kb, kernel, arch,
-   * systemd_version): one line each, as read.
+   * probe.bash reads before it prints the facts (os_ID, memory_kb, kernel,
+   * arch, systemd_version, wireguard_kernel, nameservers): one line each, as
+   * read.
    */
   bash: string;
   /** The fact from what the probe printed. */
   parse: (printed: string) => string;
   pattern: RegExp;
+  /** A further check of a value the pattern lets through (a fact the pattern alone cannot tell). */
+  valid?: (value: string) => boolean;
   /** What the fact may hold, in words. */
   what: string;
 }
@@ -78,6 +82,18 @@ export const probeFacts: readonly ProbeFact[] = [
     pattern: /^[0-9]{0,5}$/,
     what: 'a port number',
   },
+  // The running kernel has WireGuard: loaded or built in (/sys/module/wireguard), else a module of it for this kernel.
+  { name: 'ENV_WIREGUARD_KERNEL', bash: '"$wireguard_kernel"', parse: asPrinted, pattern: /^(?:yes|no)$/, what: '"yes" or "no"' },
+  // The upstream DNS servers: the nameserver lines of systemd-resolved's resolv.conf, else of /etc/resolv.conf; not resolved's stubs.
+  {
+    name: 'ENV_NAMESERVERS',
+    bash: '"$nameservers"',
+    parse: asPrinted,
+    // IPv4 and IPv6 addresses, an IPv6 one perhaps with its zone ("fe80::1%eth0"); each is checked with isIP.
+    pattern: /^[0-9A-Za-z.:%-]+(?: [0-9A-Za-z.:%-]+){0,7}$|^$/,
+    valid: (value) => value === '' || value.split(' ').every((address) => isIP(address) !== 0),
+    what: 'at most 8 IP addresses, one space apart',
+  },
 ];
 
 /** Facts read from the live machine by the probe (`homecloud facts`). */
@@ -112,7 +128,7 @@ export function checkProbeFacts(machine: string, facts: Record<string, string>):
         `homecloud probes only ${probeFactNames.join(', ')}; ${refresh}`,
       );
     }
-    if (typeof value !== 'string' || !fact.pattern.test(value)) {
+    if (typeof value !== 'string' || !fact.pattern.test(value) || (fact.valid && !fact.valid(value))) {
       const text = typeof value === 'string' ? value : String(value);
       throw new HomecloudError(
         `the probed fact ${key} (${JSON.stringify(text)}) is not ${fact.what}`,

@@ -44,6 +44,33 @@ while IFS='=' read -r key value; do
   case $key in Version) systemd_version=$value ;; NFailedUnits) failed_count=$value ;; esac
 done < <(systemctl show -p Version -p NFailedUnits 2>/dev/null)
 if [ -z "$systemd_version" ]; then systemd_version=$(systemctl --version 2>/dev/null) || true; systemd_version=${systemd_version%%$'\n'*}; fi
+# WireGuard in the running kernel: loaded or built in (/sys, like /proc, is the kernel's), else a module of it
+# for this kernel where Debian's and Ubuntu's kernels put it (no process), else wherever modinfo finds one.
+# shellcheck disable=SC2034 # probe_facts reads it
+wireguard_kernel=no
+if [ -d /sys/module/wireguard ]; then
+  wireguard_kernel=yes
+else
+  for module in "$R/lib/modules/$kernel/kernel/drivers/net/wireguard/wireguard.ko"*; do
+    [ -e "$module" ] && wireguard_kernel=yes
+    break
+  done
+  if [ "$wireguard_kernel" = no ] && PATH=$PATH:/usr/sbin:/sbin modinfo wireguard >/dev/null 2>&1; then wireguard_kernel=yes; fi
+fi
+# The upstream DNS servers, at most 8: systemd-resolved's list when it has one (its stub's resolv.conf names only
+# itself), else resolv.conf's; never resolved's stubs, nor what is not a plain address (a zone, a typo): a
+# resolv.conf the machine lives with may not fail its build. The operator's side checks them again.
+nameservers='' nameserver_count=0 resolv_conf=$R/run/systemd/resolve/resolv.conf
+[ -e "$resolv_conf" ] || resolv_conf=$R/etc/resolv.conf
+if [ -r "$resolv_conf" ]; then
+  while [ "$nameserver_count" -lt 8 ] && { read -r key value _ || [ -n "$key" ]; }; do
+    [ "$key" = nameserver ] || continue
+    case $value in '' | 127.0.0.53 | 127.0.0.54) continue ;; esac
+    [[ $value =~ ^[0-9.]+$|^[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*$ ]] || continue
+    nameservers+=${nameservers:+ }$value
+    nameserver_count=$((nameserver_count + 1))
+  done < "$resolv_conf"
+fi
 probe_facts
 has() { if command -v "$2" >/dev/null 2>&1; then fact "$1" yes; else fact "$1" no; fi; }
 if [ -d "$R/run/systemd/system" ]; then fact HC_SYSTEMD yes; else fact HC_SYSTEMD no; fi

@@ -185,6 +185,8 @@ export function unitReferences(text: string): UnitReferences {
       if (key.startsWith('LoadCredential') || key.startsWith('SetCredential')) token = token.slice(token.indexOf(':') + 1);
       if (key.startsWith('Bind')) token = token.split(':')[0]!;
       token = token.replace(/^-/, '');
+      // A program's option with its file (--conf-file=/etc/x.conf, its dashes gone with the prefixes above).
+      token = /^[A-Za-z0-9_-]+=(\/.*)$/.exec(token)?.[1] ?? token;
       if (token.startsWith('/') && !token.includes('%') && !token.includes('$')) paths.add(token.replace(/\/+$/, '') || '/');
     }
   }

@@ -35,11 +35,14 @@ export const imageSuite = 'bookworm';
 /**
  * Image profiles: `base`, the fast image every test of the engine and the base layers boots, and `cloud`, which
  * adds what the cloud's own layers need inside a machine (containers cloned into btrfs subvolumes and booted
- * with systemd-nspawn, their images made by debootstrap).
+ * with systemd-nspawn, their images made by debootstrap; the overlay's WireGuard, in the kernel or wireguard-go
+ * where it has none; the dns layer's dnsmasq and systemd-resolved). systemd-resolved makes /etc/resolv.conf a
+ * link to its stub's file and is enabled (ensureImage makes sure); nspawn leaves the file as it is, since a
+ * machine has a private network, and resolved runs there with no upstream server.
  */
 export const imageProfiles = {
   base: [],
-  cloud: ['systemd-container', 'btrfs-progs', 'debootstrap', 'libnss-mymachines'],
+  cloud: ['systemd-container', 'btrfs-progs', 'debootstrap', 'libnss-mymachines', 'wireguard-tools', 'wireguard-go', 'dnsmasq-base', 'systemd-resolved'],
 } as const satisfies Record<string, readonly string[]>;
 export type ImageProfile = keyof typeof imageProfiles;
 
@@ -101,7 +104,11 @@ export function ensureImage(cache: string, log: (line: string) => void, profile:
     rmSync(link, { force: true });
     run('ln', ['-s', '/dev/null', link]);
   }
-  run('chroot', [building, 'systemctl', 'enable', 'systemd-networkd.service']);
+  // systemd-resolved's package enables it on install; said here too, as networkd is. Its postinst kept the host's
+  // resolv.conf (debootstrap copied it in) beside the link it made: not the machines' business.
+  const enabled = ['systemd-networkd.service', ...(packagesOf(profile).includes('systemd-resolved') ? ['systemd-resolved.service'] : [])];
+  run('chroot', [building, 'systemctl', 'enable', ...enabled]);
+  rmSync(join(building, 'etc/.resolv.conf.systemd-resolved.bak'), { force: true });
   writeFileSync(join(building, 'etc/apt/apt.conf.d/99-homecloud-sandbox'), 'APT::Install-Recommends "false";\n');
   try {
     renameSync(building, root);

@@ -185,15 +185,21 @@ test('a machine line that is not as its format says fails the generator', async 
   }
 });
 
-test('reading a generator: output, claim and machine lines; malformed ones refused; other words ignored', () => {
+test('reading a generator: output, claim, machine and offer lines; malformed ones refused; other words ignored', () => {
   const refuse = (why: string): never => {
     throw new Error(why);
   };
   const inputs = ['/d/a.conf'];
   const read = readGeneratorLines(
-    ['/out/x\t/d/a.conf', 'claim\tport\t8080\t/d/a.conf', 'claim\tport\t8080\t/d/a.conf', 'machine\tc\t10.0.0.2\t/k.pub\t/d/a.conf', 'note\twhatever', ''].join(
-      '\n',
-    ),
+    [
+      '/out/x\t/d/a.conf',
+      'claim\tport\t8080\t/d/a.conf',
+      'claim\tport\t8080\t/d/a.conf',
+      'machine\tc\t10.0.0.2\t/k.pub\t/d/a.conf',
+      'offer\tsubnet\t10.1.0.0/24\t/d/a.conf',
+      'note\twhatever',
+      '',
+    ].join('\n'),
     inputs,
     refuse,
   );
@@ -201,7 +207,10 @@ test('reading a generator: output, claim and machine lines; malformed ones refus
     from: { '/out/x': '/d/a.conf' },
     claims: [{ kind: 'port', value: '8080', declaration: '/d/a.conf' }],
     machines: [{ name: 'c', address: '10.0.0.2', hostKey: '/k.pub', declaration: '/d/a.conf' }],
+    offers: [{ key: 'subnet', value: '10.1.0.0/24', declaration: '/d/a.conf' }],
   });
+  assert.throws(() => readGeneratorLines('offer\tsub net\tx\t/d/a.conf\n', inputs, refuse), /the key is a word/);
+  assert.throws(() => readGeneratorLines('offer\tsubnet\tx\u0007\t/d/a.conf\n', inputs, refuse), /control character/);
   assert.throws(() => readGeneratorLines('claim\tport\t8080\n', inputs, refuse), /has 3 fields, not 4/);
   assert.throws(() => readGeneratorLines('claim\tport\t8080\t/d/other.conf\n', inputs, refuse), /none of its inputs/);
   assert.throws(() => readGeneratorLines('claim\t1port\t8080\t/d/a.conf\n', inputs, refuse), /the kind is a word/);

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { probeFactNames } from '../../src/facts/facts.ts';
 import { keyValues, probeScript } from '../../src/facts/probe.ts';
@@ -63,6 +63,16 @@ const recorded: Record<string, [printed: string, fact: string][]> = {
     ['fe80::1%eth0 50000 fe80::2 2222', '2222'],
     ['', ''],
   ],
+  ENV_WIREGUARD_KERNEL: [
+    ['yes', 'yes'],
+    ['no', 'no'],
+  ],
+  // The nameserver lines of systemd-resolved's upstream resolv.conf, else of /etc/resolv.conf, without its stubs.
+  ENV_NAMESERVERS: [
+    ['192.168.1.1', '192.168.1.1'],
+    ['10.0.0.1 2001:db8::53 fe80::1%eth0', '10.0.0.1 2001:db8::53 fe80::1%eth0'],
+    ['', ''],
+  ],
 };
 
 test('each probe fact is made from what the probe printed, on recorded output', () => {
@@ -87,6 +97,50 @@ test('a fact outside its table, or one whose printed value makes no such fact, i
     () => checkProbeFacts('m', { ENV_SYSTEMD_VERSION: parseProbeFact('ENV_SYSTEMD_VERSION', 'unknown') }),
     /ENV_SYSTEMD_VERSION \(""\) is not a number/,
   );
+});
+
+test('the probe reads WireGuard in the kernel and the upstream DNS servers as data, never running what it reads', () => {
+  const root = mkdtempSync(join(tmpdir(), 'homecloud-probe-'));
+  const probed = () => {
+    const result = spawnSync('bash', ['-c', probeScript()], { env: { ...process.env, HOMECLOUD_ROOT: root }, encoding: 'utf8' });
+    assert.equal(result.status, 0, result.stderr);
+    return keyValues(result.stdout.split('\n'));
+  };
+  const write = (path: string, text: string) => {
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    writeFileSync(join(root, path), text);
+  };
+  try {
+    // No resolv.conf at all.
+    assert.equal(probed().ENV_NAMESERVERS, '');
+    // Behind systemd-resolved's stub only: nothing upstream to tell.
+    write('etc/resolv.conf', 'nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch home.arpa\n');
+    assert.equal(probed().ENV_NAMESERVERS, '');
+    // Comments, blanks and tabs, a comment after an address, no newline at the end; the stubs and what is not a
+    // plain address (a zone, a name) left out: a resolv.conf the machine lives with does not fail its build.
+    write(
+      'etc/resolv.conf',
+      '# by hand\n;nameserver 10.9.9.9\n\nnameserver 192.168.1.1\n\tnameserver  fe80::1%eth0  # link\nnameserver dns.example\nnameserver 127.0.0.54\nnameserver fd00::53\nnameserver 9.9.9.9',
+    );
+    assert.equal(probed().ENV_NAMESERVERS, '192.168.1.1 fd00::53 9.9.9.9');
+    // What is read is data: a command in it is neither run nor expanded, nor passed on.
+    const marker = join(root, 'ran');
+    write('etc/resolv.conf', `nameserver $(touch\${IFS}${marker})\nnameserver \`touch ${marker}\`\nnameserver *\n`);
+    assert.equal(probed().ENV_NAMESERVERS, '');
+    assert.equal(existsSync(marker), false);
+    // The operator's side checks again what a probe says.
+    assert.throws(() => checkProbeFacts('m', { ENV_NAMESERVERS: '`touch x`' }), /ENV_NAMESERVERS \(.*\) is not at most 8 IP addresses/);
+    // systemd-resolved's upstream list wins over /etc/resolv.conf; at most 8 are taken.
+    write('run/systemd/resolve/resolv.conf', Array.from({ length: 10 }, (_, i) => `nameserver 10.0.0.${i + 1}\n`).join(''));
+    assert.equal(probed().ENV_NAMESERVERS, Array.from({ length: 8 }, (_, i) => `10.0.0.${i + 1}`).join(' '));
+    // A WireGuard module of the running kernel.
+    const kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+    assert.match(probed().ENV_WIREGUARD_KERNEL!, /^(yes|no)$/);
+    write(`lib/modules/${kernel}/kernel/drivers/net/wireguard/wireguard.ko.xz`, '');
+    assert.equal(probed().ENV_WIREGUARD_KERNEL, 'yes');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });
 
 test('the fact list, the probe script and FORMAT.md come from the one table', () => {

@@ -130,9 +130,9 @@ test('trigger lines act on a unit when a matching path changed', () => {
   assert.ok(globMatches('/etc/?.conf', '/etc/a.conf'));
 });
 
-test('unit references: exec prefixes, credentials, bind pairs, continuation lines; specifiers and variables are not paths', () => {
+test('unit references: exec prefixes, credentials, bind pairs, continuation lines, options with their file; specifiers and variables are not paths', () => {
   const refs = unitReferences(
-    '[Service]\nExecStartPre=-+/usr/local/libexec/prepare --config /usr/local/opt/a.conf\nLoadCredential=token:/usr/local/etc/token\nBindPaths=/srv/data:/data \\\n  /srv/more\nExecStart=/usr/bin/x %h/y $HOME/z\nExecReload=/bin/kill -HUP $MAINPID\n',
+    '[Service]\nExecStartPre=-+/usr/local/libexec/prepare --config /usr/local/opt/a.conf\nLoadCredential=token:/usr/local/etc/token\nBindPaths=/srv/data:/data \\\n  /srv/more\nExecStart=/usr/bin/x %h/y $HOME/z --conf-file=/usr/local/etc/x.conf --dir=relative\nExecReload=/bin/kill -HUP $MAINPID\n',
   );
   assert.deepEqual(refs.paths.sort(), [
     '/bin/kill',
@@ -140,6 +140,7 @@ test('unit references: exec prefixes, credentials, bind pairs, continuation line
     '/srv/more',
     '/usr/bin/x',
     '/usr/local/etc/token',
+    '/usr/local/etc/x.conf',
     '/usr/local/libexec/prepare',
     '/usr/local/opt/a.conf',
   ]);

@@ -42,3 +42,26 @@ claim() {
 hosted_machine() {
   printf 'machine\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4"
 }
+
+# offer KEY VALUE DECLARATION: a value the other machines' fleet generators read (`# fleet:` generators,
+# in HOMECLOUD_FLEET/<machine>/offers), such as the subnet behind this machine.
+offer() {
+  printf 'offer\t%s\t%s\t%s\n' "$1" "$2" "$3"
+}
+
+# IPv4 addresses as numbers, and back.
+to_number() {
+  local IFS=.
+  # shellcheck disable=SC2086
+  set -- $1
+  echo $((($1 << 24) + ($2 << 16) + ($3 << 8) + $4))
+}
+to_address() {
+  echo "$(($1 >> 24 & 255)).$(($1 >> 16 & 255)).$(($1 >> 8 & 255)).$(($1 & 255))"
+}
+ipv4='^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$'
+
+# digest_number NAME: a number from the name's digest (32 bits), stable across builds and machines.
+digest_number() {
+  echo $((16#$(printf '%s' "$1" | sha256sum | cut -c1-8)))
+}
