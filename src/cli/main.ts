@@ -148,7 +148,19 @@ program
 
 program
   .command('ls')
-  .description('list machines, their layers and how many paths their trees have')
+  .description('list machines, their layers and how many paths their trees have; --network: the overlay and the names machines serve')
+  .argument('[machine...]', 'with --network: the machines to read (all when none is named)')
+  .option('--network', 'read each machine on the overlay or dns layer over SSH: its WireGuard addresses, port and peers, and the names it serves')
+  .addHelpText(
+    'after',
+    `\nWith --network, each machine that selects the overlay or dns layer is read in one SSH round trip (machines in parallel, --jobs):
+its hc-overlay addresses and port; each peer (named by the key it published in var/public/<machine>/wireguard), its endpoint
+and how long ago it last shook hands, after a packet to each peer (an idle mesh makes no handshakes; a peer that answers
+shakes hands at once); the names its resolver serves (the machine, running containers, declared services).
+A peer without a handshake in the last 3 minutes is shown in yellow. Private and preshared keys never leave the machine.
+Exit status 1 when a machine did not answer, its overlay is not up, or a peer has not shaken hands in the last 3 minutes.`,
+  )
+  .addHelpText('after', namesHelp('ls', { options: ' --network' }))
   .action(run(() => import('./commands/ls.ts')));
 
 program

@@ -57,14 +57,21 @@ else
   done
   if [ "$wireguard_kernel" = no ] && PATH=$PATH:/usr/sbin:/sbin modinfo wireguard >/dev/null 2>&1; then wireguard_kernel=yes; fi
 fi
-# The upstream DNS servers, at most 8: systemd-resolved's list when it has one (its stub's resolv.conf names only
-# itself), else resolv.conf's; never resolved's stubs, nor what is not a plain address (a zone, a typo): a
-# resolv.conf the machine lives with may not fail its build. The operator's side checks them again.
-nameservers='' nameserver_count=0 resolv_conf=$R/run/systemd/resolve/resolv.conf
+# The upstream DNS servers, at most 8: where the dns layer's dnsmasq runs, its upstream (resolved then names
+# dnsmasq only, and that is where the layer's first deploy took them from); else systemd-resolved's list when it
+# has one (its stub's resolv.conf names only itself); else resolv.conf's. Never resolved's stubs, nor what is
+# not a plain address (a zone, a typo): a resolv.conf the machine lives with may not fail its build. The
+# operator's side checks them again.
+nameservers='' nameserver_count=0 resolv_conf=$R/run/systemd/resolve/resolv.conf nameserver_line=nameserver
 [ -e "$resolv_conf" ] || resolv_conf=$R/etc/resolv.conf
+if [ -e "$R/usr/local/etc/homecloud/dns/dnsmasq.conf" ]; then resolv_conf=$R/usr/local/etc/homecloud/dns/dnsmasq.conf nameserver_line=server; fi
 if [ -r "$resolv_conf" ]; then
   while [ "$nameserver_count" -lt 8 ] && { read -r key value _ || [ -n "$key" ]; }; do
-    [ "$key" = nameserver ] || continue
+    if [ "$nameserver_line" = server ]; then
+      # dnsmasq's server=ADDRESS lines; server=/domain/ADDRESS ones are the zone's, not upstream.
+      case $key in server=*) value=${key#server=} key=server ;; *) continue ;; esac
+    fi
+    [ "$key" = "$nameserver_line" ] || continue
     case $value in '' | 127.0.0.53 | 127.0.0.54) continue ;; esac
     [[ $value =~ ^[0-9.]+$|^[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*$ ]] || continue
     nameservers+=${nameservers:+ }$value

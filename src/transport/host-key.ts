@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { HomecloudError } from '../load/errors.ts';
-import { targetOf, type Model } from '../load/model.ts';
+import { reachProblem, targetOf, type Model } from '../load/model.ts';
 import { nameArgument, shownName } from '../load/names.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { shellQuote } from '../util/quote.ts';
@@ -58,4 +58,11 @@ export async function readyTarget(model: Model, machine: string): Promise<Target
   const target = targetOf(model, machine);
   await learnHostKeys(target);
   return target;
+}
+
+/** A machine's target, ready to work on: why it cannot be reached (not in the sandbox, a loop of hops) thrown, else its host key learned. */
+export async function reachableTarget(model: Model, machine: string): Promise<Target> {
+  const problem = reachProblem(model, machine);
+  if (problem) throw problem;
+  return readyTarget(model, machine);
 }

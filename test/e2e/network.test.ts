@@ -79,6 +79,20 @@ test('one deploy makes the mesh: every peer shakes hands with every other, and T
   assert.equal(on('a', `timeout 5 bash -c 'exec 3<>/dev/tcp/${overlayAddress6('c')}/22' && echo open`).stdout, 'open');
   const again = deploy('a second deploy');
   assert.match(again.stdout, /nothing to do/i);
+  // The operator's view: every machine with its peers, named, and fresh handshakes.
+  const view = cli(['ls', '--network', '--json']);
+  printed.push(view.stdout, view.stderr);
+  assert.equal(view.status, 0, view.stderr);
+  const machines = (
+    JSON.parse(view.stdout) as { machines: { machine: string; interface: { addresses: string[] }; peers: { machine?: string; ageSeconds: number }[] }[] }
+  ).machines;
+  for (const machine of machines) {
+    assert.ok(machine.interface.addresses.includes(overlayAddress(machine.machine)), JSON.stringify(machine));
+    assert.deepEqual(
+      machine.peers.map((peer) => peer.machine).sort(),
+      ['a', 'b', 'c'].filter((name) => name !== machine.machine),
+    );
+  }
 });
 
 test("a resolves c's container by name and reaches it over the overlay; names resolve inside the container too", { skip }, async () => {
@@ -114,6 +128,8 @@ test('names and addresses survive a restart of a machine', { skip }, async () =>
     60,
   );
   assert.deepEqual(addresses(), before.addresses);
+  // Every unit of the layers started at boot: no ordering cycle made systemd drop one.
+  assert.equal(on('b', 'journalctl -b -q --no-pager | grep -c "ordering cycle"').stdout, '0');
   assert.equal(publicKey('b'), before.key);
   await meshConverged(['a', 'b', 'c']);
   await eventually('b.home.arpa resolves on a', () => resolve4('a', 'b.home.arpa') === overlayAddress('b'), 20);

@@ -1,42 +1,20 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
-import { makeRepo, projectRoot, runCli, writeFiles } from '../helpers/repo.ts';
+import { test } from 'node:test';
+import { baseLibraries, runGenerator } from '../helpers/generator.ts';
+import { makeRepo, runCli, writeFiles } from '../helpers/repo.ts';
 
 // The containers layer's build-time generator, run as the build runs it: a tree with its inputs and an empty
 // output directory laid out like `/` (test/e2e/containers.test.ts boots what it makes).
-const generator = join(projectRoot, 'layers/containers/usr/local/opt/initd/generators/containers');
-const libraries = ['_/usr/local/lib/homecloud/lib.bash', '_/usr/local/lib/homecloud/generator.bash', 'lambda/usr/local/lib/lambda/scale-to-zero.bash'];
-const scratch = mkdtempSync(join(tmpdir(), 'homecloud-containers-generator-'));
-after(() => rmSync(scratch, { recursive: true, force: true }));
 const units = 'out/usr/local/lib/systemd/system';
 
 /** Run the generator on declarations (file name under /usr/local/opt/containers/ -> content) and settings. */
 function generate(declarations: Record<string, string>, settings = '', { lambda = true, machine = 'h1' } = {}) {
-  const root = mkdtempSync(join(scratch, 'run-'));
   const files: Record<string, string> = { 'usr/local/etc/default/containers.env': settings };
   for (const [name, content] of Object.entries(declarations)) files[`usr/local/opt/containers/${name}`] = content;
-  for (const [path, content] of Object.entries(files)) {
-    mkdirSync(join(root, 'tree', path, '..'), { recursive: true });
-    writeFileSync(join(root, 'tree', path), content);
-  }
-  for (const library of libraries.filter((path) => lambda || !path.startsWith('lambda/'))) {
-    const path = join(root, 'tree', library.slice(library.indexOf('/')));
-    mkdirSync(join(path, '..'), { recursive: true });
-    copyFileSync(join(projectRoot, 'layers', library), path);
-  }
-  mkdirSync(join(root, 'out'));
-  const result = spawnSync(generator, [join(root, 'tree'), join(root, 'out')], {
-    encoding: 'utf8',
-    env: { PATH: process.env.PATH, HOMECLOUD_MACHINE: machine },
-  });
-  const read = (path: string) => readFileSync(join(root, path), 'utf8');
-  const list = (path: string) => (existsSync(join(root, path)) ? readdirSync(join(root, path)).sort() : []);
-  const lines = result.stdout.trim().split('\n');
-  return { root, result, read, list, lines };
+  const libraries = lambda ? [...baseLibraries, 'lambda/usr/local/lib/lambda/scale-to-zero.bash'] : baseLibraries;
+  return runGenerator({ layer: 'containers', files, libraries, machine });
 }
 
 test('a container: its instance link, drop-in, slice and boot link; the address it takes and the machine it is', () => {

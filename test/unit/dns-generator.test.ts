@@ -1,18 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
-import { projectRoot } from '../helpers/repo.ts';
+import { test } from 'node:test';
+import { runGenerator, type FleetFixture } from '../helpers/generator.ts';
 
 // The dns layer's build-time generator, run as the build runs it (FORMAT.md section 7, `# fleet:`): a tree with its
 // inputs, an empty output directory laid out like `/`, and a fleet directory made by hand as writeFleet lays it out.
-const generator = join(projectRoot, 'layers/dns/usr/local/opt/initd/generators/dns');
-const libraries = ['_/usr/local/lib/homecloud/lib.bash', '_/usr/local/lib/homecloud/generator.bash'];
-const scratch = mkdtempSync(join(tmpdir(), 'homecloud-dns-generator-'));
-after(() => rmSync(scratch, { recursive: true, force: true }));
-
 const settingsFile = '/usr/local/etc/default/dns.env';
 const services = '/usr/local/opt/dns/services';
 const conf = 'out/usr/local/etc/homecloud/dns/dnsmasq.conf';
@@ -41,38 +34,13 @@ function generate(
   members: Record<string, [string, string][]> = fleet,
   { machine = 'h1', cwdFiles = [] as string[] } = {},
 ) {
-  const root = mkdtempSync(join(scratch, 'run-'));
   const files: Record<string, string> = {};
   if (settings !== undefined) files[settingsFile] = settings;
   for (const [name, content] of Object.entries(declarations)) files[`${services}/${name}`] = content;
-  for (const [path, content] of Object.entries(files)) {
-    mkdirSync(join(root, 'tree', path, '..'), { recursive: true });
-    writeFileSync(join(root, 'tree', path), content);
-  }
-  for (const library of libraries) {
-    const path = join(root, 'tree', library.slice(library.indexOf('/')));
-    mkdirSync(join(path, '..'), { recursive: true });
-    copyFileSync(join(projectRoot, 'layers', library), path);
-  }
-  mkdirSync(join(root, 'fleet'));
-  for (const [name, offers] of Object.entries(members)) {
-    const dir = join(root, 'fleet', name);
-    mkdirSync(join(dir, 'public'), { recursive: true });
-    writeFileSync(join(dir, 'layers'), '_\ndns\n');
-    writeFileSync(join(dir, 'address'), `${name}.example.net\n`);
-    writeFileSync(join(dir, 'offers'), offers.map(([key, value]) => `${key}\t${value}\n`).join(''));
-  }
-  mkdirSync(join(root, 'out'));
-  // The build runs a generator in its work directory, which holds in/, out/ and fleet/.
-  for (const name of cwdFiles) writeFileSync(join(root, name), '');
-  const result = spawnSync(generator, [join(root, 'tree'), join(root, 'out')], {
-    encoding: 'utf8',
-    cwd: root,
-    env: { PATH: process.env.PATH, LC_ALL: 'C', HOMECLOUD_MACHINE: machine, HOMECLOUD_FLEET: join(root, 'fleet') },
-  });
-  const read = (path: string) => readFileSync(join(root, path), 'utf8');
-  const lines = (path: string) => read(path).split('\n');
-  return { root, result, read, lines };
+  const machines: Record<string, FleetFixture> = {};
+  for (const [name, offers] of Object.entries(members)) machines[name] = { offers };
+  const run = runGenerator({ layer: 'dns', files, machine, fleet: machines, cwdFiles });
+  return { ...run, lines: (path: string) => run.read(path).split('\n') };
 }
 
 test('dnsmasq.conf: the zone is local, each member with an overlay address answers its subdomain, the rest goes upstream', () => {

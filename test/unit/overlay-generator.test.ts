@@ -1,68 +1,32 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
-import { projectRoot } from '../helpers/repo.ts';
+import { test } from 'node:test';
+import { runGenerator, type FleetFixture } from '../helpers/generator.ts';
 
 // The overlay layer's build-time generator, run as the build runs it (FORMAT.md section 7, `# fleet:`): a tree with
 // its inputs, an empty output directory laid out like `/`, and a fleet directory made by hand as writeFleet lays it out.
-const generator = join(projectRoot, 'layers/overlay/usr/local/opt/initd/generators/overlay');
-const libraries = ['_/usr/local/lib/homecloud/lib.bash', '_/usr/local/lib/homecloud/generator.bash'];
-const scratch = mkdtempSync(join(tmpdir(), 'homecloud-overlay-generator-'));
-after(() => rmSync(scratch, { recursive: true, force: true }));
-
 const settingsFile = '/usr/local/etc/default/overlay.env';
 const overlayDir = 'out/usr/local/etc/homecloud/overlay';
 const units = 'out/usr/local/lib/systemd/system';
 const standard = 'NETWORK=10.233.0.0/16\nNETWORK6=fd68:6f6d:6563:1::/64\nPORT=51820\nENDPOINT=\nKEEPALIVE=\nIMPLEMENTATION=kernel\n';
 
-/** A machine of the fleet directory: what writeFleet writes for it. */
-interface Member {
-  layers?: string[];
-  address?: string;
-  offers?: [string, string][];
-  /** Its public/wireguard, when it published one. */
-  key?: string;
-}
+/** A machine of the fleet directory: what writeFleet writes for it, with its public/wireguard, when it published one, as `key`. */
+type Member = Omit<FleetFixture, 'public'> & { key?: string };
 
 /** A public key as `wg pubkey` prints it: 32 bytes, base64. */
 const publicKey = () => randomBytes(32).toString('base64');
 
 /** Run the generator as machine `machine` with these settings (none: no overlay.env) and fleet. */
 function generate(settings: string | undefined, fleet: Record<string, Member> = {}, { machine = 'h1' } = {}) {
-  const root = mkdtempSync(join(scratch, 'run-'));
-  if (settings !== undefined) {
-    mkdirSync(join(root, 'tree', settingsFile, '..'), { recursive: true });
-    writeFileSync(join(root, 'tree', settingsFile), settings);
-  }
-  for (const library of libraries) {
-    const path = join(root, 'tree', library.slice(library.indexOf('/')));
-    mkdirSync(join(path, '..'), { recursive: true });
-    copyFileSync(join(projectRoot, 'layers', library), path);
-  }
-  for (const [name, member] of Object.entries(fleet)) {
-    const dir = join(root, 'fleet', name);
-    mkdirSync(join(dir, 'public'), { recursive: true });
-    writeFileSync(join(dir, 'layers'), (member.layers ?? ['_', 'overlay']).map((layer) => `${layer}\n`).join(''));
-    writeFileSync(join(dir, 'address'), `${member.address ?? `${name}.example.net`}\n`);
-    writeFileSync(join(dir, 'offers'), (member.offers ?? []).map(([key, value]) => `${key}\t${value}\n`).join(''));
-    if (member.key !== undefined) writeFileSync(join(dir, 'public/wireguard'), `${member.key}\n`);
-  }
-  mkdirSync(join(root, 'fleet'), { recursive: true });
-  mkdirSync(join(root, 'out'));
-  const result = spawnSync(generator, [join(root, 'tree'), join(root, 'out')], {
-    encoding: 'utf8',
-    cwd: root,
-    env: { PATH: process.env.PATH, LC_ALL: 'C', HOMECLOUD_MACHINE: machine, HOMECLOUD_FLEET: join(root, 'fleet') },
-  });
-  const read = (path: string) => readFileSync(join(root, path), 'utf8');
-  const lines = result.stdout.trim().split('\n');
+  const files: Record<string, string> = settings === undefined ? {} : { [settingsFile]: settings };
+  const members: Record<string, FleetFixture> = {};
+  for (const [name, { key, ...member }] of Object.entries(fleet)) members[name] = { ...member, public: key === undefined ? {} : { wireguard: `${key}\n` } };
+  const run = runGenerator({ layer: 'overlay', files, machine, fleet: members });
   /** Its offers, as the build reads them into the fleet. */
-  const offers = lines.filter((line) => line.startsWith('offer\t')).map((line) => line.split('\t').slice(1, 3) as [string, string]);
-  return { root, result, read, lines, offers };
+  const offers = run.lines.filter((line) => line.startsWith('offer\t')).map((line) => line.split('\t').slice(1, 3) as [string, string]);
+  return { ...run, offers };
 }
 
 /** What the generator derives: a machine's IPv4 address in the network, from the first 32 bits of its name's SHA-256. */

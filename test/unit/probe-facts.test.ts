@@ -133,6 +133,9 @@ test('the probe reads WireGuard in the kernel and the upstream DNS servers as da
     // systemd-resolved's upstream list wins over /etc/resolv.conf; at most 8 are taken.
     write('run/systemd/resolve/resolv.conf', Array.from({ length: 10 }, (_, i) => `nameserver 10.0.0.${i + 1}\n`).join(''));
     assert.equal(probed().ENV_NAMESERVERS, Array.from({ length: 8 }, (_, i) => `10.0.0.${i + 1}`).join(' '));
+    // Where the dns layer's dnsmasq runs (resolved then names only it), its upstream servers, not its zone's.
+    write('usr/local/etc/homecloud/dns/dnsmasq.conf', 'no-resolv\nlisten-address=127.0.0.1\nserver=/b.home.arpa/10.233.0.7\nserver=9.9.9.9\nserver=fd00::53\n');
+    assert.equal(probed().ENV_NAMESERVERS, '9.9.9.9 fd00::53');
     // A WireGuard module of the running kernel.
     const kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
     assert.match(probed().ENV_WIREGUARD_KERNEL!, /^(yes|no)$/);

@@ -1,7 +1,7 @@
 import { clobber } from '../../apply/clobber.ts';
+import { reachableTarget } from '../../transport/host-key.ts';
 import { HomecloudError } from '../../load/errors.ts';
-import { loadModel, reachProblem, selectMachines } from '../../load/model.ts';
-import { readyTarget } from '../../transport/host-key.ts';
+import { loadModel, selectMachines } from '../../load/model.ts';
 import { nameArgument } from '../../load/names.ts';
 import { exitStatus } from '../../report/output.ts';
 import { repoFrom, waitSeconds } from '../context.ts';
@@ -18,9 +18,7 @@ export async function run([machine]: string[], options: GlobalOptions & { yes?: 
   const repo = repoFrom(options);
   const model = await loadModel(repo);
   selectMachines(model, [machine!]);
-  const problem = reachProblem(model, machine!);
-  if (problem) throw problem;
-  const { removed, units } = await clobber(repo, await readyTarget(model, machine!), {
+  const { removed, units } = await clobber(repo, await reachableTarget(model, machine!), {
     waitSeconds: waitSeconds(options),
     onWaiting: (holder) => process.stderr.write(`${machine}: waiting for ${holder}\n`),
   });

@@ -1,9 +1,9 @@
 import pLimit from 'p-limit';
+import { reachableTarget } from '../../transport/host-key.ts';
 import { jobsFor } from '../context.ts';
 import { HomecloudError, errorJson, isHomecloudError } from '../../load/errors.ts';
-import { loadModel, reachProblem, selectMachines } from '../../load/model.ts';
+import { loadModel, selectMachines } from '../../load/model.ts';
 import { colors, exitStatus, printMachineError } from '../../report/output.ts';
-import { readyTarget } from '../../transport/host-key.ts';
 import { describeSshFailure, runScript } from '../../transport/ssh.ts';
 import type { Target } from '../../transport/transport.ts';
 import { repoFrom } from '../context.ts';
@@ -27,9 +27,7 @@ export async function run(args: string[], options: GlobalOptions): Promise<numbe
       limit(async () => {
         let target: Target;
         try {
-          const problem = reachProblem(model, machine);
-          if (problem) throw problem;
-          target = await readyTarget(model, machine);
+          target = await reachableTarget(model, machine);
         } catch (error) {
           if (!isHomecloudError(error)) throw error;
           error.of(machine, 'connect');

@@ -1,7 +1,7 @@
 import { deployMachine, fetchGeneration, listGenerations, type Generation } from '../../apply/deploy.ts';
+import { reachableTarget } from '../../transport/host-key.ts';
 import { HomecloudError } from '../../load/errors.ts';
-import { loadModel, reachProblem, selectMachines } from '../../load/model.ts';
-import { readyTarget } from '../../transport/host-key.ts';
+import { loadModel, selectMachines } from '../../load/model.ts';
 import { nameArgument } from '../../load/names.ts';
 import { colors, exitStatus, milliseconds, printMachineError, table } from '../../report/output.ts';
 import { repoFrom, waitSeconds } from '../context.ts';
@@ -11,9 +11,7 @@ async function machineTarget(machine: string, options: GlobalOptions) {
   const repo = repoFrom(options);
   const model = await loadModel(repo);
   selectMachines(model, [machine]);
-  const problem = reachProblem(model, machine);
-  if (problem) throw problem;
-  return { repo, model, target: await readyTarget(model, machine) };
+  return { repo, model, target: await reachableTarget(model, machine) };
 }
 
 export async function list([machine]: string[], options: GlobalOptions): Promise<number> {
