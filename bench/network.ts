@@ -2,10 +2,35 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Sandbox } from '../src/sandbox/sandbox.ts';
+import { shellQuote } from '../src/util/quote.ts';
 import { withScratchSandbox } from './scratch.ts';
 import { median, printTable, timeProcess, type Row } from './stats.ts';
 
 const root = resolve(import.meta.dirname, '..');
+
+/** Python run on a machine: NAME RUNS; prints [uncached ms..., cached ms...] of an A query to resolved's stub. */
+const lookupTimer = `
+import json, socket, struct, subprocess, sys, time
+name, runs = sys.argv[1], int(sys.argv[2])
+packet = struct.pack(">HHHHHH", 0x4843, 0x0100, 1, 0, 0, 0) + b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\\0" + struct.pack(">HH", 1, 1)
+def ask():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    started = time.perf_counter()
+    s.sendto(packet, ("127.0.0.53", 53))
+    answer = s.recv(1500)
+    took = (time.perf_counter() - started) * 1000
+    if struct.unpack(">H", answer[6:8])[0] < 1: raise SystemExit("no answer for " + name)
+    return took
+uncached, cached = [], []
+for _ in range(runs):
+    subprocess.run(["resolvectl", "flush-caches"], check=True)
+    subprocess.run(["systemctl", "kill", "--kill-whom=main", "--signal=HUP", "homecloud-dns"], check=True)
+    time.sleep(0.2)
+    uncached.append(ask())
+    cached.append(ask())
+print(json.dumps([uncached, cached]))
+`;
 const machines = ['a', 'b', 'c'];
 
 /** Run a command on a machine; its trimmed standard output. */
@@ -60,27 +85,16 @@ export function benchNetwork(runs = 3, lookups = 15): Promise<Row[]> {
       deploys.push(deploy());
       const endedAt = BigInt(Date.now()) * 1_000_000n;
       const poll = `until [[ $(wg show hc-overlay latest-handshakes | awk '$2 > 0' | wc -l) -ge ${machines.length - 1} ]]; do sleep 0.01; done; date +%s%N`;
-      const done = (await onAll(sandbox, `timeout 60 bash -c '${poll}'`)).map(BigInt);
+      const done = (await onAll(sandbox, `timeout 60 bash -c ${shellQuote(poll)}`)).map(BigInt);
       const last = done.reduce((a, b) => (a > b ? a : b));
       converged.push(Math.max(0, Number(last - endedAt) / 1e6));
     }
 
-    // A name of another machine's container from a: resolved without its cache and dnsmasq's cleared (SIGHUP),
-    // so that the answer comes from c's dnsmasq over the overlay; then from resolved's cache. resolvectl says how
-    // long the lookup took, without its own start-up.
-    const took = (output: string) => Number(/in ([0-9.]+)ms/.exec(output)?.[1] ?? NaN);
+    // A name of another machine's container from a, as a program asks it: a DNS query to resolved's stub, timed
+    // in the asking process. Uncached: resolved's cache flushed and dnsmasq's cleared (SIGHUP) first, so that the
+    // answer comes from c's dnsmasq over the overlay; cached: the same query again at once.
     on(sandbox, 'a', 'for _ in $(seq 100); do getent hosts web.c.home.arpa >/dev/null && break; sleep 0.1; done');
-    const uncached: number[] = [];
-    const cached: number[] = [];
-    for (let i = 0; i < lookups; i++) {
-      uncached.push(
-        took(
-          on(sandbox, 'a', 'systemctl kill --kill-whom=main --signal=HUP homecloud-dns; resolvectl flush-caches; resolvectl query --cache=no web.c.home.arpa'),
-        ),
-      );
-      cached.push(took(on(sandbox, 'a', 'resolvectl query web.c.home.arpa >/dev/null; resolvectl query web.c.home.arpa')));
-    }
-
+    const [uncached, cached] = JSON.parse(on(sandbox, 'a', `python3 -c ${shellQuote(lookupTimer)} web.c.home.arpa ${lookups}`)) as [number[], number[]];
     // A TCP connection (one round trip) from a to c's sshd, over the sandbox's bridge and over the overlay.
     const bridge = sandbox.list().find((machine) => machine.name === 'c')!.address;
     const overlay = on(sandbox, 'c', 'ip -4 -br address show hc-overlay').split(/\s+/)[2]!.split('/')[0]!;
