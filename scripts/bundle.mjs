@@ -25,6 +25,7 @@ const lazy = {
   'src/cli/commands/clobber.ts': 'clobber',
   'src/cli/commands/watch.ts': 'watch',
   'src/cli/commands/generations.ts': 'generations',
+  'src/cli/commands/snapshots.ts': 'snapshots',
 };
 
 const separateBundles = {

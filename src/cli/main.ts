@@ -114,6 +114,24 @@ program
   .addHelpText('after', namesHelp('rollback'))
   .action(run(generationsCommand, (m) => m.rollback as Action));
 
+const snapshotsCommand = () => import('./commands/snapshots.ts');
+program
+  .command('snapshots')
+  .description('the snapshots the snapshots layer keeps on a machine: when, size where btrfs knows it, sent or not')
+  .argument('<machine>', 'the machine')
+  .argument('[name]', 'one declaration (/usr/local/opt/snapshots/<name>.conf)')
+  .addHelpText('after', namesHelp('snapshots'))
+  .action(run(snapshotsCommand, (m) => m.list));
+program
+  .command('restore')
+  .description("put a declaration's snapshot back: its units stop, the state before is snapshotted (the undo), the snapshot takes its place, the units start")
+  .argument('<machine>', 'the machine')
+  .argument('<name>', 'the declaration (/usr/local/opt/snapshots/<name>.conf)')
+  .option('--at <time>', 'the newest snapshot at or before this time (2026-12-02T04:31:20Z, or a snapshot as listed); default: the newest')
+  .option('--wait <seconds>', 'how long to wait for a deploy or another restore of the same machine to end', '300')
+  .addHelpText('after', namesHelp('restore', { rest: ' NAME' }))
+  .action(run(snapshotsCommand, (m) => m.restore as Action));
+
 program
   .command('clobber')
   .description("Control-Alt-Delete: stop homecloud's units, remove what it placed (restoring what was there before), forget its generations")
