@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { assertMachineIsItsGeneration } from '../helpers/invariant.ts';
-import { makeRepo } from '../helpers/repo.ts';
+import { makeRepo, writeFiles } from '../helpers/repo.ts';
 import { sandboxCli, testSandbox } from '../helpers/sandbox.ts';
 import { eventually } from '../helpers/web.ts';
 
@@ -148,4 +148,18 @@ test('removing a declaration stops its timer and keeps its snapshots', { skip },
   assert.notEqual(on('a', 'systemctl is-active homecloud-snapshot@rules.timer').stdout, 'active');
   assert.deepEqual(snapshotsOf('a', '/srv/.snapshots/rules'), before);
   assert.equal(on('a', 'stat -c %i /srv/rules').stdout, '256', 'the path is left as it is');
+});
+
+test('a path that holds files becomes a subvolume only when the declaration says CONVERT=yes, its files kept', { skip }, () => {
+  on('a', 'mkdir -p /srv/full && echo kept > /srv/full/file');
+  writeFiles(repo, { [`${opt}/full.conf`]: 'DIR=/srv/full\nEVERY=1h\n' });
+  const refused = cli(['deploy', 'a']);
+  assert.equal(refused.status, 1, refused.stdout);
+  assert.match(refused.stderr, /homecloud-snapshot-subvolume@full\.service/);
+  assert.match(refused.stderr, /\/srv\/full holds files and is not a subvolume: set CONVERT=yes/);
+  assert.notEqual(on('a', 'stat -c %i /srv/full').stdout, '256');
+  writeFiles(repo, { [`${opt}/full.conf`]: 'DIR=/srv/full\nEVERY=1h\nCONVERT=yes\n' });
+  deploy('CONVERT=yes', ['a']);
+  assert.equal(on('a', 'stat -c %i /srv/full').stdout, '256');
+  assert.equal(on('a', 'cat /srv/full/file').stdout, 'kept');
 });
