@@ -149,7 +149,8 @@ export function reconcile(
     const shared = template && namedAfter.has(template) ? new Set(configuration(template)) : new Set<string>();
     const own = paths.filter((path) => !shared.has(path));
     if (!own.length) continue;
-    const reloads = unitReferences(text(paths)).reloads;
+    // An instance reloads as its template says (the instance's own unit file is often a link to it).
+    const reloads = unitReferences(text([...new Set([...paths, ...(template ? configuration(template) : [])])])).reloads;
     const references = unitReferences(text(own));
     for (const path of [...touched, ...removed]) {
       const referenced = references.paths.find((ref) => path === ref || path.startsWith(`${ref}/`));

@@ -36,13 +36,23 @@ export const imageSuite = 'bookworm';
  * Image profiles: `base`, the fast image every test of the engine and the base layers boots, and `cloud`, which
  * adds what the cloud's own layers need inside a machine (containers cloned into btrfs subvolumes and booted
  * with systemd-nspawn, their images made by debootstrap; the overlay's WireGuard, in the kernel or wireguard-go
- * where it has none; the dns layer's dnsmasq and systemd-resolved). systemd-resolved makes /etc/resolv.conf a
+ * where it has none; the dns layer's dnsmasq and systemd-resolved; the postgres layer's PostgreSQL 15). systemd-resolved makes /etc/resolv.conf a
  * link to its stub's file and is enabled (ensureImage makes sure); nspawn leaves the file as it is, since a
  * machine has a private network, and resolved runs there with no upstream server.
  */
 export const imageProfiles = {
   base: [],
-  cloud: ['systemd-container', 'btrfs-progs', 'debootstrap', 'libnss-mymachines', 'wireguard-tools', 'wireguard-go', 'dnsmasq-base', 'systemd-resolved'],
+  cloud: [
+    'systemd-container',
+    'btrfs-progs',
+    'debootstrap',
+    'libnss-mymachines',
+    'wireguard-tools',
+    'wireguard-go',
+    'dnsmasq-base',
+    'systemd-resolved',
+    'postgresql-15',
+  ],
 } as const satisfies Record<string, readonly string[]>;
 export type ImageProfile = keyof typeof imageProfiles;
 
@@ -65,6 +75,8 @@ const masked = [
   'dpkg-db-backup.timer',
   'systemd-network-generator.service',
   'nginx.service',
+  // The cloud image's postgresql-15 made its own cluster, 15/main: not run (the postgres layer runs its own).
+  'postgresql.service',
 ];
 
 /** Changes whenever the image would be made differently: suite, mirror, packages, masked units. */

@@ -203,3 +203,19 @@ test('a new unit file with a drop-in of its own restarts nothing; a drop-in adde
     ['restart old.service'],
   );
 });
+
+test('an instance whose unit file is a link to its template reloads as the template says when a file its own drop-in names changes', () => {
+  const files = {
+    [`${sys}/db@.service`]: '[Service]\nType=notify\nExecReload=/bin/kill -HUP $MAINPID\n',
+    [`${sys}/db@main.service`]: { link: 'db@.service' },
+    [`${sys}/db@main.service.d/50-cluster.conf`]: '[Service]\nExecStart=/usr/bin/db -c config_file=/usr/local/etc/db/main.conf\n',
+    [`${sys}/multi-user.target.wants/db@main.service`]: { link: '../db@main.service' },
+    '/usr/local/etc/db/main.conf': 'v1',
+  };
+  const before = manifest(files);
+  const after = manifest({ ...files, '/usr/local/etc/db/main.conf': 'v2' });
+  assert.deepEqual(
+    reconcile(before.manifest, after.manifest, after.read).units.map((u) => [u.unit, u.action]),
+    [['db@main.service', 'reload-or-restart']],
+  );
+});
