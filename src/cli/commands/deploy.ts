@@ -64,8 +64,12 @@ export async function run(names: string[], options: GlobalOptions & { rollbackOn
         // Plain output: a line per machine as it finishes. JSON: the same as NDJSON events, then a summary.
         if (options.json) process.stdout.write(`${JSON.stringify(event(result))}\n`);
         else if (!live) process.stdout.write(`${result.machine.padEnd(width)}  ${describe(result)} (${milliseconds(result.milliseconds)})\n`);
-        if (!options.json && options.verbose && !live)
+        if (!options.json && options.verbose && !live) {
           for (const drift of result.plan?.drift ?? []) process.stdout.write(`${result.machine.padEnd(width)}  drift: ${drift.path}: ${drift.detail}\n`);
+          // Why each unit was acted on (a setting that takes a restart, a changed file it reads).
+          if (result.status === 'deployed')
+            for (const unit of result.plan?.units ?? []) process.stdout.write(`${result.machine.padEnd(width)}  ${unit.action} ${unit.unit}: ${unit.reasons.join('; ')}\n`);
+        }
         return result;
       },
       {

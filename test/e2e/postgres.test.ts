@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { killAll, machineProcesses, nspawnProcesses } from '../../src/sandbox/machine.ts';
+import { assertMachineIsItsGeneration } from '../helpers/invariant.ts';
+import { makeRepo, writeFiles } from '../helpers/repo.ts';
+import { sandboxCli, testSandbox } from '../helpers/sandbox.ts';
+import { eventually } from '../helpers/web.ts';
+
+// The postgres layer on two sandbox machines of the cloud image: a runs the cluster main, snapshotted through the
+// snapshots layer and sent to b; b receives. The password comes from a secret fact, through a template.
+const { box, skip } = testSandbox('postgres', 'cloud');
+const cluster = 'machines/a/usr/local/opt/postgres/clusters';
+const password = 'correct-horse-battery-staple';
+const repo = makeRepo({
+  'machines/a/usr/local/opt/initd/layers/10.txt': '+ snapshots\n+ postgres\n',
+  'machines/b/usr/local/opt/initd/layers/10.txt': '+ snapshots\n',
+  'inventory.json': '{}',
+  'facts/a.env': `ENV_APP_PASSWORD=${password}\n`,
+  [`${cluster}/main.conf`]: 'SNAPSHOTS=1h\nKEEP=5\nSEND_TO=b\n',
+  [`${cluster}/main.d/10-tuning.conf`]: 'work_mem = 8MB\nshared_buffers = 64MB\n',
+  [`${cluster}/main/roles/app.m4.conf`]: 'LOGIN=yes\nPASSWORD=ENV_APP_PASSWORD\n',
+  [`${cluster}/main/databases/appdb.conf`]: 'OWNER=app\nEXTENSIONS=pgcrypto\n',
+});
+const cli = sandboxCli(box, repo);
+const on = (machine: string, command: string) => box!.ssh(machine, `cd / && ${command}`);
+const sql = (query: string, database = 'postgres') => on('a', `runuser -u postgres -- psql -X -At -d ${database} -c "${query}"`);
+const postmaster = () => on('a', 'systemctl show -p MainPID --value homecloud-postgres@main.service').stdout;
+
+function deploy(what: string, args: string[] = []) {
+  const result = cli(['deploy', ...args]);
+  assert.equal(result.status, 0, `${what}: ${result.stderr}${result.stdout}`);
+  assertMachineIsItsGeneration(box!, 'a', what);
+  return result;
+}
+
+function tune(settings: string) {
+  writeFiles(repo, { [`${cluster}/main.d/10-tuning.conf`]: settings });
+}
+
+test('a deploy makes the cluster (data checksums, a subvolume), its role, database and extension; the role logs in with its password', { skip }, async () => {
+  await box!.up(['a', 'b']);
+  deploy('the first deploy');
+  assert.equal(on('a', 'stat -c %i /var/lib/homecloud-postgres/main').stdout, '256');
+  assert.equal(sql('show data_checksums').stdout, 'on');
+  assert.equal(sql("select rolcanlogin from pg_roles where rolname = 'app'").stdout, 't');
+  assert.equal(sql("select pg_get_userbyid(datdba) from pg_database where datname = 'appdb'").stdout, 'app');
+  assert.equal(sql("select extname from pg_extension where extname = 'pgcrypto'", 'appdb').stdout, 'pgcrypto');
+  const login = on('a', `PGPASSWORD='${password}' psql -X -At -h /run/postgresql -U app -d appdb -c 'select current_user'`);
+  assert.equal(login.stdout, 'app', login.stderr);
+  assert.notEqual(on('a', `PGPASSWORD=wrong psql -X -At -h /run/postgresql -U app -d appdb -c 'select 1'`).status, 0);
+  // The password is in no file but the root-only setup, and never in the output.
+  assert.equal(on('a', 'stat -c %a /usr/local/etc/homecloud/postgres/main/setup.sql').stdout, '600');
+  assert.equal(on('a', `grep -rlsF -- '${password}' /usr/local /etc /var/log | grep -v /usr/local/etc/homecloud/postgres/main/setup.sql || true`).stdout, '');
+  assert.match(cli(['deploy']).stdout, /nothing to do/i);
+});
+
+test('a reloadable change keeps the postmaster; a shared_buffers change restarts it, and the plan and the deploy say why', { skip }, () => {
+  const before = postmaster();
+  tune('work_mem = 16MB\nshared_buffers = 64MB\n');
+  const reloaded = deploy('work_mem');
+  assert.match(reloaded.stdout, /reload-or-restart homecloud-postgres@main\.service/);
+  assert.equal(sql('show work_mem').stdout, '16MB');
+  assert.equal(postmaster(), before, 'the postmaster kept running');
+
+  tune('work_mem = 16MB\nshared_buffers = 96MB\n');
+  const plan = cli(['plan', 'a']);
+  assert.match(plan.stdout, /homecloud-postgres@main\.service restart: \S*50-setting-shared_buffers\.conf changed/, plan.stdout);
+  const restarted = deploy('shared_buffers', ['-v']);
+  assert.match(restarted.stdout, /restart homecloud-postgres@main\.service: \S*50-setting-shared_buffers\.conf changed/, restarted.stdout);
+  assert.equal(sql('show shared_buffers').stdout, '96MB');
+  assert.notEqual(postmaster(), before);
+});
+
+test('a database no longer declared is refused, naming it, unless the cluster allows dropping', { skip }, () => {
+  sql('create database scratch');
+  writeFiles(repo, { [`${cluster}/main/databases/more.conf`]: 'OWNER=app\n' });
+  const refused = cli(['deploy', 'a']);
+  assert.equal(refused.status, 1, refused.stdout);
+  assert.match(refused.stderr, /databases that are not declared: scratch/);
+  assert.equal(sql("select count(*) from pg_database where datname = 'scratch'").stdout, '1', 'nothing dropped');
+  writeFiles(repo, { [`${cluster}/main.conf`]: 'SNAPSHOTS=1h\nKEEP=5\nSEND_TO=b\nDROP=yes\n' });
+  deploy('DROP=yes');
+  assert.equal(sql("select count(*) from pg_database where datname = 'scratch'").stdout, '0');
+  assert.equal(sql("select count(*) from pg_database where datname = 'more'").stdout, '1');
+});
+
+test('crash consistency: a snapshot taken under pgbench, the machine killed, the snapshot started on b: the pgbench invariants hold', { skip }, async () => {
+  assert.equal(on('a', 'runuser -u postgres -- pgbench -q -i -s 5 appdb 2>&1 | tail -1').status, 0);
+  assert.equal(on('a', 'systemd-run -q --unit=bench -p User=postgres pgbench -c 2 -T 120 appdb').status, 0);
+  await eventually('pgbench writes', () => Number(sql('select count(*) from pgbench_history', 'appdb').stdout) > 200, 30);
+  // A snapshot now, under load, sent to b.
+  assert.equal(on('a', 'systemctl start homecloud-snapshot@postgres-main.service').status, 0);
+  const log = on('a', 'journalctl -q -o cat -u homecloud-snapshot@postgres-main.service').stdout;
+  const stamp = /postgres-main: sent (\d{8}T\d{6}Z) to b/.exec(log.split('\n').reverse().join('\n'))?.[1];
+  assert.ok(stamp, log);
+  // The machine dies, not shut down.
+  const root = box!.paths.machineDir('a');
+  await killAll([...nspawnProcesses(root), ...machineProcesses(root)]);
+  // b starts the received snapshot as a cluster of its own: crash recovery from its WAL, then the invariants.
+  const clone = '/var/lib/homecloud-received/clone';
+  const started = on(
+    'b',
+    [
+      'set -e',
+      `btrfs -q subvolume snapshot /var/lib/homecloud-received/a/postgres-main/${stamp} ${clone}`,
+      `rm -f ${clone}/postmaster.pid`,
+      `runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -w -t 60 -D ${clone} -l /tmp/clone.log -o "-c config_file=/dev/null -c port=5499 -c listen_addresses='' -c unix_socket_directories=/tmp" start >/dev/null`,
+      'grep -c "automatic recovery in progress\\|redo done" /tmp/clone.log || true',
+    ].join('\n'),
+  );
+  assert.equal(started.status, 0, started.stderr);
+  const sums = on(
+    'b',
+    `runuser -u postgres -- psql -X -At -h /tmp -p 5499 -d appdb -c "select (select sum(abalance) from pgbench_accounts), (select sum(bbalance) from pgbench_branches), (select sum(tbalance) from pgbench_tellers), (select sum(delta) from pgbench_history), (select count(*) from pgbench_history)"`,
+  );
+  const [accounts, branches, tellers, history, rows] = sums.stdout.split('|');
+  assert.ok(Number(rows) > 0, sums.stdout + sums.stderr);
+  assert.equal(accounts, branches, sums.stdout);
+  assert.equal(branches, tellers, sums.stdout);
+  assert.equal(tellers, history, sums.stdout);
+  assert.equal(on('b', `runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -w -D ${clone} stop -m fast >/dev/null`).status, 0);
+});
