@@ -21,8 +21,10 @@ export interface FleetFixture {
 }
 
 export interface GeneratorRun {
-  /** The layer whose generator runs: layers/<layer>/usr/local/opt/initd/generators/<layer>. */
+  /** The layer whose generator runs: layers/<layer>/usr/local/opt/initd/generators/<generator>. */
   layer: string;
+  /** The generator's name, when the layer has more than one; by default the layer's. */
+  generator?: string;
   /** The tree's inputs, by their path under / (leading slash or not). */
   files?: Record<string, string>;
   /** The bash libraries copied into the tree, by path under layers/ (the part after the layer is the path under /). */
@@ -57,7 +59,15 @@ after(() => {
  * with its inputs and libraries, an empty output directory laid out like `/` and, when given, a fleet directory made
  * by hand as writeFleet lays it out. The work directory is removed after the test file.
  */
-export function runGenerator({ layer, files = {}, libraries = baseLibraries, machine = 'h1', fleet, cwdFiles = [] }: GeneratorRun): GeneratorResult {
+export function runGenerator({
+  layer,
+  generator: generatorName = layer,
+  files = {},
+  libraries = baseLibraries,
+  machine = 'h1',
+  fleet,
+  cwdFiles = [],
+}: GeneratorRun): GeneratorResult {
   scratch ??= mkdtempSync(join(tmpdir(), 'homecloud-generator-'));
   const root = mkdtempSync(join(scratch, `${layer}-`));
   for (const [path, content] of Object.entries(files)) {
@@ -85,7 +95,7 @@ export function runGenerator({ layer, files = {}, libraries = baseLibraries, mac
   mkdirSync(join(root, 'out'));
   // The build runs a generator in its work directory, which holds in/, out/ and fleet/.
   for (const name of cwdFiles) writeFileSync(join(root, name), '');
-  const generator = join(projectRoot, 'layers', layer, 'usr/local/opt/initd/generators', layer);
+  const generator = join(projectRoot, 'layers', layer, 'usr/local/opt/initd/generators', generatorName);
   const result = spawnSync(generator, [join(root, 'tree'), join(root, 'out')], { encoding: 'utf8', cwd: root, env });
   return {
     root,

@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { runGenerator } from '../helpers/generator.ts';
+
+// The postgres layer's two build-time generators, run as the build runs them (test/e2e/postgres.test.ts runs what
+// they make): postgres (a cluster, its settings) and postgres-setup (roles, databases, extensions).
+const units = 'out/usr/local/lib/systemd/system';
+const clusters = 'usr/local/opt/postgres/clusters';
+
+const generate = (files: Record<string, string>, generator = 'postgres') => runGenerator({ layer: 'postgres', generator, files });
+
+test("a cluster: its configuration, its unit's drop-in, and a drop-in per setting that takes a restart", () => {
+  const { result, read, list, root } = generate({
+    [`${clusters}/main.conf`]: 'PORT=5433\nLISTEN=10.0.0.5\nALLOW_FROM=10.0.0.0/24\n',
+    [`${clusters}/main.d/10-a.conf`]: "work_mem = 8MB  # per sort\nshared_buffers = 64MB\n\n# a comment\nwal_level = 'replica'\n",
+    [`${clusters}/main.d/20-b.conf`]: 'work_mem = 16MB\n',
+  });
+  assert.equal(result.status, 0, result.stderr);
+  const conf = read('out/usr/local/etc/homecloud/postgres/main/postgresql.conf');
+  assert.match(conf, /^data_directory = '\/var\/lib\/homecloud-postgres\/main'$/m);
+  assert.match(conf, /^port = 5433$/m);
+  assert.match(conf, /^listen_addresses = '10\.0\.0\.5'$/m);
+  // In first-seen order, a later fragment's value winning.
+  assert.match(conf, /^work_mem = 16MB\nshared_buffers = 64MB\nwal_level = 'replica'$/m);
+  assert.equal(
+    read('out/usr/local/etc/homecloud/postgres/main/pg_hba.conf')
+      .split('\n')
+      .filter((line) => line && !line.startsWith('#'))
+      .join('\n'),
+    'local all postgres peer\nlocal all all scram-sha-256\nhost all all 10.0.0.0/24 scram-sha-256',
+  );
+  assert.match(
+    read(`${units}/homecloud-postgres@main.service.d/50-cluster.conf`),
+    /^ExecStart=\/usr\/lib\/postgresql\/15\/bin\/postgres -D \/var\/lib\/homecloud-postgres\/main -c config_file=\/usr\/local\/etc\/homecloud\/postgres\/main\/postgresql\.conf -c hba_file=/m,
+  );
+  assert.deepEqual(
+    list(`${units}/homecloud-postgres@main.service.d`),
+    ['50-cluster.conf', '50-setting-listen_addresses.conf', '50-setting-port.conf', '50-setting-shared_buffers.conf', '50-setting-wal_level.conf'],
+    'work_mem reloads: no drop-in',
+  );
+  assert.match(read(`${units}/homecloud-postgres@main.service.d/50-setting-shared_buffers.conf`), /^# shared_buffers = 64MB$/m);
+  assert.equal(readlinkSync(join(root, units, 'multi-user.target.wants/homecloud-postgres@main.service')), '../homecloud-postgres@main.service');
+});
+
+test('clusters that cannot work fail the build, each naming its file', () => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ [`${clusters}/main.conf`]: 'VERSION=latest\n' }, /main\.conf: VERSION=latest is not a PostgreSQL major version/],
+    [{ [`${clusters}/main.conf`]: 'PORT=99999\n' }, /main\.conf: PORT=99999 is not a port/],
+    [{ [`${clusters}/main.conf`]: 'LISTEN=everywhere\n' }, /LISTEN: "everywhere" is neither socket nor an IP address/],
+    [{ [`${clusters}/main.conf`]: 'ALLOW_FROM=all\n' }, /ALLOW_FROM: "all" is not a network/],
+    [{ [`${clusters}/main.conf`]: 'USER=root\n' }, /USER= is not a setting of a cluster/],
+    [{ [`${clusters}/main.conf`]: '', [`${clusters}/main.d/10.conf`]: 'port = 1234\n' }, /main\.d\/10\.conf: port is set by homecloud/],
+    [{ [`${clusters}/main.conf`]: '', [`${clusters}/main.d/10.conf`]: "search_path = 'a''; drop\n" }, /search_path: .* is neither a word nor a quoted string/],
+    [{ [`${clusters}/main.conf`]: '', [`${clusters}/main.d/10.conf`]: '= 5\n' }, /"= 5" is not a setting/],
+    [
+      { [`${clusters}/main.conf`]: '', [`${clusters}/main.d/10.conf`]: 'not a setting!\n' },
+      /main\.d\/10\.conf: not: "a setting!" is neither a word nor a quoted string/,
+    ],
+    [{ [`${clusters}/a.conf`]: '', [`${clusters}/b.conf`]: '' }, /b\.conf: PORT=5432 is a's too/],
+  ];
+  for (const [files, message] of cases) {
+    const { result } = generate(files);
+    assert.equal(result.status, 1, JSON.stringify(files));
+    assert.match(result.stderr, message, JSON.stringify(files));
+  }
+});
+
+test('roles, databases and extensions: an idempotent setup, passwords quoted, nothing dropped by omission', () => {
+  const { result, read, root } = generate(
+    {
+      [`${clusters}/main.conf`]: 'PORT=5433\n',
+      [`${clusters}/main/roles/app.conf`]: "PASSWORD=it's a long secret\n",
+      [`${clusters}/main/roles/reader.conf`]: 'LOGIN=no\n',
+      [`${clusters}/main/databases/appdb.conf`]: 'OWNER=app\nEXTENSIONS=pgcrypto hstore\n',
+    },
+    'postgres-setup',
+  );
+  assert.equal(result.status, 0, result.stderr);
+  const setup = read('out/usr/local/etc/homecloud/postgres/main/setup.sql');
+  assert.match(setup, /^SELECT format\('CREATE ROLE %I', 'app'\) WHERE NOT EXISTS \(SELECT FROM pg_roles WHERE rolname = 'app'\)\\gexec$/m);
+  assert.match(setup, /^ALTER ROLE "app" LOGIN NOSUPERUSER PASSWORD 'it''s a long secret';$/m);
+  assert.match(setup, /^ALTER ROLE "reader" NOLOGIN NOSUPERUSER PASSWORD NULL;$/m);
+  assert.match(setup, /^SELECT format\('CREATE DATABASE %I OWNER %I', 'appdb', 'app'\)/m);
+  assert.match(setup, /^\\connect "appdb"\nCREATE EXTENSION IF NOT EXISTS "pgcrypto";\n\\connect "appdb"\nCREATE EXTENSION IF NOT EXISTS "hstore";$/m);
+  assert.match(setup, /RAISE EXCEPTION 'databases that are not declared: %/);
+  assert.doesNotMatch(setup, /DROP /);
+  assert.match(read(`${units}/homecloud-postgres-setup@main.service.d/50-setup.conf`), /^ExecStart=\/usr\/bin\/psql .*--port=5433 .*--file=%d\/setup\.sql$/m);
+  assert.equal(readlinkSync(join(root, units, 'multi-user.target.wants/homecloud-postgres-setup@main.service')), '../homecloud-postgres-setup@main.service');
+  const dropping = generate({ [`${clusters}/main.conf`]: 'DROP=yes\n' }, 'postgres-setup');
+  assert.match(
+    dropping.read('out/usr/local/etc/homecloud/postgres/main/setup.sql'),
+    /^SELECT format\('DROP DATABASE %I', datname\) FROM pg_database WHERE datname NOT IN \('postgres', 'template0', 'template1'\)\\gexec$/m,
+  );
+});
+
+test('roles and databases that cannot work fail the build, naming the file; a password is never shown', () => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ [`${clusters}/main/roles/Bad-Name.conf`]: '' }, /roles\/Bad-Name\.conf: "Bad-Name" is not a role name/],
+    [{ [`${clusters}/main/roles/postgres.conf`]: '' }, /"postgres" is not a role name/],
+    [{ [`${clusters}/main/roles/app.conf`]: 'PASSWORD=short\n' }, /roles\/app\.conf: its PASSWORD is shorter than 12 characters/],
+    [{ [`${clusters}/main/roles/app.conf`]: 'SUPERUSER=yes\n' }, /SUPERUSER= is not a setting of a role/],
+    [{ [`${clusters}/main/databases/appdb.conf`]: 'OWNER=nobody\n' }, /databases\/appdb\.conf: OWNER=nobody is not a role declared/],
+    [{ [`${clusters}/main/databases/appdb.conf`]: 'EXTENSIONS=x;drop\n' }, /EXTENSIONS: "x;drop" is not an extension name/],
+    [{ [`${clusters}/main/databases/template1.conf`]: '' }, /"template1" is not a database name/],
+  ];
+  for (const [files, message] of cases) {
+    const { result } = generate({ [`${clusters}/main.conf`]: '', ...files }, 'postgres-setup');
+    assert.equal(result.status, 1, JSON.stringify(files));
+    assert.match(result.stderr, message);
+    assert.doesNotMatch(result.stderr, /short\b(?!er)/, 'the password is not shown');
+  }
+});
