@@ -4,7 +4,7 @@
 // file module. One playbook per way of moving files (copy, synchronize).
 import { dirname, join } from 'node:path';
 import { jinjaTemplate, unitDir, type DesiredState, type Group, type Service } from './state.ts';
-import { writeLink, writeText } from './write.ts';
+import { writeText } from './write.ts';
 
 export type Transfer = 'copy' | 'synchronize';
 export const transfers: Transfer[] = ['synchronize', 'copy'];

@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { machineCgroups } from '../../src/sandbox/cgroups.ts';
 import { runCli } from '../helpers/repo.ts';
 import { testSandbox } from '../helpers/sandbox.ts';
 import { leftovers, machinesInPool } from '../helpers/sandbox-leftovers.ts';

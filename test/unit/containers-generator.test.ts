@@ -18,7 +18,7 @@ function generate(declarations: Record<string, string>, settings = '', { lambda 
 }
 
 test('a container: its instance link, drop-in, slice and boot link; the address it takes and the machine it is', () => {
-  const { root, result, read, list, lines } = generate({ 'web.conf': 'IMAGE=self\nMEMORY=512M\nCPUS=1.5\n' }, 'CONTAINERS_SUBNET=10.250.7.0/24\n');
+  const { root, result, read, lines } = generate({ 'web.conf': 'IMAGE=self\nMEMORY=512M\nCPUS=1.5\n' }, 'CONTAINERS_SUBNET=10.250.7.0/24\n');
   assert.equal(result.status, 0, result.stderr);
   assert.equal(readlinkSync(join(root, `${units}/homecloud-container@web.service`)), 'homecloud-container@.service');
   const dropIn = read(`${units}/homecloud-container@web.service.d/50-container.conf`);

@@ -2,7 +2,6 @@
 // offered in their last build, and one `homecloud build` builds a reader again when what it read changed in that build.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { makeRepo, preludeOnlyBase, runCli, treeFile, writeFiles, type FixtureFile } from '../helpers/repo.ts';
 

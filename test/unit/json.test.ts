@@ -2,9 +2,8 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { test } from 'node:test';
-import { HomecloudError } from '../../src/load/errors.ts';
 import { loadModel, targetOf } from '../../src/load/model.ts';
-import { build, buildError, loadError, buildOne, layerList, makeRepo, readTree, repoPaths, runCli, treeFile, writeFiles } from '../helpers/repo.ts';
+import { buildError, loadError, buildOne, layerList, makeRepo, readTree, repoPaths, runCli, treeFile, writeFiles } from '../helpers/repo.ts';
 
 test('inventory: host defaults to the machine name, user to root, options to none', async () => {
   const root = makeRepo({

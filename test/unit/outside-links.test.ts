@@ -10,7 +10,6 @@ import { HomecloudError } from '../../src/load/errors.ts';
 import { loadModel } from '../../src/load/model.ts';
 import { RepoPaths } from '../../src/load/repo.ts';
 import {
-  build,
   buildError,
   loadError,
   buildOne,

@@ -68,7 +68,8 @@ export async function run(names: string[], options: GlobalOptions & { rollbackOn
           for (const drift of result.plan?.drift ?? []) process.stdout.write(`${result.machine.padEnd(width)}  drift: ${drift.path}: ${drift.detail}\n`);
           // Why each unit was acted on (a setting that takes a restart, a changed file it reads).
           if (result.status === 'deployed')
-            for (const unit of result.plan?.units ?? []) process.stdout.write(`${result.machine.padEnd(width)}  ${unit.action} ${unit.unit}: ${unit.reasons.join('; ')}\n`);
+            for (const unit of result.plan?.units ?? [])
+              process.stdout.write(`${result.machine.padEnd(width)}  ${unit.action} ${unit.unit}: ${unit.reasons.join('; ')}\n`);
         }
         return result;
       },

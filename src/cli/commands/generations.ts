@@ -1,18 +1,10 @@
 import { deployMachine, fetchGeneration, listGenerations, type Generation } from '../../apply/deploy.ts';
-import { reachableTarget } from '../../transport/host-key.ts';
 import { HomecloudError } from '../../load/errors.ts';
-import { loadModel, selectMachines } from '../../load/model.ts';
 import { nameArgument } from '../../load/names.ts';
 import { colors, exitStatus, milliseconds, printMachineError, table } from '../../report/output.ts';
-import { repoFrom, waitSeconds } from '../context.ts';
+import { waitSeconds } from '../context.ts';
 import type { GlobalOptions } from '../main.ts';
-
-async function machineTarget(machine: string, options: GlobalOptions) {
-  const repo = repoFrom(options);
-  const model = await loadModel(repo);
-  selectMachines(model, [machine]);
-  return { repo, model, target: await reachableTarget(model, machine) };
-}
+import { machineTarget } from '../machine-target.ts';
 
 export async function list([machine]: string[], options: GlobalOptions): Promise<number> {
   const { target } = await machineTarget(machine!, options);

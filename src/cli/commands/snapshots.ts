@@ -1,17 +1,9 @@
 import { listSnapshots, restoreSnapshot } from '../../apply/snapshots.ts';
-import { loadModel, selectMachines } from '../../load/model.ts';
 import { nameArgument } from '../../load/names.ts';
 import { colors, exitStatus, milliseconds, table } from '../../report/output.ts';
-import { reachableTarget } from '../../transport/host-key.ts';
-import { repoFrom, waitSeconds } from '../context.ts';
+import { waitSeconds } from '../context.ts';
 import type { GlobalOptions } from '../main.ts';
-
-async function machineTarget(machine: string, options: GlobalOptions) {
-  const repo = repoFrom(options);
-  const model = await loadModel(repo);
-  selectMachines(model, [machine]);
-  return { repo, target: await reachableTarget(model, machine) };
-}
+import { machineTarget } from '../machine-target.ts';
 
 /** `homecloud snapshots MACHINE [NAME]`: the snapshots the snapshots layer keeps there. */
 export async function list([machine, name]: string[], options: GlobalOptions): Promise<number> {
