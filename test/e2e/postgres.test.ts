@@ -7,16 +7,22 @@ import { sandboxCli, testSandbox } from '../helpers/sandbox.ts';
 import { eventually } from '../helpers/web.ts';
 
 // The postgres layer on two sandbox machines of the cloud image: a runs the cluster main, snapshotted through the
-// snapshots layer and sent to b; b receives. The password comes from a secret fact, through a template.
+// snapshots layer and sent to b; b runs a streaming replica of it. Passwords come from secret facts, through
+// templates.
 const { box, skip } = testSandbox('postgres', 'cloud');
 const cluster = 'machines/a/usr/local/opt/postgres/clusters';
 const password = 'correct-horse-battery-staple';
+const replication = 'replication-secret-of-the-fleet';
 const repo = makeRepo({
   'machines/a/usr/local/opt/initd/layers/10.txt': '+ snapshots\n+ postgres\n',
-  'machines/b/usr/local/opt/initd/layers/10.txt': '+ snapshots\n',
+  'machines/b/usr/local/opt/initd/layers/10.txt': '+ snapshots\n+ postgres\n',
   'inventory.json': '{}',
-  'facts/a.env': `ENV_APP_PASSWORD=${password}\n`,
-  [`${cluster}/main.conf`]: 'SNAPSHOTS=1h\nKEEP=5\nSEND_TO=b\n',
+  'facts/a.env': `ENV_APP_PASSWORD=${password}\nENV_REPLICATION_PASSWORD=${replication}\n`,
+  'facts/b.env': `ENV_REPLICATION_PASSWORD=${replication}\n`,
+  [`${cluster}/main.conf`]: 'LISTEN=all\nSNAPSHOTS=1h\nKEEP=5\nSEND_TO=b\n',
+  [`${cluster}/main/replication.m4.conf`]: 'PASSWORD=ENV_REPLICATION_PASSWORD\n',
+  'machines/b/usr/local/opt/postgres/clusters/main.conf': 'REPLICA_OF=a/main\n',
+  'machines/b/usr/local/opt/postgres/clusters/main/replication.m4.conf': 'PASSWORD=ENV_REPLICATION_PASSWORD\n',
   [`${cluster}/main.d/10-tuning.conf`]: 'work_mem = 8MB\nshared_buffers = 64MB\n',
   [`${cluster}/main/roles/app.m4.conf`]: 'LOGIN=yes\nPASSWORD=ENV_APP_PASSWORD\n',
   [`${cluster}/main/databases/appdb.conf`]: 'OWNER=app\nEXTENSIONS=pgcrypto\n',
@@ -84,10 +90,24 @@ test('a database no longer declared is refused, naming it, unless the cluster al
   assert.equal(refused.status, 1, refused.stdout);
   assert.match(refused.stderr, /databases that are not declared: scratch/);
   assert.equal(sql("select count(*) from pg_database where datname = 'scratch'").stdout, '1', 'nothing dropped');
-  writeFiles(repo, { [`${cluster}/main.conf`]: 'SNAPSHOTS=1h\nKEEP=5\nSEND_TO=b\nDROP=yes\n' });
+  writeFiles(repo, { [`${cluster}/main.conf`]: 'LISTEN=all\nSNAPSHOTS=1h\nKEEP=5\nSEND_TO=b\nDROP=yes\n' });
   deploy('DROP=yes');
   assert.equal(sql("select count(*) from pg_database where datname = 'scratch'").stdout, '0');
   assert.equal(sql("select count(*) from pg_database where datname = 'more'").stdout, '1');
+});
+
+test("b's replica streams from a: pg_stat_replication shows it, with no lag after a write that b then reads", { skip }, async () => {
+  await eventually('b streams from a', () => sql("select state from pg_stat_replication where application_name = 'b_main'").stdout === 'streaming', 60);
+  assert.equal(sql("select count(*) from pg_replication_slots where slot_name = 'b_main' and active").stdout, '1');
+  sql('create table if not exists replicated (n int)', 'appdb');
+  sql('insert into replicated values (42)', 'appdb');
+  await eventually(
+    'no lag',
+    () => sql("select replay_lsn = pg_current_wal_lsn() from pg_stat_replication where application_name = 'b_main'").stdout === 't',
+    20,
+  );
+  assert.equal(on('b', 'runuser -u postgres -- psql -X -At -d appdb -c "select n from replicated"').stdout, '42');
+  assert.equal(on('b', 'runuser -u postgres -- psql -X -At -c "select pg_is_in_recovery()"').stdout, 't', 'b is read-only');
 });
 
 test('crash consistency: a snapshot taken under pgbench, the machine killed, the snapshot started on b: the pgbench invariants hold', { skip }, async () => {

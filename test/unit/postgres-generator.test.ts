@@ -9,7 +9,7 @@ import { runGenerator } from '../helpers/generator.ts';
 const units = 'out/usr/local/lib/systemd/system';
 const clusters = 'usr/local/opt/postgres/clusters';
 
-const generate = (files: Record<string, string>, generator = 'postgres') => runGenerator({ layer: 'postgres', generator, files });
+const generate = (files: Record<string, string>, generator = 'postgres') => runGenerator({ layer: 'postgres', generator, files, fleet: { h1: {} } });
 
 test("a cluster: its configuration, its unit's drop-in, and a drop-in per setting that takes a restart", () => {
   const { result, read, list, root } = generate({
@@ -111,4 +111,55 @@ test('roles and databases that cannot work fail the build, naming the file; a pa
     assert.match(result.stderr, message);
     assert.doesNotMatch(result.stderr, /short\b(?!er)/, 'the password is not shown');
   }
+});
+
+test('a replica and its primary: the replica streams from its own slot with a passfile credential; the primary lets it in and makes the slot', () => {
+  const password = 'a-replication-secret';
+  const replica = runGenerator({
+    layer: 'postgres',
+    files: { [`${clusters}/main.conf`]: 'REPLICA_OF=db1/main\n' },
+    machine: 'db2',
+    fleet: { db1: { address: '10.0.0.1', offers: [['postgres-port', 'main 5433']] }, db2: { address: '10.0.0.2' } },
+  });
+  assert.equal(replica.result.status, 0, replica.result.stderr);
+  assert.ok(replica.lines.includes(`offer\tpostgres-replica-of\tdb1 main main\t/${clusters}/main.conf`), replica.lines.join('\n'));
+  const conf = replica.read('out/usr/local/etc/homecloud/postgres/main/postgresql.conf');
+  assert.match(
+    conf,
+    /^primary_conninfo = 'host=10\.0\.0\.1 port=5433 user=replicator passfile=\/run\/credentials\/homecloud-postgres@main\.service\/pgpass application_name=db2_main'$/m,
+  );
+  assert.match(conf, /^primary_slot_name = 'db2_main'$/m);
+  assert.match(replica.read(`${units}/homecloud-postgres@main.service.d/50-cluster.conf`), /"PG_PRIMARY=10\.0\.0\.1 5433 db2_main"/);
+  const replicaSetup = runGenerator({
+    layer: 'postgres',
+    generator: 'postgres-setup',
+    files: { [`${clusters}/main.conf`]: 'REPLICA_OF=db1/main\n', [`${clusters}/main/replication.conf`]: `PASSWORD=${password}:x\n` },
+    machine: 'db2',
+    fleet: { db1: {}, db2: {} },
+  });
+  assert.equal(replicaSetup.result.status, 0, replicaSetup.result.stderr);
+  assert.equal(replicaSetup.read('out/usr/local/etc/homecloud/postgres/main/pgpass'), `*:*:*:replicator:${password}\\:x\n`);
+  assert.match(
+    replicaSetup.read(`${units}/homecloud-postgres@main.service.d/60-replication.conf`),
+    /^LoadCredential=pgpass:\/usr\/local\/etc\/homecloud\/postgres\/main\/pgpass$/m,
+  );
+  assert.deepEqual(replicaSetup.list('out/usr/local/etc/homecloud/postgres/main'), ['pgpass'], 'a replica runs no setup of its own');
+
+  const fleet = { db1: { address: '10.0.0.1' }, db2: { address: '10.0.0.2', offers: [['postgres-replica-of', 'db1 main main']] as [string, string][] } };
+  const primary = runGenerator({ layer: 'postgres', files: { [`${clusters}/main.conf`]: 'PORT=5433\nLISTEN=all\n' }, machine: 'db1', fleet });
+  assert.equal(primary.result.status, 0, primary.result.stderr);
+  assert.match(primary.read('out/usr/local/etc/homecloud/postgres/main/pg_hba.conf'), /^host replication replicator 10\.0\.0\.2\/32 scram-sha-256$/m);
+  assert.match(primary.read('out/usr/local/etc/homecloud/postgres/main/postgresql.conf'), /^listen_addresses = '\*'$/m);
+  assert.match(primary.read('out/usr/local/etc/nftables/input.d/50-postgres-main.nft'), /^ip saddr 10\.0\.0\.2 tcp dport 5433 accept$/m);
+  const primarySetup = runGenerator({
+    layer: 'postgres',
+    generator: 'postgres-setup',
+    files: { [`${clusters}/main.conf`]: 'PORT=5433\n', [`${clusters}/main/replication.conf`]: `PASSWORD=${password}\n` },
+    machine: 'db1',
+    fleet,
+  });
+  const setup = primarySetup.read('out/usr/local/etc/homecloud/postgres/main/setup.sql');
+  assert.match(setup, new RegExp(`^ALTER ROLE replicator REPLICATION LOGIN NOSUPERUSER PASSWORD '${password}';$`, 'm'));
+  assert.match(setup, /^SELECT pg_create_physical_replication_slot\('db2_main'\) WHERE NOT EXISTS/m);
+  assert.match(setup, /rolname NOT IN \('postgres', 'replicator'\)/);
 });
