@@ -148,10 +148,15 @@ export function reconcile(
     const template = templateOf(unit);
     const shared = template && namedAfter.has(template) ? new Set(configuration(template)) : new Set<string>();
     const own = paths.filter((path) => !shared.has(path));
-    if (!own.length) continue;
-    // An instance reloads as its template says (the instance's own unit file is often a link to it).
-    const reloads = unitReferences(text([...new Set([...paths, ...(template ? configuration(template) : [])])])).reloads;
-    const references = unitReferences(text(own));
+    // An instance reads, and reloads, as its template says (its own unit file is often a link to it); and what the
+    // template names with the instance's name (/usr/local/etc/x/%i.conf) is the instance's own.
+    const whole = text([...new Set([...paths, ...(template ? configuration(template) : [])])]);
+    const instance = template ? /^[^@]+@([^@]+)\.[^.@]+$/.exec(unit)![1]! : undefined;
+    const plain = new Set(unitReferences(whole).paths);
+    const named = instance ? unitReferences(whole.replace(/%[iI]/g, instance)).paths.filter((path) => !plain.has(path)) : [];
+    if (!own.length && !named.length) continue;
+    const reloads = unitReferences(whole).reloads;
+    const references = { paths: [...unitReferences(text(own)).paths, ...named] };
     for (const path of [...touched, ...removed]) {
       const referenced = references.paths.find((ref) => path === ref || path.startsWith(`${ref}/`));
       if (!referenced || unitOf(path) || dropInOf(path)) continue;
