@@ -130,9 +130,9 @@ export class Builder {
       const moved = pending.filter((machine) => reachedAs(machine) !== before.get(machine));
       const hosts = options.withHosts ? withTheirHosts(model, named).filter((machine) => !built.has(machine)) : [];
       // A fleet generator that ran before another machine offered something new runs again with it.
-      const fleetChanged = this.fleetOf(model, records).signature !== this.fleetView.signature;
-      const readers = fleetChanged ? machines.filter((machine) => readsFleet(records.get(machine)) && !moved.includes(machine)) : [];
-      pending = [...moved, ...hosts, ...readers];
+      const readers = machines.filter((machine) => readsFleet(records.get(machine)) && !moved.includes(machine));
+      const fleetChanged = readers.length > 0 && this.fleetOf(model, records).signature !== this.fleetView.signature;
+      pending = [...moved, ...hosts, ...(fleetChanged ? readers : [])];
     }
     this.fleetView = this.fleetOf(model, records);
     const results = [...built.values()];
@@ -162,16 +162,17 @@ export class Builder {
 
   /** The repository's machines, not hosted ones, as fleet generators see them with these build records. */
   private fleetOf(model: Model, records: BuildRecords): Fleet {
-    const candidates = model.machines
-      .filter((machine) => !hostOf(model, machine))
-      .flatMap((machine) => {
-        try {
-          const layers = machineSources(this.repo, machine, model.settings.stdlib, this.layerDirectories).filter((source) => source.kind === 'layer').map((source) => source.name);
-          return [{ machine, layers, address: inventoryEntry(model, machine).host }];
-        } catch {
-          return []; // A machine whose sources cannot be read fails its own build, and is no member.
-        }
-      });
+    const candidates = () =>
+      model.machines
+        .filter((machine) => !hostOf(model, machine))
+        .flatMap((machine) => {
+          try {
+            const layers = machineSources(this.repo, machine, model.settings.stdlib, this.layerDirectories).filter((source) => source.kind === 'layer').map((source) => source.name);
+            return [{ machine, layers, address: inventoryEntry(model, machine).host }];
+          } catch {
+            return []; // A machine whose sources cannot be read fails its own build, and is no member.
+          }
+        });
     return new Fleet(candidates, records, this.fleet);
   }
 
@@ -432,7 +433,7 @@ export class Builder {
       // The machines' public material (m5_public), likewise.
       ...(this.fleet.signature ? [`public=${this.fleet.signature}`] : []),
       // What the fleet said, for a machine whose generators read it.
-      ...(this.fleetView?.signature && this.readsFleet(machine) ? [`fleet=${this.fleetView.signature}`] : []),
+      ...(this.fleetView && this.readsFleet(machine) && this.fleetView.signature ? [`fleet=${this.fleetView.signature}`] : []),
       ...(includes.length ? [includeSignatures(includes)] : []),
     ].join('\n');
   }

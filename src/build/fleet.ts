@@ -37,21 +37,29 @@ export interface FleetCandidate {
   address: string;
 }
 
+/** Worked out only when a generator reads it, or a build of a machine that has one asks whether it changed. */
 export class Fleet {
-  /** Changes whenever any member's view does, for a machine's build inputs. */
-  readonly signature: string;
+  private listed: FleetCandidate[] | undefined;
+  private signed: string | undefined;
 
   constructor(
-    private readonly candidates: FleetCandidate[],
+    private readonly candidates: () => FleetCandidate[],
     private readonly records: BuildRecords,
     private readonly published: FleetPublic,
-  ) {
-    this.signature = candidates.length ? sha256(JSON.stringify(this.members(undefined))) : '';
+  ) {}
+
+  /** Changes whenever any member's view does, for a machine's build inputs. */
+  get signature(): string {
+    return (this.signed ??= this.list().length ? sha256(JSON.stringify(this.members(undefined))) : '');
+  }
+
+  private list(): FleetCandidate[] {
+    return (this.listed ??= this.candidates());
   }
 
   /** The members of the fleet of these layers (all candidates when undefined), by machine name. */
   members(layers: readonly string[] | undefined): FleetMember[] {
-    return this.candidates
+    return this.list()
       .filter((candidate) => !layers || candidate.layers.some((layer) => layers.includes(layer)))
       .map((candidate) => ({
         ...candidate,

@@ -35,7 +35,7 @@ const postmaster = () => on('a', 'systemctl show -p MainPID --value homecloud-po
 function deploy(what: string, args: string[] = []) {
   const result = cli(['deploy', ...args]);
   assert.equal(result.status, 0, `${what}: ${result.stderr}${result.stdout}`);
-  assertMachineIsItsGeneration(box!, 'a', what);
+  for (const machine of ['a', 'b']) assertMachineIsItsGeneration(box!, machine, what);
   return result;
 }
 

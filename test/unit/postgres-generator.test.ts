@@ -2,14 +2,15 @@ import assert from 'node:assert/strict';
 import { readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runGenerator } from '../helpers/generator.ts';
+import { baseLibraries, runGenerator } from '../helpers/generator.ts';
 
 // The postgres layer's two build-time generators, run as the build runs them (test/e2e/postgres.test.ts runs what
 // they make): postgres (a cluster, its settings) and postgres-setup (roles, databases, extensions).
 const units = 'out/usr/local/lib/systemd/system';
 const clusters = 'usr/local/opt/postgres/clusters';
+const libraries = [...baseLibraries, 'postgres/usr/local/lib/postgres/replicas.bash'];
 
-const generate = (files: Record<string, string>, generator = 'postgres') => runGenerator({ layer: 'postgres', generator, files, fleet: { h1: {} } });
+const generate = (files: Record<string, string>, generator = 'postgres') => runGenerator({ layer: 'postgres', libraries, generator, files, fleet: { h1: {} } });
 
 test("a cluster: its configuration, its unit's drop-in, and a drop-in per setting that takes a restart", () => {
   const { result, read, list, root } = generate({
@@ -114,6 +115,7 @@ test('a replica and its primary: the replica streams from its own slot with a pa
   const password = 'a-replication-secret';
   const replica = runGenerator({
     layer: 'postgres',
+    libraries,
     files: { [`${clusters}/main.conf`]: 'REPLICA_OF=db1/main\n' },
     machine: 'db2',
     fleet: { db1: { address: '10.0.0.1', offers: [['postgres-port', 'main 5433']] }, db2: { address: '10.0.0.2' } },
@@ -129,6 +131,7 @@ test('a replica and its primary: the replica streams from its own slot with a pa
   assert.match(replica.read(`${units}/homecloud-postgres@main.service.d/50-cluster.conf`), /"PG_PRIMARY=10\.0\.0\.1 5433 db2_main"/);
   const replicaSetup = runGenerator({
     layer: 'postgres',
+    libraries,
     generator: 'postgres-setup',
     files: { [`${clusters}/main.conf`]: 'REPLICA_OF=db1/main\n', [`${clusters}/main/replication.conf`]: `PASSWORD=${password}:x\n` },
     machine: 'db2',
@@ -143,13 +146,14 @@ test('a replica and its primary: the replica streams from its own slot with a pa
   assert.deepEqual(replicaSetup.list('out/usr/local/etc/homecloud/postgres/main'), ['pgpass'], 'a replica runs no setup of its own');
 
   const fleet = { db1: { address: '10.0.0.1' }, db2: { address: '10.0.0.2', offers: [['postgres-replica-of', 'db1 main main']] as [string, string][] } };
-  const primary = runGenerator({ layer: 'postgres', files: { [`${clusters}/main.conf`]: 'PORT=5433\nLISTEN=all\n' }, machine: 'db1', fleet });
+  const primary = runGenerator({ layer: 'postgres', libraries, files: { [`${clusters}/main.conf`]: 'PORT=5433\nLISTEN=all\n' }, machine: 'db1', fleet });
   assert.equal(primary.result.status, 0, primary.result.stderr);
   assert.match(primary.read('out/usr/local/etc/homecloud/postgres/main/pg_hba.conf'), /^host replication replicator 10\.0\.0\.2\/32 scram-sha-256$/m);
   assert.match(primary.read('out/usr/local/etc/homecloud/postgres/main/postgresql.conf'), /^listen_addresses = '\*'$/m);
   assert.match(primary.read('out/usr/local/etc/nftables/input.d/50-postgres-main.nft'), /^ip saddr 10\.0\.0\.2 tcp dport 5433 accept$/m);
   const primarySetup = runGenerator({
     layer: 'postgres',
+    libraries,
     generator: 'postgres-setup',
     files: { [`${clusters}/main.conf`]: 'PORT=5433\n', [`${clusters}/main/replication.conf`]: `PASSWORD=${password}\n` },
     machine: 'db1',

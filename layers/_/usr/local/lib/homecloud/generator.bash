@@ -65,3 +65,41 @@ ipv4='^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-
 digest_number() {
   echo $((16#$(printf '%s' "$1" | sha256sum | cut -c1-8)))
 }
+
+# The fleet a `# fleet:` generator sees (HOMECLOUD_FLEET, FORMAT.md section 7). What the machines said is data:
+# each caller checks it before it uses it.
+# fleet_members: the members' names, a line each.
+fleet_members() {
+  local dir
+  for dir in "${HOMECLOUD_FLEET:?}"/*/; do
+    dir=${dir%/}
+    printf '%s\n' "${dir##*/}"
+  done
+}
+# fleet_offer MEMBER KEY: the first value MEMBER offered under KEY; fleet_offers: every one, a line each.
+fleet_offer() {
+  local key value
+  while IFS=$'\t' read -r key value; do
+    if [[ $key == "$2" ]]; then
+      printf '%s\n' "$value"
+      return 0
+    fi
+  done < "${HOMECLOUD_FLEET:?}/$1/offers"
+  return 0
+}
+fleet_offers() {
+  local key value
+  while IFS=$'\t' read -r key value; do if [[ $key == "$2" ]]; then printf '%s\n' "$value"; fi; done < "${HOMECLOUD_FLEET:?}/$1/offers"
+  return 0
+}
+# fleet_address MEMBER: how homecloud reaches it. fleet_public MEMBER NAME: the first line of its public NAME.
+fleet_address() {
+  local address=''
+  read -r address < "${HOMECLOUD_FLEET:?}/$1/address" || true
+  printf '%s\n' "$address"
+}
+fleet_public() {
+  local line=''
+  if [[ -f ${HOMECLOUD_FLEET:?}/$1/public/$2 ]]; then read -r line < "$HOMECLOUD_FLEET/$1/public/$2" || true; fi
+  printf '%s\n' "$line"
+}
