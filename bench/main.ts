@@ -1,7 +1,8 @@
 // npm run bench [-- suite... [--image]]: benchmarks that print medians. Suites: build, sandbox, deploy, lambda (the default),
 // containers (nested in a sandbox machine of the cloud image; not a default: it makes that image when missing), network
-// (the overlay and dns layers on three machines of that image; not a default either), snapshots (the snapshots and
-// postgres layers on one machine of that image: a snapshot, a restore, a Postgres clone under load; nor this one),
+// (the overlay and dns layers on three machines of that image; not a default either), storage (the snapshots and
+// postgres layers on one machine of that image: a restore, a cluster's creation, a Postgres snapshot under load and
+// its clone started; nor this one; also named snapshots),
 // ansible (homecloud against Ansible on sandbox machines: tens of minutes, so only when named), and scale (how cost grows
 // with the number of machines: builds of 10, 50 and 200 machines, deploys to 1, 5, 10 and 20 sandbox machines; not a
 // default either: the cold build of 200 machines alone takes minutes, the whole suite about 13 at --runs=3 on 2 cores).
@@ -15,7 +16,7 @@ import { benchDeploy } from './deploy.ts';
 import { benchLambda } from './lambda.ts';
 import { benchNetwork } from './network.ts';
 import { benchSandbox } from './sandbox.ts';
-import { benchSnapshots } from './snapshots.ts';
+import { benchStorage } from './storage.ts';
 import { benchScaling, defaultScale } from './scale.ts';
 import { transfers, type Transfer } from './ansible/playbook.ts';
 
@@ -42,7 +43,8 @@ const suites: Record<string, () => Promise<unknown>> = {
   lambda: () => benchLambda(),
   containers: () => benchContainers(),
   network: () => benchNetwork(),
-  snapshots: () => benchSnapshots(),
+  storage: () => benchStorage(),
+  snapshots: () => benchStorage(),
   ansible: () => benchAnsible(runs, transfer ? [transfer] : transfers),
   scale: () => benchScaling({ runs, builds: buildMachines, deploys: deployMachines }),
 };

@@ -2,7 +2,7 @@ import { hostname, userInfo } from 'node:os';
 import { probeScriptFor, readProbe, type ProbeOutcome } from '../facts/probe.ts';
 import { HomecloudError, type MachinePhase } from '../load/errors.ts';
 import type { RepoPaths } from '../load/repo.ts';
-import { transportFor } from '../transport/ssh.ts';
+import { describeSshFailure, transportFor } from '../transport/ssh.ts';
 import type { Target } from '../transport/transport.ts';
 import { bashData, bashFile, targetScript } from '../util/bash-file.ts';
 import type { ProcessResult } from '../util/process.ts';
@@ -153,4 +153,34 @@ function lockFailure(target: Target, ended: ProcessResult | undefined, waited: L
   if (ended && ended.status === 255) return transportFor(target).describeFailure(ended.stderr);
   if (waited || !ended) return `${describeHolder(waited)} still holds ${target.machine} after ${seconds} s: gave up waiting`;
   return `cannot take the lock of ${target.machine}: ${ended.stderr.trim().split('\n').pop() ?? `exit status ${ended.status}`}`;
+}
+
+/** Work on a machine under its lock, as a deploy takes it: the probe's error first, the lock let go after, whatever happens. */
+export async function underLock<T>(
+  repo: RepoPaths,
+  target: Target,
+  command: string,
+  options: { waitSeconds: number; onWaiting?: (holder: string) => void },
+  work: (locked: LockedMachine) => Promise<T>,
+): Promise<T> {
+  const locked = await lockMachine(repo, target, {
+    command,
+    waitSeconds: options.waitSeconds,
+    onWaiting: (holder) => options.onWaiting?.(describeHolder(holder)),
+  });
+  try {
+    if (locked.probe.error) throw locked.probe.error;
+    return await work(locked);
+  } finally {
+    await locked.release();
+  }
+}
+
+/** The error of a layer's script that failed on a machine: the connection's own failure, or the script's last lines. */
+export function scriptFailure(target: Target, result: ProcessResult, what: string, hint: string): HomecloudError {
+  return new HomecloudError(
+    result.status === 255 ? describeSshFailure(target, result.stderr) : `${what} failed: ${result.stderr.trim().split('\n').slice(-5).join('\n')}`,
+    undefined,
+    hint,
+  );
 }

@@ -3,7 +3,7 @@ import type { RepoPaths } from '../load/repo.ts';
 import { runScript, describeSshFailure } from '../transport/ssh.ts';
 import type { Target } from '../transport/transport.ts';
 import { shellQuote } from '../util/quote.ts';
-import { describeHolder, lockMachine } from './session.ts';
+import { scriptFailure, underLock } from './session.ts';
 
 /**
  * The snapshots layer's snapshots on a machine (`homecloud snapshots`, `homecloud restore`): listed and put
@@ -118,29 +118,19 @@ export interface Restored {
  * current state is snapshotted, a writable snapshot of the chosen one takes its place, the units start.
  */
 export async function restoreSnapshot(repo: RepoPaths, target: Target, name: string, options: RestoreOptions): Promise<Restored> {
-  const locked = await lockMachine(repo, target, {
-    command: 'restore',
-    waitSeconds: options.waitSeconds,
-    onWaiting: (holder) => options.onWaiting?.(describeHolder(holder)),
-  });
-  try {
-    if (locked.probe.error) throw locked.probe.error;
+  return underLock(repo, target, 'restore', options, async (locked) => {
     const snapshot = chooseSnapshot(await listSnapshots(target, name), target.machine, name, options.at);
     const result = await locked.run(
       `${script} restore ${shellQuote(checkedName(name))} ${shellQuote(`${settingsDir}/${name}.env`)} ${shellQuote(snapshot.stamp)}`,
     );
     const done = /^restored\t[^\t]+\t[^\t]+\t(\d{8}T\d{6}Z)$/m.exec(result.stdout);
-    if (result.status !== 0 || !done) {
-      throw new HomecloudError(
-        result.status === 255
-          ? describeSshFailure(target, result.stderr)
-          : `the restore of ${name} failed: ${result.stderr.trim().split('\n').slice(-5).join('\n')}`,
-        undefined,
+    if (result.status !== 0 || !done)
+      throw scriptFailure(
+        target,
+        result,
+        `the restore of ${name}`,
         'see journalctl on the machine; the state before the restore is kept as a snapshot when it got that far',
       );
-    }
     return { snapshot, undo: done[1]! };
-  } finally {
-    await locked.release();
-  }
+  });
 }

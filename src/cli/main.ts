@@ -128,7 +128,12 @@ program
   .argument('<machine>', 'the machine')
   .argument('<name>', 'the declaration (/usr/local/opt/snapshots/<name>.conf)')
   .option('--at <time>', 'the newest snapshot at or before this time (2026-12-02T04:31:20Z, or a snapshot as listed); default: the newest')
+  .option('--pitr', "a postgres cluster's point-in-time recovery to --at from its backups (BACKUP_TO=), NAME being postgres-<cluster>")
   .option('--wait <seconds>', 'how long to wait for a deploy or another restore of the same machine to end', '300')
+  .addHelpText(
+    'after',
+    '\nWith --pitr, the cluster stops, its data directory is kept aside on the machine (putting it back undoes the\nrecovery), pgBackRest restores the newest backup before --at and the cluster replays the archived WAL up to it.',
+  )
   .addHelpText('after', namesHelp('restore', { rest: ' NAME' }))
   .action(run(snapshotsCommand, (m) => m.restore as Action));
 

@@ -52,6 +52,7 @@ export const imageProfiles = {
     'dnsmasq-base',
     'systemd-resolved',
     'postgresql-15',
+    'pgbackrest',
   ],
 } as const satisfies Record<string, readonly string[]>;
 export type ImageProfile = keyof typeof imageProfiles;

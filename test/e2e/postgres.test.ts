@@ -19,7 +19,7 @@ const repo = makeRepo({
   'inventory.json': '{}',
   'facts/a.env': `ENV_APP_PASSWORD=${password}\nENV_REPLICATION_PASSWORD=${replication}\n`,
   'facts/b.env': `ENV_REPLICATION_PASSWORD=${replication}\n`,
-  [`${cluster}/main.conf`]: 'LISTEN=all\nSNAPSHOTS=1h\nKEEP=5\nSEND_TO=b\n',
+  [`${cluster}/main.conf`]: 'LISTEN=all\nSNAPSHOTS=1h\nKEEP=5\nSEND_TO=b\nBACKUP_TO=b\n',
   [`${cluster}/main/replication.m4.conf`]: 'PASSWORD=ENV_REPLICATION_PASSWORD\n',
   'machines/b/usr/local/opt/postgres/clusters/main.conf': 'REPLICA_OF=a/main\n',
   'machines/b/usr/local/opt/postgres/clusters/main/replication.m4.conf': 'PASSWORD=ENV_REPLICATION_PASSWORD\n',
@@ -90,7 +90,7 @@ test('a database no longer declared is refused, naming it, unless the cluster al
   assert.equal(refused.status, 1, refused.stdout);
   assert.match(refused.stderr, /databases that are not declared: scratch/);
   assert.equal(sql("select count(*) from pg_database where datname = 'scratch'").stdout, '1', 'nothing dropped');
-  writeFiles(repo, { [`${cluster}/main.conf`]: 'LISTEN=all\nSNAPSHOTS=1h\nKEEP=5\nSEND_TO=b\nDROP=yes\n' });
+  writeFiles(repo, { [`${cluster}/main.conf`]: 'LISTEN=all\nSNAPSHOTS=1h\nKEEP=5\nSEND_TO=b\nBACKUP_TO=b\nDROP=yes\n' });
   deploy('DROP=yes');
   assert.equal(sql("select count(*) from pg_database where datname = 'scratch'").stdout, '0');
   assert.equal(sql("select count(*) from pg_database where datname = 'more'").stdout, '1');
@@ -108,6 +108,40 @@ test("b's replica streams from a: pg_stat_replication shows it, with no lag afte
   );
   assert.equal(on('b', 'runuser -u postgres -- psql -X -At -d appdb -c "select n from replicated"').stdout, '42');
   assert.equal(on('b', 'runuser -u postgres -- psql -X -At -c "select pg_is_in_recovery()"').stdout, 't', 'b is read-only');
+});
+
+test("point in time: rows written, a time noted, a table dropped; recovered from b's pgBackRest repository to that time", { skip }, async () => {
+  const stanza = 'pgbackrest --config=/usr/local/etc/homecloud/pgbackrest/pgbackrest.conf --stanza=a-main';
+  const pgbackrest = `runuser -u postgres -- ${stanza}`;
+  // b takes a base backup of a's cluster over SSH (its timer would, a minute after the deploy).
+  const backup = on('b', 'systemctl start homecloud-pgbackrest-backup@a-main.service');
+  assert.equal(backup.status, 0, on('b', 'journalctl -q -o cat -u homecloud-pgbackrest-backup@a-main.service | tail -n 5').stdout);
+  assert.match(on('b', `runuser -u pgbackrest -- ${stanza} info`).stdout, /full backup: \d{8}-\d{6}F/);
+  sql('create table kept (n int)', 'appdb');
+  sql('insert into kept select generate_series(1, 1000)', 'appdb');
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  const noted = sql('select now()').stdout;
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  sql('drop table kept', 'appdb');
+  // The drop's WAL is in b's repository: check switches to a new segment and waits until it is archived.
+  assert.equal(on('a', `${pgbackrest} check`).status, 0);
+  const recovered = cli(['restore', 'a', 'postgres-main', '--pitr', '--at', noted]);
+  assert.equal(recovered.status, 0, recovered.stderr);
+  const aside = /kept in (\/var\/lib\/homecloud-postgres\/main\.before-\d{8}T\d{6}Z)/.exec(recovered.stdout)?.[1];
+  assert.ok(aside, recovered.stdout);
+  assert.equal(sql('select count(*) from kept', 'appdb').stdout, '1000', 'the rows and the table are back');
+  assert.equal(sql('select pg_is_in_recovery()').stdout, 'f', 'promoted: it takes writes');
+  assert.equal(on('a', `test -s ${aside}/PG_VERSION`).status, 0, 'the cluster as it was is kept');
+  // Archiving goes on, on the new timeline; the machine is still its generation.
+  assert.equal(on('a', `${pgbackrest} check`).status, 0);
+  assertMachineIsItsGeneration(box!, 'a', 'after the recovery');
+  // The keys let in only pgBackRest's remote for the shared stanza: a shell is refused.
+  const shell = on(
+    'a',
+    'runuser -u postgres -- /usr/local/libexec/homecloud/pgbackrest-ssh pgbackrest@$(sed -n "s/^repo1-host=//p" /usr/local/etc/homecloud/pgbackrest/pgbackrest.conf) cat /etc/shadow',
+  );
+  assert.notEqual(shell.status, 0);
+  assert.match(on('b', 'journalctl -q -o cat -t pgbackrest-remote').stdout, /refused for a \(repo\): not pgbackrest/);
 });
 
 test('crash consistency: a snapshot taken under pgbench, the machine killed, the snapshot started on b: the pgbench invariants hold', { skip }, async () => {

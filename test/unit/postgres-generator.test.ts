@@ -164,3 +164,74 @@ test('a replica and its primary: the replica streams from its own slot with a pa
   assert.match(setup, /^SELECT pg_create_physical_replication_slot\('db2_main'\) WHERE NOT EXISTS/m);
   assert.match(setup, /rolname NOT IN \('postgres', 'replicator'\)/);
 });
+
+test("backups to another machine: WAL archived to its pgBackRest repository, its base backups on a timer, each side letting in only the other's remote", () => {
+  const key = (n: number) => `AAAAC3NzaC1lZDI1NTE5AAAAI${String(n).repeat(43)}`;
+  const fleet = {
+    db: { address: '10.0.0.1', public: { 'postgres-archive-ssh': `${key(1)}\n`, 'ssh-host-ed25519': `${key(2)}\n` } },
+    store: { address: '10.0.0.2', public: { 'postgres-backup-ssh': `${key(3)}\n`, 'ssh-host-ed25519': `${key(4)}\n` } },
+  };
+  const db = runGenerator({
+    layer: 'postgres',
+    libraries,
+    files: { [`${clusters}/main.conf`]: 'PORT=5433\nBACKUP_TO=store\nBACKUPS=6h\nFULL_BACKUPS=2w\nBACKUP_KEEP=3\n' },
+    machine: 'db',
+    fleet,
+  });
+  assert.equal(db.result.status, 0, db.result.stderr);
+  assert.ok(db.lines.includes(`offer\tpostgres-backup\tstore main 5433 6h 3 14\t/${clusters}/main.conf`), db.lines.join('\n'));
+  const conf = db.read('out/usr/local/etc/homecloud/postgres/main/postgresql.conf');
+  assert.match(conf, /^archive_mode = on\narchive_command = '\/usr\/bin\/pgbackrest --config=\S+ --stanza=db-main archive-push %p'\narchive_timeout = 60$/m);
+  assert.match(db.read(`${units}/homecloud-postgres@main.service.d/50-setting-archive_mode.conf`), /^# archive_mode = on$/m);
+  const pgbackrest = db.read('out/usr/local/etc/homecloud/pgbackrest/pgbackrest.conf');
+  assert.match(
+    pgbackrest,
+    /^\[db-main\]\npg1-path=\/var\/lib\/homecloud-postgres\/main\npg1-port=5433\npg1-socket-path=\/run\/postgresql\nrepo1-host=10\.0\.0\.2\nrepo1-host-user=pgbackrest\n/m,
+  );
+  assert.match(db.read('out/usr/local/etc/homecloud/pgbackrest/known_hosts'), new RegExp(`^10\\.0\\.0\\.2 ssh-ed25519 ${key(4)}$`, 'm'));
+  assert.match(
+    db.read('out/usr/local/etc/homecloud/ssh/authorized_keys/postgres'),
+    new RegExp(`^restrict,command="/usr/local/libexec/homecloud/pgbackrest-remote pg store" ssh-ed25519 ${key(3)} `, 'm'),
+  );
+  assert.match(
+    db.read('out/usr/local/etc/homecloud/pgbackrest/pg/store'),
+    /^db-main --pg1-path=\/var\/lib\/homecloud-postgres\/main --pg1-port=5433 --pg1-socket-path=\/run\/postgresql$/m,
+  );
+  assert.equal(db.read('out/usr/local/etc/homecloud/postgres/main/backup.env').split('\n').at(-2), 'STANZA=db-main');
+
+  const store = runGenerator({
+    layer: 'postgres',
+    libraries,
+    machine: 'store',
+    fleet: { ...fleet, db: { ...fleet.db, offers: [['postgres-backup', 'store main 5433 6h 3 14']] as [string, string][] } },
+  });
+  assert.equal(store.result.status, 0, store.result.stderr);
+  assert.match(
+    store.read('out/usr/local/etc/homecloud/pgbackrest/pgbackrest.conf'),
+    /^\[db-main\]\npg1-host=10\.0\.0\.1\npg1-host-user=postgres\n.*\npg1-path=\/var\/lib\/homecloud-postgres\/main\npg1-port=5433\n.*\nrepo1-path=\/var\/lib\/homecloud-pgbackrest\/repository\/db\nrepo1-retention-full=3$/ms,
+  );
+  assert.match(
+    store.read('out/usr/local/etc/homecloud/ssh/authorized_keys/pgbackrest'),
+    new RegExp(`^restrict,command="/usr/local/libexec/homecloud/pgbackrest-remote repo db" ssh-ed25519 ${key(1)} `, 'm'),
+  );
+  assert.match(store.read(`${units}/homecloud-pgbackrest-backup@db-main.timer.d/50-every.conf`), /^OnUnitActiveSec=6h$/m);
+  assert.match(store.read(`${units}/homecloud-pgbackrest-backup@db-main.service.d/50-full.conf`), /^Environment=FULL_DAYS=14$/m);
+  assert.equal(readlinkSync(join(store.root, units, 'timers.target.wants/homecloud-pgbackrest-backup@db-main.timer')), '../homecloud-pgbackrest-backup@.timer');
+});
+
+test('backups that cannot work fail the build, naming the file', () => {
+  const fleet = { db: { address: '10.0.0.1' }, store: { address: '10.0.0.2' } };
+  const cases: [string, RegExp][] = [
+    ['BACKUP_TO=db\n', /main\.conf: BACKUP_TO=db is not another machine of the repository with the postgres layer/],
+    ['BACKUP_TO=elsewhere\n', /BACKUP_TO=elsewhere is not another machine/],
+    ['BACKUP_TO=store\nBACKUPS=often\n', /BACKUPS=often is not a time span/],
+    ['BACKUP_TO=store\nBACKUP_KEEP=0\n', /BACKUP_KEEP=0 is not a number of full backups/],
+    ['BACKUP_TO=store\nFULL_BACKUPS=1y\n', /FULL_BACKUPS=1y is not a number of days or weeks/],
+    ['BACKUP_TO=store\nREPLICA_OF=store/main\n', /BACKUP_TO= is for a primary/],
+  ];
+  for (const [declaration, message] of cases) {
+    const { result } = runGenerator({ layer: 'postgres', libraries, files: { [`${clusters}/main.conf`]: declaration }, machine: 'db', fleet });
+    assert.equal(result.status, 1, declaration);
+    assert.match(result.stderr, message, declaration);
+  }
+});

@@ -33,7 +33,11 @@ test('a declaration: its settings, the timer every EVERY, the subvolume before i
     readlinkSync(join(root, units, 'multi-user.target.wants/homecloud-snapshot-subvolume@data.service')),
     '../homecloud-snapshot-subvolume@.service',
   );
-  assert.match(read(`${units}/homecloud-snapshot-subvolume@data.service.d/50-before.conf`), /^Before=app\.service db\.service$/m);
+  for (const unit of ['app.service', 'db.service'])
+    assert.match(
+      read(`${units}/${unit}.d/50-snapshot-data.conf`),
+      /^Wants=homecloud-snapshot-subvolume@data\.service\nAfter=homecloud-snapshot-subvolume@data\.service$/m,
+    );
   assert.match(read('out/usr/local/etc/homecloud/snapshots/known_hosts'), /^10\.0\.0\.3 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey/m);
   assert.ok(lines.includes('offer\tsnapshots-send\tb data\t/usr/local/opt/snapshots/data.conf'), lines.join('\n'));
 });
@@ -66,7 +70,7 @@ test('a machine others send to lets in exactly their keys, each forced to receiv
     },
   );
   assert.equal(result.status, 0, result.stderr);
-  const keys = read('out/usr/local/etc/homecloud/snapshots/authorized_keys')
+  const keys = read('out/usr/local/etc/homecloud/ssh/authorized_keys/root')
     .split('\n')
     .filter((line) => line && !line.startsWith('#'));
   assert.deepEqual(keys, [`restrict,command="/usr/local/libexec/homecloud/snapshot receive a" ssh-ed25519 ${sendKey} homecloud-snapshots@a`]);

@@ -1,3 +1,4 @@
+import { recoverCluster } from '../../apply/pitr.ts';
 import { listSnapshots, restoreSnapshot } from '../../apply/snapshots.ts';
 import { nameArgument } from '../../load/names.ts';
 import { colors, exitStatus, milliseconds, table } from '../../report/output.ts';
@@ -28,14 +29,24 @@ export async function list([machine, name]: string[], options: GlobalOptions): P
 }
 
 /** `homecloud restore MACHINE NAME [--at TIME]`: put a snapshot back, the state before it kept as a snapshot. */
-export async function restore([machine, name]: string[], options: GlobalOptions & { at?: string; wait?: string }): Promise<number> {
+export async function restore([machine, name]: string[], options: GlobalOptions & { at?: string; wait?: string; pitr?: boolean }): Promise<number> {
   const { repo, target } = await machineTarget(machine!, options);
   const started = Date.now();
-  const restored = await restoreSnapshot(repo, target, name!, {
+  const restoreOptions = {
     ...(options.at !== undefined ? { at: options.at } : {}),
     waitSeconds: waitSeconds(options),
-    onWaiting: (holder) => process.stderr.write(`${machine}: waiting for ${holder}\n`),
-  });
+    onWaiting: (holder: string) => process.stderr.write(`${machine}: waiting for ${holder}\n`),
+  };
+  if (options.pitr) {
+    const recovered = await recoverCluster(repo, target, name!, restoreOptions);
+    if (options.json) process.stdout.write(JSON.stringify({ machine, name, recovered: recovered.time, aside: recovered.aside }) + '\n');
+    else
+      process.stdout.write(
+        `${machine}: the cluster ${recovered.cluster} is back as of ${recovered.time} (${milliseconds(Date.now() - started)}); as it was before, it is kept in ${recovered.aside}\n`,
+      );
+    return exitStatus.ok;
+  }
+  const restored = await restoreSnapshot(repo, target, name!, restoreOptions);
   if (options.json) process.stdout.write(JSON.stringify({ machine, name, restored: restored.snapshot, undo: restored.undo }) + '\n');
   else
     process.stdout.write(

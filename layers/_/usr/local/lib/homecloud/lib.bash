@@ -44,3 +44,28 @@ valid_name() {
   log "$2: \"$1\" is not a valid name (letters, digits, - and _, not starting with -)"
   return 1
 }
+
+# make_ssh_key FILE COMMENT: an ed25519 key at FILE (and FILE.pub), made once
+# and atomically: a key half made by an interrupted run is made again.
+make_ssh_key() {
+  [[ -s $1 && -s $1.pub ]] && return 0
+  rm -f -- "$1.new" "$1.new.pub"
+  ssh-keygen -q -t ed25519 -N '' -C "$2" -f "$1.new"
+  mv -- "$1.new.pub" "$1.pub"
+  mv -- "$1.new" "$1"
+  log "made the key $1"
+}
+
+# publish_ssh_key NAME FILE: the body of the ssh-ed25519 public key in FILE
+# (without its type and comment) as this machine's public material NAME, which
+# homecloud reads when it probes the machine and hands to the fleet's builds.
+publish_ssh_key() {
+  local public=/var/lib/homecloud/public type body _
+  read -r type body _ < "$2"
+  [[ $type == ssh-ed25519 && $body =~ ^[A-Za-z0-9+/=]+$ ]] || die "$2 is not an ssh-ed25519 key"
+  mkdir -p -- "$public"
+  # A name of this process's own: two units may publish the same material at once.
+  printf '%s\n' "$body" > "$public/.$1.$$"
+  chmod 0644 -- "$public/.$1.$$"
+  mv -- "$public/.$1.$$" "$public/$1"
+}
