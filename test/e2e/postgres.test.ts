@@ -99,6 +99,12 @@ test('a database no longer declared is refused, naming it, unless the cluster al
 test("b's replica streams from a: pg_stat_replication shows it, with no lag after a write that b then reads", { skip }, async () => {
   await eventually('b streams from a', () => sql("select state from pg_stat_replication where application_name = 'b_main'").stdout === 'streaming', 60);
   assert.equal(sql("select count(*) from pg_replication_slots where slot_name = 'b_main' and active").stdout, '1');
+  // Over TLS, b verifying a's certificate (published at a's first start); a connection without TLS is not let in.
+  assert.equal(sql("select ssl from pg_stat_ssl join pg_stat_replication using (pid) where application_name = 'b_main'").stdout, 't');
+  assert.match(on('b', 'grep primary_conninfo /usr/local/etc/homecloud/postgres/main/postgresql.conf').stdout, /sslmode=verify-ca sslrootcert=/);
+  const address = on('b', "sed -n 's/^primary_conninfo = .host=\\([^ ]*\\) .*/\\1/p' /usr/local/etc/homecloud/postgres/main/postgresql.conf").stdout;
+  const plain = on('b', `psql -X -At "host=${address} user=app dbname=appdb sslmode=disable" -c 'select 1'`);
+  assert.match(plain.stderr, /no pg_hba\.conf entry .* no encryption/, plain.stderr);
   sql('create table if not exists replicated (n int)', 'appdb');
   sql('insert into replicated values (42)', 'appdb');
   await eventually(

@@ -30,9 +30,14 @@ test("a cluster: its configuration, its unit's drop-in, and a drop-in per settin
       .split('\n')
       .filter((line) => line && !line.startsWith('#'))
       .join('\n'),
-    'local all postgres peer\nlocal all all scram-sha-256\nhost all all 10.0.0.0/24 scram-sha-256',
+    'local all postgres peer\nlocal all all scram-sha-256\nhostssl all all 10.0.0.0/24 scram-sha-256',
+    'TCP over TLS only',
   );
-  assert.match(read(`${units}/homecloud-postgres@main.service.d/50-cluster.conf`), /^Environment=PG_VERSION=15 PG_DATA=\/var\/lib\/homecloud-postgres\/main$/m);
+  assert.match(conf, /^ssl = on\nssl_cert_file = '\/var\/lib\/homecloud-postgres-tls\/main\/server\.crt'\n/m);
+  assert.match(
+    read(`${units}/homecloud-postgres@main.service.d/50-cluster.conf`),
+    /^Environment=PG_VERSION=15 PG_DATA=\/var\/lib\/homecloud-postgres\/main PG_TLS=yes$/m,
+  );
   assert.deepEqual(
     list(`${units}/homecloud-postgres@main.service.d`),
     ['50-cluster.conf', '50-setting-listen_addresses.conf', '50-setting-port.conf', '50-setting-shared_buffers.conf', '50-setting-wal_level.conf'],
@@ -125,7 +130,7 @@ test('a replica and its primary: the replica streams from its own slot with a pa
   const conf = replica.read('out/usr/local/etc/homecloud/postgres/main/postgresql.conf');
   assert.match(
     conf,
-    /^primary_conninfo = 'host=10\.0\.0\.1 port=5433 user=replicator passfile=\/run\/credentials\/homecloud-postgres@main\.service\/pgpass application_name=db2_main'$/m,
+    /^primary_conninfo = 'host=10\.0\.0\.1 port=5433 user=replicator passfile=\/run\/credentials\/homecloud-postgres@main\.service\/pgpass application_name=db2_main sslmode=require'$/m,
   );
   assert.match(conf, /^primary_slot_name = 'db2_main'$/m);
   assert.match(replica.read(`${units}/homecloud-postgres@main.service.d/50-cluster.conf`), /"PG_PRIMARY=10\.0\.0\.1 5433 db2_main"/);
@@ -148,7 +153,21 @@ test('a replica and its primary: the replica streams from its own slot with a pa
   const fleet = { db1: { address: '10.0.0.1' }, db2: { address: '10.0.0.2', offers: [['postgres-replica-of', 'db1 main main']] as [string, string][] } };
   const primary = runGenerator({ layer: 'postgres', libraries, files: { [`${clusters}/main.conf`]: 'PORT=5433\nLISTEN=all\n' }, machine: 'db1', fleet });
   assert.equal(primary.result.status, 0, primary.result.stderr);
-  assert.match(primary.read('out/usr/local/etc/homecloud/postgres/main/pg_hba.conf'), /^host replication replicator 10\.0\.0\.2\/32 scram-sha-256$/m);
+  assert.match(primary.read('out/usr/local/etc/homecloud/postgres/main/pg_hba.conf'), /^hostssl replication replicator 10\.0\.0\.2\/32 scram-sha-256$/m);
+  // Once the primary has published its certificate, the replica verifies it.
+  const certificate = '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n';
+  const verifying = runGenerator({
+    layer: 'postgres',
+    libraries,
+    files: { [`${clusters}/main.conf`]: 'REPLICA_OF=db1/main\n' },
+    machine: 'db2',
+    fleet: { db1: { address: '10.0.0.1', offers: [['postgres-port', 'main 5433']], public: { 'postgres-main.crt': certificate } }, db2: {} },
+  });
+  assert.equal(verifying.read('out/usr/local/etc/homecloud/postgres/main/primary.crt'), certificate);
+  assert.match(
+    verifying.read('out/usr/local/etc/homecloud/postgres/main/postgresql.conf'),
+    /application_name=db2_main sslmode=verify-ca sslrootcert=\/usr\/local\/etc\/homecloud\/postgres\/main\/primary\.crt'$/m,
+  );
   assert.match(primary.read('out/usr/local/etc/homecloud/postgres/main/postgresql.conf'), /^listen_addresses = '\*'$/m);
   assert.match(primary.read('out/usr/local/etc/nftables/input.d/50-postgres-main.nft'), /^ip saddr 10\.0\.0\.2 tcp dport 5433 accept$/m);
   const primarySetup = runGenerator({
