@@ -24,8 +24,7 @@ export function benchStorage(runs = 7): Promise<Row[]> {
       'inventory.json': '{}',
       'machines/a/usr/local/opt/initd/layers/10.txt': '+ snapshots\n+ postgres\n',
       'machines/a/usr/local/opt/snapshots/data.conf': 'DIR=/srv/data\nEVERY=1d\nKEEP=100\nUNITS=demo.service\n',
-      'machines/a/etc/systemd/system/demo.service':
-        '[Service]\nWorkingDirectory=/srv/data\nExecStart=/bin/sleep infinity\n',
+      'machines/a/etc/systemd/system/demo.service': '[Service]\nWorkingDirectory=/srv/data\nExecStart=/bin/sleep infinity\n',
       'machines/a/usr/local/opt/initd/links/demo.txt': '/etc/systemd/system/multi-user.target.wants/demo.service ../demo.service\n',
       'machines/a/usr/local/opt/postgres/clusters/main.conf': 'SNAPSHOTS=1d\nKEEP=100\n',
       'machines/a/usr/local/opt/postgres/clusters/main/databases/bench.conf': '',

@@ -64,6 +64,13 @@ test('a deploy makes the cluster (data checksums, a subvolume), its role, databa
   for (const line of holders)
     assert.match(line, /^600 root \/usr\/local\/|^[46]00 (root|postgres) \/run\/credentials\/homecloud-postgres-setup@main\.service\//, line);
   assert.match(cli(['deploy']).stdout, /nothing to do/i);
+  // A major version other than the one the cluster holds is refused by the plan, which says what to do.
+  const declared = 'LISTEN=all\nSNAPSHOTS=1h\nKEEP=5\nSEND_TO=b\nBACKUP_TO=b\n';
+  writeFiles(repo, { [`${cluster}/main.conf`]: `${declared}VERSION=16\n` });
+  const blocked = cli(['plan', 'a']);
+  assert.notEqual(blocked.status, 0);
+  assert.match(blocked.stderr, /main\.conf: VERSION=16, but the cluster main on a holds PostgreSQL 15: a major upgrade is the operator's/);
+  writeFiles(repo, { [`${cluster}/main.conf`]: declared });
 });
 
 test('a reloadable change keeps the postmaster; a shared_buffers change restarts it, and the plan and the deploy say why', { skip }, () => {

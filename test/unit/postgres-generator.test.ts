@@ -254,3 +254,15 @@ test('backups that cannot work fail the build, naming the file', () => {
     assert.match(result.stderr, message, declaration);
   }
 });
+
+test('a VERSION other than the one the cluster holds on the machine (as it published) fails the build, saying what to do', () => {
+  const fleet = (holds: string) => ({ h1: { public: { 'postgres-main.version': `${holds}\n` } } });
+  const refused = runGenerator({ layer: 'postgres', libraries, files: { [`${clusters}/main.conf`]: 'VERSION=16\n' }, machine: 'h1', fleet: fleet('15') });
+  assert.equal(refused.result.status, 1);
+  assert.match(
+    refused.result.stderr,
+    /main\.conf: VERSION=16, but the cluster main on h1 holds PostgreSQL 15: a major upgrade is the operator's \(.*pg_upgrade --clone.*\); until then, keep VERSION=15/,
+  );
+  const same = runGenerator({ layer: 'postgres', libraries, files: { [`${clusters}/main.conf`]: 'VERSION=15\n' }, machine: 'h1', fleet: fleet('15') });
+  assert.equal(same.result.status, 0, same.result.stderr);
+});
