@@ -53,6 +53,7 @@ export const imageProfiles = {
     'systemd-resolved',
     'postgresql-15',
     'pgbackrest',
+    'pgbouncer',
   ],
 } as const satisfies Record<string, readonly string[]>;
 export type ImageProfile = keyof typeof imageProfiles;
@@ -78,6 +79,7 @@ const masked = [
   'nginx.service',
   // The cloud image's postgresql-15 made its own cluster, 15/main: not run (the postgres layer runs its own).
   'postgresql.service',
+  'pgbouncer.service',
 ];
 
 /** Changes whenever the image would be made differently: suite, mirror, packages, masked units. */

@@ -13,13 +13,14 @@ const { box, skip } = testSandbox('postgres', 'cloud');
 const cluster = 'machines/a/usr/local/opt/postgres/clusters';
 const password = 'correct-horse-battery-staple';
 const replication = 'replication-secret-of-the-fleet';
+const declared = 'LISTEN=all\nSNAPSHOTS=1h\nKEEP=5\nSEND_TO=b\nBACKUP_TO=b\nPOOL_PORT=6432\n';
 const repo = makeRepo({
   'machines/a/usr/local/opt/initd/layers/10.txt': '+ snapshots\n+ postgres\n',
   'machines/b/usr/local/opt/initd/layers/10.txt': '+ snapshots\n+ postgres\n',
   'inventory.json': '{}',
   'facts/a.env': `ENV_APP_PASSWORD=${password}\nENV_REPLICATION_PASSWORD=${replication}\n`,
   'facts/b.env': `ENV_REPLICATION_PASSWORD=${replication}\n`,
-  [`${cluster}/main.conf`]: 'LISTEN=all\nSNAPSHOTS=1h\nKEEP=5\nSEND_TO=b\nBACKUP_TO=b\n',
+  [`${cluster}/main.conf`]: declared,
   [`${cluster}/main/replication.m4.conf`]: 'PASSWORD=ENV_REPLICATION_PASSWORD\n',
   'machines/b/usr/local/opt/postgres/clusters/main.conf': 'REPLICA_OF=a/main\n',
   'machines/b/usr/local/opt/postgres/clusters/main/replication.m4.conf': 'PASSWORD=ENV_REPLICATION_PASSWORD\n',
@@ -54,6 +55,16 @@ test('a deploy makes the cluster (data checksums, a subvolume), its role, databa
   const login = on('a', `PGPASSWORD='${password}' psql -X -At -h /run/postgresql -U app -d appdb -c 'select current_user'`);
   assert.equal(login.stdout, 'app', login.stderr);
   assert.notEqual(on('a', `PGPASSWORD=wrong psql -X -At -h /run/postgresql -U app -d appdb -c 'select 1'`).status, 0);
+  // Through the pool (POOL_PORT=): the role's password, read from the cluster; a superuser is never let in.
+  const pooled = on('a', `PGPASSWORD='${password}' psql -X -At -h /run/postgresql -p 6432 -U app -d appdb -c 'select current_user'`);
+  assert.equal(pooled.stdout, 'app', pooled.stderr);
+  assert.notEqual(on('a', `PGPASSWORD=wrong psql -X -At -h /run/postgresql -p 6432 -U app -d appdb -c 'select 1'`).status, 0);
+  assert.notEqual(on('a', `PGPASSWORD= psql -X -At -h /run/postgresql -p 6432 -U postgres -d appdb -c 'select 1'`).status, 0);
+  // Over TCP, TLS only.
+  const overTcp = (mode: string) =>
+    on('a', `PGPASSWORD='${password}' psql -X -At "host=127.0.0.1 port=6432 user=app dbname=appdb sslmode=${mode}" -c 'select 1'`);
+  assert.equal(overTcp('require').stdout, '1', overTcp('require').stderr);
+  assert.notEqual(overTcp('disable').status, 0);
   // The password is only in files root alone may read (the rendered role, the setup), and in no log.
   const holders = on('a', `grep -rlsF -- '${password}' /usr/local /etc /var/log /run | xargs -r stat -c '%a %U %n'`).stdout.split('\n');
   assert.ok(
@@ -65,7 +76,6 @@ test('a deploy makes the cluster (data checksums, a subvolume), its role, databa
     assert.match(line, /^600 root \/usr\/local\/|^[46]00 (root|postgres) \/run\/credentials\/homecloud-postgres-setup@main\.service\//, line);
   assert.match(cli(['deploy']).stdout, /nothing to do/i);
   // A major version other than the one the cluster holds is refused by the plan, which says what to do.
-  const declared = 'LISTEN=all\nSNAPSHOTS=1h\nKEEP=5\nSEND_TO=b\nBACKUP_TO=b\n';
   writeFiles(repo, { [`${cluster}/main.conf`]: `${declared}VERSION=16\n` });
   const blocked = cli(['plan', 'a']);
   assert.notEqual(blocked.status, 0);
@@ -97,7 +107,7 @@ test('a database no longer declared is refused, naming it, unless the cluster al
   assert.equal(refused.status, 1, refused.stdout);
   assert.match(refused.stderr, /databases that are not declared: scratch/);
   assert.equal(sql("select count(*) from pg_database where datname = 'scratch'").stdout, '1', 'nothing dropped');
-  writeFiles(repo, { [`${cluster}/main.conf`]: 'LISTEN=all\nSNAPSHOTS=1h\nKEEP=5\nSEND_TO=b\nBACKUP_TO=b\nDROP=yes\n' });
+  writeFiles(repo, { [`${cluster}/main.conf`]: `${declared}DROP=yes\n` });
   deploy('DROP=yes');
   assert.equal(sql("select count(*) from pg_database where datname = 'scratch'").stdout, '0');
   assert.equal(sql("select count(*) from pg_database where datname = 'more'").stdout, '1');

@@ -266,3 +266,29 @@ test('a VERSION other than the one the cluster holds on the machine (as it publi
   const same = runGenerator({ layer: 'postgres', libraries, files: { [`${clusters}/main.conf`]: 'VERSION=15\n' }, machine: 'h1', fleet: fleet('15') });
   assert.equal(same.result.status, 0, same.result.stderr);
 });
+
+test('a pool in front of the cluster: pgbouncer where the cluster listens, logins looked up in the cluster, TLS over TCP', () => {
+  const { result, read, root } = generate({ [`${clusters}/main.conf`]: 'LISTEN=10.0.0.5\nALLOW_FROM=10.0.0.0/24\nPOOL_PORT=6432\nPOOL_MODE=session\n' });
+  assert.equal(result.status, 0, result.stderr);
+  const ini = read('out/usr/local/etc/homecloud/postgres/main/pgbouncer.ini');
+  assert.match(ini, /^\* = host=\/run\/postgresql port=5432$/m);
+  assert.match(ini, /^listen_addr = 10\.0\.0\.5\nlisten_port = 6432$/m);
+  assert.match(ini, /^auth_query = .* AND passwd IS NOT NULL AND NOT usesuper$/m);
+  assert.match(ini, /^pool_mode = session$/m);
+  assert.match(ini, /^client_tls_sslmode = require$/m);
+  assert.equal(read('out/usr/local/etc/homecloud/postgres/main/pgbouncer.users'), '', 'no user of its own');
+  assert.match(read('out/usr/local/etc/nftables/input.d/50-postgres-main.nft'), /^ip saddr 10\.0\.0\.0\/24 tcp dport 6432 accept$/m);
+  assert.equal(readlinkSync(join(root, units, 'multi-user.target.wants/homecloud-pgbouncer@main.service')), '../homecloud-pgbouncer@main.service');
+  const socketOnly = generate({ [`${clusters}/main.conf`]: 'POOL_PORT=6432\n' });
+  assert.match(socketOnly.read('out/usr/local/etc/homecloud/postgres/main/pgbouncer.ini'), /^listen_addr = \nlisten_port = 6432$/m);
+  assert.doesNotMatch(socketOnly.read('out/usr/local/etc/homecloud/postgres/main/pgbouncer.ini'), /client_tls/);
+  for (const [declaration, message] of [
+    ['POOL_PORT=5432\n', /POOL_PORT=5432 is main's too/],
+    ['POOL_PORT=6432\nPOOL_MODE=fast\n', /POOL_MODE=fast is not session, transaction or statement/],
+    ['POOL_PORT=6432\nPOOL_SIZE=0\n', /POOL_SIZE=0 is not a number of connections/],
+  ] as const) {
+    const refused = generate({ [`${clusters}/main.conf`]: declaration });
+    assert.equal(refused.result.status, 1, declaration);
+    assert.match(refused.result.stderr, message);
+  }
+});
