@@ -79,7 +79,7 @@ test('a deploy makes the cluster (data checksums, a subvolume), its role, databa
   writeFiles(repo, { [`${cluster}/main.conf`]: `${declared}VERSION=16\n` });
   const blocked = cli(['plan', 'a']);
   assert.notEqual(blocked.status, 0);
-  assert.match(blocked.stderr, /main\.conf: VERSION=16, but the cluster main on a holds PostgreSQL 15: a major upgrade is the operator's/);
+  assert.match(blocked.stderr, /main\.conf: VERSION=16, but the cluster main on a holds PostgreSQL 15: a major upgrade is a change of its data; UPGRADE=yes asks for it/);
   writeFiles(repo, { [`${cluster}/main.conf`]: declared });
 });
 

@@ -255,16 +255,33 @@ test('backups that cannot work fail the build, naming the file', () => {
   }
 });
 
-test('a VERSION other than the one the cluster holds on the machine (as it published) fails the build, saying what to do', () => {
+test('a VERSION other than the one the cluster holds on the machine (as it published) fails the build, saying what to do; UPGRADE=yes asks for the upgrade', () => {
   const fleet = (holds: string) => ({ h1: { public: { 'postgres-main.version': `${holds}\n` } } });
   const refused = runGenerator({ layer: 'postgres', libraries, files: { [`${clusters}/main.conf`]: 'VERSION=16\n' }, machine: 'h1', fleet: fleet('15') });
   assert.equal(refused.result.status, 1);
   assert.match(
     refused.result.stderr,
-    /main\.conf: VERSION=16, but the cluster main on h1 holds PostgreSQL 15: a major upgrade is the operator's \(.*pg_upgrade --clone.*\); until then, keep VERSION=15/,
+    /main\.conf: VERSION=16, but the cluster main on h1 holds PostgreSQL 15: a major upgrade is a change of its data; UPGRADE=yes asks for it \(.*pg_upgrade --clone.*\), or keep VERSION=15/,
   );
   const same = runGenerator({ layer: 'postgres', libraries, files: { [`${clusters}/main.conf`]: 'VERSION=15\n' }, machine: 'h1', fleet: fleet('15') });
   assert.equal(same.result.status, 0, same.result.stderr);
+  const asked = runGenerator({
+    layer: 'postgres',
+    libraries,
+    files: { [`${clusters}/main.conf`]: 'VERSION=16\nUPGRADE=yes\n' },
+    machine: 'h1',
+    fleet: fleet('15'),
+  });
+  assert.equal(asked.result.status, 0, asked.result.stderr);
+  assert.match(asked.read(`${units}/homecloud-postgres@main.service.d/50-cluster.conf`), /^Environment=PG_VERSION=16 .* PG_UPGRADE_FROM=15$/m);
+  const down = runGenerator({
+    layer: 'postgres',
+    libraries,
+    files: { [`${clusters}/main.conf`]: 'VERSION=14\nUPGRADE=yes\n' },
+    machine: 'h1',
+    fleet: fleet('15'),
+  });
+  assert.match(down.result.stderr, /a cluster is never downgraded \(keep VERSION=15\)/);
 });
 
 test('a pool in front of the cluster: pgbouncer where the cluster listens, logins looked up in the cluster, TLS over TCP', () => {
