@@ -80,7 +80,10 @@ test('a deploy makes the cluster (data checksums, a subvolume), its role, databa
   const blocked = cli(['plan', 'a']);
   writeFiles(repo, { [`${cluster}/main.conf`]: declared });
   assert.notEqual(blocked.status, 0);
-  assert.match(blocked.stdout + blocked.stderr, /main\.conf: VERSION=16, but the cluster main on a holds PostgreSQL 15: a major upgrade is a change of its data; UPGRADE=yes asks for it/);
+  assert.match(
+    blocked.stdout + blocked.stderr,
+    /main\.conf\): VERSION=16, but the cluster main on a holds PostgreSQL 15: a major upgrade is a change of its data; UPGRADE=yes asks for it/,
+  );
 });
 
 test('a reloadable change keeps the postmaster; a shared_buffers change restarts it, and the plan and the deploy say why', { skip }, () => {

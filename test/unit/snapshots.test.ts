@@ -133,3 +133,20 @@ test('the list a machine prints: only well-formed lines; a restore picks the new
   assert.throws(() => chooseSnapshot(listed, 'a', 'data', 'yesterday-ish'), /is not a time/);
   assert.throws(() => chooseSnapshot(listed, 'a', 'logs'), /a has no snapshot of logs/);
 });
+
+test("a postgres cluster's SNAPSHOTS=: its data directory, its unit and its pool stopped and started by a restore", () => {
+  const { result, read } = runGenerator({
+    layer: 'snapshots',
+    files: {
+      'usr/local/etc/default/snapshots.env': 'RECEIVED=/var/lib/homecloud-received\n',
+      'usr/local/opt/postgres/clusters/main.conf': 'SNAPSHOTS=1h\nKEEP=5\nPOOL_PORT=6432\n',
+    },
+    machine: 'a',
+    fleet: { a: {} },
+  });
+  assert.equal(result.status, 0, result.stderr);
+  const settings = read('out/usr/local/etc/homecloud/snapshots/postgres-main.env');
+  assert.match(settings, /^DIR=\/var\/lib\/homecloud-postgres\/main$/m);
+  assert.match(settings, /^UNITS=homecloud-postgres@main\.service homecloud-pgbouncer@main\.service$/m);
+  assert.match(read(`${units}/homecloud-snapshot@postgres-main.timer.d/50-every.conf`), /^OnUnitActiveSec=1h$/m);
+});
