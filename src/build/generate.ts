@@ -81,7 +81,8 @@ export async function generate(context: GenerateContext): Promise<GenerateResult
   const generated: Generated = {};
   const outDirs = new Map<string, string>();
   const changed = new Set<string>();
-  await Promise.all(
+  // Every generator ends before a failure is told: the caller then removes the scratch directory they all write in.
+  const runs = await Promise.allSettled(
     generators.map(async (generator) => {
       const text = readFileSync(context.tree + generator, 'utf8');
       const globs = declaredInputs(text);
@@ -113,7 +114,9 @@ export async function generate(context: GenerateContext): Promise<GenerateResult
       outDirs.set(generator, out.dir);
       for (const path of [...Object.keys(known?.entries ?? {}), ...Object.keys(generated[generator].entries)]) changed.add(path);
     }),
-  );
+  );  const failed = runs.find((run): run is PromiseRejectedResult => run.status === 'rejected');
+  if (failed) throw failed.reason;
+
   // A generator that is gone takes its outputs along.
   for (const [generator, record] of Object.entries(context.previous ?? {})) if (!generated[generator]) for (const path of Object.keys(record.entries)) changed.add(path);
   checkCollisions(context, generated);

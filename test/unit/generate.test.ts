@@ -103,6 +103,26 @@ test("a generator's refusal fails that machine, naming the repository file of th
   assert.match((await buildError(plain)).message, /cannot run the generator \/usr\/local\/opt\/initd\/generators\/app/);
 });
 
+test('a generator that fails while another still writes: the failure is told, once the other has ended', async () => {
+  const root = makeRepo({
+    ...preludeOnlyBase,
+    ...layerList('app'),
+    'layers/app/usr/local/opt/app/x.conf': 'x\n',
+    [generatorFile]: {
+      mode: 0o755,
+      content: '#!/bin/bash\n# inputs: /usr/local/opt/app/*.conf\nsleep 0.2\necho "/usr/local/opt/app/x.conf: refused at once" >&2\nexit 1\n',
+    },
+    'layers/app/usr/local/opt/initd/generators/slow': {
+      mode: 0o755,
+      content:
+        '#!/bin/bash\n# inputs: /usr/local/opt/app/*.conf\nfor i in $(seq 1500); do mkdir -p "$2/usr/local/x$i"; echo "$i" > "$2/usr/local/x$i/f"; done\n',
+    },
+  });
+  const error = await buildError(root);
+  assert.match(error.message, /the generator \/usr\/local\/opt\/initd\/generators\/app failed \(exit status 1\)/);
+  assert.match(error.message, /refused at once/);
+});
+
 test("a generator may not make a path a source makes, nor another generator's", async () => {
   const { root } = repo({ 'layers/app/usr/local/lib/systemd/system/app-web.service': '[Service]\n' });
   const error = await buildError(root);
