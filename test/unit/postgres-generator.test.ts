@@ -309,3 +309,18 @@ test('a pool in front of the cluster: pgbouncer where the cluster listens, login
     assert.match(refused.result.stderr, message);
   }
 });
+
+test('two clusters that would back up to one machine as one stanza fail that build, naming both', () => {
+  const backup = (cluster: string) => [['postgres-backup', `store ${cluster} 5432 1d 2 7`]] as [string, string][];
+  const store = runGenerator({
+    layer: 'postgres',
+    libraries,
+    machine: 'store',
+    fleet: { 'a-b': { address: '10.0.0.1', offers: backup('c') }, a: { address: '10.0.0.2', offers: backup('b-c') }, store: {} },
+  });
+  assert.equal(store.result.status, 1);
+  assert.match(
+    store.result.stderr,
+    /postgres-backups\.env: (a-b's cluster c and a's cluster b-c|a's cluster b-c and a-b's cluster c) back up here as one stanza, a-b-c: rename one of them/,
+  );
+});
