@@ -114,7 +114,8 @@ export async function generate(context: GenerateContext): Promise<GenerateResult
       outDirs.set(generator, out.dir);
       for (const path of [...Object.keys(known?.entries ?? {}), ...Object.keys(generated[generator].entries)]) changed.add(path);
     }),
-  );  const failed = runs.find((run): run is PromiseRejectedResult => run.status === 'rejected');
+  );
+  const failed = runs.find((run): run is PromiseRejectedResult => run.status === 'rejected');
   if (failed) throw failed.reason;
 
   // A generator that is gone takes its outputs along.

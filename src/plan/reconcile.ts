@@ -152,10 +152,11 @@ export function reconcile(
     // template names with the instance's name (/usr/local/etc/x/%i.conf) is the instance's own.
     const whole = text([...new Set([...paths, ...(template ? configuration(template) : [])])]);
     const instance = template ? /^[^@]+@([^@]+)\.[^.@]+$/.exec(unit)![1]! : undefined;
-    const plain = new Set(unitReferences(whole).paths);
+    const read = unitReferences(whole);
+    const plain = new Set(read.paths);
     const named = instance ? unitReferences(whole.replace(/%[iI]/g, instance)).paths.filter((path) => !plain.has(path)) : [];
     if (!own.length && !named.length) continue;
-    const reloads = unitReferences(whole).reloads;
+    const reloads = read.reloads;
     const references = { paths: [...unitReferences(text(own)).paths, ...named] };
     for (const path of [...touched, ...removed]) {
       const referenced = references.paths.find((ref) => path === ref || path.startsWith(`${ref}/`));

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { baseLibraries, runGenerator } from '../helpers/generator.ts';
+import { baseLibraries, runGenerator, type GeneratorRun } from '../helpers/generator.ts';
 
 // The postgres layer's two build-time generators, run as the build runs them (test/e2e/postgres.test.ts runs what
 // they make): postgres (a cluster, its settings) and postgres-setup (roles, databases, extensions).
@@ -10,7 +10,9 @@ const units = 'out/usr/local/lib/systemd/system';
 const clusters = 'usr/local/opt/postgres/clusters';
 const libraries = [...baseLibraries, 'postgres/usr/local/lib/postgres/replicas.bash'];
 
-const generate = (files: Record<string, string>, generator = 'postgres') => runGenerator({ layer: 'postgres', libraries, generator, files, fleet: { h1: {} } });
+/** One of the layer's generators. */
+const run = (options: Omit<GeneratorRun, 'layer' | 'libraries'>) => runGenerator({ layer: 'postgres', libraries, ...options });
+const generate = (files: Record<string, string>, generator = 'postgres') => run({ generator, files, fleet: { h1: {} } });
 
 test("a cluster: its configuration, its unit's drop-in, and a drop-in per setting that takes a restart", () => {
   const { result, read, list, root } = generate({
@@ -118,9 +120,7 @@ test('roles and databases that cannot work fail the build, naming the file; a pa
 
 test('a replica and its primary: the replica streams from its own slot with a passfile credential; the primary lets it in and makes the slot', () => {
   const password = 'a-replication-secret';
-  const replica = runGenerator({
-    layer: 'postgres',
-    libraries,
+  const replica = run({
     files: { [`${clusters}/main.conf`]: 'REPLICA_OF=db1/main\n' },
     machine: 'db2',
     fleet: { db1: { address: '10.0.0.1', offers: [['postgres-port', 'main 5433']] }, db2: { address: '10.0.0.2' } },
@@ -134,9 +134,7 @@ test('a replica and its primary: the replica streams from its own slot with a pa
   );
   assert.match(conf, /^primary_slot_name = 'db2_main'$/m);
   assert.match(replica.read(`${units}/homecloud-postgres@main.service.d/50-cluster.conf`), /"PG_PRIMARY=10\.0\.0\.1 5433 db2_main"/);
-  const replicaSetup = runGenerator({
-    layer: 'postgres',
-    libraries,
+  const replicaSetup = run({
     generator: 'postgres-setup',
     files: { [`${clusters}/main.conf`]: 'REPLICA_OF=db1/main\n', [`${clusters}/main/replication.conf`]: `PASSWORD=${password}:x\n` },
     machine: 'db2',
@@ -151,14 +149,12 @@ test('a replica and its primary: the replica streams from its own slot with a pa
   assert.deepEqual(replicaSetup.list('out/usr/local/etc/homecloud/postgres/main'), ['pgpass'], 'a replica runs no setup of its own');
 
   const fleet = { db1: { address: '10.0.0.1' }, db2: { address: '10.0.0.2', offers: [['postgres-replica-of', 'db1 main main']] as [string, string][] } };
-  const primary = runGenerator({ layer: 'postgres', libraries, files: { [`${clusters}/main.conf`]: 'PORT=5433\nLISTEN=all\n' }, machine: 'db1', fleet });
+  const primary = run({ files: { [`${clusters}/main.conf`]: 'PORT=5433\nLISTEN=all\n' }, machine: 'db1', fleet });
   assert.equal(primary.result.status, 0, primary.result.stderr);
   assert.match(primary.read('out/usr/local/etc/homecloud/postgres/main/pg_hba.conf'), /^hostssl replication replicator 10\.0\.0\.2\/32 scram-sha-256$/m);
   // Once the primary has published its certificate, the replica verifies it.
   const certificate = '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n';
-  const verifying = runGenerator({
-    layer: 'postgres',
-    libraries,
+  const verifying = run({
     files: { [`${clusters}/main.conf`]: 'REPLICA_OF=db1/main\n' },
     machine: 'db2',
     fleet: { db1: { address: '10.0.0.1', offers: [['postgres-port', 'main 5433']], public: { 'postgres-main.crt': certificate } }, db2: {} },
@@ -170,9 +166,7 @@ test('a replica and its primary: the replica streams from its own slot with a pa
   );
   assert.match(primary.read('out/usr/local/etc/homecloud/postgres/main/postgresql.conf'), /^listen_addresses = '\*'$/m);
   assert.match(primary.read('out/usr/local/etc/nftables/input.d/50-postgres-main.nft'), /^ip saddr 10\.0\.0\.2 tcp dport 5433 accept$/m);
-  const primarySetup = runGenerator({
-    layer: 'postgres',
-    libraries,
+  const primarySetup = run({
     generator: 'postgres-setup',
     files: { [`${clusters}/main.conf`]: 'PORT=5433\n', [`${clusters}/main/replication.conf`]: `PASSWORD=${password}\n` },
     machine: 'db1',
@@ -190,9 +184,7 @@ test("backups to another machine: WAL archived to its pgBackRest repository, its
     db: { address: '10.0.0.1', public: { 'postgres-archive-ssh': `${key(1)}\n`, 'ssh-host-ed25519': `${key(2)}\n` } },
     store: { address: '10.0.0.2', public: { 'postgres-backup-ssh': `${key(3)}\n`, 'ssh-host-ed25519': `${key(4)}\n` } },
   };
-  const db = runGenerator({
-    layer: 'postgres',
-    libraries,
+  const db = run({
     files: { [`${clusters}/main.conf`]: 'PORT=5433\nBACKUP_TO=store\nBACKUPS=6h\nFULL_BACKUPS=2w\nBACKUP_KEEP=3\n' },
     machine: 'db',
     fleet,
@@ -218,9 +210,7 @@ test("backups to another machine: WAL archived to its pgBackRest repository, its
   );
   assert.equal(db.read('out/usr/local/etc/homecloud/postgres/main/backup.env').split('\n').at(-2), 'STANZA=db-main');
 
-  const store = runGenerator({
-    layer: 'postgres',
-    libraries,
+  const store = run({
     machine: 'store',
     fleet: { ...fleet, db: { ...fleet.db, offers: [['postgres-backup', 'store main 5433 6h 3 14']] as [string, string][] } },
   });
@@ -249,7 +239,7 @@ test('backups that cannot work fail the build, naming the file', () => {
     ['BACKUP_TO=store\nREPLICA_OF=store/main\n', /BACKUP_TO= is for a primary/],
   ];
   for (const [declaration, message] of cases) {
-    const { result } = runGenerator({ layer: 'postgres', libraries, files: { [`${clusters}/main.conf`]: declaration }, machine: 'db', fleet });
+    const { result } = run({ files: { [`${clusters}/main.conf`]: declaration }, machine: 'db', fleet });
     assert.equal(result.status, 1, declaration);
     assert.match(result.stderr, message, declaration);
   }
@@ -257,26 +247,22 @@ test('backups that cannot work fail the build, naming the file', () => {
 
 test('a VERSION other than the one the cluster holds on the machine (as it published) fails the build, saying what to do; UPGRADE=yes asks for the upgrade', () => {
   const fleet = (holds: string) => ({ h1: { public: { 'postgres-main.version': `${holds}\n` } } });
-  const refused = runGenerator({ layer: 'postgres', libraries, files: { [`${clusters}/main.conf`]: 'VERSION=16\n' }, machine: 'h1', fleet: fleet('15') });
+  const refused = run({ files: { [`${clusters}/main.conf`]: 'VERSION=16\n' }, machine: 'h1', fleet: fleet('15') });
   assert.equal(refused.result.status, 1);
   assert.match(
     refused.result.stderr,
     /main\.conf: VERSION=16, but the cluster main on h1 holds PostgreSQL 15: a major upgrade is a change of its data; UPGRADE=yes asks for it \(.*pg_upgrade --clone.*\), or keep VERSION=15/,
   );
-  const same = runGenerator({ layer: 'postgres', libraries, files: { [`${clusters}/main.conf`]: 'VERSION=15\n' }, machine: 'h1', fleet: fleet('15') });
+  const same = run({ files: { [`${clusters}/main.conf`]: 'VERSION=15\n' }, machine: 'h1', fleet: fleet('15') });
   assert.equal(same.result.status, 0, same.result.stderr);
-  const asked = runGenerator({
-    layer: 'postgres',
-    libraries,
+  const asked = run({
     files: { [`${clusters}/main.conf`]: 'VERSION=16\nUPGRADE=yes\n' },
     machine: 'h1',
     fleet: fleet('15'),
   });
   assert.equal(asked.result.status, 0, asked.result.stderr);
   assert.match(asked.read(`${units}/homecloud-postgres@main.service.d/50-cluster.conf`), /^Environment=PG_VERSION=16 .* PG_UPGRADE_FROM=15$/m);
-  const down = runGenerator({
-    layer: 'postgres',
-    libraries,
+  const down = run({
     files: { [`${clusters}/main.conf`]: 'VERSION=14\nUPGRADE=yes\n' },
     machine: 'h1',
     fleet: fleet('15'),
@@ -312,9 +298,7 @@ test('a pool in front of the cluster: pgbouncer where the cluster listens, login
 
 test('two clusters that would back up to one machine as one stanza fail that build, naming both', () => {
   const backup = (cluster: string) => [['postgres-backup', `store ${cluster} 5432 1d 2 7`]] as [string, string][];
-  const store = runGenerator({
-    layer: 'postgres',
-    libraries,
+  const store = run({
     machine: 'store',
     fleet: { 'a-b': { address: '10.0.0.1', offers: backup('c') }, a: { address: '10.0.0.2', offers: backup('b-c') }, store: {} },
   });

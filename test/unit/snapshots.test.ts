@@ -11,8 +11,12 @@ const units = 'out/usr/local/lib/systemd/system';
 const hostKey = 'AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyOfTheReceiverXXXXXXXXXXXXXXXXXXXX';
 const sendKey = 'AAAAC3NzaC1lZDI1NTE5AAAAISendKeyOfTheSenderYYYYYYYYYYYYYYYYYYYYYY';
 
-function generate(declarations: Record<string, string>, { machine = 'a', fleet = {} as Record<string, FleetFixture> } = {}) {
-  const files: Record<string, string> = { 'usr/local/etc/default/snapshots.env': 'RECEIVED=/var/lib/homecloud-received\n' };
+/** The generator with declarations of its own (by file name) and other layers' files (by path). */
+function generate(
+  declarations: Record<string, string>,
+  { machine = 'a', fleet = {} as Record<string, FleetFixture>, others = {} as Record<string, string> } = {},
+) {
+  const files: Record<string, string> = { 'usr/local/etc/default/snapshots.env': 'RECEIVED=/var/lib/homecloud-received\n', ...others };
   for (const [name, content] of Object.entries(declarations)) files[`usr/local/opt/snapshots/${name}`] = content;
   return runGenerator({ layer: 'snapshots', files, machine, fleet: { a: {}, b: {}, ...fleet } });
 }
@@ -135,15 +139,7 @@ test('the list a machine prints: only well-formed lines; a restore picks the new
 });
 
 test("a postgres cluster's SNAPSHOTS=: its data directory, its unit and its pool stopped and started by a restore", () => {
-  const { result, read } = runGenerator({
-    layer: 'snapshots',
-    files: {
-      'usr/local/etc/default/snapshots.env': 'RECEIVED=/var/lib/homecloud-received\n',
-      'usr/local/opt/postgres/clusters/main.conf': 'SNAPSHOTS=1h\nKEEP=5\nPOOL_PORT=6432\n',
-    },
-    machine: 'a',
-    fleet: { a: {} },
-  });
+  const { result, read } = generate({}, { others: { 'usr/local/opt/postgres/clusters/main.conf': 'SNAPSHOTS=1h\nKEEP=5\nPOOL_PORT=6432\n' } });
   assert.equal(result.status, 0, result.stderr);
   const settings = read('out/usr/local/etc/homecloud/snapshots/postgres-main.env');
   assert.match(settings, /^DIR=\/var\/lib\/homecloud-postgres\/main$/m);
@@ -152,16 +148,10 @@ test("a postgres cluster's SNAPSHOTS=: its data directory, its unit and its pool
 });
 
 test("a container's SNAPSHOTS=: its root, which its first start clones: never made by this layer, its unit not made to wait", () => {
-  const { result, read, list } = runGenerator({
-    layer: 'snapshots',
-    files: {
-      'usr/local/etc/default/snapshots.env': 'RECEIVED=/var/lib/homecloud-received\n',
-      'usr/local/opt/containers/web.conf': 'IMAGE=self\nSNAPSHOTS=15min\nKEEP=4\n',
-      'usr/local/opt/containers/plain.conf': 'IMAGE=self\n',
-    },
-    machine: 'a',
-    fleet: { a: {} },
-  });
+  const { result, read, list } = generate(
+    {},
+    { others: { 'usr/local/opt/containers/web.conf': 'IMAGE=self\nSNAPSHOTS=15min\nKEEP=4\n', 'usr/local/opt/containers/plain.conf': 'IMAGE=self\n' } },
+  );
   assert.equal(result.status, 0, result.stderr);
   const settings = read('out/usr/local/etc/homecloud/snapshots/container-web.env');
   assert.match(settings, /^DIR=\/var\/lib\/machines\/web$/m);

@@ -103,3 +103,9 @@ fleet_public() {
   if [[ -f ${HOMECLOUD_FLEET:?}/$1/public/$2 ]]; then read -r line < "$HOMECLOUD_FLEET/$1/public/$2" || true; fi
   printf '%s\n' "$line"
 }
+# fleet_public_key MEMBER NAME: its public NAME, if that is a key's base64 body (an SSH key without its type).
+fleet_public_key() {
+  local line
+  line=$(fleet_public "$1" "$2")
+  if [[ $line =~ ^[A-Za-z0-9+/]{20,200}={0,2}$ ]]; then printf '%s\n' "$line"; fi
+}

@@ -56,16 +56,22 @@ make_ssh_key() {
   log "made the key $1"
 }
 
-# publish_ssh_key NAME FILE: the body of the ssh-ed25519 public key in FILE
-# (without its type and comment) as this machine's public material NAME, which
+# publish NAME: standard input as this machine's public material NAME, which
 # homecloud reads when it probes the machine and hands to the fleet's builds.
-publish_ssh_key() {
-  local public=/var/lib/homecloud/public type body _
-  read -r type body _ < "$2"
-  [[ $type == ssh-ed25519 && $body =~ ^[A-Za-z0-9+/=]+$ ]] || die "$2 is not an ssh-ed25519 key"
+publish() {
+  local public=/var/lib/homecloud/public
   mkdir -p -- "$public"
   # A name of this process's own: two units may publish the same material at once.
-  printf '%s\n' "$body" > "$public/.$1.$$"
+  cat > "$public/.$1.$$"
   chmod 0644 -- "$public/.$1.$$"
   mv -- "$public/.$1.$$" "$public/$1"
+}
+
+# publish_ssh_key NAME FILE: the body of the ssh-ed25519 public key in FILE
+# (without its type and comment) as public material NAME.
+publish_ssh_key() {
+  local type body _
+  read -r type body _ < "$2"
+  [[ $type == ssh-ed25519 && $body =~ ^[A-Za-z0-9+/=]+$ ]] || die "$2 is not an ssh-ed25519 key"
+  printf '%s\n' "$body" | publish "$1"
 }
