@@ -119,6 +119,7 @@ test("a container's root is snapshotted by its declaration (SNAPSHOTS=), and a r
   assert.match(restored.stdout, /container-b is back as of/);
   assert.equal(on('systemctl is-active homecloud-container@b.service').stdout, 'active');
   assert.notEqual(inside('b', 'test -e /etc/after-the-snapshot').status, 0, 'the root is as it was at the snapshot');
+  assertMachineIsItsGeneration(box!, 'h1', 'after the restore');
 });
 
 test('containers reach other networks only where the facts allow it, then as their host (masqueraded)', { skip }, async () => {

@@ -139,6 +139,7 @@ test('restore: the units stop, the state before is kept as the undo snapshot, th
   assert.equal(undone.status, 0, undone.stderr);
   assert.equal(on('a', 'cat /srv/data/file').stdout, 'v2');
   on('a', 'systemctl start homecloud-snapshot@data.timer');
+  assertMachineIsItsGeneration(box!, 'a', 'after the restore and its undo');
 });
 
 test('removing a declaration stops its timer and keeps its snapshots', { skip }, () => {
