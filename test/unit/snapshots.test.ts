@@ -147,7 +147,7 @@ test("a postgres cluster's SNAPSHOTS=: its data directory, its unit and its pool
   assert.match(read(`${units}/homecloud-snapshot@postgres-main.timer.d/50-every.conf`), /^OnUnitActiveSec=1h$/m);
 });
 
-test("a container's SNAPSHOTS=: its root, which its first start clones: never made by this layer, its unit not made to wait", () => {
+test("a container's SNAPSHOTS=: its root, which its first start clones: never made by this layer, its unit not made to wait, the check after the clone", () => {
   const { result, read, list } = generate(
     {},
     { others: { 'usr/local/opt/containers/web.conf': 'IMAGE=self\nSNAPSHOTS=15min\nKEEP=4\n', 'usr/local/opt/containers/plain.conf': 'IMAGE=self\n' } },
@@ -162,4 +162,5 @@ test("a container's SNAPSHOTS=: its root, which its first start clones: never ma
     ['container-web.env'],
   );
   assert.throws(() => read(`${units}/homecloud-container@web.service.d/50-snapshot-container-web.conf`), 'a drop-in would restart the container');
+  assert.match(read(`${units}/homecloud-snapshot-subvolume@container-web.service.d/50-after.conf`), /^After=homecloud-container@web\.service$/m);
 });
