@@ -19,6 +19,8 @@ command -v losetup >/dev/null || need+=(mount)
 command -v ssh-audit >/dev/null || need+=(ssh-audit)
 # The public material unit test makes certificates with it.
 command -v openssl >/dev/null || need+=(openssl)
+# The check command's test reads its JUnit output with it.
+command -v xmllint >/dev/null || need+=(libxml2-utils)
 # The scale benchmark reads the CLI's peak memory from GNU time (npm run bench -- scale).
 [[ -x /usr/bin/time ]] || need+=(time)
 # The Ansible comparison's unit test renders its Jinja2 templates as Ansible would (the bench itself installs ansible).

@@ -72,17 +72,20 @@ function nodeValue(node: Node): unknown {
   }
 }
 
-/** Parse strict JSON; errors name the file, line and column. */
-export function parseJson(text: string, file: string): JsonDocument {
+/**
+ * Parse JSON; errors name the file, line and column. homecloud's own files (inventory.json, homecloud.json) may
+ * hold // and /* *\/ comments (`comments`); facts are strict JSON, which other tools read too.
+ */
+export function parseJson(text: string, file: string, { comments = false } = {}): JsonDocument {
   const errors: ParseError[] = [];
-  const tree = parseTree(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+  const tree = parseTree(text, errors, { disallowComments: !comments, allowTrailingComma: false, allowEmptyContent: false });
   const document = new JsonDocument(file, text, tree);
   const first = errors[0];
   if (first) {
     throw new HomecloudError(
       `invalid JSON: ${describeParseError(printParseErrorCode(first.error))}`,
       document.at(first.offset),
-      'fix the syntax at that place (JSON allows no comments and no trailing commas)',
+      comments ? 'fix the syntax at that place (no trailing commas)' : 'fix the syntax at that place (JSON allows no comments and no trailing commas)',
     );
   }
   const duplicate = tree && findDuplicateKey(tree);
@@ -92,14 +95,14 @@ export function parseJson(text: string, file: string): JsonDocument {
   return document;
 }
 
-export function readJsonFile(path: string, file: string): JsonDocument {
+export function readJsonFile(path: string, file: string, options: { comments?: boolean } = {}): JsonDocument {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
     throw new HomecloudError(`cannot read: ${describeSystemError(error)}`, { file });
   }
-  return parseJson(text, file);
+  return parseJson(text, file, options);
 }
 
 function findDuplicateKey(node: Node): Node | undefined {

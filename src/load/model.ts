@@ -39,7 +39,7 @@ export async function loadModel(repo: RepoPaths, cache: DocumentCache = noCache,
         ...defaultSettings,
         ...(await cache.document(repo.settingsFile, settingsSignature, async () => {
           const { validateSettings } = await import('./validate.ts');
-          return validateSettings(readJsonFile(repo.settingsFile, repo.display(repo.settingsFile)));
+          return validateSettings(readJsonFile(repo.settingsFile, repo.display(repo.settingsFile), { comments: true }));
         })),
       }
     : defaultSettings;
@@ -47,7 +47,7 @@ export async function loadModel(repo: RepoPaths, cache: DocumentCache = noCache,
   const given: Inventory = inventorySignature
     ? await cache.document(repo.inventoryFile, inventorySignature, async () => {
         const { validateInventory } = await import('./validate.ts');
-        return validateInventory(readJsonFile(repo.inventoryFile, repo.display(repo.inventoryFile)));
+        return validateInventory(readJsonFile(repo.inventoryFile, repo.display(repo.inventoryFile), { comments: true }));
       })
     : {};
   const machines = new Set(Object.keys(given));
