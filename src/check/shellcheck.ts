@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { MachineLayout } from '../build/layout.ts';
 import type { RepoPaths } from '../load/repo.ts';
@@ -19,6 +19,7 @@ function head(path: string): string {
 
 /** A file whose first line runs bash or sh, or names its shell to shellcheck (a library to source): shellcheck's to check. */
 export function isShellScript(path: string): boolean {
+  if (!lstatSync(path).isFile()) return false;
   const start = head(path);
   return /^#!\s*\S*\/(env\s+)?(ba)?sh\b/.test(start) || /^# shellcheck shell=(ba)?sh\b/.test(start);
 }

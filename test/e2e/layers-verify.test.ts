@@ -4,41 +4,17 @@
 // this host may lack.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { lstatSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Manifest } from '../../src/build/manifest.ts';
 import { shellQuote } from '../../src/transport/ssh.ts';
 import { testSandbox } from '../helpers/sandbox.ts';
-import { buildEveryStandardLayer, walkFiles } from '../helpers/standard-layers.ts';
+import { unitsIn } from '../../src/check/verify.ts';
+import { buildEveryStandardLayer } from '../helpers/standard-layers.ts';
 
 // The cloud image: the containers layer's units run systemd-nspawn, which the base image lacks.
 const { box, skip } = testSandbox('verify', 'cloud');
-const unitSuffix = /\.(service|socket|timer|path|mount|automount|swap|target|slice)$/;
-
-/**
- * What to verify in a tree: unit files by path, units with drop-ins by name. A dash prefix's drop-ins
- * (homecloud-.service.d/) name no unit: they are verified with the units they apply to.
- */
-function unitsIn(tree: string): string[] {
-  const units = new Set<string>();
-  for (const dir of ['usr/local/lib/systemd/system', 'etc/systemd/system']) {
-    let files: string[];
-    try {
-      files = walkFiles(join(tree, dir));
-    } catch {
-      continue;
-    }
-    for (const file of files) {
-      const parts = file.split('/');
-      if (parts.length === 1 && unitSuffix.test(file) && lstatSync(join(tree, dir, file)).isFile()) units.add(`/${dir}/${file}`);
-      const unit = parts[0]!.slice(0, -2);
-      if (parts.length === 2 && parts[0]!.endsWith('.d') && unitSuffix.test(unit) && !/-@?\.[a-z]+$/.test(unit)) units.add(unit);
-    }
-  }
-  return [...units].sort();
-}
-
 test('systemd-analyze verify passes, with nothing to say, for every unit of every standard layer and of the example', { skip }, async () => {
   const { repo, trees } = buildEveryStandardLayer();
   await box!.up(['verify']);

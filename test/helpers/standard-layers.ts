@@ -1,4 +1,4 @@
-import { cpSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
@@ -14,12 +14,7 @@ export function walkFiles(dir: string, prefix = ''): string[] {
   });
 }
 
-/** A file whose first line runs bash or sh, or names its shell to shellcheck (a library to source): shellcheck's to check. */
-export function isShellScript(path: string): boolean {
-  if (!lstatSync(path).isFile()) return false;
-  const head = readFileSync(path).subarray(0, 64).toString('utf8');
-  return /^#!\s*\S*\/(env\s+)?(ba)?sh\b/.test(head) || /^# shellcheck shell=(ba)?sh\b/.test(head);
-}
+export { isShellScript } from '../../src/check/shellcheck.ts';
 
 /**
  * The example repository, plus one machine per standard layer (with the

@@ -44,9 +44,21 @@ test('malformed inventory.json is an error naming file, line and column; the CLI
   assert.match(shown.message, /^invalid JSON/);
 });
 
-test('inventory.json: comments and duplicate keys are errors with a location', async () => {
-  const comment = makeRepo({ 'inventory.json': '{\n  // nuc\n  "nuc": {}\n}\n' });
-  assert.deepEqual((await loadError(comment)).where, { file: 'inventory.json', line: 2, column: 3 });
+test('inventory.json and homecloud.json may hold comments; facts files may not (other tools read them)', async () => {
+  const commented = makeRepo({
+    'inventory.json': '{\n  // nuc, by its address\n  "nuc": { "host": "10.0.0.2" /* the NUC */ }\n}\n',
+    'homecloud.json': '{\n  // two at once\n  "jobs": 2\n}\n',
+    'machines/nuc/etc/x': 'x\n',
+    'facts/nuc.json': '{\n  // no\n  "ENV_X": "1"\n}\n',
+  });
+  const error = await buildError(commented, 'nuc');
+  assert.deepEqual(error.where, { file: 'facts/nuc.json', line: 2, column: 3 });
+  assert.match(error.toString(), /JSON allows no comments/);
+  writeFiles(commented, { 'facts/nuc.json': '{ "ENV_X": "1" }\n' });
+  assert.equal((await buildOne(commented, 'nuc')).status, 'built');
+});
+
+test('inventory.json: duplicate keys are errors with a location', async () => {
   const duplicate = makeRepo({ 'inventory.json': '{\n  "nuc": {},\n  "nuc": {"host": "x"}\n}\n' });
   const error = await loadError(duplicate);
   assert.deepEqual(error.where, { file: 'inventory.json', line: 3, column: 3 });
