@@ -26,6 +26,9 @@ const lazy = {
   'src/cli/commands/watch.ts': 'watch',
   'src/cli/commands/generations.ts': 'generations',
   'src/cli/commands/snapshots.ts': 'snapshots',
+  'src/cli/commands/status.ts': 'status',
+  'src/cli/commands/check.ts': 'check',
+  'src/cli/commands/init.ts': 'init',
 };
 
 const separateBundles = {

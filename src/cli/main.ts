@@ -194,6 +194,42 @@ program
   .addHelpText('after', namesHelp('explain', { rest: ' /usr/local/etc/x.conf' }))
   .action(run(() => import('./commands/explain.ts')));
 
+program
+  .command('init')
+  .description('start a new cloud repository: homecloud.json, inventory.json, .gitignore, a first machine and a README')
+  .argument('[dir]', 'where (default: the current directory)', '.')
+  .option('--machine <name>', 'the first machine', 'first')
+  .addHelpText('after', '\nIt writes no file that exists: when any of them does, it names it and writes nothing.')
+  .action(run(() => import('./commands/init.ts')));
+
+program
+  .command('check')
+  .description('for CI: build every machine, shellcheck its scripts, systemd-analyze verify its units and nginx -t its configuration')
+  .argument('[machine...]', 'machines to check (all when none is named)')
+  .option('--boot', 'also boot each machine as a sandbox machine, deploy it, and fail on any failed unit')
+  .option('--junit <file>', 'also write the results as JUnit XML, for CI systems')
+  .option('--image <profile>', 'the sandbox image units are verified and machines booted in (base or cloud)', 'cloud')
+  .addHelpText(
+    'after',
+    `\nEach check prints a line: ok or FAIL, what, the machine, and on failure the file and what is wrong.
+Units are verified in a throwaway sandbox machine with the built tree in place, so that what they name is there.
+Exit status 1 when any check fails. A ready GitHub Actions workflow: docs/ci/homecloud-check.yml.`,
+  )
+  .addHelpText('after', namesHelp('check', { options: ' --boot' }))
+  .action(run(() => import('./commands/check.ts')));
+
+program
+  .command('status')
+  .description('one line per machine, one SSH round trip each: generation, failed units, drift, reboot required, uptime, disk, upgrades')
+  .argument('[machine...]', 'machines to read (all when none is named)')
+  .option('--watch [seconds]', 'on a terminal: read them again every few seconds (default 5)')
+  .addHelpText(
+    'after',
+    '\nExit status 1 when a machine needs attention: unreachable, failed units, drift, an apply that did not commit,\nreboot required, or / at least 90% used; pending upgrades alone do not. --watch needs a terminal; Ctrl-C ends it.',
+  )
+  .addHelpText('after', namesHelp('status'))
+  .action(run(() => import('./commands/status.ts')));
+
 const sandbox = program
   .command('sandbox')
   .description('throwaway Debian machines with systemd as PID 1, for trying changes and for tests')

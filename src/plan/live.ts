@@ -52,6 +52,11 @@ export interface Drift {
   detail: string;
 }
 
+/** A drifted path as plan, diff and status say it. */
+export function driftText(drift: Drift): string {
+  return `${drift.path}: ${drift.detail} (changed on the machine; restored by deploy)`;
+}
+
 export interface LiveState {
   /** The machine as it is: the committed manifest with every moved path as found. */
   entries: ManifestEntries;

@@ -54,6 +54,8 @@ export const imageProfiles = {
     'postgresql-15',
     'pgbackrest',
     'pgbouncer',
+    'unattended-upgrades',
+    'systemd-timesyncd',
   ],
 } as const satisfies Record<string, readonly string[]>;
 export type ImageProfile = keyof typeof imageProfiles;

@@ -1,5 +1,6 @@
 import { probeAndPlan } from '../../apply/deploy.ts';
 import { hasWork, publicPlan } from '../../plan/deploy-plan.ts';
+import { driftText } from '../../plan/live.ts';
 import { errorJson } from '../../load/errors.ts';
 import { colors, exitStatus, machineError } from '../../report/output.ts';
 import { acrossBuiltMachines } from '../machines.ts';
@@ -38,7 +39,7 @@ export async function run(names: string[], options: GlobalOptions): Promise<numb
     for (const path of plan.added) lines.push(`  ${colors.green('+')} ${path}`);
     for (const path of plan.changed) lines.push(`  ${colors.yellow('~')} ${path}`);
     for (const path of plan.removed) lines.push(`  ${colors.red('-')} ${path}`);
-    for (const drift of plan.drift) lines.push(`  ${colors.yellow('!')} ${drift.path}: ${drift.detail} (changed on the machine; restored by deploy)`);
+    for (const drift of plan.drift) lines.push(`  ${colors.yellow('!')} ${driftText(drift)}`);
     if (install.length) lines.push(`  install packages: ${install.join(' ')}`);
     if (purge.length) lines.push(`  purge packages: ${purge.join(' ')}`);
     if (plan.daemonReload) lines.push('  systemctl daemon-reload');
