@@ -169,10 +169,7 @@ test('reboot-required: names the packages once each, in one notice through the a
   const since = `a reboot is required since \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC, by: packages not named in ${flag}\\.pkgs`;
   assert.match(unnamed.stderr, new RegExp(`^reboot-required: ${since}\\n$`));
   assert.equal(unnamed.ran.length, 1);
-  assert.match(
-    unnamed.ran[0]!,
-    new RegExp(`^alert notice nas homecloud-reboot-required\\.service ${since} --unit=homecloud-reboot-required\\.service$`),
-  );
+  assert.match(unnamed.ran[0]!, new RegExp(`^alert notice nas homecloud-reboot-required\\.service ${since} --unit=homecloud-reboot-required\\.service$`));
 
   writeFileSync(`${flag}.pkgs`, 'linux-image-6.1.0-28-amd64\nlibc6\nlinux-image-6.1.0-28-amd64\n');
   const named = run('reboot-required', [], env);
