@@ -1,6 +1,8 @@
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { checkSandboxPaths } from '../src/check/boot.ts';
+import { RepoPaths } from '../src/load/repo.ts';
 import { median, printTable, timeProcessOutput, type Row } from './stats.ts';
 
 const root = resolve(import.meta.dirname, '..');
@@ -26,6 +28,8 @@ export async function benchCheck(runs = 5, bootRuns = 3): Promise<Row[]> {
     printTable('check (the example)', rows);
     return rows;
   } finally {
+    // check --boot keeps its sandbox's pool for the next run of that repository: not this throwaway one's.
+    rmSync(checkSandboxPaths(new RepoPaths(repo)).home, { recursive: true, force: true });
     rmSync(repo, { recursive: true, force: true });
   }
 }
