@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { exitStatus, printError } from '../report/output.ts';
 import { exitWhenWritten, ignoreClosedPipes } from './exit.ts';
 import { mark } from '../util/timing.ts';
+import packageJson from '../../package.json' with { type: 'json' };
 
 mark('main loaded');
 ignoreClosedPipes();
@@ -45,6 +46,7 @@ function namesHelp(command: string, { options = '', rest = '' } = {}): string {
 
 const program = new Command('homecloud')
   .description('Provision a mini cloud on a handful of machines from one git repository of files.')
+  .version(packageJson.version, '-V, --version', "homecloud's version")
   .option('-C, --repo <dir>', 'the cloud repository (default: the one containing the current directory)')
   .option('--json', 'print machine-readable JSON instead of text')
   .option('-v, --verbose', 'say more (for build: which machine files override layer files)')

@@ -225,3 +225,9 @@ test('all output reaches a pipe that is read slowly: more than 1 MiB, the same b
   assert.equal(piped.stderr, 'exit 0\n');
   assert.equal(Number(piped.stdout.trim()), size);
 });
+
+test('--version prints the version of the package, and exits 0', () => {
+  const result = runCli(['--version']);
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stdout, /^\d+\.\d+\.\d+\n$/);
+});
