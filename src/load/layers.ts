@@ -1,8 +1,9 @@
-import { accessSync, constants, existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { HomecloudError, describeSystemError, type Location } from './errors.ts';
 import { layerNameRule, machineNameRule, nameProblem, shownName } from './names.ts';
 import type { RepoPaths } from './repo.ts';
+import { lstatExists } from '../util/fs.ts';
 
 /** Where a machine's layer list lives, relative to its directory. */
 export const layerListDir = 'usr/local/opt/initd/layers';
@@ -149,15 +150,6 @@ export function machineDirectoryProblem(repo: RepoPaths, machine: string): Homec
       where,
       `make it readable and searchable for the user running homecloud (chmod u+rx ${where.file}), or move it out of machines/`,
     );
-  }
-}
-
-function lstatExists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync, realpathSync, renameSync, writeFileSync, type Stats } from 'node:fs';
+import { closeSync, fsyncSync, lstatSync, openSync, realpathSync, renameSync, writeFileSync, type Stats } from 'node:fs';
 import { sep } from 'node:path';
 
 /** A cheap change detector for a file: any write, chmod, rename or replace changes it. */
@@ -40,4 +40,14 @@ export function ancestorsOf(path: string): string[] {
   const dirs: string[] = [];
   for (let slash = path.lastIndexOf('/'); slash > 0; slash = path.lastIndexOf('/', slash - 1)) dirs.push(path.slice(0, slash));
   return dirs;
+}
+
+/** Whether anything is at a path, a dangling link included (lstat, not stat). */
+export function lstatExists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }

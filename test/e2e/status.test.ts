@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import type { StatusJson } from '../../src/report/status.ts';
+import { assertMachineIsItsGeneration } from '../helpers/invariant.ts';
 import { cliPath, makeRepo, preludeOnlyBase } from '../helpers/repo.ts';
 import { sandboxCli, testSandbox } from '../helpers/sandbox.ts';
 
@@ -62,6 +63,7 @@ test('a machine never deployed is reachable with no generation, and needs no att
 test('all clear after a deploy: exit 0, each machine its generation, when and by whom, uptime, disk and upgrades', { skip }, () => {
   const deploy = cli(['deploy']);
   assert.equal(deploy.status, 0, deploy.stderr + deploy.stdout);
+  for (const machine of machines) assertMachineIsItsGeneration(box!, machine, 'the first deploy');
   const read = status();
   assert.equal(read.status, 0, read.stderr);
   assertClear(read.machines, ...machines);
@@ -127,6 +129,7 @@ test('a hand edit of a deployed file (drift): exit 1, the path and what changed,
   );
   const deploy = cli(['deploy', 'three']);
   assert.equal(deploy.status, 0, deploy.stderr);
+  assertMachineIsItsGeneration(box!, 'three', 'the drift restored');
   assert.equal(status().status, 0);
 });
 

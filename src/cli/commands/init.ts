@@ -1,8 +1,9 @@
-import { closeSync, lstatSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { HomecloudError } from '../../load/errors.ts';
 import { machineNameRule, nameArgument, nameProblem } from '../../load/names.ts';
 import { exitStatus } from '../../report/output.ts';
+import { lstatExists } from '../../util/fs.ts';
 import type { GlobalOptions } from '../main.ts';
 
 /** The files of a new cloud repository whose first machine is `machine`, by path. */
@@ -71,7 +72,7 @@ export async function run([dir = '.']: string[], options: GlobalOptions & { mach
   if (problem) throw new HomecloudError(`--machine ${JSON.stringify(machine)}: ${problem}`, undefined, machineNameRule);
   const root = resolve(dir);
   const files = newRepositoryFiles(machine);
-  const existing = Object.keys(files).filter((path) => exists(join(root, path)));
+  const existing = Object.keys(files).filter((path) => lstatExists(join(root, path)));
   if (existing.length) {
     throw new HomecloudError(
       `${existing.map((path) => join(dir, path)).join(', ')} already exist${existing.length === 1 ? 's' : ''}: nothing was written`,
@@ -99,13 +100,4 @@ export async function run([dir = '.']: string[], options: GlobalOptions & { mach
     process.stdout.write(`next: say how to reach ${machine} in inventory.json, then: homecloud check; homecloud deploy ${nameArgument(machine)} (README.md)\n`);
   }
   return exitStatus.ok;
-}
-
-function exists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
