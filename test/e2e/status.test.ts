@@ -159,9 +159,11 @@ test('--watch needs a terminal: a usage error in a pipe; on one it draws again u
   const piped = cli(['status', '--watch']);
   assert.equal(piped.status, 2);
   assert.match(piped.stderr, /--watch needs a terminal/);
-  // script(1) gives it a terminal; a Ctrl-C typed there ends it.
-  const command = [process.execPath, cliPath, '-C', repo, '--sandbox', 'status', '--watch', '0.5'].map((word) => `'${word}'`).join(' ');
-  const child = spawn('script', ['-qfec', command, '/dev/null'], { env: { ...process.env, HOMECLOUD_SANDBOX: box!.paths.home, NO_COLOR: '1' } });
+  // script(1) gives it a terminal; a Ctrl-C typed there ends it. `exec`: a shell left waiting (dash) would die of the Ctrl-C itself.
+  const command = 'exec ' + [process.execPath, cliPath, '-C', repo, '--sandbox', 'status', '--watch', '0.5'].map((word) => `'${word}'`).join(' ');
+  const child = spawn('script', ['-qfec', command, '/dev/null'], {
+    env: { ...process.env, SHELL: '/bin/sh', HOMECLOUD_SANDBOX: box!.paths.home, NO_COLOR: '1' },
+  });
   let screen = '';
   child.stdout.on('data', (chunk: Buffer) => (screen += chunk.toString()));
   const drawn = () => screen.split('\u001b[H\u001b[2J').length - 1;
