@@ -9,6 +9,7 @@ rmSync('dist', { recursive: true, force: true });
 
 /** Modules loaded lazily (by dynamic import) become their own bundles. */
 const lazy = {
+  'src/cli/entry.ts': 'cli',
   'src/cli/main.ts': 'main',
   'src/cli/commands/build.ts': 'build',
   // Loaded while the native walker signs sources in the background (src/build/prefetch.ts).

@@ -2,7 +2,7 @@ import { HomecloudError } from '../load/errors.ts';
 import type { Model } from '../load/model.ts';
 import { findRepoRoot, RepoPaths } from '../load/repo.ts';
 import { SandboxPaths } from '../sandbox/paths.ts';
-import type { GlobalOptions } from './main.ts';
+import type { GlobalOptions } from './options.ts';
 
 export function repoFrom(options: GlobalOptions): RepoPaths {
   const repo = new RepoPaths(findRepoRoot(options.repo ?? process.cwd()));

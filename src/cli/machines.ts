@@ -8,7 +8,7 @@ import type { RepoPaths } from '../load/repo.ts';
 import { readyTarget } from '../transport/host-key.ts';
 import type { Target } from '../transport/transport.ts';
 import { jobsFor, repoFrom } from './context.ts';
-import type { GlobalOptions } from './main.ts';
+import type { GlobalOptions } from './options.ts';
 
 export interface MachineOutcome<T> {
   machine: string;

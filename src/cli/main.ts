@@ -1,41 +1,20 @@
 import { Command, CommanderError } from 'commander';
 import { exitStatus, printError } from '../report/output.ts';
+import { runAction, type Action } from './action.ts';
 import { exitWhenWritten, ignoreClosedPipes } from './exit.ts';
+import { buildOptions, commanderFlags, globalOptions, type GlobalOptions } from './options.ts';
 import { mark } from '../util/timing.ts';
 import packageJson from '../../package.json' with { type: 'json' };
 
 mark('main loaded');
 ignoreClosedPipes();
 
-/** Options every command accepts. */
-export interface GlobalOptions {
-  repo?: string;
-  json: boolean;
-  verbose: boolean;
-  /** Reach the sandbox machines of the same names instead of inventory.json's. */
-  sandbox?: boolean;
-  /** Machines worked on at once (overrides the `jobs` setting). */
-  jobs?: string;
-}
-
-type Action = (args: string[], options: GlobalOptions & Record<string, unknown>) => Promise<number>;
-
 /** Load a command's module only when it runs: start-up is paid by every command. */
 function run<M>(load: () => Promise<M>, pick: (module: M) => Action = (module) => (module as { run: Action }).run) {
   return async (...received: unknown[]) => {
     const command = received[received.length - 1] as Command;
-    const options = command.optsWithGlobals() as GlobalOptions & Record<string, unknown>;
-    options.json ??= false;
-    options.verbose ??= false;
     const args = received.slice(0, -2).flatMap((value) => (Array.isArray(value) ? (value as string[]) : value === undefined ? [] : [String(value)]));
-    try {
-      const action = pick(await load());
-      mark('command loaded');
-      // Exit once the output is written, without waiting for the event loop to wind down (that costs milliseconds).
-      await exitWhenWritten(await action(args, options));
-    } catch (error) {
-      process.exitCode = printError(error, options.json);
-    }
+    await runAction(async () => pick(await load()), args, command.optsWithGlobals() as GlobalOptions & Record<string, unknown>);
   };
 }
 
@@ -47,11 +26,6 @@ function namesHelp(command: string, { options = '', rest = '' } = {}): string {
 const program = new Command('homecloud')
   .description('Provision a mini cloud on a handful of machines from one git repository of files.')
   .version(packageJson.version, '-V, --version', "homecloud's version")
-  .option('-C, --repo <dir>', 'the cloud repository (default: the one containing the current directory)')
-  .option('--json', 'print machine-readable JSON instead of text')
-  .option('-v, --verbose', 'say more (for build: which machine files override layer files)')
-  .option('-j, --jobs <count>', 'how many machines to work on at once (default: the jobs setting, 16)')
-  .option('--sandbox', "reach the sandbox machines of the same names (homecloud sandbox up) instead of inventory.json's hosts")
   .showHelpAfterError('(add --help for usage)')
   // Commander exits 1 on a usage error, but 1 means "a machine failed" here (inherited by the commands).
   // Thrown to the catch at the end, which exits once the help or message is written: returning would let commander exit at once.
@@ -60,18 +34,19 @@ const program = new Command('homecloud')
   })
   .configureHelp({ showGlobalOptions: true })
   .addHelpText('after', '\nExit status: 0 all done, 1 some machine failed, 2 bad input or usage, 70 a bug in homecloud, 130 interrupted.');
+for (const option of globalOptions) program.option(commanderFlags(option), option.description);
 
-program
+const build = program
   .command('build')
   .description("build machines' desired trees under var/build/<machine>/ (all machines when none is named)")
   .argument('[machine...]', 'machines to build')
-  .option('--rerender', 'render every template again, for commands (m5_esyscmd) that read more than the template, its includes and its facts')
   .addHelpText(
     'after',
     '\nOnly what changed is rebuilt; unchanged outputs keep their mtime. A template renders again when it, a file it\nincludes, the prelude or a fact it reads changed, as make would (--rerender renders them all).\nOutput: var/build/<machine>/tree and var/build/<machine>/manifest.json.',
   )
   .addHelpText('after', namesHelp('build'))
   .action(run(() => import('./commands/build.ts')));
+for (const option of buildOptions) build.option(commanderFlags(option), option.description);
 
 program
   .command('plan')

@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { cliPath, layerList, makeRepo, readTree, runCli } from '../helpers/repo.ts';
+import { plainBuild } from '../../src/cli/build-shortcut.ts';
+import { cliPath, layerList, makeRepo, projectRoot, readTree, runCli } from '../helpers/repo.ts';
 
 const secret = 'hunter2-very-secret';
 
@@ -230,4 +231,51 @@ test('--version prints the version of the package, and exits 0', () => {
   const result = runCli(['--version']);
   assert.equal(result.status, 0, result.stderr);
   assert.match(result.stdout, /^\d+\.\d+\.\d+\n$/);
+});
+
+test('a plain build skips commander: every command line gives what commander gives (status, output), and anything else goes to commander', () => {
+  const root = makeRepo({ 'machines/a/etc/a': 'a\n', 'machines/b/etc/b': 'b\n', 'machines/-/etc/dash': '-\n', 'machines/-x/etc/x': 'x\n' });
+  const commander = join(projectRoot, 'dist', 'main.cjs');
+  const corpus = [
+    ['build'],
+    ['build', 'a'],
+    ['build', '-', 'b'],
+    ['build', '--', '-x'],
+    ['build', '--', '-x', '--json'],
+    ['--', 'build', 'a'],
+    ['build', '--json', 'a'],
+    ['--json', 'build', '--rerender'],
+    ['build', '-v', '--rerender', 'a'],
+    ['-vj', '3', 'build', 'b'],
+    ['build', '--jobs=2', '--sandbox'],
+    ['--rerender', 'build'],
+    ['build', '--rerender=yes'],
+    ['build', '--bogus'],
+    ['build', '-x'],
+    ['build', 'nosuch'],
+    ['build', '--help'],
+    ['help', 'build'],
+    ['bu1ld'],
+    ['build', '-C'],
+  ];
+  assert.equal(runCli(['-C', root, 'build']).status, 0);
+  // Build times differ from run to run.
+  const same = (text: string) => text.replace(/\d+(\.\d+)? ?ms\b|"milliseconds":[\d.]+/g, '');
+  for (const args of corpus) {
+    const run = (entry: string) => spawnSync(process.execPath, [entry, '-C', root, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    const viaCommander = run(commander);
+    const viaEntry = run(cliPath);
+    assert.deepEqual(
+      [viaEntry.status, same(viaEntry.stdout), same(viaEntry.stderr)],
+      [viaCommander.status, same(viaCommander.stdout), same(viaCommander.stderr)],
+      args.join(' '),
+    );
+  }
+  // What the shortcut takes, and what it leaves to commander.
+  assert.deepEqual(plainBuild(['-C', 'r', 'build', '--', '-x']), {
+    machines: ['-x'],
+    options: { repo: 'r', json: false, verbose: false, sandbox: undefined, jobs: undefined, rerender: undefined },
+  });
+  for (const args of [['build', '--help'], ['--rerender', 'build'], ['plan'], ['--', '--json', 'build'], ['build', '-C'], []])
+    assert.equal(plainBuild(args), undefined, args.join(' '));
 });

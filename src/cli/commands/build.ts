@@ -1,7 +1,7 @@
 import { prefetchSignatures } from '../../build/prefetch.ts';
 import { buildExitStatus, printBuildReport } from '../../report/build-report.ts';
 import { repoFrom } from '../context.ts';
-import type { GlobalOptions } from '../main.ts';
+import type { GlobalOptions } from '../options.ts';
 
 export async function run(machines: string[], options: GlobalOptions & { rerender?: boolean }): Promise<number> {
   const repo = repoFrom(options);

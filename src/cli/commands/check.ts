@@ -14,7 +14,7 @@ import { checkPrerequisites } from '../../sandbox/prerequisites.ts';
 import { colors, errorColors, exitStatus, milliseconds } from '../../report/output.ts';
 import { runProcessSync } from '../../util/process.ts';
 import { jobsFor, repoFrom } from '../context.ts';
-import type { GlobalOptions } from '../main.ts';
+import type { GlobalOptions } from '../options.ts';
 
 interface CheckOptions extends GlobalOptions {
   boot?: boolean;

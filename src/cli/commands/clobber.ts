@@ -5,7 +5,7 @@ import { loadModel, selectMachines } from '../../load/model.ts';
 import { nameArgument } from '../../load/names.ts';
 import { exitStatus } from '../../report/output.ts';
 import { repoFrom, waitSeconds } from '../context.ts';
-import type { GlobalOptions } from '../main.ts';
+import type { GlobalOptions } from '../options.ts';
 
 export async function run([machine]: string[], options: GlobalOptions & { yes?: boolean; wait?: string }): Promise<number> {
   if (!options.yes) {

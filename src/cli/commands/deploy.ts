@@ -7,7 +7,7 @@ import { errorJson } from '../../load/errors.ts';
 import { colors, exitStatus, milliseconds, printMachineError, table } from '../../report/output.ts';
 import { exitWhenWritten } from '../exit.ts';
 import { acrossBuiltMachines } from '../machines.ts';
-import type { GlobalOptions } from '../main.ts';
+import type { GlobalOptions } from '../options.ts';
 
 /** Rounds of a deploy at most: the first, and those that bring the machines' new public material to the others. */
 const maxRounds = 3;

@@ -5,7 +5,7 @@ import { readEnvFacts, secretValues } from '../../facts/facts.ts';
 import { errorJson } from '../../load/errors.ts';
 import { colors, exitStatus, printMachineError } from '../../report/output.ts';
 import { acrossBuiltMachines } from '../machines.ts';
-import type { GlobalOptions } from '../main.ts';
+import type { GlobalOptions } from '../options.ts';
 
 /** Unified diffs of every managed file whose live content is not what the build says: changes to come, and hand edits. */
 export async function run(names: string[], options: GlobalOptions): Promise<number> {

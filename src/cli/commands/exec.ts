@@ -7,7 +7,7 @@ import { colors, exitStatus, printMachineError } from '../../report/output.ts';
 import { describeSshFailure, runScript } from '../../transport/ssh.ts';
 import type { Target } from '../../transport/transport.ts';
 import { repoFrom } from '../context.ts';
-import type { GlobalOptions } from '../main.ts';
+import type { GlobalOptions } from '../options.ts';
 
 export async function run(args: string[], options: GlobalOptions): Promise<number> {
   const { names, command } = splitArguments(args, process.argv);

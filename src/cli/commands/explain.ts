@@ -7,7 +7,7 @@ import { HomecloudError } from '../../load/errors.ts';
 import type { Source } from '../../load/layers.ts';
 import { colors, exitStatus, table } from '../../report/output.ts';
 import { repoFrom } from '../context.ts';
-import type { GlobalOptions } from '../main.ts';
+import type { GlobalOptions } from '../options.ts';
 
 export async function run([machine, rawPath]: string[], options: GlobalOptions): Promise<number> {
   const repo = repoFrom(options);

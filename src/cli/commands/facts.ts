@@ -9,7 +9,7 @@ import { readyTarget } from '../../transport/host-key.ts';
 import type { Target } from '../../transport/transport.ts';
 import { colors, exitStatus, milliseconds, printMachineError, table } from '../../report/output.ts';
 import { repoFrom } from '../context.ts';
-import type { GlobalOptions } from '../main.ts';
+import type { GlobalOptions } from '../options.ts';
 
 export async function run(names: string[], options: GlobalOptions & { refresh?: boolean }): Promise<number> {
   const repo = repoFrom(options);

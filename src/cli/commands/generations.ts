@@ -3,7 +3,7 @@ import { HomecloudError } from '../../load/errors.ts';
 import { nameArgument } from '../../load/names.ts';
 import { colors, exitStatus, milliseconds, printMachineError, table } from '../../report/output.ts';
 import { waitSeconds } from '../context.ts';
-import type { GlobalOptions } from '../main.ts';
+import type { GlobalOptions } from '../options.ts';
 import { machineTarget } from '../machine-target.ts';
 
 export async function list([machine]: string[], options: GlobalOptions): Promise<number> {

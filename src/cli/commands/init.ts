@@ -4,7 +4,7 @@ import { HomecloudError } from '../../load/errors.ts';
 import { machineNameRule, nameArgument, nameProblem } from '../../load/names.ts';
 import { exitStatus } from '../../report/output.ts';
 import { lstatExists } from '../../util/fs.ts';
-import type { GlobalOptions } from '../main.ts';
+import type { GlobalOptions } from '../options.ts';
 
 /** The files of a new cloud repository whose first machine is `machine`, by path. */
 export function newRepositoryFiles(machine: string): Record<string, string> {

@@ -10,7 +10,7 @@ import { machinesByKey, networkProblem, networkScript, networkText, parseNetwork
 import { colors, exitStatus, printMachineError, table } from '../../report/output.ts';
 import { describeSshFailure, runScript, type Target } from '../../transport/ssh.ts';
 import { jobsFor, repoFrom } from '../context.ts';
-import type { GlobalOptions } from '../main.ts';
+import type { GlobalOptions } from '../options.ts';
 
 export async function run(args: string[], options: GlobalOptions & { network?: boolean }): Promise<number> {
   if (options.network) return network(args, options);

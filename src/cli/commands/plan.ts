@@ -4,7 +4,7 @@ import { driftText } from '../../plan/live.ts';
 import { errorJson } from '../../load/errors.ts';
 import { colors, exitStatus, machineError } from '../../report/output.ts';
 import { acrossBuiltMachines } from '../machines.ts';
-import type { GlobalOptions } from '../main.ts';
+import type { GlobalOptions } from '../options.ts';
 
 /** What a deploy would do, machine by machine, without changing anything. */
 export async function run(names: string[], options: GlobalOptions): Promise<number> {

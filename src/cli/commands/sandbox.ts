@@ -6,7 +6,7 @@ import { Sandbox } from '../../sandbox/sandbox.ts';
 import { imageProfiles, isImageProfile } from '../../sandbox/image.ts';
 import { HomecloudError } from '../../load/errors.ts';
 import { runProcessSync } from '../../util/process.ts';
-import type { GlobalOptions } from '../main.ts';
+import type { GlobalOptions } from '../options.ts';
 
 const sandbox = (options: GlobalOptions) => new Sandbox(undefined, (line) => process.stderr.write(`${options.json ? '' : colors.dim('… ')}${line}\n`));
 

@@ -3,7 +3,7 @@ import { listSnapshots, restoreSnapshot } from '../../apply/snapshots.ts';
 import { nameArgument } from '../../load/names.ts';
 import { colors, exitStatus, milliseconds, table } from '../../report/output.ts';
 import { waitSeconds } from '../context.ts';
-import type { GlobalOptions } from '../main.ts';
+import type { GlobalOptions } from '../options.ts';
 import { machineTarget } from '../machine-target.ts';
 
 /** `homecloud snapshots MACHINE [NAME]`: the snapshots the snapshots layer keeps there. */

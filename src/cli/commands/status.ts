@@ -13,7 +13,7 @@ import { describeSshFailure, runScript } from '../../transport/ssh.ts';
 import type { Target } from '../../transport/transport.ts';
 import { mark } from '../../util/timing.ts';
 import { jobsFor, repoFrom } from '../context.ts';
-import type { GlobalOptions } from '../main.ts';
+import type { GlobalOptions } from '../options.ts';
 
 /** `--watch` without a value: read again every this many seconds. */
 const defaultWatchSeconds = 5;

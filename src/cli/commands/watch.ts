@@ -8,7 +8,7 @@ import { exitStatus, milliseconds, printError, printMachineError } from '../../r
 import { now } from '../../util/timing.ts';
 import { watchTree } from '../../util/watch-tree.ts';
 import { repoFrom } from '../context.ts';
-import type { GlobalOptions } from '../main.ts';
+import type { GlobalOptions } from '../options.ts';
 
 /**
  * Keep a warm builder; on every save, rebuild what the change touches and
