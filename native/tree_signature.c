@@ -95,68 +95,86 @@ static int add_stat(listing *l, const struct stat *st) {
   return 0;
 }
 
+/* A directory entry: its name and the type getdents64 gave (DT_UNKNOWN on file systems that do not say). */
+typedef struct {
+  char *name;
+  unsigned char type;
+} entry_name;
+
 static int compare_names(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
+  return strcmp(((const entry_name *)a)->name, ((const entry_name *)b)->name);
 }
 
 static int follows(const char *name) {
   return name[0] == '!' || strstr(name, ".m4.") != NULL;
 }
 
-/* Depth first, names sorted. 0 on success, -1 when the JavaScript walker should take over. */
-static int collect(int descriptor, const char *prefix, listing *l, int depth) {
-  DIR *dir = depth > 256 ? NULL : fdopendir(descriptor);
-  if (!dir) {
-    close(descriptor);
-    return -1;
-  }
-  size_t count = 0, capacity = 64;
-  char **names = malloc(capacity * sizeof *names);
-  struct dirent *entry;
-  int result = names ? 0 : -1;
-  while (result == 0 && (entry = readdir(dir)) != NULL) {
-    if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
-    if (count == capacity) {
-      char **grown = realloc(names, (capacity *= 2) * sizeof *names);
-      if (!grown) {
-        result = -1;
-        break;
+/* Room for entries per getdents64 call: one per walk, reused down the tree (names are copied before going down). */
+#define ENTRIES_ROOM 32768
+
+/* A directory's entries but . and .., read with getdents64: readdir's work without fdopendir's fcntl calls. */
+static int read_entries(int fd, char *room, entry_name **entries, size_t *count) {
+  size_t capacity = 64;
+  *count = 0;
+  if (!(*entries = malloc(capacity * sizeof **entries))) return -1;
+  for (;;) {
+    ssize_t got = getdents64(fd, room, ENTRIES_ROOM);
+    if (got <= 0) return got == 0 ? 0 : -1;
+    for (ssize_t at = 0; at < got;) {
+      struct dirent64 *entry = (struct dirent64 *)(room + at);
+      at += entry->d_reclen;
+      if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
+      if (*count == capacity) {
+        entry_name *grown = realloc(*entries, (capacity *= 2) * sizeof **entries);
+        if (!grown) return -1;
+        *entries = grown;
       }
-      names = grown;
+      if (!((*entries)[*count].name = strdup(entry->d_name))) return -1;
+      (*entries)[(*count)++].type = entry->d_type;
     }
-    if (!(names[count] = strdup(entry->d_name))) result = -1;
-    else count++;
   }
-  if (result == 0) qsort(names, count, sizeof *names, compare_names);
-  int fd = dirfd(dir);
+}
+
+/*
+ * Depth first, names sorted. 0 on success, -1 when the JavaScript walker should take over.
+ * A directory getdents64 calls one is opened without a stat: its own numbers are not part of the signature.
+ */
+static int collect(int fd, const char *prefix, listing *l, int depth, char *room) {
+  entry_name *entries = NULL;
+  size_t count = 0;
+  int result = depth > 256 ? -1 : read_entries(fd, room, &entries, &count);
+  if (result == 0) qsort(entries, count, sizeof *entries, compare_names);
   char path[4096];
   for (size_t i = 0; i < count && result == 0; i++) {
+    const char *name = entries[i].name;
     struct stat st;
-    if (fstatat(fd, names[i], &st, AT_SYMLINK_NOFOLLOW) != 0 || (size_t)snprintf(path, sizeof path, "%s/%s", prefix, names[i]) >= sizeof path) {
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", prefix, name) >= sizeof path) {
       result = -1;
-    } else if (S_ISDIR(st.st_mode)) {
-      int child = openat(fd, names[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    } else if (entries[i].type == DT_DIR || (entries[i].type == DT_UNKNOWN && fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))) {
+      int child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
       if (child < 0 || add_entry(l, path, 'd') != 0) {
         if (child >= 0) close(child);
         result = -1;
       } else {
-        result = collect(child, path, l, depth + 1);
+        result = collect(child, path, l, depth + 1, room);
       }
+    } else if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      result = -1;
     } else if (S_ISREG(st.st_mode)) {
       result = add_entry(l, path, 'f') || add_stat(l, &st) ? -1 : 0;
     } else if (S_ISLNK(st.st_mode)) {
       result = add_entry(l, path, 'l') || add_stat(l, &st) ? -1 : 0;
-      if (result == 0 && follows(names[i])) {
+      if (result == 0 && follows(name)) {
         struct stat target;
-        result = fstatat(fd, names[i], &target, 0) != 0 || !S_ISREG(target.st_mode) || add_stat(l, &target) ? -1 : 0;
+        result = fstatat(fd, name, &target, 0) != 0 || !S_ISREG(target.st_mode) || add_stat(l, &target) ? -1 : 0;
       }
     } else {
       result = -1;
     }
   }
-  for (size_t i = 0; i < count; i++) free(names[i]);
-  free(names);
-  closedir(dir);
+  for (size_t i = 0; i < count; i++) free(entries[i].name);
+  free(entries);
+  close(fd);
   return result;
 }
 
@@ -164,7 +182,9 @@ static int collect(int descriptor, const char *prefix, listing *l, int depth) {
 static int list_tree(const char *path, listing *l) {
   int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return errno == ENOENT ? 0 : -1;
-  int result = collect(fd, "", l, 0);
+  char *room = malloc(ENTRIES_ROOM);
+  int result = room ? collect(fd, "", l, 0, room) : (close(fd), -1);
+  free(room);
   if (result != 0) free_listing(l);
   return result;
 }

@@ -96,6 +96,8 @@ export class Builder {
   private signatures = new Map<string, string | undefined>();
   /** Layer directories found in this build. */
   private layerDirectories: LayerDirectories = new Map();
+  /** Each machine's sources as this build found them (or why they cannot be read): read once, used by every step. */
+  private sourceLists = new Map<string, Source[] | HomecloudError>();
   /** The machines' public material as this build found it (var/public/). */
   private fleet: FleetPublic = { items: new Map(), signature: '' };
   /** The machines as fleet generators see them, as of the last build records (`# fleet:`). */
@@ -110,7 +112,7 @@ export class Builder {
     const state = this.loadState();
     mark('state loaded');
     this.forgetWalks(options.changed);
-    this.layerDirectories = new Map();
+    this.forgetSources();
     this.fleet = readFleetPublic(this.repo);
     const model = await loadModel(this.repo, state, (path) => this.generatedBefore(path));
     const named = selectMachines(model, options.machines ?? []);
@@ -167,7 +169,7 @@ export class Builder {
         .filter((machine) => !hostOf(model, machine))
         .flatMap((machine) => {
           try {
-            const layers = machineSources(this.repo, machine, model.settings.stdlib, this.layerDirectories).filter((source) => source.kind === 'layer').map((source) => source.name);
+            const layers = this.sourcesOf(model, machine).filter((source) => source.kind === 'layer').map((source) => source.name);
             return [{ machine, layers, address: inventoryEntry(model, machine).host }];
           } catch {
             return []; // A machine whose sources cannot be read fails its own build, and is no member.
@@ -201,11 +203,12 @@ export class Builder {
 
   /** The layout of one machine without writing anything (for `explain`). */
   async layout(machine: string): Promise<{ model: Model; layout: MachineLayout; trees: SourceTree[]; facts: Facts }> {
+    this.forgetSources();
     const state = this.loadState();
     this.fleet = readFleetPublic(this.repo);
     const model = await loadModel(this.repo, state, (path) => this.generatedBefore(path));
     selectMachines(model, [machine]);
-    const trees = machineSources(this.repo, machine, model.settings.stdlib, this.layerDirectories).map((source) => this.walk(source));
+    const trees = this.sourcesOf(model, machine).map((source) => this.walk(source));
     const { facts, probed } = this.factsFor(model, machine, trees);
     // Renders still good are taken from the last build: a template's commands need not run again to be explained.
     const renders = this.remembered(machineOutput(this.repo, machine).renders, (text) => JSON.parse(text) as RenderCache) ?? {};
@@ -215,6 +218,7 @@ export class Builder {
 
   /** Each machine's sources and state, without building (for `ls`). */
   async survey(): Promise<{ model: Model; machines: MachineSurvey[] }> {
+    this.forgetSources();
     const state = this.loadState();
     this.fleet = readFleetPublic(this.repo);
     const model = await loadModel(this.repo, state, (path) => this.generatedBefore(path));
@@ -223,7 +227,7 @@ export class Builder {
     const collisions = collisionErrors(records);
     const machines = model.machines.map((machine): MachineSurvey => {
       try {
-        const trees = machineSources(this.repo, machine, model.settings.stdlib, this.layerDirectories).map((source) => this.walk(source));
+        const trees = this.sourcesOf(model, machine).map((source) => this.walk(source));
         const dests = new Set(trees.flatMap((tree) => tree.entries.map((entry) => entry.dest)));
         const output = machineOutput(this.repo, machine);
         const built = existsSync(output.manifest) && !existsSync(output.marker);
@@ -245,7 +249,7 @@ export class Builder {
     const result: MachineResult = { machine, status: 'up-to-date', written: 0, removed: 0, notes: [], milliseconds: 0 };
     const output = machineOutput(this.repo, machine);
     try {
-      const sources = machineSources(this.repo, machine, model.settings.stdlib, this.layerDirectories);
+      const sources = this.sourcesOf(model, machine);
       const trees = sources.map((source) => {
         const failed = failedWalks.get(source.dir);
         if (failed) throw failed;
@@ -439,11 +443,33 @@ export class Builder {
   }
 
   /** Sign every source the machines use, in one native call that walks them in parallel. */
+  /** Layer lists and directories are read again by each build (a warm builder lives on). */
+  private forgetSources(): void {
+    this.layerDirectories = new Map();
+    this.sourceLists = new Map();
+  }
+
+  /** machineSources, once per machine and build. */
+  private sourcesOf(model: Model, machine: string): Source[] {
+    let sources = this.sourceLists.get(machine);
+    if (!sources) {
+      try {
+        sources = machineSources(this.repo, machine, model.settings.stdlib, this.layerDirectories);
+      } catch (error) {
+        if (!(error instanceof HomecloudError)) throw error;
+        sources = error;
+      }
+      this.sourceLists.set(machine, sources);
+    }
+    if (sources instanceof HomecloudError) throw sources;
+    return sources;
+  }
+
   private signSources(model: Model, machines: string[]): void {
     const dirs = new Set<string>();
     for (const machine of machines) {
       try {
-        for (const source of machineSources(this.repo, machine, model.settings.stdlib, this.layerDirectories)) {
+        for (const source of this.sourcesOf(model, machine)) {
           if (!this.walks.has(source.dir)) dirs.add(source.dir);
         }
       } catch {

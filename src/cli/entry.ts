@@ -1,6 +1,9 @@
 import { runAction, type Action } from './action.ts';
 import { plainBuild } from './build-shortcut.ts';
 import { ignoreClosedPipes } from './exit.ts';
+import { mark } from '../util/timing.ts';
+
+mark('started');
 
 // The command line: a plain build runs at once, everything else through commander (main.ts).
 const build = plainBuild(process.argv.slice(2));
