@@ -334,7 +334,9 @@ static napi_value start_tree_signatures(napi_env env, napi_callback_info info) {
     free_paths(dirs, count);
     return result;
   }
-  start_batch(pending, 8);
+  /* One core is left to the main thread, which goes on loading the build meanwhile (and helps when it asks for the results). */
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  start_batch(pending, cores > 1 ? (size_t)cores - 1 : 1);
   return result;
 }
 
