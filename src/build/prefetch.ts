@@ -5,7 +5,8 @@ import { nativeStartTreeSignatures } from '../util/native.ts';
 
 /**
  * Start signing the sources the last build used, in native threads, while
- * JavaScript goes on loading the builder; the build collects the results.
+ * JavaScript goes on loading the builder (entry.ts, for a plain build, first
+ * thing); the build collects the results.
  * A guess: sources that differ this time are signed when the build asks.
  */
 export function prefetchSignatures(repo: RepoPaths): void {
