@@ -673,6 +673,17 @@ static napi_value run(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/* isatty(fd): node:tty would load Node's whole network stack (about 7 ms) to say it. */
+static napi_value is_terminal(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  int32_t fd = -1;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) fd = -1;
+  napi_get_boolean(env, fd >= 0 && isatty(fd) == 1, &result);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "startTreeSignatures", NAPI_AUTO_LENGTH, start_tree_signatures, NULL, &fn);
@@ -685,6 +696,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "sha256", fn);
   napi_create_function(env, "run", NAPI_AUTO_LENGTH, run, NULL, &fn);
   napi_set_named_property(env, exports, "run", fn);
+  napi_create_function(env, "isTerminal", NAPI_AUTO_LENGTH, is_terminal, NULL, &fn);
+  napi_set_named_property(env, exports, "isTerminal", fn);
   return exports;
 }
 

@@ -1,19 +1,7 @@
 /** Ending the process without losing output. */
+import { madeStreams } from '../report/stdio.ts';
 
 let exiting = false;
-
-/**
- * A reader that went away (`homecloud ls | head -1`) fails writes with EPIPE:
- * the output ends there, quietly, instead of a crash with a stack trace.
- * Called first thing: the error comes on a later tick, whoever wrote.
- */
-export function ignoreClosedPipes(): void {
-  for (const stream of [process.stdout, process.stderr]) {
-    stream.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EPIPE') throw error;
-    });
-  }
-}
 
 /**
  * Exit once standard output and error have taken everything written to them.
@@ -24,7 +12,7 @@ export function ignoreClosedPipes(): void {
 export async function exitWhenWritten(status: number): Promise<never> {
   if (!exiting) {
     exiting = true;
-    await Promise.all([written(process.stdout), written(process.stderr)]);
+    await Promise.all(madeStreams().map(written));
   }
   process.exit(status);
 }

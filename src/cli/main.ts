@@ -1,13 +1,14 @@
 import { Command, CommanderError } from 'commander';
 import { exitStatus, printError } from '../report/output.ts';
 import { runAction, type Action } from './action.ts';
-import { exitWhenWritten, ignoreClosedPipes } from './exit.ts';
+import { exitWhenWritten } from './exit.ts';
+import { watchStandardStreams } from '../report/stdio.ts';
 import { buildOptions, commanderFlags, globalOptions, type GlobalOptions } from './options.ts';
 import { mark } from '../util/timing.ts';
 import packageJson from '../../package.json' with { type: 'json' };
 
 mark('main loaded');
-ignoreClosedPipes();
+watchStandardStreams();
 
 /** Load a command's module only when it runs: start-up is paid by every command. */
 function run<M>(load: () => Promise<M>, pick: (module: M) => Action = (module) => (module as { run: Action }).run) {

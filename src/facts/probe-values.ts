@@ -1,4 +1,4 @@
-import { isIP } from 'node:net';
+import { isIP } from '../util/ip.ts';
 import { HomecloudError } from '../load/errors.ts';
 import { nameArgument } from '../load/names.ts';
 

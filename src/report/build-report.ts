@@ -1,6 +1,7 @@
 import type { BuildReport, MachineResult } from '../build/builder.ts';
 import { shownName } from '../load/names.ts';
 import { errorJson } from '../load/errors.ts';
+import { writeOut } from './stdio.ts';
 import { colors, exitStatus, milliseconds, printMachineError, type OutputOptions } from './output.ts';
 
 export function buildExitStatus(report: BuildReport): number {
@@ -9,7 +10,7 @@ export function buildExitStatus(report: BuildReport): number {
 
 export function printBuildReport(report: BuildReport, options: OutputOptions): void {
   if (options.json) {
-    process.stdout.write(JSON.stringify(buildReportJson(report)) + '\n');
+    writeOut(JSON.stringify(buildReportJson(report)) + '\n');
     return;
   }
   const lines: string[] = [];
@@ -31,7 +32,7 @@ export function printBuildReport(report: BuildReport, options: OutputOptions): v
         built.length === total ? '' : '; the rest are up to date',
       ),
     );
-  process.stdout.write(lines.join('\n') + '\n');
+  writeOut(lines.join('\n') + '\n');
   for (const result of failed) printMachineError(result.machine, result.error);
 }
 

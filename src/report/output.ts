@@ -1,4 +1,5 @@
-import pc from 'picocolors';
+import { createColors } from './colors.ts';
+import { isTerminal, writeError, writeOut } from './stdio.ts';
 import { errorJson, formatLocation, isHomecloudError, type HomecloudError } from '../load/errors.ts';
 import { shownName } from '../load/names.ts';
 
@@ -19,8 +20,8 @@ export interface OutputOptions {
   verbose: boolean;
 }
 
-export const colors = pc.createColors(process.stdout.isTTY === true && !('NO_COLOR' in process.env));
-export const errorColors = pc.createColors(process.stderr.isTTY === true && !('NO_COLOR' in process.env));
+export const colors = createColors(isTerminal(1) && !('NO_COLOR' in process.env));
+export const errorColors = createColors(isTerminal(2) && !('NO_COLOR' in process.env));
 
 /**
  * Print what ended a command, and say the exit status it calls for: a
@@ -29,14 +30,14 @@ export const errorColors = pc.createColors(process.stderr.isTTY === true && !('N
  */
 export function printError(error: unknown, json = false): number {
   if (isHomecloudError(error)) {
-    process.stderr.write(`${errorColors.red('error:')} ${error.machine ? machineError(error.machine, error) : error.toString()}\n`);
+    writeError(`${errorColors.red('error:')} ${error.machine ? machineError(error.machine, error) : error.toString()}\n`);
     // With --json, a command that stopped before its own output says why in the one error shape, for the tool that reads it.
-    if (json) process.stdout.write(JSON.stringify({ error: errorJson(error) }) + '\n');
+    if (json) writeOut(JSON.stringify({ error: errorJson(error) }) + '\n');
     return exitStatus.usage;
   }
   const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  process.stderr.write(`${errorColors.red('error:')} ${text}\nthis is a bug in homecloud: please report it with the lines above\n`);
-  if (json) process.stdout.write(JSON.stringify({ error: { message: error instanceof Error ? error.message : String(error), bug: true } }) + '\n');
+  writeError(`${errorColors.red('error:')} ${text}\nthis is a bug in homecloud: please report it with the lines above\n`);
+  if (json) writeOut(JSON.stringify({ error: { message: error instanceof Error ? error.message : String(error), bug: true } }) + '\n');
   return exitStatus.bug;
 }
 
@@ -47,7 +48,7 @@ export function printError(error: unknown, json = false): number {
  */
 export function printMachineError(machine: string, error: HomecloudError | undefined, more: { doing?: string; after?: (string | undefined)[] } = {}): void {
   const after = (more.after ?? []).filter((text): text is string => !!text);
-  process.stderr.write(`${errorColors.red('error:')} ${machineError(machine, error, more.doing)}\n${after.map((text) => `${text}\n`).join('')}`);
+  writeError(`${errorColors.red('error:')} ${machineError(machine, error, more.doing)}\n${after.map((text) => `${text}\n`).join('')}`);
 }
 
 /** Left-aligned columns, for plain tables. */

@@ -8,6 +8,7 @@ interface NativeWalker {
   walkTree(dir: string): { paths: string[]; kinds: string; numbers: Float64Array } | undefined;
   sha256(pathOrData: string | Uint8Array): string | undefined;
   run(program: string, argv: string[], env: string[], cwd?: string): Promise<NativeRunResult>;
+  isTerminal?(fd: number): boolean;
 }
 
 export interface NativeRunResult {
@@ -64,6 +65,11 @@ export function nativeSha256(pathOrData: string | Uint8Array): string | undefine
   const native = walker();
   if (!native) return undefined;
   return native.sha256(typeof pathOrData === 'string' || Buffer.isBuffer(pathOrData) ? pathOrData : Buffer.from(pathOrData)) ?? undefined;
+}
+
+/** isatty(fd), or undefined without the native walker (or one built before it had isTerminal). */
+export function nativeIsTerminal(fd: number): boolean | undefined {
+  return walker()?.isTerminal?.(fd);
 }
 
 export function hasNativeWalker(): boolean {

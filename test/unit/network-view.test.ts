@@ -5,7 +5,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import pc from 'picocolors';
+import { createColors } from '../../src/report/colors.ts';
 import {
   dnsName,
   isAddress,
@@ -223,7 +223,7 @@ test('the text view: a block per machine, peers aligned, names with their kinds;
     { machine: 'dd', skipped: true as const },
     { machine: 'e', failed: true as const },
   ];
-  const plain = networkText(rows, pc.createColors(false));
+  const plain = networkText(rows, createColors(false));
   assert.equal(
     plain,
     [
@@ -236,9 +236,9 @@ test('the text view: a block per machine, peers aligned, names with their kinds;
       'e    failed (see its error)',
     ].join('\n'),
   );
-  const coloured = networkText(rows, pc.createColors(true));
-  assert.ok(coloured.includes(pc.createColors(true).yellow('handshake never')));
-  assert.ok(!coloured.includes(pc.createColors(true).yellow('handshake 12 s ago')));
+  const coloured = networkText(rows, createColors(true));
+  assert.ok(coloured.includes(createColors(true).yellow('handshake never')));
+  assert.ok(!coloured.includes(createColors(true).yellow('handshake 12 s ago')));
   for (const text of [plain, coloured, JSON.stringify(network)]) {
     assert.ok(!text.includes(privateKey) && !text.includes(presharedKey), 'no private or preshared key is shown');
     // eslint-disable-next-line no-control-regex

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
-import pc from 'picocolors';
+import { createColors } from '../../src/report/colors.ts';
 import { HomecloudError } from '../../src/load/errors.ts';
 import {
   attentionOf,
@@ -294,7 +294,7 @@ test('the table: a row per machine, what needs attention indented under it, in c
     unknownStatus('c', false, new HomecloudError('cannot reach 10.0.0.3: ssh: connect to host 10.0.0.3 port 22: No route to host')),
     unknownStatus('d', true, new HomecloudError('10.0.0.4 runs without systemd')),
   ];
-  const plain = pc.createColors(false);
+  const plain = createColors(false);
   assert.equal(
     statusText(statuses, plain),
     [
@@ -312,10 +312,10 @@ test('the table: a row per machine, what needs attention indented under it, in c
       '  cannot read its status: 10.0.0.4 runs without systemd',
     ].join('\n'),
   );
-  const colored = statusText(statuses, pc.createColors(true));
-  assert.ok(colored.includes(`  ${pc.createColors(true).red('hello.service is failed')}`));
-  assert.ok(colored.includes(pc.createColors(true).yellow('ATTENTION')));
-  assert.ok(colored.includes(pc.createColors(true).red('93% (700 MiB free)')));
+  const colored = statusText(statuses, createColors(true));
+  assert.ok(colored.includes(`  ${createColors(true).red('hello.service is failed')}`));
+  assert.ok(colored.includes(createColors(true).yellow('ATTENTION')));
+  assert.ok(colored.includes(createColors(true).red('93% (700 MiB free)')));
   // Colors take no room: the columns line up as without them.
   assert.equal(colored.replace(/\u001b\[\d+m/g, ''), statusText(statuses, plain));
 });
