@@ -18,7 +18,8 @@ import { layoutMachine, type MachineLayout, type RenderCache } from './layout.ts
 import { quickLayout, type LayoutMemory } from './quick.ts';
 import { BuildState, buildFormat } from './state.ts';
 import { applyTree, emptyTrash, type FileContent, type TreeChanges } from './tree.ts';
-import { generate, generatedEntries, generatorPath, withAncestors, withoutGenerated, type Generated } from './generate.ts';
+import { ManifestText } from './manifest-text.ts';
+import { generate, generatedEntries, generatorPath, generatorsDir, withAncestors, withoutGenerated, type Generated } from './generate.ts';
 import { sortEntries, type ManifestEntries } from './manifest.ts';
 import { nativeTreeSignatures } from '../util/native.ts';
 import { walkSource, type SourceTree } from './walk.ts';
@@ -90,8 +91,8 @@ export function machineOutput(repo: RepoPaths, machine: string) {
 export class Builder {
   private state: BuildState | undefined;
   private walks = new Map<string, SourceTree>();
-  /** Manifests and render caches this builder wrote, kept for the next build in the same process. */
-  private written = new Map<string, { value: unknown; text: string; signature: string | undefined }>();
+  /** Files of var/build/ this builder read or wrote (manifests, render caches): their text, and their value once parsed. */
+  private written = new Map<string, { text: string | Buffer; signature: string | undefined; value?: unknown }>();
   /** Native signatures of this build's sources, taken in one call. */
   private signatures = new Map<string, string | undefined>();
   /** Layer directories found in this build. */
@@ -264,13 +265,15 @@ export class Builder {
       const fingerprint = machineFingerprint(inputs, trees);
       const trusted = !existsSync(output.marker) && existsSync(output.manifest) && !rerender;
       if (trusted && state.fingerprint(machine) === fingerprint) return result;
-      const previous = trusted ? this.remembered(output.manifest, (text) => JSON.parse(text) as Manifest) : undefined;
+      // The last build's manifest, parsed only when the whole of it is needed (a quick build looks up a few entries).
+      const manifest = trusted ? this.manifestText(output.manifest) : undefined;
+      const wholeManifest = () => manifest && this.remembered(output.manifest, (text) => JSON.parse(text) as Manifest);
 
       let renders: RenderCache | undefined;
-      const readRenders = () => (renders ??= (previous && this.remembered(output.renders, (text) => JSON.parse(text) as RenderCache)) || {});
-      const memory = previous && this.remembered(output.memory, (text) => JSON.parse(text) as LayoutMemory);
+      const readRenders = () => (renders ??= (manifest && this.remembered(output.renders, (text) => JSON.parse(text) as RenderCache)) || {});
+      const memory = manifest && this.remembered(output.memory, (text) => JSON.parse(text) as LayoutMemory);
       const quick =
-        previous && memory && !rerender
+        manifest && memory && !rerender
           ? await quickLayout({
               repo: this.repo,
               trees,
@@ -278,7 +281,7 @@ export class Builder {
               memory,
               readOutside: model.settings.readOutside,
               built: sourceFingerprints(state.fingerprint(machine)),
-              previous,
+              previous: (dest) => manifest.entry(dest),
               renders: readRenders,
               hash: (entry) => state.hash(entry.source.dir, entry.contentPath, entry.contentSignature),
               facts: () => loadMachineFacts(this.repo, machine, inventoryEntry(model, machine), memory.defaults).facts,
@@ -286,19 +289,35 @@ export class Builder {
               schedule: (task) => this.limit(task),
             })
           : undefined;
-      if (previous && memory && quick) {
+      if (manifest && quick) {
         writeFileSync(output.marker, '');
-        const changes = applyTree(output.tree, previous.entries, quick.manifest.entries, quick.contentOf, quick.changed);
         const before = this.generatedBefore(output.generated);
-        const generated = await this.generateInto(machine, output, trees, withoutGenerated(quick.manifest.entries, before), quick.manifest.entries, before, changes);
-        quick.manifest.entries = generated;
-        this.write(output.manifest, quick.manifest, JSON.stringify(quick.manifest) + '\n');
+        // Without generators only the changed entries are looked at, and the manifest is written with them replaced.
+        const spliced = !before && !manifest.hasPathUnder(generatorsDir) ? manifest.withEntries(quick.entries) : undefined;
+        let changes: TreeChanges;
+        let paths: number;
+        if (spliced) {
+          const previousEntries: ManifestEntries = {};
+          for (const dest of quick.changed) previousEntries[dest] = manifest.entry(dest)!;
+          changes = applyTree(output.tree, previousEntries, quick.entries, quick.contentOf, quick.changed);
+          rmSync(output.generated, { force: true });
+          this.write(output.manifest, undefined, spliced);
+          paths = manifest.count();
+        } else {
+          const previous = wholeManifest()!;
+          const entries = { ...previous.entries, ...quick.entries };
+          changes = applyTree(output.tree, previous.entries, entries, quick.contentOf, quick.changed);
+          const next = { ...previous, entries: await this.generateInto(machine, output, trees, withoutGenerated(entries, before), entries, before, changes) };
+          this.write(output.manifest, next, JSON.stringify(next) + '\n');
+          paths = Object.keys(next.entries).length;
+        }
         if (quick.renders) this.write(output.renders, quick.renders, JSON.stringify(quick.renders));
         state.setFingerprint(machine, fingerprint);
-        Object.assign(result, { status: 'built', layout: 'quick', written: changes.written, removed: changes.removed, paths: Object.keys(quick.manifest.entries).length });
+        Object.assign(result, { status: 'built', layout: 'quick', written: changes.written, removed: changes.removed, paths });
         return result;
       }
 
+      const previous = wholeManifest();
       const layout = await this.layoutFor(model, machine, trees, rerender ? {} : readRenders(), state);
       const desired = layout.manifest.entries;
 
@@ -510,7 +529,13 @@ export class Builder {
   private remembered<T>(path: string, parse: (text: string) => T): T | undefined {
     const known = this.written.get(path);
     const signature = signatureOf(path);
-    if (known && known.signature === signature) return known.value as T;
+    if (known && known.signature === signature) {
+      try {
+        return (known.value ??= parse(known.text.toString())) as T;
+      } catch {
+        return undefined;
+      }
+    }
     let text: string;
     try {
       text = readFileSync(path, 'utf8');
@@ -519,7 +544,7 @@ export class Builder {
     }
     try {
       const value = parse(text);
-      this.written.set(path, { value, text, signature });
+      this.written.set(path, { text, signature, value });
       return value;
     } catch {
       return undefined;
@@ -531,10 +556,25 @@ export class Builder {
    * and remember its value. In place, not atomically: these are written
    * while the machine's `building` marker says not to trust them.
    */
-  private write(path: string, value: unknown, text: string): void {
+  private write(path: string, value: unknown, text: string | Buffer): void {
     const known = this.written.get(path);
-    if (known?.text !== text || known.signature !== signatureOf(path)) writeFileSync(path, text);
-    this.written.set(path, { value, text, signature: signatureOf(path) });
+    if (!known || !sameText(known.text, text) || known.signature !== signatureOf(path)) writeFileSync(path, text);
+    this.written.set(path, { text, signature: signatureOf(path), value });
+  }
+
+  /** A manifest file as bytes, looked into without parsing it whole (from memory while nobody else changed it). */
+  private manifestText(path: string): ManifestText | undefined {
+    const known = this.written.get(path);
+    const signature = signatureOf(path);
+    if (known && known.signature === signature) return new ManifestText(Buffer.isBuffer(known.text) ? known.text : Buffer.from(known.text));
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(path);
+    } catch {
+      return undefined;
+    }
+    this.written.set(path, { text: bytes, signature });
+    return new ManifestText(bytes);
   }
 
   /** Outputs of machines that are no longer in the repository go too. */
@@ -552,6 +592,11 @@ export class Builder {
     const tree = this.walks.get(dir);
     return tree && new Set(tree.entries.map((entry) => entry.contentPath));
   }
+}
+
+function sameText(a: string | Buffer, b: string | Buffer): boolean {
+  if (typeof a === 'string' && typeof b === 'string') return a === b;
+  return (typeof a === 'string' ? Buffer.from(a) : a).equals(typeof b === 'string' ? Buffer.from(b) : b);
 }
 
 /** One machine's result over the passes of a build: built when any pass built it. */

@@ -17,6 +17,8 @@ import { writeFleet, type Fleet, type FleetMember, type Offer } from './fleet.ts
  * joins the tree. So declarations (a file per function, container, peer) become units and links the engine
  * sees: in the manifest, in `explain`, and started, restarted and stopped by the ordinary reconcile.
  */
+/** Where generators are: a file right in it is one. */
+export const generatorsDir = '/usr/local/opt/initd/generators/';
 export const generatorPath = /^\/usr\/local\/opt\/initd\/generators\/[^/]+$/;
 
 /** What one generator made from one set of inputs. */

@@ -4,7 +4,7 @@ import type { RepoPaths } from '../load/repo.ts';
 import { isInside, realPath } from '../util/fs.ts';
 import { sha256 } from '../util/hash.ts';
 import type { DefaultsFile } from '../facts/machine-facts.ts';
-import { fileEntry, fileMode, type Manifest, type ManifestEntries, type ManifestEntry } from './manifest.ts';
+import { fileEntry, fileMode, type ManifestEntries, type ManifestEntry } from './manifest.ts';
 import { preludesOf, preludeText, type RenderCache } from './layout.ts';
 import { holdsSecret } from './literal-facts.ts';
 import { renderTemplate } from './render.ts';
@@ -39,7 +39,8 @@ export interface QuickContext {
   readOutside: readonly string[];
   /** Each source's fingerprint when the tree was last built (quickly or not). */
   built: Map<string, string>;
-  previous: Manifest;
+  /** An entry of the manifest of the last build. */
+  previous(dest: string): ManifestEntry | undefined;
   /** The render cache, read only when a template is looked at. */
   renders(): RenderCache;
   hash(entry: SourceEntry): string;
@@ -51,7 +52,8 @@ export interface QuickContext {
 }
 
 export interface QuickLayout {
-  manifest: Manifest;
+  /** The entries of the paths worked out again: the last build's manifest with these is the machine's. */
+  entries: ManifestEntries;
   /** The paths worked out again (only these can differ from the previous manifest). */
   changed: string[];
   /** The render cache, when a template was rendered. */
@@ -85,7 +87,7 @@ export async function quickLayout(context: QuickContext): Promise<QuickLayout | 
     for (const entry of tree.entries) {
       // A link repointed outside the repository may leave its content unchanged: check before comparing.
       checkLink(entry);
-      const before = previous.entries[entry.dest];
+      const before = previous(entry.dest);
       if (!before || before.type === 'dir' || (before.type === 'link') !== (entry.rule === 'link')) return undefined;
       if (unchanged(entry, before, context)) continue;
       const contest = contested.get(entry.dest);
@@ -96,7 +98,7 @@ export async function quickLayout(context: QuickContext): Promise<QuickLayout | 
     }
   }
 
-  const entries: ManifestEntries = { ...previous.entries };
+  const entries: ManifestEntries = {};
   let renders: RenderCache | undefined;
   const rendered = new Map<string, Buffer>();
   const sources = new Map<string, SourceEntry>();
@@ -106,7 +108,7 @@ export async function quickLayout(context: QuickContext): Promise<QuickLayout | 
   const factsDir = realPath(context.repo.facts);
   for (const entry of changed) {
     // A file beside a .private: the full layout works out its mode.
-    if (previous.entries[`${entry.dest.slice(0, entry.dest.lastIndexOf('/'))}/${privateName}`]) return undefined;
+    if (previous(`${entry.dest.slice(0, entry.dest.lastIndexOf('/'))}/${privateName}`)) return undefined;
     sources.set(entry.dest, entry);
     if (entry.rule === 'link') {
       entries[entry.dest] = { type: 'link', target: entry.linkTarget! };
@@ -139,7 +141,7 @@ export async function quickLayout(context: QuickContext): Promise<QuickLayout | 
     entries[entry.dest] = fileEntry(entry.mode, digest, secret);
   }
   return {
-    manifest: { ...previous, entries },
+    entries,
     changed: changed.map((entry) => entry.dest),
     renders,
     contentOf: (dest) => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, chmodSync, cpSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { appendFileSync, chmodSync, cpSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -38,6 +38,9 @@ async function assertSameAsScratch(root: string, step: string, plans?: Record<st
     if (report.machines.find((m) => m.machine === machine)?.status === 'failed') continue;
     const mine = manifestOf(root, machine);
     assert.deepEqual(mine, manifestOf(copy, machine), `${step}: ${machine}'s manifest`);
+    // Byte for byte: a deploy compares the manifest's hash with the machine's.
+    const file = (at: string) => readFileSync(join(at, 'var/build', machine, 'manifest.json'), 'utf8');
+    assert.equal(file(root), file(copy), `${step}: ${machine}'s manifest file`);
     assert.deepEqual(scanTree(join(root, 'var/build', machine, 'tree')), scanTree(join(copy, 'var/build', machine, 'tree')), `${step}: ${machine}'s tree`);
   }
 }
@@ -93,6 +96,33 @@ test('every incremental build equals a build from scratch', async () => {
     change();
     await assertSameAsScratch(root, step, plans);
   }
+});
+
+test('with a generator, an incremental build still equals a build from scratch', async () => {
+  const root = makeRepo({
+    'machines/a/usr/local/opt/initd/layers/10.txt': '+ app\n',
+    'machines/b/usr/local/opt/initd/layers/10.txt': '+ app\n',
+    'layers/app/usr/local/opt/app/web.conf': 'PORT=80\n',
+    'layers/app/usr/local/etc/plain.txt': 'plain\n',
+    'layers/app/usr/local/opt/initd/generators/app': {
+      mode: 0o755,
+      content: `#!/bin/bash
+# inputs: /usr/local/opt/app/*.conf
+set -euo pipefail
+mkdir -p "$2/usr/local/lib/systemd/system"
+for conf in "$1"/usr/local/opt/app/*.conf; do
+  name=\${conf##*/}; name=\${name%.conf}
+  printf '# %s\\n' "$(cat "$conf")" > "$2/usr/local/lib/systemd/system/app-$name.service"
+done
+`,
+    },
+  });
+  await assertSameAsScratch(root, 'first build');
+  const quick = { a: 'quick', b: 'quick' };
+  appendFileSync(join(root, 'layers/app/usr/local/etc/plain.txt'), 'more\n');
+  await assertSameAsScratch(root, 'a plain file beside a generator changes', quick);
+  appendFileSync(join(root, 'layers/app/usr/local/opt/app/web.conf'), 'TLS=on\n');
+  await assertSameAsScratch(root, "a generator's input changes", quick);
 });
 
 test('a machine built alone still sees a change another machine was rebuilt for', async () => {
