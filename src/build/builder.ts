@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
@@ -13,12 +13,12 @@ import { probeCachePath } from '../facts/probe-cache.ts';
 import { readFleetPublic, type FleetPublic } from '../facts/public.ts';
 import type { Facts } from '../facts/facts.ts';
 import { mark, now } from '../util/timing.ts';
-import type { Manifest } from './manifest.ts';
-import { layoutMachine, type MachineLayout, type RenderCache } from './layout.ts';
+import type { Manifest, ManifestEntry } from './manifest.ts';
+import { layoutMachine, type MachineLayout, type RenderCache, type RenderRecord } from './layout.ts';
 import { quickLayout, type LayoutMemory } from './quick.ts';
 import { BuildState, buildFormat } from './state.ts';
 import { applyTree, emptyTrash, type FileContent, type TreeChanges } from './tree.ts';
-import { ManifestText } from './manifest-text.ts';
+import { KeyedJson, type Replacement } from './keyed-json.ts';
 import { generate, generatedEntries, generatorPath, generatorsDir, withAncestors, withoutGenerated, type Generated } from './generate.ts';
 import { sortEntries, type ManifestEntries } from './manifest.ts';
 import { nativeTreeSignatures } from '../util/native.ts';
@@ -265,10 +265,10 @@ export class Builder {
       const fingerprint = machineFingerprint(inputs, trees);
       const trusted = !existsSync(output.marker) && existsSync(output.manifest) && !rerender;
       if (trusted && state.fingerprint(machine) === fingerprint) return result;
-      // The last build's manifest, parsed only when the whole of it is needed (a quick build looks up a few entries).
-      const manifest = trusted ? this.manifestText(output.manifest) : undefined;
+      // The last build's manifest and render cache, parsed only when the whole is needed (a quick build looks up a few records).
+      const manifest = trusted ? this.keyedFile(output.manifest) : undefined;
       const wholeManifest = () => manifest && this.remembered(output.manifest, (text) => JSON.parse(text) as Manifest);
-
+      let renderRecords: KeyedJson | undefined;
       let renders: RenderCache | undefined;
       const readRenders = () => (renders ??= (manifest && this.remembered(output.renders, (text) => JSON.parse(text) as RenderCache)) || {});
       const memory = manifest && this.remembered(output.memory, (text) => JSON.parse(text) as LayoutMemory);
@@ -281,28 +281,28 @@ export class Builder {
               memory,
               readOutside: model.settings.readOutside,
               built: sourceFingerprints(state.fingerprint(machine)),
-              previous: (dest) => manifest.entry(dest),
-              renders: readRenders,
+              previous: (dest) => manifest.get<ManifestEntry>(dest),
+              render: (path) => (renderRecords ??= this.keyedFile(output.renders))?.get<RenderRecord>(path),
               hash: (entry) => state.hash(entry.source.dir, entry.contentPath, entry.contentSignature),
               facts: () => loadMachineFacts(this.repo, machine, inventoryEntry(model, machine), memory.defaults).facts,
               fleet: this.fleet,
               schedule: (task) => this.limit(task),
             })
           : undefined;
-      if (manifest && quick) {
+      if (manifest && memory && quick) {
         writeFileSync(output.marker, '');
         const before = this.generatedBefore(output.generated);
-        // Without generators only the changed entries are looked at, and the manifest is written with them replaced.
-        const spliced = !before && !manifest.hasPathUnder(generatorsDir) ? manifest.withEntries(quick.entries) : undefined;
+        // Without generators only the changed entries are looked at, and only their bytes are written again.
+        const replacements = !before && memory.paths !== undefined && !manifest.hasKeyUnder(generatorsDir) ? manifest.replacements(quick.entries) : undefined;
         let changes: TreeChanges;
         let paths: number;
-        if (spliced) {
+        if (replacements) {
           const previousEntries: ManifestEntries = {};
-          for (const dest of quick.changed) previousEntries[dest] = manifest.entry(dest)!;
+          for (const dest of quick.changed) previousEntries[dest] = manifest.get<ManifestEntry>(dest)!;
           changes = applyTree(output.tree, previousEntries, quick.entries, quick.contentOf, quick.changed);
           rmSync(output.generated, { force: true });
-          this.write(output.manifest, undefined, spliced);
-          paths = manifest.count();
+          this.patch(output.manifest, manifest, replacements);
+          paths = memory.paths!;
         } else {
           const previous = wholeManifest()!;
           const entries = { ...previous.entries, ...quick.entries };
@@ -311,7 +311,15 @@ export class Builder {
           this.write(output.manifest, next, JSON.stringify(next) + '\n');
           paths = Object.keys(next.entries).length;
         }
-        if (quick.renders) this.write(output.renders, quick.renders, JSON.stringify(quick.renders));
+        if (quick.renders) {
+          const cache = this.keyedFile(output.renders);
+          const found = cache?.replacements(quick.renders);
+          if (cache && found) this.patch(output.renders, cache, found);
+          else {
+            const whole = { ...readRenders(), ...quick.renders };
+            this.write(output.renders, whole, JSON.stringify(whole));
+          }
+        }
         state.setFingerprint(machine, fingerprint);
         Object.assign(result, { status: 'built', layout: 'quick', written: changes.written, removed: changes.removed, paths });
         return result;
@@ -356,6 +364,7 @@ export class Builder {
         environmentKey: layout.environmentKey,
         defaults: this.defaultsOf(trees),
         volatile: layout.volatile,
+        paths: Object.keys(layout.manifest.entries).length,
       };
       this.write(output.memory, layoutMemory, JSON.stringify(layoutMemory));
       const builtFrom = machineFingerprint(laidOut, trees);
@@ -562,11 +571,11 @@ export class Builder {
     this.written.set(path, { text, signature: signatureOf(path), value });
   }
 
-  /** A manifest file as bytes, looked into without parsing it whole (from memory while nobody else changed it). */
-  private manifestText(path: string): ManifestText | undefined {
+  /** A file of records keyed by path, looked into without parsing it whole (from memory while nobody else changed it). */
+  private keyedFile(path: string): KeyedJson | undefined {
     const known = this.written.get(path);
     const signature = signatureOf(path);
-    if (known && known.signature === signature) return new ManifestText(Buffer.isBuffer(known.text) ? known.text : Buffer.from(known.text));
+    if (known && known.signature === signature) return new KeyedJson(Buffer.isBuffer(known.text) ? known.text : Buffer.from(known.text));
     let bytes: Buffer;
     try {
       bytes = readFileSync(path);
@@ -574,7 +583,30 @@ export class Builder {
       return undefined;
     }
     this.written.set(path, { text: bytes, signature });
-    return new ManifestText(bytes);
+    return new KeyedJson(bytes);
+  }
+
+  /**
+   * Make replacements in a file read with keyedFile. When each keeps its
+   * length (a file's new hash, a template's new render key) only those bytes
+   * are written, in place, like the whole file under the `building` marker.
+   */
+  private patch(path: string, file: KeyedJson, replacements: Replacement[]): void {
+    if (!replacements.length) return;
+    if (replacements.every(({ start, end, bytes }) => bytes.length === end - start)) {
+      const fd = openSync(path, 'r+');
+      try {
+        for (const { start, bytes } of replacements) {
+          writeSync(fd, bytes, 0, bytes.length, start);
+          bytes.copy(file.bytes, start);
+        }
+      } finally {
+        closeSync(fd);
+      }
+      this.written.set(path, { text: file.bytes, signature: signatureOf(path) });
+      return;
+    }
+    this.write(path, undefined, file.replaced(replacements));
   }
 
   /** Outputs of machines that are no longer in the repository go too. */

@@ -5,7 +5,7 @@ import { isInside, realPath } from '../util/fs.ts';
 import { sha256 } from '../util/hash.ts';
 import type { DefaultsFile } from '../facts/machine-facts.ts';
 import { fileEntry, fileMode, type ManifestEntries, type ManifestEntry } from './manifest.ts';
-import { preludesOf, preludeText, type RenderCache } from './layout.ts';
+import { preludesOf, preludeText, type RenderCache, type RenderRecord } from './layout.ts';
 import { holdsSecret } from './literal-facts.ts';
 import { renderTemplate } from './render.ts';
 import { publicDefines, readsPublic, type FleetPublic } from '../facts/public.ts';
@@ -28,6 +28,8 @@ export interface LayoutMemory {
   defaults: DefaultsFile[];
   /** Whether some template renders on every build (it includes a file named at render time; the quick path is then not taken). */
   volatile: boolean;
+  /** How many paths the machine's manifest has (a quick build without generators keeps them). */
+  paths?: number;
 }
 
 export interface QuickContext {
@@ -41,8 +43,8 @@ export interface QuickContext {
   built: Map<string, string>;
   /** An entry of the manifest of the last build. */
   previous(dest: string): ManifestEntry | undefined;
-  /** The render cache, read only when a template is looked at. */
-  renders(): RenderCache;
+  /** A template's record in the render cache, read only when a template is looked at. */
+  render(path: string): RenderRecord | undefined;
   hash(entry: SourceEntry): string;
   /** The machine's facts, loaded only if a template must render. */
   facts(): Facts;
@@ -56,7 +58,7 @@ export interface QuickLayout {
   entries: ManifestEntries;
   /** The paths worked out again (only these can differ from the previous manifest). */
   changed: string[];
-  /** The render cache, when a template was rendered. */
+  /** The render cache's records of the templates rendered (the last build's cache with these is the machine's). */
   renders?: RenderCache;
   contentOf(dest: string): FileContent;
 }
@@ -125,7 +127,7 @@ export async function quickLayout(context: QuickContext): Promise<QuickLayout | 
     const text = readFileSync(entry.contentPath, 'latin1');
     const inputs = templateInputs(text, preludeNames, facts, context.repo.root);
     // A template that includes files, now or before: the full layout records the machine's included files.
-    if (inputs.includes.length || inputs.computed || context.renders()[entry.path]?.[5]?.length) return undefined;
+    if (inputs.includes.length || inputs.computed || context.render(entry.path)?.[5]?.length) return undefined;
     let output: Buffer;
     try {
       output = await render(entry, preludes, facts, context);
@@ -134,7 +136,7 @@ export async function quickLayout(context: QuickContext): Promise<QuickLayout | 
     }
     const digest = sha256(output);
     const secret = holdsSecret(output, facts);
-    renders ??= { ...context.renders() };
+    renders ??= {};
     const key = renderKey(context.hash(entry), entry.path, context.memory.environmentKey, inputs, facts);
     renders[entry.path] = [key, digest, false, secret, readsPublic.test(text) ? context.fleet.signature || '-' : '', inputs.includes, inputs.facts];
     rendered.set(entry.dest, output);
@@ -157,7 +159,7 @@ function unchanged(entry: SourceEntry, before: ManifestEntry, context: QuickCont
   if (before.type !== 'file' || before.mode !== fileMode(entry.mode, before.secret === true)) return false;
   if (entry.rule !== 'template') return before.sha256 === context.hash(entry);
   // The quick path runs only while the machine's facts, prelude and included files are as at the full layout: the content decides.
-  const record = context.renders()[entry.path];
+  const record = context.render(entry.path);
   return record?.length === 7 && !record[2] && sameContent(record[0], context.hash(entry)) && record[1] === before.sha256 && (!record[4] || record[4] === (context.fleet.signature || '-'));
 }
 

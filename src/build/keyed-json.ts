@@ -1,0 +1,116 @@
+/**
+ * A JSON file as the builder writes it (JSON.stringify, no spaces) that keys
+ * records by path, the manifest's entries and the render cache's records,
+ * looked into without parsing it whole. When a build changes a few files,
+ * each machine they touch looks up those records and writes only their bytes
+ * again: a fraction of parsing and writing a thousand or more records, which
+ * on a small machine costs milliseconds per machine.
+ *
+ * In that compact JSON a key starts right after `{` or `,`; inside a string
+ * every `"` follows a backslash, so `,"<path>":` is found only at the record.
+ */
+export class KeyedJson {
+  private cursor = 0;
+
+  constructor(readonly bytes: Buffer) {}
+
+  /** The record under `key`, undefined when there is none (or it is not JSON). */
+  get<T>(key: string): T | undefined {
+    const span = this.find(key);
+    try {
+      return span && (JSON.parse(this.bytes.toString('utf8', span[0], span[1])) as T);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Whether some key starts with `prefix` (a directory's path and `/`). */
+  hasKeyUnder(prefix: string): boolean {
+    const needle = Buffer.from(JSON.stringify(prefix).slice(0, -1));
+    for (let at = this.bytes.indexOf(needle); at >= 0; at = this.bytes.indexOf(needle, at + 1)) {
+      if (startsKey(this.bytes, at)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Where these records' values are and what replaces them, byte for byte
+   * what JSON.stringify of the whole with them would give; undefined when one
+   * of them is not there (the caller then works on the parsed whole).
+   */
+  replacements(records: Record<string, unknown>): Replacement[] | undefined {
+    const found: Replacement[] = [];
+    for (const [key, value] of Object.entries(records)) {
+      const span = this.find(key);
+      if (!span) return undefined;
+      found.push({ start: span[0], end: span[1], bytes: Buffer.from(JSON.stringify(value)) });
+    }
+    return found.sort((a, b) => a.start - b.start);
+  }
+
+  /** The bytes with these replacements made. */
+  replaced(replacements: Replacement[]): Buffer {
+    const pieces: Buffer[] = [];
+    let from = 0;
+    for (const { start, end, bytes } of replacements) {
+      pieces.push(this.bytes.subarray(from, start), bytes);
+      from = end;
+    }
+    pieces.push(this.bytes.subarray(from));
+    return Buffer.concat(pieces);
+  }
+
+  /** The byte span of a record's value. Lookups in key order (a source tree's) each search on from the last. */
+  private find(key: string): [start: number, end: number] | undefined {
+    const needle = Buffer.from(`${JSON.stringify(key)}:`);
+    const at = this.search(needle, this.cursor) ?? this.search(needle, 0);
+    if (at === undefined) return undefined;
+    const start = at + needle.length;
+    const end = valueEnd(this.bytes, start);
+    if (end === undefined) return undefined;
+    this.cursor = end;
+    return [start, end];
+  }
+
+  private search(needle: Buffer, from: number): number | undefined {
+    for (let at = this.bytes.indexOf(needle, from); at >= 0; at = this.bytes.indexOf(needle, at + 1)) {
+      if (startsKey(this.bytes, at)) return at;
+    }
+    return undefined;
+  }
+}
+
+/** Bytes `start` to `end` (exclusive) become `bytes`. */
+export interface Replacement {
+  start: number;
+  end: number;
+  bytes: Buffer;
+}
+
+const quote = 0x22;
+const comma = 0x2c;
+const backslash = 0x5c;
+const openers = new Set([0x5b, 0x7b]); // [ {
+const closers = new Set([0x5d, 0x7d]); // ] }
+
+/** Whether the `"` at `at` opens a key of the compact JSON. */
+function startsKey(bytes: Buffer, at: number): boolean {
+  return at > 0 && (bytes[at - 1] === comma || bytes[at - 1] === 0x7b);
+}
+
+/** The end (exclusive) of the object or array that starts at `start`. */
+function valueEnd(bytes: Buffer, start: number): number | undefined {
+  if (!openers.has(bytes[start]!)) return undefined;
+  let depth = 0;
+  let inString = false;
+  for (let i = start; i < bytes.length; i++) {
+    const byte = bytes[i]!;
+    if (inString) {
+      if (byte === backslash) i++;
+      else if (byte === quote) inString = false;
+    } else if (byte === quote) inString = true;
+    else if (openers.has(byte)) depth++;
+    else if (closers.has(byte) && --depth === 0) return i + 1;
+  }
+  return undefined;
+}
