@@ -25,8 +25,16 @@ const renderEnvironment = {
   TZ: 'UTC',
 };
 
+/**
+ * GNU m4 1.4.19 makes a symbol table of 65,537 buckets: the pages of that
+ * half megabyte were half of each render's time on a small machine (4 ms of
+ * 8). A template's macros, the prelude's and the facts are well served by
+ * 4,093; the size changes how fast a name is found, never what it means.
+ */
+const hashSize = '--hashsize=4093';
+
 export function m4Arguments(job: RenderJob, encoding: FactEncoding): string[] {
-  return ['--prefix-builtins', '--fatal-warnings', ...encoding.defines, ...(job.publicDefines ?? []), ...job.preludes, job.template];
+  return ['--prefix-builtins', '--fatal-warnings', hashSize, ...encoding.defines, ...(job.publicDefines ?? []), ...job.preludes, job.template];
 }
 
 let m4Path: string | undefined;

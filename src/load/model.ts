@@ -218,7 +218,9 @@ function machineDirectories(repo: RepoPaths): string[] {
 
 export function signatureOf(path: string): string | undefined {
   try {
-    return statSignature(statSync(path));
+    // A missing file is common (facts/<machine>.env): no exception made for it, they cost.
+    const stats = statSync(path, { throwIfNoEntry: false });
+    return stats && statSignature(stats);
   } catch {
     return undefined;
   }
