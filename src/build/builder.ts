@@ -15,7 +15,7 @@ import type { Facts } from '../facts/facts.ts';
 import { mark, now } from '../util/timing.ts';
 import type { Manifest, ManifestEntry } from './manifest.ts';
 import { layoutMachine, type MachineLayout, type RenderCache, type RenderRecord } from './layout.ts';
-import { quickLayout, type LayoutMemory } from './quick.ts';
+import { quickLayout, type LayoutMemory, type QuickLayout } from './quick.ts';
 import { BuildState, buildFormat } from './state.ts';
 import { applyTree, emptyTrash, type FileContent, type TreeChanges } from './tree.ts';
 import { KeyedJson, type Replacement } from './keyed-json.ts';
@@ -292,35 +292,7 @@ export class Builder {
           : undefined;
       if (manifest && memory && quick) {
         writeFileSync(output.marker, '');
-        const before = this.generatedBefore(output.generated);
-        // Without generators only the changed entries are looked at, and only their bytes are written again.
-        const replacements = !before && memory.paths !== undefined && !manifest.hasKeyUnder(generatorsDir) ? manifest.replacements(quick.entries) : undefined;
-        let changes: TreeChanges;
-        let paths: number;
-        if (replacements) {
-          const previousEntries: ManifestEntries = {};
-          for (const dest of quick.changed) previousEntries[dest] = manifest.get<ManifestEntry>(dest)!;
-          changes = applyTree(output.tree, previousEntries, quick.entries, quick.contentOf, quick.changed);
-          rmSync(output.generated, { force: true });
-          this.patch(output.manifest, manifest, replacements);
-          paths = memory.paths!;
-        } else {
-          const previous = wholeManifest()!;
-          const entries = { ...previous.entries, ...quick.entries };
-          changes = applyTree(output.tree, previous.entries, entries, quick.contentOf, quick.changed);
-          const next = { ...previous, entries: await this.generateInto(machine, output, trees, withoutGenerated(entries, before), entries, before, changes) };
-          this.write(output.manifest, next, JSON.stringify(next) + '\n');
-          paths = Object.keys(next.entries).length;
-        }
-        if (quick.renders) {
-          const cache = this.keyedFile(output.renders);
-          const found = cache?.replacements(quick.renders);
-          if (cache && found) this.patch(output.renders, cache, found);
-          else {
-            const whole = { ...readRenders(), ...quick.renders };
-            this.write(output.renders, whole, JSON.stringify(whole));
-          }
-        }
+        const { changes, paths } = await this.commitQuick(machine, output, trees, { manifest, memory, quick, wholeManifest, readRenders });
         state.setFingerprint(machine, fingerprint);
         Object.assign(result, { status: 'built', layout: 'quick', written: changes.written, removed: changes.removed, paths });
         return result;
@@ -377,6 +349,47 @@ export class Builder {
       result.error = error instanceof HomecloudError ? error : systemError(error, machine);
     } finally {
       result.milliseconds = now() - started;
+    }
+    return result;
+  }
+
+  /**
+   * Put a quick layout's changes in the machine's tree, manifest and render cache. Without generators only the
+   * changed entries are looked at, and only their bytes are written again; with them, the whole manifest is.
+   */
+  private async commitQuick(
+    machine: string,
+    output: ReturnType<typeof machineOutput>,
+    trees: SourceTree[],
+    last: { manifest: KeyedJson; memory: LayoutMemory; quick: QuickLayout; wholeManifest: () => Manifest | undefined; readRenders: () => RenderCache },
+  ): Promise<{ changes: TreeChanges; paths: number }> {
+    const { manifest, memory, quick } = last;
+    const before = this.generatedBefore(output.generated);
+    const replacements = !before && memory.paths !== undefined && !manifest.hasKeyUnder(generatorsDir) ? manifest.replacements(quick.entries) : undefined;
+    let result: { changes: TreeChanges; paths: number };
+    if (replacements) {
+      const previousEntries: ManifestEntries = {};
+      for (const dest of quick.changed) previousEntries[dest] = manifest.get<ManifestEntry>(dest)!;
+      const changes = applyTree(output.tree, previousEntries, quick.entries, quick.contentOf, quick.changed);
+      rmSync(output.generated, { force: true });
+      this.patch(output.manifest, manifest, replacements);
+      result = { changes, paths: memory.paths! };
+    } else {
+      const previous = last.wholeManifest()!;
+      const entries = { ...previous.entries, ...quick.entries };
+      const changes = applyTree(output.tree, previous.entries, entries, quick.contentOf, quick.changed);
+      const next = { ...previous, entries: await this.generateInto(machine, output, trees, withoutGenerated(entries, before), entries, before, changes) };
+      this.write(output.manifest, next, JSON.stringify(next) + '\n');
+      result = { changes, paths: Object.keys(next.entries).length };
+    }
+    if (quick.renders) {
+      const cache = this.keyedFile(output.renders);
+      const found = cache?.replacements(quick.renders);
+      if (cache && found) this.patch(output.renders, cache, found);
+      else {
+        const whole = { ...last.readRenders(), ...quick.renders };
+        this.write(output.renders, whole, JSON.stringify(whole));
+      }
     }
     return result;
   }
