@@ -27,7 +27,8 @@ const selectLine = /^\+ (\S+)\s*$/;
 
 /** The layers a machine's list files select, in order, each name once. */
 export function readLayerSelections(repo: RepoPaths, machine: string): LayerSelection[] {
-  const dir = join(repo.machineDir(machine), layerListDir);
+  // Concatenated, not joined: joins cost microseconds each, and these run per machine and build (names are one component).
+  const dir = `${repo.machineDir(machine)}/${layerListDir}`;
   let files: string[];
   try {
     files = readdirSync(dir)
@@ -40,7 +41,7 @@ export function readLayerSelections(repo: RepoPaths, machine: string): LayerSele
   const selections: LayerSelection[] = [];
   const seen = new Set<string>();
   for (const name of files) {
-    const path = join(dir, name);
+    const path = `${dir}/${name}`;
     const file = repo.display(path);
     let text: string;
     try {
@@ -76,9 +77,9 @@ export function resolveLayer(repo: RepoPaths, name: string, useStdlib: boolean, 
 }
 
 function findLayer(repo: RepoPaths, name: string, useStdlib: boolean, selectedAt?: Location): Source {
-  const own = join(repo.layers, name);
+  const own = `${repo.layers}/${name}`;
   if (isDirectory(own)) return { name, kind: 'layer', dir: own, origin: 'repository', selectedAt };
-  const standard = join(repo.stdlibLayers, name);
+  const standard = `${repo.stdlibLayers}/${name}`;
   if (useStdlib && isDirectory(standard)) return { name, kind: 'layer', dir: standard, origin: 'standard', selectedAt };
   if (name === '_') {
     throw new HomecloudError(
