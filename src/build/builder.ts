@@ -611,7 +611,7 @@ export class Builder {
       const fd = openSync(path, 'r+');
       try {
         for (const { start, bytes } of replacements) {
-          writeSync(fd, bytes, 0, bytes.length, start);
+          for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, start + done);
           bytes.copy(file.bytes, start);
         }
       } finally {
