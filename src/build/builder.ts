@@ -270,6 +270,7 @@ export class Builder {
       const manifest = trusted ? this.keyedFile(output.manifest) : undefined;
       const wholeManifest = () => manifest && this.remembered(output.manifest, (text) => JSON.parse(text) as Manifest);
       let renderRecords: KeyedJson | undefined;
+      const renderFile = () => (renderRecords ??= this.keyedFile(output.renders));
       let renders: RenderCache | undefined;
       const readRenders = () => (renders ??= (manifest && this.remembered(output.renders, (text) => JSON.parse(text) as RenderCache)) || {});
       const memory = manifest && this.remembered(output.memory, (text) => JSON.parse(text) as LayoutMemory);
@@ -283,7 +284,7 @@ export class Builder {
               readOutside: model.settings.readOutside,
               built: sourceFingerprints(state.fingerprint(machine)),
               previous: (dest) => manifest.get<ManifestEntry>(dest),
-              render: (path) => (renderRecords ??= this.keyedFile(output.renders))?.get<RenderRecord>(path),
+              render: (path) => renderFile()?.get<RenderRecord>(path),
               hash: (entry) => state.hash(entry.source.dir, entry.contentPath, entry.contentSignature),
               facts: () => loadMachineFacts(this.repo, machine, inventoryEntry(model, machine), memory.defaults).facts,
               fleet: this.fleet,
@@ -292,7 +293,7 @@ export class Builder {
           : undefined;
       if (manifest && memory && quick) {
         writeFileSync(output.marker, '');
-        const { changes, paths } = await this.commitQuick(machine, output, trees, { manifest, memory, quick, wholeManifest, readRenders });
+        const { changes, paths } = await this.commitQuick(machine, output, trees, { manifest, memory, quick, wholeManifest, readRenders, renderFile });
         state.setFingerprint(machine, fingerprint);
         Object.assign(result, { status: 'built', layout: 'quick', written: changes.written, removed: changes.removed, paths });
         return result;
@@ -361,7 +362,14 @@ export class Builder {
     machine: string,
     output: ReturnType<typeof machineOutput>,
     trees: SourceTree[],
-    last: { manifest: KeyedJson; memory: LayoutMemory; quick: QuickLayout; wholeManifest: () => Manifest | undefined; readRenders: () => RenderCache },
+    last: {
+      manifest: KeyedJson;
+      memory: LayoutMemory;
+      quick: QuickLayout;
+      wholeManifest: () => Manifest | undefined;
+      readRenders: () => RenderCache;
+      renderFile: () => KeyedJson | undefined;
+    },
   ): Promise<{ changes: TreeChanges; paths: number }> {
     const { manifest, memory, quick } = last;
     const before = this.generatedBefore(output.generated);
@@ -383,7 +391,8 @@ export class Builder {
       result = { changes, paths: Object.keys(next.entries).length };
     }
     if (quick.renders) {
-      const cache = this.keyedFile(output.renders);
+      // The render cache as the quick layout read it (a changed template was looked up in it).
+      const cache = last.renderFile();
       const found = cache?.replacements(quick.renders);
       if (cache && found) this.patch(output.renders, cache, found);
       else {

@@ -1,4 +1,4 @@
-import { isIP } from '../util/ip.ts';
+import { lazyNet } from '../util/lazy.ts';
 import { HomecloudError } from '../load/errors.ts';
 import { nameArgument } from '../load/names.ts';
 
@@ -91,7 +91,7 @@ export const probeFacts: readonly ProbeFact[] = [
     parse: asPrinted,
     // IPv4 and IPv6 addresses, an IPv6 one perhaps with its zone ("fe80::1%eth0"); each is checked with isIP.
     pattern: /^[0-9A-Za-z.:%-]+(?: [0-9A-Za-z.:%-]+){0,7}$|^$/,
-    valid: (value) => value === '' || value.split(' ').every((address) => isIP(address) !== 0),
+    valid: (value) => value === '' || value.split(' ').every((address) => lazyNet().isIP(address) !== 0),
     what: 'at most 8 IP addresses, one space apart',
   },
 ];

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { isIP } from '../util/ip.ts';
+import { lazyNet } from '../util/lazy.ts';
 import { join } from 'node:path';
 import { HomecloudError } from '../load/errors.ts';
 import type { RepoPaths } from '../load/repo.ts';
@@ -44,7 +44,7 @@ export function checkPublic(machine: string, name: string, content: string): voi
   const lines = content.split('\n');
   if (lines.at(-1) === '') lines.pop();
   if (name === addressesName) {
-    for (const line of lines) if (isIP(line) === 0) refuse(`holds ${JSON.stringify(line.slice(0, 80))}, which is not an IP address`);
+    for (const line of lines) if (lazyNet().isIP(line) === 0) refuse(`holds ${JSON.stringify(line.slice(0, 80))}, which is not an IP address`);
     return;
   }
   for (const line of lines)

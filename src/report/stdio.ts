@@ -1,5 +1,5 @@
 import { writeSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { lazyTty } from '../util/lazy.ts';
 import { nativeIsTerminal } from '../util/native.ts';
 
 /**
@@ -99,5 +99,5 @@ function write(fd: Descriptor, text: string): void {
 /** Whether a descriptor is a terminal, without making its stream (node:tty loads the network stack). */
 export function isTerminal(fd: Descriptor): boolean {
   if (state.watching && made.has(fd)) return process[names[fd]].isTTY === true;
-  return nativeIsTerminal(fd) ?? (createRequire(import.meta.url)('node:tty') as typeof import('node:tty')).isatty(fd);
+  return nativeIsTerminal(fd) ?? lazyTty().isatty(fd);
 }

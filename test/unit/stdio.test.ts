@@ -25,9 +25,11 @@ function cliReportingStreams(args: string[]) {
     preload,
     "process.on('exit', () => require('fs').writeSync(2, `streams loaded: ${process.moduleLoadList.includes('NativeModule stream')}\\n`));\n",
   );
+  // Terminals are told by the native module's isatty: without it node:tty is loaded, and the streams with it.
+  const { HOMECLOUD_NATIVE: _, ...env } = process.env;
   return spawnSync(process.execPath, ['--require', preload, cliPath, '-C', root, ...args], {
     cwd: projectRoot,
-    env: { ...process.env, NO_COLOR: '1' },
+    env: { ...env, NO_COLOR: '1' },
     encoding: 'utf8',
   });
 }
