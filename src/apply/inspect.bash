@@ -11,7 +11,34 @@
 # next probe compares, and only paths whose record moved are looked at
 # closely. Numeric ids: looking names up costs more than the rest.
 stat_records() {
-  rooted xargs -0 -r stat --printf '%f %u %g %s %.9Y %.9Z %i %n\0' -- 2>/dev/null || true
+  rooted xargs -0 -r stat --printf "$stat_format" -- 2>/dev/null || true
+}
+stat_format='%f %u %g %s %.9Y %.9Z %i %n\0'
+
+# records_unmoved PATHS STATE [SCRATCH]: whether the stat records of the
+# NUL-separated paths in PATHS are those in STATE (as stat_records wrote
+# them). With SCRATCH, a file it may write (the lock's), one stat is the only
+# process: its records go there, since bash reads a pipe a byte at a time and
+# a file in blocks, and are compared here record for record. Without, or for
+# a list too long for one command line, stat's output goes to cmp.
+# shellcheck disable=SC2317 # not every script calls it
+records_unmoved() {
+  local -a listed=() now=() recorded=()
+  local i
+  mapfile -d '' -t listed < "$1"
+  if [ "${#listed[@]}" -gt 10000 ]; then
+    stat_records < "$1" | cmp -s - "$2"
+  elif [ -z "${3:-}" ]; then
+    stat --printf "$stat_format" -- "${listed[@]/#/"$R"}" 2>/dev/null | cmp -s - "$2"
+  else
+    [ "${#listed[@]}" -eq 0 ] || { stat --printf "$stat_format" -- "${listed[@]/#/"$R"}" > "$3"; } 2>/dev/null
+    [ "${#listed[@]}" -eq 0 ] || mapfile -d '' -t now < "$3"
+    mapfile -d '' -t recorded < "$2"
+    [ "${#now[@]}" -eq "${#recorded[@]}" ] || return 1
+    for ((i = 0; i < ${#now[@]}; i++)); do
+      [[ ${now[i]} == "${recorded[i]}" ]] || return 1
+    done
+  fi
 }
 
 # record_paths: the paths of stat records (their seven fields dropped), as on the machine.

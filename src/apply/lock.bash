@@ -8,7 +8,8 @@
 # Data in front (lockScript, session.ts):
 #   holder        who takes the lock (command=... started=... host=... user=...)
 #   wait_seconds  how long to wait for another holder
-#   probe_script  the probe (probeScript, probe.ts), run in a subshell
+#   probe_script  the probe (probeScript, probe.ts), run in this shell
+#   locked        says to the probe that it runs under the lock: it may write in lock_dir
 #   lock_dir, machine_lock, lock_holder, state_dir
 # shellcheck shell=bash disable=SC2154
 
@@ -21,7 +22,8 @@ if ! flock -n 9; then
 fi
 printf '%s\n' "$holder" > "$R$lock_holder"
 echo locked
-( eval "$probe_script" ) < /dev/null
+# In this shell, not a subshell: a fork of this shell costs more than all the probe's own work.
+{ eval "$probe_script"; } < /dev/null
 echo probed
 IFS=' ' read -r command bytes || exit 0
 [ "$command" = run ] || exit 0

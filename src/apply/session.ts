@@ -125,8 +125,8 @@ const lockBash = bashFile(new URL('./lock.bash', import.meta.url));
  */
 export function lockScript(holder: string, waitSeconds: number, probe: string): string {
   const data = bashData({ ...pathData('lock_dir', 'machine_lock', 'lock_holder', 'state_dir'), holder, wait_seconds: Math.max(0, Math.round(waitSeconds)) });
-  // The probe is bash text, which lock.bash runs with eval.
-  const probeData = `# shellcheck disable=SC2016\n${bashData({ probe_script: probe })}`;
+  // The probe is bash text, which lock.bash runs with eval; it reads `locked`.
+  const probeData = `# shellcheck disable=SC2016\n${bashData({ probe_script: probe })}\n# shellcheck disable=SC2034\n${bashData({ locked: 'yes' })}`;
   return targetScript(`${data}\n${probeData}`, [rootFunctions, lockBash]);
 }
 

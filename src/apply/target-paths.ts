@@ -23,6 +23,13 @@ export const lockDir = '/run/homecloud';
 export const machineLock = `${lockDir}/lock`;
 /** Who holds the lock: when, from which host, by whom (shown to whoever waits). */
 export const lockHolder = `${lockDir}/holder`;
+/**
+ * dpkg's list of installed packages as the last probe under the lock read it,
+ * kept until dpkg's database moves (probe.bash): in /run, so a reboot forgets it.
+ */
+export const packagesCache = `${lockDir}/packages`;
+/** Scratch for the probe under the lock: the managed paths' stat records as it found them. */
+export const probeRecords = `${lockDir}/records`;
 
 /**
  * Executables a layer ships to test the new tree before the apply changes
@@ -41,6 +48,8 @@ const bashPaths = {
   lock_dir: lockDir,
   machine_lock: machineLock,
   lock_holder: lockHolder,
+  packages_cache: packagesCache,
+  probe_records: probeRecords,
   checks_dir: checksDir,
 };
 

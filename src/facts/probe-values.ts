@@ -53,7 +53,8 @@ export const probeFacts: readonly ProbeFact[] = [
     what: 'an os-release version (letters, digits, ".", "_", "~" and "-")',
   },
   { name: 'ENV_VERSION_CODENAME', bash: '"$os_VERSION_CODENAME"', parse: unquoted, ...identifier },
-  { name: 'ENV_NPROC', bash: '"$(nproc)"', parse: asPrinted, ...number },
+  // What nproc says, counted by the probe from the shell's CPU affinity (probe.bash).
+  { name: 'ENV_NPROC', bash: '"$cpus"', parse: asPrinted, ...number },
   // /proc/meminfo's MemTotal, in kB (its default 0 when the line is missing).
   { name: 'ENV_MEMBYTES', bash: '"$memory_kb"', parse: (kb) => (/^[0-9]+$/.test(kb) ? String(BigInt(kb) * 1024n) : kb), ...number },
   { name: 'ENV_HOME', bash: '"$HOME"', parse: asPrinted, pattern: /^\/[A-Za-z0-9._/-]*$/, what: 'an absolute path (letters, digits, ".", "_", "/" and "-")' },

@@ -7,6 +7,8 @@
 # Data in front (probeScript, probe.ts):
 #   known_manifest   the sha256 of the CLI's copy of the manifest ('' for none)
 #   generations_dir, pending_file, created_dirs_files, public_dir
+#   packages_cache, probe_records  where a probe under the lock may keep what it read
+#   locked           (set by lock.bash only) this probe holds the lock
 # and probe_facts, which prints the facts of the table in probe-values.ts
 # from what is read below. Functions from root.bash, inspect.bash and
 # publish.bash come before.
@@ -32,9 +34,41 @@ memory_kb=0
 while read -r key value _; do if [ "$key" = MemTotal: ]; then memory_kb=$value; break; fi; done < /proc/meminfo
 # shellcheck disable=SC2034 # probe_facts reads it
 read -r kernel < /proc/sys/kernel/osrelease
+# The CPUs this shell may run on, as nproc counts them (its affinity list), without nproc's process;
+# nproc itself when the OpenMP variables it honours are set or the list reads otherwise.
+cpus=0
+while read -r key value; do
+  [ "$key" = Cpus_allowed_list: ] || continue
+  for range in ${value//,/ }; do
+    if [[ $range =~ ^([0-9]+)-([0-9]+)$ ]]; then
+      cpus=$((cpus + 10#${BASH_REMATCH[2]} - 10#${BASH_REMATCH[1]} + 1))
+    elif [[ $range =~ ^[0-9]+$ ]]; then
+      cpus=$((cpus + 1))
+    else
+      cpus=0 && break
+    fi
+  done
+  break
+done < /proc/self/status
+# shellcheck disable=SC2034 # probe_facts reads it
+if [ "$cpus" -lt 1 ] || [ -n "${OMP_NUM_THREADS:-}${OMP_THREAD_LIMIT:-}" ]; then cpus=$(nproc); fi
 # The installed packages, each with its architecture: dpkg's own is the machine's (what dpkg --print-architecture says, without its process).
 # Parsed here, not with awk: one process less each.
-packages=$(dpkg-query -W -f='${db:Status-Status}=${Package}=${Architecture} ' 2>/dev/null) || true
+# Under the lock (locked, lock.bash) dpkg-query's answer is kept, with a stamp made before it ran,
+# and read again while nothing in dpkg's database is newer than the stamp: its status file, its directory
+# (dpkg writes status-new and renames it) and updates/ (the journal of a run not yet merged). A time equal to
+# the stamp's counts as newer (file times are coarse). Any probe may read it; only a locked one writes it.
+packages='' cache=$R$packages_cache db=$R/var/lib/dpkg
+if [ -f "$cache" ] && [ "$cache.stamp" -nt "$db/status" ] && [ "$cache.stamp" -nt "$db" ] && [ "$cache.stamp" -nt "$db/updates" ]; then
+  IFS= read -r -d '' packages < "$cache" || true
+else
+  [ -n "${locked:-}" ] && : > "$cache.stamp.new"
+  packages=$(exec dpkg-query -W -f='${db:Status-Status}=${Package}=${Architecture} ' 2>/dev/null) || true
+  # The list first, then its stamp: a list never has an older stamp than what it was read after.
+  if [ -n "${locked:-}" ] && [ -n "$packages" ] && printf '%s' "$packages" > "$cache.new"; then
+    mv -f -- "$cache.new" "$cache" && mv -f -- "$cache.stamp.new" "$cache.stamp"
+  fi
+fi
 arch='' dpkg_item=' installed=dpkg=([^ ]+)'
 # shellcheck disable=SC2034 # probe_facts reads it
 if [[ " $packages" =~ $dpkg_item ]]; then arch=${BASH_REMATCH[1]}; else arch=$(uname -m); fi
@@ -45,7 +79,8 @@ while IFS='=' read -r key value; do
 done < <(systemctl show -p Version -p NFailedUnits 2>/dev/null)
 if [ -z "$systemd_version" ]; then systemd_version=$(systemctl --version 2>/dev/null) || true; systemd_version=${systemd_version%%$'\n'*}; fi
 # WireGuard in the running kernel: loaded or built in (/sys, like /proc, is the kernel's), else a module of it
-# for this kernel where Debian's and Ubuntu's kernels put it (no process), else wherever modinfo finds one.
+# for this kernel where Debian's and Ubuntu's kernels put it (no process), else wherever modinfo finds one:
+# only where this kernel has modules at all (a container has none; modinfo would fail, at the cost of a process).
 # shellcheck disable=SC2034 # probe_facts reads it
 wireguard_kernel=no
 if [ -d /sys/module/wireguard ]; then
@@ -55,7 +90,9 @@ else
     [ -e "$module" ] && wireguard_kernel=yes
     break
   done
-  if [ "$wireguard_kernel" = no ] && PATH=$PATH:/usr/sbin:/sbin modinfo wireguard >/dev/null 2>&1; then wireguard_kernel=yes; fi
+  if [ "$wireguard_kernel" = no ] && [ -d "$R/lib/modules/$kernel" ] && PATH=$PATH:/usr/sbin:/sbin modinfo wireguard >/dev/null 2>&1; then
+    wireguard_kernel=yes
+  fi
 fi
 # The upstream DNS servers, at most 8: where the dns layer's dnsmasq runs, its upstream (resolved then names
 # dnsmasq only, and that is where the layer's first deploy took them from); else systemd-resolved's list when it
@@ -103,7 +140,7 @@ publish
 paths=$G/current/lists/paths
 state=$G/current/state
 # The common case, cheaply: nothing pending, and every record as the commit left it.
-if ! { [ -f "$state" ] && [ -f "$paths" ] && ! [ -e "$P" ] && stat_records < "$paths" | cmp -s - "$state"; }; then
+if ! { [ -f "$state" ] && [ -f "$paths" ] && ! [ -e "$P" ] && records_unmoved "$paths" "$state" ${locked:+"$R$probe_records"}; }; then
   work=$(mktemp -d)
   [ -f "$paths" ] || paths=/dev/null
   [ -f "$state" ] || state=/dev/null
@@ -119,4 +156,5 @@ if ! { [ -f "$state" ] && [ -f "$paths" ] && ! [ -e "$P" ] && stat_records < "$p
   fi
   rm -rf "$work"
 fi
-exit 0
+# Status 0 whatever the last test said, without exit: the lock's shell runs the probe in itself (lock.bash).
+true

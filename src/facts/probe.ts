@@ -23,7 +23,11 @@ const probeBash = bashFile(new URL('./probe.bash', import.meta.url));
  * how; the facts are those of probe-values.ts's table.
  */
 export function probeScript(knownManifest = ''): string {
-  const data = bashData({ ...pathData('generations_dir', 'pending_file', 'created_dirs_files'), public_dir: publicDirectory, known_manifest: knownManifest });
+  const data = bashData({
+    ...pathData('generations_dir', 'pending_file', 'created_dirs_files', 'packages_cache', 'probe_records'),
+    public_dir: publicDirectory,
+    known_manifest: knownManifest,
+  });
   return targetScript(`${data}\n${probeFactsFunction()}`, [rootFunctions, inspectBash, publishBash, probeBash]);
 }
 

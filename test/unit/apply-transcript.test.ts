@@ -459,6 +459,50 @@ test('the probe finds nothing moved after a commit, then a hand edit; recording 
   assert.equal(probe().HC_MOVED, undefined);
 });
 
+test('the probe under the lock says what the probe alone says, and keeps the package list until dpkg moves', () => {
+  const { machine } = deployedMachine();
+  const known = sha256(machine.read(`${generationsDir}/current/manifest.json`));
+  const alone = () => machine.run(probeScript(known));
+  const locked = () => {
+    const run = machine.run(lockScript('command=deploy started=now host=h user=u', 1, probeScript(known)));
+    assert.equal(run.status, 0, run.stderr);
+    const lines = run.stdout.split('\n');
+    assert.equal(lines[0], 'locked');
+    return { ...run, lines: lines.slice(1, lines.indexOf('probed')) };
+  };
+  const same = () => {
+    const a = alone();
+    const b = locked();
+    assert.deepEqual(keyValues(b.lines), keyValues(a.stdout.split('\n')));
+    return { facts: keyValues(b.lines), transcript: b.transcript };
+  };
+  assert.equal(alone().status, 0);
+  assert.ok(!existsSync(machine.path('/run/homecloud')), 'the probe alone writes nothing');
+  const first = same();
+  assert.equal(first.facts.HC_MOVED, undefined);
+  assert.equal(first.facts.HC_PACKAGES, 'installed=dpkg=amd64 installed=less=all ');
+  assert.equal(first.facts.ENV_NPROC, spawnSync('nproc', { encoding: 'utf8' }).stdout.trim(), 'counted as nproc counts');
+  assert.ok(first.transcript.includes('dpkg-query -W -f=${db:Status-Status}=${Package}=${Architecture} '));
+  // Kept: the next locked probe reads the list without dpkg-query, until dpkg's status file is newer than the list.
+  assert.deepEqual(
+    locked().transcript.filter((line) => line.startsWith('dpkg-query')),
+    [],
+  );
+  mkdirSync(machine.path('/var/lib/dpkg'), { recursive: true });
+  writeFileSync(machine.path('/var/lib/dpkg/status'), 'Package: less\n');
+  assert.equal(locked().transcript.filter((line) => line.startsWith('dpkg-query')).length, 1);
+  // A hand edit, a removed file (its directory moves too) and a changed mode: moved, for both.
+  writeFileSync(machine.path('/usr/local/etc/c.conf'), 'edited by hand\n');
+  rmSync(machine.path('/usr/local/bin/a'));
+  assert.equal(Buffer.from(same().facts.HC_MOVED!, 'base64').toString(), '/usr/local/bin\0/usr/local/bin/a\0/usr/local/etc/c.conf\0');
+  writeFileSync(machine.path('/usr/local/bin/a'), '#!/bin/sh\n', { mode: 0o755 });
+  writeFileSync(machine.path('/usr/local/etc/c.conf'), 'one\n');
+  assert.equal(machine.run(recordStateScript()).status, 0);
+  assert.equal(same().facts.HC_MOVED, undefined);
+  chmodSync(machine.path('/usr/local/bin/a'), 0o700);
+  assert.equal(Buffer.from(same().facts.HC_MOVED!, 'base64').toString(), '/usr/local/bin/a\0');
+});
+
 test('clobber stops the units, removes what homecloud placed, puts originals back and forgets its state', () => {
   const machine = scratch();
   writeFileSync(machine.path('/usr/local/bin/tool'), "the machine's own\n");
