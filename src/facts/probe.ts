@@ -8,6 +8,7 @@ import { bashData, bashFile, targetScript } from '../util/bash-file.ts';
 import { sha256 } from '../util/hash.ts';
 import { probeCachePath, type ProbeRecord } from './probe-cache.ts';
 import { checkProbeFacts, parseProbeFact, probeFactsFunction } from './probe-values.ts';
+import { kernelAddresses } from './addresses.ts';
 import { addressesName, checkPublic, publicDirectory, storePublic, type PublicItems } from './public.ts';
 
 /** Bash: `publish` prints the public material layers' units made on the machine, and its global addresses (publish.bash). */
@@ -178,7 +179,8 @@ export function publicOf(machine: string, offers: Record<string, string>): Publi
     checkPublic(machine, name, content);
     published.set(name, content);
   }
-  const addresses = (offers.HC_ADDRESSES ?? '').split(' ').filter(Boolean);
+  const addresses =
+    offers.HC_FIB_TRIE === undefined ? (offers.HC_ADDRESSES ?? '').split(' ').filter(Boolean) : kernelAddresses(offers.HC_FIB_TRIE, offers.HC_IF_INET6 ?? '');
   if (addresses.length) {
     const content = addresses.map((address) => `${address}\n`).join('');
     checkPublic(machine, addressesName, content);
