@@ -43,6 +43,23 @@ const separateBundles = {
   },
 };
 
+/**
+ * jsonc-parser's formatter builds 1,200 strings of spaces and tabs when its
+ * module loads (string-intern.js), on every command that parses JSON, though
+ * homecloud never formats: its formatting modules are declared free of side
+ * effects, so that the bundle leaves out what nothing calls.
+ */
+const unusedJsoncFormatting = {
+  name: 'unused-jsonc-formatting',
+  setup(builder) {
+    builder.onResolve({ filter: /^\.\/impl\/(?:format|edit)$|^\.\/string-intern$/ }, async (args) => {
+      if (args.pluginData?.jsonc || !args.importer.includes('/node_modules/jsonc-parser/')) return undefined;
+      const resolved = await builder.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, pluginData: { jsonc: true } });
+      return { ...resolved, sideEffects: false };
+    });
+  },
+};
+
 await build({
   entryPoints: Object.fromEntries(Object.entries(lazy).map(([source, name]) => [name, source])),
   outdir: 'dist',
@@ -57,7 +74,7 @@ await build({
   minifySyntax: true,
   sourcemap: 'linked',
   logLevel: 'warning',
-  plugins: [separateBundles],
+  plugins: [separateBundles, unusedJsoncFormatting],
   // Lazy bundles are loaded with require(): import() would go through the slower ES module loader.
   supported: { 'dynamic-import': false },
   define: { 'import.meta.url': 'importMetaUrl' },
