@@ -31,8 +31,11 @@ records_unmoved() {
   elif [ -z "${3:-}" ]; then
     stat --printf "$stat_format" -- "${listed[@]/#/"$R"}" 2>/dev/null | cmp -s - "$2"
   else
-    [ "${#listed[@]}" -eq 0 ] || { stat --printf "$stat_format" -- "${listed[@]/#/"$R"}" > "$3"; } 2>/dev/null
-    [ "${#listed[@]}" -eq 0 ] || mapfile -d '' -t now < "$3"
+    if [ "${#listed[@]}" -gt 0 ]; then
+      # A scratch file that cannot be written is no answer: its older records could match.
+      { stat --printf "$stat_format" -- "${listed[@]/#/"$R"}" 2>/dev/null || true; } > "$3" || return 1
+      mapfile -d '' -t now < "$3"
+    fi
     mapfile -d '' -t recorded < "$2"
     [ "${#now[@]}" -eq "${#recorded[@]}" ] || return 1
     for ((i = 0; i < ${#now[@]}; i++)); do

@@ -1,7 +1,8 @@
 # publish.bash: the publish function, run by the probe and after an apply's
 # commit. It prints the public material layers' units made on the machine
-# (HC_PUBLIC:NAME=base64), and what says the machine's global addresses; the
-# reader checks names and contents (public.ts, addresses.ts).
+# (HC_PUBLIC:NAME=base64), and the kernel's tables of the machine's addresses;
+# the reader picks the global ones and checks names and contents (addresses.ts,
+# public.ts).
 #
 # Data in front: public_dir.
 # shellcheck shell=bash disable=SC2154
