@@ -9,6 +9,7 @@ rmSync('dist', { recursive: true, force: true });
 
 /** Modules loaded lazily (by dynamic import) become their own bundles. */
 const lazy = {
+  'src/cli/boot.ts': 'boot',
   'src/cli/entry.ts': 'cli',
   'src/cli/main.ts': 'main',
   'src/cli/commands/build.ts': 'build',

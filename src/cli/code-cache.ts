@@ -1,0 +1,108 @@
+import { closeSync, constants, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import Module, { createRequire } from 'node:module';
+import { homedir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { Script } from 'node:vm';
+
+/**
+ * V8's compiled code for homecloud's bundles, kept between runs: every
+ * command compiles its bundles again otherwise (a build about 10 ms of its
+ * start-up). The first run of a bundle writes what V8 compiled by its end
+ * (the functions that run did compile) to the user's cache directory; later
+ * runs hand it to V8, which checks it against its version, its flags and the
+ * source's length, and rejects what does not fit.
+ *
+ * A cache file is code: one is read only when the user running homecloud
+ * owns it and nobody else may write it, and its name carries the bundle's
+ * size and time, so a changed bundle never meets an old cache. Set
+ * HOMECLOUD_CODE_CACHE=0 to compile every time.
+ */
+
+interface Pending {
+  script: Script;
+  file: string;
+  bundle: string;
+}
+
+type Compile = (this: NodeModule, content: string, filename: string, ...rest: unknown[]) => unknown;
+
+/** Load `entry` (a bundle in `bundles`) and the bundles it requires with the code cache. */
+export function loadWithCodeCache(bundles: string, entry: string): void {
+  const directory = process.env.HOMECLOUD_CODE_CACHE === '0' ? undefined : cacheDirectory();
+  if (directory) installCompiler(bundles, directory);
+  const path = join(bundles, entry);
+  createRequire(path)(path);
+}
+
+/** $XDG_CACHE_HOME/homecloud/code, else ~/.cache/homecloud/code; undefined without either. */
+function cacheDirectory(): string | undefined {
+  const xdg = process.env.XDG_CACHE_HOME;
+  if (xdg?.startsWith('/')) return join(xdg, 'homecloud', 'code');
+  try {
+    const home = homedir();
+    return home.startsWith('/') ? join(home, '.cache', 'homecloud', 'code') : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function installCompiler(bundles: string, directory: string): void {
+  const prototype = Module.prototype as unknown as { _compile: Compile };
+  const original = prototype._compile;
+  const pending: Pending[] = [];
+  // Flags of its own make V8 reject a good cache: it is then left as it is, for the runs without them.
+  const plainFlags = process.execArgv.length === 0 && !process.env.NODE_OPTIONS;
+  const timings = process.env.HOMECLOUD_TIMINGS === '1';
+  prototype._compile = function (content, filename, ...rest) {
+    if (dirname(filename) !== bundles) return original.call(this, content, filename, ...rest);
+    const file = join(directory, cacheName(filename));
+    const cachedData = readOwnFile(file);
+    const script = new Script(Module.wrap(content), { filename, cachedData });
+    const rejected = cachedData !== undefined && script.cachedDataRejected === true;
+    if (!cachedData || (rejected && plainFlags)) pending.push({ script, file, bundle: basename(filename) });
+    if (timings) process.stderr.write(`code cache ${basename(filename)}: ${!cachedData ? 'none' : rejected ? 'rejected' : 'used'}\n`);
+    const run = script.runInThisContext() as (...args: unknown[]) => unknown;
+    // The bundles require Node's modules and each other by relative path, nothing else of require's.
+    const require = (id: string) => this.require(id);
+    return run.call(this.exports, this.exports, require, this, filename, dirname(filename));
+  };
+  process.once('exit', () => {
+    for (const { script, file, bundle } of pending) writeCache(directory, file, bundle, script);
+  });
+}
+
+/** The bundle's name, size and modification time: a rebuilt bundle gets a name of its own. */
+function cacheName(bundle: string): string {
+  const { size, mtimeMs } = statSync(bundle);
+  return `${basename(bundle)}-${size}-${Math.trunc(mtimeMs)}-${process.version}-${process.arch}`;
+}
+
+/** The file's bytes when this user owns it and only this user may write it; undefined otherwise. */
+function readOwnFile(file: string): Buffer | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    const { uid, mode } = fstatSync(fd);
+    if (uid !== process.geteuid?.() || (mode & 0o022) !== 0) return undefined;
+    return readFileSync(fd);
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Write the compiled code (whole, then renamed into place) and remove the caches of the bundle's earlier builds. */
+function writeCache(directory: string, file: string, bundle: string, script: Script): void {
+  try {
+    mkdirSync(directory, { recursive: true, mode: 0o700 });
+    const temporary = `${file}.${process.pid}.tmp`;
+    writeFileSync(temporary, script.createCachedData(), { mode: 0o600 });
+    renameSync(temporary, file);
+    for (const name of readdirSync(directory)) {
+      if (name.startsWith(`${bundle}-`) && join(directory, name) !== file && !name.endsWith('.tmp')) rmSync(join(directory, name), { force: true });
+    }
+  } catch {
+    // A cache that cannot be written costs the next run its compile time only.
+  }
+}

@@ -1,0 +1,52 @@
+// V8's code cache of the command line's bundles: written once, used after, and only when it is the user's own.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { cliPath, makeRepo, projectRoot } from '../helpers/repo.ts';
+
+const root = makeRepo({ 'machines/m/etc/m.conf': 'm\n' });
+
+/** A build with its own cache directory; what the code cache did with each bundle, from HOMECLOUD_TIMINGS. */
+function build(cache: string, extra: Record<string, string> = {}) {
+  const { NODE_OPTIONS: _, HOMECLOUD_CODE_CACHE: __, ...env } = process.env;
+  const run = spawnSync(process.execPath, [cliPath, '-C', root, 'build'], {
+    cwd: projectRoot,
+    env: { ...env, XDG_CACHE_HOME: cache, HOMECLOUD_TIMINGS: '1', NO_COLOR: '1', ...extra },
+    encoding: 'utf8',
+  });
+  assert.equal(run.status, 0, run.stderr);
+  return Object.fromEntries([...run.stderr.matchAll(/^code cache (\S+): (\w+)$/gm)].map(([, bundle, what]) => [bundle, what]));
+}
+
+const cacheFiles = (cache: string) => readdirSync(join(cache, 'homecloud', 'code')).map((name) => join(cache, 'homecloud', 'code', name));
+
+test('the first run writes the cache, only its user may read or write it, and the next run uses it', () => {
+  const cache = mkdtempSync(join(tmpdir(), 'homecloud-cache-'));
+  assert.deepEqual(build(cache), { 'cli.cjs': 'none', 'build.cjs': 'none', 'builder.cjs': 'none' });
+  assert.equal(statSync(join(cache, 'homecloud', 'code')).mode & 0o777, 0o700);
+  const files = cacheFiles(cache);
+  assert.equal(files.length, 3);
+  for (const file of files) assert.equal(statSync(file).mode & 0o777, 0o600, file);
+  assert.deepEqual(build(cache), { 'cli.cjs': 'used', 'build.cjs': 'used', 'builder.cjs': 'used' });
+});
+
+test('a cache file others may write is not read but replaced, and a damaged one is rejected and replaced', () => {
+  const cache = mkdtempSync(join(tmpdir(), 'homecloud-cache-'));
+  build(cache);
+  const [cli] = cacheFiles(cache).filter((file) => file.includes('/cli.cjs-'));
+  chmodSync(cli!, 0o666);
+  assert.equal(build(cache)['cli.cjs'], 'none');
+  assert.equal(statSync(cli!).mode & 0o777, 0o600);
+  writeFileSync(cli!, Buffer.alloc(4096, 7), { mode: 0o600 });
+  assert.equal(build(cache)['cli.cjs'], 'rejected');
+  assert.equal(build(cache)['cli.cjs'], 'used');
+});
+
+test('HOMECLOUD_CODE_CACHE=0 compiles every time and writes nothing', () => {
+  const cache = mkdtempSync(join(tmpdir(), 'homecloud-cache-'));
+  assert.deepEqual(build(cache, { HOMECLOUD_CODE_CACHE: '0' }), {});
+  assert.deepEqual(readdirSync(cache), []);
+});
