@@ -1,7 +1,6 @@
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import pLimit from 'p-limit';
 import { HomecloudError, describeSystemError, isSystemError } from '../load/errors.ts';
 import { machineSources, type LayerDirectories, type Source } from '../load/layers.ts';
 import { hopLoop, hostOf, inventoryEntry, loadModel, loopProblem, selectMachines, signatureOf, type Model } from '../load/model.ts';
@@ -12,6 +11,7 @@ import { defaultsFile, factFiles, loadMachineFacts } from '../facts/machine-fact
 import { probeCachePath } from '../facts/probe-cache.ts';
 import { readFleetPublic, type FleetPublic } from '../facts/public.ts';
 import type { Facts } from '../facts/facts.ts';
+import { eagerLimit } from '../util/eager-limit.ts';
 import { mark, now } from '../util/timing.ts';
 import type { Manifest, ManifestEntry } from './manifest.ts';
 import { layoutMachine, type MachineLayout, type RenderCache, type RenderRecord } from './layout.ts';
@@ -22,7 +22,7 @@ import { KeyedJson, type Replacement } from './keyed-json.ts';
 import { generate, generatedEntries, generatorPath, generatorsDir, withAncestors, withoutGenerated, type Generated } from './generate.ts';
 import { sortEntries, type ManifestEntries } from './manifest.ts';
 import { nativeTreeSignatures } from '../util/native.ts';
-import { walkSource, type SourceTree } from './walk.ts';
+import { treeFiles, walkSource, type SourceTree } from './walk.ts';
 import { includeSignatures } from './template-inputs.ts';
 import { Fleet } from './fleet.ts';
 
@@ -104,7 +104,7 @@ export class Builder {
   private fleet: FleetPublic = { items: new Map(), signature: '' };
   /** The machines as fleet generators see them, as of the last build records (`# fleet:`). */
   private fleetView: Fleet | undefined;
-  private readonly limit = pLimit(availableParallelism() + 1);
+  private readonly limit = eagerLimit(availableParallelism() + 1);
 
   constructor(readonly repo: RepoPaths) {}
 
@@ -283,6 +283,8 @@ export class Builder {
               memory,
               readOutside: model.settings.readOutside,
               built: sourceFingerprints(state.fingerprint(machine)),
+              treeAt: (dir, at) => state.treeAt(dir, at),
+              recordTree: (dir, at, files) => state.recordTree(dir, at, files),
               previous: (dest) => manifest.get<ManifestEntry>(dest),
               render: (path) => renderFile()?.get<RenderRecord>(path),
               hash: (entry) => state.hash(entry.source.dir, entry.contentPath, entry.contentSignature),
@@ -331,6 +333,8 @@ export class Builder {
       // The files the templates include are inputs from now on (a template may have started or stopped including one).
       state.setIncludes(machine, layout.includes);
       const laidOut = this.inputs(model, machine, layout.includes);
+      // What each source held, for the quick builds to come (they compare file by file with it).
+      for (const tree of trees) state.recordTree(tree.source.dir, tree.fingerprint, () => treeFiles(tree));
       const layoutMemory: LayoutMemory = {
         inputs: laidOut,
         sources: trees.map((tree) => [tree.source.dir, tree.fingerprint, tree.entries.length, tree.directories.size]),

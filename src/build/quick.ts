@@ -11,7 +11,7 @@ import { renderTemplate } from './render.ts';
 import { publicDefines, readsPublic, type FleetPublic } from '../facts/public.ts';
 import { preludeFacts, renderKey, sameContent, templateInputs } from './template-inputs.ts';
 import type { FileContent } from './tree.ts';
-import { readThroughLinkCheck, type SourceEntry, type SourceTree } from './walk.ts';
+import { readThroughLinkCheck, treeFiles, type SourceEntry, type SourceTree } from './walk.ts';
 import { privateName } from './rules.ts';
 
 /** What a full layout of a machine leaves for the quick path of the next build. */
@@ -41,6 +41,10 @@ export interface QuickContext {
   readOutside: readonly string[];
   /** Each source's fingerprint when the tree was last built (quickly or not). */
   built: Map<string, string>;
+  /** A source's files at an earlier fingerprint, if remembered (treeFiles). */
+  treeAt(dir: string, fingerprint: string): readonly string[] | undefined;
+  /** Remember a source's files at its current fingerprint. */
+  recordTree(dir: string, fingerprint: string, files: () => string[]): void;
   /** An entry of the manifest of the last build. */
   previous(dest: string): ManifestEntry | undefined;
   /** A template's record in the render cache, read only when a template is looked at. */
@@ -84,11 +88,18 @@ export async function quickLayout(context: QuickContext): Promise<QuickLayout | 
     const tree = trees[i]!;
     const [dir, , files, directories] = memory.sources[i]!;
     if (dir !== tree.source.dir) return undefined;
-    if (context.built.get(dir) === tree.fingerprint) continue;
+    const builtAt = context.built.get(dir);
+    if (builtAt === tree.fingerprint) continue;
     if (tree.entries.length !== files || tree.directories.size !== directories) return undefined;
-    for (const entry of tree.entries) {
+    // The files as they were when the machine was last built: one still the same made what the manifest has.
+    const then = builtAt === undefined ? undefined : context.treeAt(dir, builtAt);
+    const now = treeFiles(tree);
+    context.recordTree(dir, tree.fingerprint, () => now);
+    for (let j = 0; j < tree.entries.length; j++) {
+      const entry = tree.entries[j]!;
       // A link repointed outside the repository may leave its content unchanged: check before comparing.
       checkLink(entry);
+      if (then?.[j] === now[j]) continue;
       const before = previous(entry.dest);
       if (!before || before.type === 'dir' || (before.type === 'link') !== (entry.rule === 'link')) return undefined;
       if (unchanged(entry, before, context)) continue;

@@ -28,10 +28,20 @@ type Listings = Record<string, ListingMemory>;
 /** Content hashes of one source's files by path, valid while the file's signature is unchanged. */
 type Hashes = Record<string, [signature: string, sha256: string]>;
 
+/**
+ * A source's files as they were at a few recent fingerprints of the tree, newest first: per file, in walk order,
+ * its path in the source and its signature (see SourceTree.entries).
+ */
+type TreeRecords = [fingerprint: string, files: string[]][];
+
+/** How many fingerprints of a source are remembered: machines built a few changes ago still find theirs. */
+const treeRecordsKept = 3;
+
 /** One file of hashes per source directory: read only when a machine using it is rebuilt, written only when it changed. */
 interface HashBucket {
   dir: string;
   hashes: Hashes;
+  trees: TreeRecords;
   changed: boolean;
 }
 
@@ -77,11 +87,25 @@ export class BuildState implements DocumentCache {
     return digest;
   }
 
+  /** The source's files at an earlier fingerprint of its tree, if remembered (see recordTree). */
+  treeAt(sourceDir: string, fingerprint: string): readonly string[] | undefined {
+    return this.bucket(sourceDir).trees.find(([known]) => known === fingerprint)?.[1];
+  }
+
+  /** Remember the source's files at this fingerprint, unless they are already. */
+  recordTree(sourceDir: string, fingerprint: string, files: () => string[]): void {
+    const bucket = this.bucket(sourceDir);
+    if (bucket.trees.some(([known]) => known === fingerprint)) return;
+    bucket.trees = [[fingerprint, files()], ...bucket.trees.slice(0, treeRecordsKept - 1)];
+    bucket.changed = true;
+  }
+
   private bucket(dir: string): HashBucket {
     let bucket = this.buckets.get(dir);
     if (!bucket) {
-      const stored = this.known ? readJson<{ dir: string; hashes: Hashes }>(this.bucketPath(dir)) : undefined;
-      bucket = { dir, hashes: stored?.dir === dir ? stored.hashes : {}, changed: false };
+      const stored = this.known ? readJson<{ dir: string; hashes: Hashes; trees?: TreeRecords }>(this.bucketPath(dir)) : undefined;
+      const own = stored?.dir === dir;
+      bucket = { dir, hashes: own ? stored.hashes : {}, trees: (own && stored.trees) || [], changed: false };
       this.buckets.set(dir, bucket);
     }
     return bucket;
@@ -157,7 +181,7 @@ export class BuildState implements DocumentCache {
     for (const bucket of buckets) {
       const used = usedPaths?.(bucket.dir);
       if (used) for (const path of Object.keys(bucket.hashes)) if (!used.has(path)) delete bucket.hashes[path];
-      writeFileAtomic(this.bucketPath(bucket.dir), JSON.stringify({ dir: bucket.dir, hashes: bucket.hashes }));
+      writeFileAtomic(this.bucketPath(bucket.dir), JSON.stringify({ dir: bucket.dir, hashes: bucket.hashes, trees: bucket.trees }));
       bucket.changed = false;
     }
     if (this.listingsChanged && this.listings) writeFileAtomic(this.listingsPath, JSON.stringify(this.listings));

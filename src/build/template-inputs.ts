@@ -31,7 +31,21 @@ const deepest = 16;
 
 /** The words of a text that are facts or look like them. */
 function factWords(text: string, facts: Facts, into: Set<string>): void {
-  for (const [name] of text.matchAll(word)) if (facts.has(name) || factLike.test(name)) into.add(name);
+  for (const name of wordsOf(text)) if (facts.has(name) || factLike.test(name)) into.add(name);
+}
+
+/** Distinct words of recent texts: every machine scans the same prelude, and a changed template once per machine. */
+const wordLists = new Map<string, readonly string[]>();
+const wordListsKept = 256;
+
+function wordsOf(text: string): readonly string[] {
+  let words = wordLists.get(text);
+  if (!words) {
+    words = [...new Set(text.match(word))];
+    if (wordLists.size >= wordListsKept) wordLists.clear();
+    wordLists.set(text, words);
+  }
+  return words;
 }
 
 /** The files a text names for m4 to read, and whether some name is made at render time. */

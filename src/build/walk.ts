@@ -118,6 +118,12 @@ export function walkSource(
   };
 }
 
+/** The tree's files, in walk order, each as its path in the source and its signature: what SourceTree.fingerprint sums up, file by file. */
+export function treeFiles(tree: SourceTree): string[] {
+  const prefix = tree.source.dir.length;
+  return tree.entries.map((entry) => `${entry.path.slice(prefix)}\0${entry.contentSignature}`);
+}
+
 function nativeListing(source: Source): Listing | undefined {
   const walked = nativeWalkTree(source.dir);
   if (!walked) return undefined;

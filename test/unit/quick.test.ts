@@ -138,3 +138,27 @@ test('a machine built alone still sees a change another machine was rebuilt for'
   const { copy } = await fromScratch(root);
   assert.deepEqual(manifestOf(root, 'b'), manifestOf(copy, 'b'));
 });
+
+test('a machine left behind by one change or by many still gets every change since its last build', async () => {
+  const root = makeRepo({
+    'machines/a/usr/local/opt/initd/layers/10.txt': '+ web\n',
+    'machines/b/usr/local/opt/initd/layers/10.txt': '+ web\n',
+    'layers/web/usr/local/etc/one.conf': 'one\n',
+    'layers/web/usr/local/etc/two.conf': 'two\n',
+    'layers/web/usr/local/etc/name.m4.conf': 'name ENV_MACHINE\n',
+  });
+  await build(root);
+  // One change behind: the tree as b was built from it is remembered, and it is compared file by file.
+  appendFileSync(join(root, 'layers/web/usr/local/etc/one.conf'), 'a\n');
+  await build(root, ['a']);
+  appendFileSync(join(root, 'layers/web/usr/local/etc/name.m4.conf'), '# b\n');
+  assert.equal((await build(root, ['b'])).machines[0]?.layout, 'quick');
+  assert.deepEqual(manifestOf(root, 'b'), manifestOf((await fromScratch(root)).copy, 'b'));
+  // Many changes behind: older trees are forgotten, and every file is compared with the manifest.
+  for (let i = 0; i < 5; i++) {
+    appendFileSync(join(root, `layers/web/usr/local/etc/${i % 2 ? 'one' : 'two'}.conf`), `${i}\n`);
+    await build(root, ['a']);
+  }
+  assert.equal((await build(root, ['b'])).machines[0]?.layout, 'quick');
+  assert.deepEqual(manifestOf(root, 'b'), manifestOf((await fromScratch(root)).copy, 'b'));
+});
