@@ -6,8 +6,9 @@ import { Script } from 'node:vm';
 
 /**
  * V8's compiled code for homecloud's bundles, kept between runs: every
- * command compiles its bundles again otherwise (a build about 10 ms of its
- * start-up). The first run of a bundle writes what V8 compiled by its end
+ * command compiles its bundles again otherwise (the builder's alone takes
+ * about 5 ms here, and each function's first call more). The first run of a
+ * bundle writes what V8 compiled by its end
  * (the functions that run did compile) to the user's cache directory; later
  * runs hand it to V8, which checks it against its version, its flags and the
  * source's length, and rejects what does not fit.
