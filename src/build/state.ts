@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { writeFileAtomic } from '../util/fs.ts';
 import { fileSha256, shortHash } from '../util/hash.ts';
@@ -29,10 +29,14 @@ type Listings = Record<string, ListingMemory>;
 type Hashes = Record<string, [signature: string, sha256: string]>;
 
 /**
- * A source's files as they were at a few recent fingerprints of the tree, newest first: per file, in walk order,
- * its path in the source and its signature (see SourceTree.entries).
+ * A source's files as they were at one fingerprint of its tree: per file, in walk order, its path in the source and
+ * its signature (treeFiles). One file each in var/build/trees/, read only by a quick build of a machine built from it.
  */
-type TreeRecords = [fingerprint: string, files: string[]][];
+interface TreeRecord {
+  dir: string;
+  fingerprint: string;
+  files: string[];
+}
 
 /** How many fingerprints of a source are remembered: machines built a few changes ago still find theirs. */
 const treeRecordsKept = 3;
@@ -41,11 +45,16 @@ const treeRecordsKept = 3;
 interface HashBucket {
   dir: string;
   hashes: Hashes;
-  trees: TreeRecords;
+  /** The fingerprints whose trees are recorded, newest first. */
+  trees: string[];
+  /** Records read, and records made by this build (written with the bucket); records no longer kept, removed after it. */
+  readTrees: Map<string, string[]>;
+  newTrees: Map<string, string[]>;
+  oldTrees: string[];
   changed: boolean;
 }
 
-/** homecloud's memory between builds, in var/build/state.json and hashes.json. */
+/** homecloud's memory between builds, in var/build/state.json, hashes/ and trees/. */
 export class BuildState implements DocumentCache {
   private data: StateData;
   private readonly buckets = new Map<string, HashBucket>();
@@ -56,6 +65,7 @@ export class BuildState implements DocumentCache {
   private readonly known: boolean;
   private readonly statePath: string;
   private readonly hashesDir: string;
+  private readonly treesDir: string;
   private readonly listingsPath: string;
 
   /** `display` names a file for messages (repository-relative). */
@@ -65,6 +75,7 @@ export class BuildState implements DocumentCache {
   ) {
     this.statePath = join(buildDir, 'state.json');
     this.hashesDir = join(buildDir, 'hashes');
+    this.treesDir = join(buildDir, 'trees');
     this.listingsPath = join(buildDir, 'listings.json');
     const data = readJson<StateData>(this.statePath);
     this.known = data?.format === buildFormat;
@@ -89,23 +100,34 @@ export class BuildState implements DocumentCache {
 
   /** The source's files at an earlier fingerprint of its tree, if remembered (see recordTree). */
   treeAt(sourceDir: string, fingerprint: string): readonly string[] | undefined {
-    return this.bucket(sourceDir).trees.find(([known]) => known === fingerprint)?.[1];
+    const bucket = this.bucket(sourceDir);
+    if (!bucket.trees.includes(fingerprint)) return undefined;
+    const known = bucket.newTrees.get(fingerprint) ?? bucket.readTrees.get(fingerprint);
+    if (known) return known;
+    const record = readJson<TreeRecord>(this.treePath(sourceDir, fingerprint));
+    if (record?.dir !== sourceDir || record.fingerprint !== fingerprint || !Array.isArray(record.files)) return undefined;
+    // Every machine that uses the source compares with it.
+    bucket.readTrees.set(fingerprint, record.files);
+    return record.files;
   }
 
   /** Remember the source's files at this fingerprint, unless they are already. */
   recordTree(sourceDir: string, fingerprint: string, files: () => string[]): void {
     const bucket = this.bucket(sourceDir);
-    if (bucket.trees.some(([known]) => known === fingerprint)) return;
-    bucket.trees = [[fingerprint, files()], ...bucket.trees.slice(0, treeRecordsKept - 1)];
+    if (bucket.trees.includes(fingerprint)) return;
+    bucket.newTrees.set(fingerprint, files());
+    bucket.trees = [fingerprint, ...bucket.trees];
+    bucket.oldTrees.push(...bucket.trees.splice(treeRecordsKept));
     bucket.changed = true;
   }
 
   private bucket(dir: string): HashBucket {
     let bucket = this.buckets.get(dir);
     if (!bucket) {
-      const stored = this.known ? readJson<{ dir: string; hashes: Hashes; trees?: TreeRecords }>(this.bucketPath(dir)) : undefined;
+      const stored = this.known ? readJson<{ dir: string; hashes: Hashes; trees?: unknown }>(this.bucketPath(dir)) : undefined;
       const own = stored?.dir === dir;
-      bucket = { dir, hashes: own ? stored.hashes : {}, trees: (own && stored.trees) || [], changed: false };
+      const trees = own && Array.isArray(stored.trees) ? stored.trees.filter((known) => typeof known === 'string') : [];
+      bucket = { dir, hashes: own ? stored.hashes : {}, trees, readTrees: new Map(), newTrees: new Map(), oldTrees: [], changed: false };
       this.buckets.set(dir, bucket);
     }
     return bucket;
@@ -114,6 +136,10 @@ export class BuildState implements DocumentCache {
   private bucketPath(dir: string): string {
     // Named after the directory, for people; the hash keeps names unique and short.
     return join(this.hashesDir, `${basename(dir).slice(0, 40)}-${shortHash(dir)}.json`);
+  }
+
+  private treePath(dir: string, fingerprint: string): string {
+    return join(this.treesDir, `${basename(dir).slice(0, 40)}-${shortHash(dir)}-${shortHash(fingerprint)}.json`);
   }
 
   async document<T>(path: string, signature: string, parse: () => Promise<T>): Promise<T> {
@@ -177,11 +203,18 @@ export class BuildState implements DocumentCache {
     const buckets = [...this.buckets.values()].filter((bucket) => bucket.changed);
     if (!this.changed && buckets.length === 0 && !this.listingsChanged) return;
     mkdirSync(this.hashesDir, { recursive: true });
-    // Hashes and listings first: state.json names fingerprints that they describe.
+    // Hashes and listings first: state.json names fingerprints that they describe. Trees before the bucket that names them.
     for (const bucket of buckets) {
       const used = usedPaths?.(bucket.dir);
       if (used) for (const path of Object.keys(bucket.hashes)) if (!used.has(path)) delete bucket.hashes[path];
+      if (bucket.newTrees.size) mkdirSync(this.treesDir, { recursive: true });
+      for (const [fingerprint, files] of bucket.newTrees) {
+        if (bucket.trees.includes(fingerprint)) writeFileAtomic(this.treePath(bucket.dir, fingerprint), JSON.stringify({ dir: bucket.dir, fingerprint, files }));
+      }
       writeFileAtomic(this.bucketPath(bucket.dir), JSON.stringify({ dir: bucket.dir, hashes: bucket.hashes, trees: bucket.trees }));
+      for (const fingerprint of bucket.oldTrees) if (!bucket.trees.includes(fingerprint)) rmSync(this.treePath(bucket.dir, fingerprint), { force: true });
+      bucket.newTrees.clear();
+      bucket.oldTrees = [];
       bucket.changed = false;
     }
     if (this.listingsChanged && this.listings) writeFileAtomic(this.listingsPath, JSON.stringify(this.listings));

@@ -118,10 +118,18 @@ export function walkSource(
   };
 }
 
+const filesOfTrees = new WeakMap<SourceTree, string[]>();
+
 /** The tree's files, in walk order, each as its path in the source and its signature: what SourceTree.fingerprint sums up, file by file. */
 export function treeFiles(tree: SourceTree): string[] {
-  const prefix = tree.source.dir.length;
-  return tree.entries.map((entry) => `${entry.path.slice(prefix)}\0${entry.contentSignature}`);
+  let files = filesOfTrees.get(tree);
+  if (!files) {
+    const prefix = tree.source.dir.length;
+    files = tree.entries.map((entry) => `${entry.path.slice(prefix)}\0${entry.contentSignature}`);
+    // Every machine that uses the source compares it.
+    filesOfTrees.set(tree, files);
+  }
+  return files;
 }
 
 function nativeListing(source: Source): Listing | undefined {

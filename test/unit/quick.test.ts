@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, chmodSync, cpSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { appendFileSync, chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -161,4 +161,6 @@ test('a machine left behind by one change or by many still gets every change sin
   }
   assert.equal((await build(root, ['b'])).machines[0]?.layout, 'quick');
   assert.deepEqual(manifestOf(root, 'b'), manifestOf((await fromScratch(root)).copy, 'b'));
+  // Three trees of the layer are kept, the older ones removed.
+  assert.equal(readdirSync(join(root, 'var/build/trees')).filter((name) => name.startsWith('web-')).length, 3);
 });
