@@ -1,13 +1,23 @@
 // V8's code cache of the command line's bundles: written once, used after, and only when it is the user's own.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { cliPath, makeRepo, projectRoot } from '../helpers/repo.ts';
 
 const root = makeRepo({ 'machines/m/etc/m.conf': 'm\n' });
+const caches: string[] = [];
+after(() => {
+  for (const cache of caches) rmSync(cache, { recursive: true, force: true });
+});
+
+function cacheDirectory(): string {
+  const cache = mkdtempSync(join(tmpdir(), 'homecloud-cache-'));
+  caches.push(cache);
+  return cache;
+}
 
 /** A build with its own cache directory; what the code cache did with each bundle, from HOMECLOUD_TIMINGS. */
 function build(cache: string, extra: Record<string, string> = {}) {
@@ -24,7 +34,7 @@ function build(cache: string, extra: Record<string, string> = {}) {
 const cacheFiles = (cache: string) => readdirSync(join(cache, 'homecloud', 'code')).map((name) => join(cache, 'homecloud', 'code', name));
 
 test('the first run writes the cache, only its user may read or write it, and the next run uses it', () => {
-  const cache = mkdtempSync(join(tmpdir(), 'homecloud-cache-'));
+  const cache = cacheDirectory();
   assert.deepEqual(build(cache), { 'cli.cjs': 'none', 'build.cjs': 'none', 'builder.cjs': 'none' });
   assert.equal(statSync(join(cache, 'homecloud', 'code')).mode & 0o777, 0o700);
   const files = cacheFiles(cache);
@@ -34,7 +44,7 @@ test('the first run writes the cache, only its user may read or write it, and th
 });
 
 test('a cache file others may write is not read but replaced, and a damaged one is rejected and replaced', () => {
-  const cache = mkdtempSync(join(tmpdir(), 'homecloud-cache-'));
+  const cache = cacheDirectory();
   build(cache);
   const [cli] = cacheFiles(cache).filter((file) => file.includes('/cli.cjs-'));
   chmodSync(cli!, 0o666);
@@ -46,7 +56,7 @@ test('a cache file others may write is not read but replaced, and a damaged one 
 });
 
 test('HOMECLOUD_CODE_CACHE=0 compiles every time and writes nothing', () => {
-  const cache = mkdtempSync(join(tmpdir(), 'homecloud-cache-'));
+  const cache = cacheDirectory();
   assert.deepEqual(build(cache, { HOMECLOUD_CODE_CACHE: '0' }), {});
   assert.deepEqual(readdirSync(cache), []);
 });
