@@ -1,8 +1,9 @@
-import { closeSync, constants, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { Script } from 'node:vm';
+import { writeFileAtomic } from '../util/fs.ts';
 
 /**
  * V8's compiled code for homecloud's bundles, kept between runs: every
@@ -93,15 +94,14 @@ function readOwnFile(file: string): Buffer | undefined {
   }
 }
 
-/** Write the compiled code (whole, then renamed into place) and remove the caches of the bundle's earlier builds. */
+/** Write the compiled code and remove the caches of the bundle's earlier builds. */
 function writeCache(directory: string, file: string, bundle: string, script: Script): void {
   try {
     mkdirSync(directory, { recursive: true, mode: 0o700 });
-    const temporary = `${file}.${process.pid}.tmp`;
-    writeFileSync(temporary, script.createCachedData(), { mode: 0o600 });
-    renameSync(temporary, file);
+    writeFileAtomic(file, script.createCachedData(), { mode: 0o600 });
+    // Another run's file being written (writeFileAtomic's .tmp-PID) is left to it.
     for (const name of readdirSync(directory)) {
-      if (name.startsWith(`${bundle}-`) && join(directory, name) !== file && !name.endsWith('.tmp')) rmSync(join(directory, name), { force: true });
+      if (name.startsWith(`${bundle}-`) && join(directory, name) !== file && !name.includes('.tmp-')) rmSync(join(directory, name), { force: true });
     }
   } catch {
     // A cache that cannot be written costs the next run its compile time only.
