@@ -25,6 +25,7 @@ import { nativeTreeSignatures } from '../util/native.ts';
 import { treeFiles, walkSource, type SourceTree } from './walk.ts';
 import { includeSignatures } from './template-inputs.ts';
 import { Fleet } from './fleet.ts';
+import { childPath } from '../util/child-path.ts';
 
 export interface MachineResult {
   machine: string;
@@ -69,8 +70,7 @@ export interface BuildOptions {
 
 /** The files of var/build/<machine>/. */
 export function machineOutput(repo: RepoPaths, machine: string) {
-  // A machine's name is one path component: plain concatenation is the join, and cheaper (this runs per machine and build).
-  const dir = join(repo.build, machine);
+  const dir = childPath(repo.build, machine);
   return {
     dir,
     tree: `${dir}/tree`,
@@ -497,7 +497,6 @@ export class Builder {
     ].join('\n');
   }
 
-  /** Sign every source the machines use, in one native call that walks them in parallel. */
   /** Layer lists and directories are read again by each build (a warm builder lives on). */
   private forgetSources(): void {
     this.layerDirectories = new Map();
@@ -520,6 +519,7 @@ export class Builder {
     return sources;
   }
 
+  /** Sign every source the machines use, in one native call that walks them in parallel. */
   private signSources(model: Model, machines: string[]): void {
     const dirs = new Set<string>();
     for (const machine of machines) {

@@ -1,10 +1,12 @@
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { writeFileAtomic } from '../util/fs.ts';
-import { fileSha256, shortHash } from '../util/hash.ts';
+import { fileSha256 } from '../util/hash.ts';
+import { shortHash } from '../util/short-hash.ts';
 import { HomecloudError, describeSystemError } from '../load/errors.ts';
 import type { DocumentCache } from '../load/model.ts';
 import type { ListingMemory, SourceMemory } from './walk.ts';
+import { childPath } from '../util/child-path.ts';
 
 /** Bumped whenever the build's output for the same input changes. */
 export const buildFormat = 'homecloud-build-9';
@@ -135,11 +137,11 @@ export class BuildState implements DocumentCache {
 
   private bucketPath(dir: string): string {
     // Named after the directory, for people; the hash keeps names unique and short.
-    return join(this.hashesDir, `${basename(dir).slice(0, 40)}-${shortHash(dir)}.json`);
+    return childPath(this.hashesDir, `${basename(dir).slice(0, 40)}-${shortHash(dir)}.json`);
   }
 
   private treePath(dir: string, fingerprint: string): string {
-    return join(this.treesDir, `${basename(dir).slice(0, 40)}-${shortHash(dir)}-${shortHash(fingerprint)}.json`);
+    return childPath(this.treesDir, `${basename(dir).slice(0, 40)}-${shortHash(dir)}-${shortHash(fingerprint)}.json`);
   }
 
   async document<T>(path: string, signature: string, parse: () => Promise<T>): Promise<T> {

@@ -4,7 +4,7 @@ import type { RepoPaths } from '../load/repo.ts';
 import type { ImageProfile } from '../sandbox/image.ts';
 import { SandboxPaths } from '../sandbox/paths.ts';
 import { Sandbox } from '../sandbox/sandbox.ts';
-import { shortHash } from '../util/hash.ts';
+import { shortHash } from '../util/short-hash.ts';
 import { runProcess } from '../util/process.ts';
 import type { CheckResult, Problem } from './results.ts';
 

@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { Script } from 'node:vm';
 import { writeFileAtomic } from '../util/fs.ts';
+import { shortHash } from '../util/short-hash.ts';
 
 /**
  * V8's compiled code for homecloud's bundles, kept between runs: every
@@ -23,6 +24,7 @@ import { writeFileAtomic } from '../util/fs.ts';
 interface Pending {
   script: Script;
   file: string;
+  /** The bundle's path. */
   bundle: string;
 }
 
@@ -61,7 +63,7 @@ function installCompiler(bundles: string, directory: string): void {
     const cachedData = readOwnFile(file);
     const script = new Script(Module.wrap(content), { filename, cachedData });
     const rejected = cachedData !== undefined && script.cachedDataRejected === true;
-    if (!cachedData || (rejected && plainFlags)) pending.push({ script, file, bundle: basename(filename) });
+    if (!cachedData || (rejected && plainFlags)) pending.push({ script, file, bundle: filename });
     if (timings) process.stderr.write(`code cache ${basename(filename)}: ${!cachedData ? 'none' : rejected ? 'rejected' : 'used'}\n`);
     const run = script.runInThisContext() as (...args: unknown[]) => unknown;
     // The bundles require Node's modules and each other by relative path, nothing else of require's.
@@ -73,10 +75,18 @@ function installCompiler(bundles: string, directory: string): void {
   });
 }
 
-/** The bundle's name, size and modification time: a rebuilt bundle gets a name of its own. */
+/**
+ * The bundle's name and directory, then its size and modification time: a rebuilt bundle gets a name of its
+ * own, and two installs side by side (a release and a checkout) keep a cache each.
+ */
 function cacheName(bundle: string): string {
   const { size, mtimeMs } = statSync(bundle);
-  return `${basename(bundle)}-${size}-${Math.trunc(mtimeMs)}-${process.version}-${process.arch}`;
+  return `${bundlePrefix(bundle)}${size}-${Math.trunc(mtimeMs)}-${process.version}-${process.arch}`;
+}
+
+/** What the names of one install's caches of a bundle begin with. */
+function bundlePrefix(bundle: string): string {
+  return `${basename(bundle)}-${shortHash(dirname(bundle))}-`;
 }
 
 /** The file's bytes when this user owns it and only this user may write it; undefined otherwise. */
@@ -94,14 +104,15 @@ function readOwnFile(file: string): Buffer | undefined {
   }
 }
 
-/** Write the compiled code and remove the caches of the bundle's earlier builds. */
+/** Write the compiled code and remove the caches of the bundle's earlier builds in the same place. */
 function writeCache(directory: string, file: string, bundle: string, script: Script): void {
   try {
     mkdirSync(directory, { recursive: true, mode: 0o700 });
     writeFileAtomic(file, script.createCachedData(), { mode: 0o600 });
     // Another run's file being written (writeFileAtomic's .tmp-PID) is left to it.
+    const prefix = bundlePrefix(bundle);
     for (const name of readdirSync(directory)) {
-      if (name.startsWith(`${bundle}-`) && join(directory, name) !== file && !name.includes('.tmp-')) rmSync(join(directory, name), { force: true });
+      if (name.startsWith(prefix) && join(directory, name) !== file && !name.includes('.tmp-')) rmSync(join(directory, name), { force: true });
     }
   } catch {
     // A cache that cannot be written costs the next run its compile time only.

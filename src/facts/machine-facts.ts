@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { InventoryEntry } from '../load/inventory.ts';
 import { readJsonFile } from '../load/json.ts';
 import { signatureOf } from '../load/model.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { jsonFacts, mergeFacts, readEnvFacts, type Fact, type Facts } from './facts.ts';
 import { readProbeFacts } from './probe-cache.ts';
+import { childPath } from '../util/child-path.ts';
 
 /** Layer defaults: `usr/local/doc/examples/*.env` of each selected layer and of the machine. */
 export const defaultsFile = /^\/usr\/local\/doc\/examples\/[^/]+\.env$/;
@@ -30,7 +30,7 @@ function readDefaults(file: DefaultsFile): Fact[] {
 }
 
 export function factFiles(repo: RepoPaths, machine: string): { json: string; env: string } {
-  return { json: join(repo.facts, `${machine}.json`), env: join(repo.facts, `${machine}.env`) };
+  return { json: childPath(repo.facts, `${machine}.json`), env: childPath(repo.facts, `${machine}.env`) };
 }
 
 export interface MachineFacts {

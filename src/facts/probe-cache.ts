@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { InventoryEntry } from '../load/inventory.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import type { Fact } from './facts.ts';
 import { checkProbeFacts } from './probe-values.ts';
+import { childPath } from '../util/child-path.ts';
 
 /** What `homecloud facts` stores for a machine under var/facts/. */
 export interface ProbeRecord {
@@ -14,7 +14,7 @@ export interface ProbeRecord {
 }
 
 export function probeCachePath(repo: RepoPaths, machine: string): string {
-  return join(repo.probeCache, `${machine}.json`);
+  return childPath(repo.probeCache, `${machine}.json`);
 }
 
 /**

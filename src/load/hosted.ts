@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Generated } from '../build/generate.ts';
 import { nameProblem } from './names.ts';
 import type { RepoPaths } from './repo.ts';
+import { childPath } from '../util/child-path.ts';
 
 /**
  * Hosted machines (FORMAT.md sections 7 and 8): a declaration in a machine's tree (a container's) may make a
@@ -38,7 +39,7 @@ export type HostedMachines = Map<string, HostedMachine>;
 export type BuildRecords = Map<string, Generated>;
 
 export function generatedRecordPath(repo: RepoPaths, machine: string): string {
-  return join(repo.build, machine, 'generated.json');
+  return childPath(childPath(repo.build, machine), 'generated.json');
 }
 
 /** Reads a build record: from its file, or from a builder's memory. */

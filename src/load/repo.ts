@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HomecloudError } from './errors.ts';
+import { childPath } from '../util/child-path.ts';
 
 /** Where things live in a user's repository, and homecloud's own standard layers. */
 export class RepoPaths {
@@ -31,7 +32,7 @@ export class RepoPaths {
   }
 
   machineDir(machine: string): string {
-    return join(this.machines, machine);
+    return childPath(this.machines, machine);
   }
 
   /** A path as the user should see it: relative to the repository when inside it. */

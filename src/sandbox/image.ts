@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { shortHash } from '../util/hash.ts';
+import { shortHash } from '../util/short-hash.ts';
 import { run } from '../util/run.ts';
 
 /**

@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { shortHash } from '../util/hash.ts';
+import { shortHash } from '../util/short-hash.ts';
 
 /**
  * Where one sandbox lives. Several can coexist (a user's, the test suite's):

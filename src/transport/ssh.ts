@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { isHomecloudError } from '../load/errors.ts';
 import { entryProblem } from '../load/inventory.ts';
-import { shortHash } from '../util/hash.ts';
+import { shortHash } from '../util/short-hash.ts';
 import { openProcess, runProcess, runProcessSync, type ProcessResult, type ProcessSession } from '../util/process.ts';
 import { rsyncShell, shellQuote } from '../util/quote.ts';
 import { fetchArguments, treeArguments } from './rsync.ts';

@@ -1,10 +1,11 @@
 // V8's code cache of the command line's bundles: written once, used after, and only when it is the user's own.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { shortHash } from '../../src/util/short-hash.ts';
 import { cliPath, makeRepo, projectRoot } from '../helpers/repo.ts';
 
 const root = makeRepo({ 'machines/m/etc/m.conf': 'm\n' });
@@ -53,6 +54,19 @@ test('a cache file others may write is not read but replaced, and a damaged one 
   writeFileSync(cli!, Buffer.alloc(4096, 7), { mode: 0o600 });
   assert.equal(build(cache)['cli.cjs'], 'rejected');
   assert.equal(build(cache)['cli.cjs'], 'used');
+});
+
+test("a bundle's earlier caches are removed, another install's are kept", () => {
+  const cache = cacheDirectory();
+  const code = join(cache, 'homecloud', 'code');
+  mkdirSync(code, { recursive: true, mode: 0o700 });
+  const ours = join(code, `cli.cjs-${shortHash(join(projectRoot, 'dist'))}-1-1-v20.0.0-x64`);
+  const theirs = join(code, `cli.cjs-${shortHash('/opt/other/dist')}-1-1-v20.0.0-x64`);
+  for (const file of [ours, theirs]) writeFileSync(file, 'old', { mode: 0o600 });
+  assert.equal(build(cache)['cli.cjs'], 'none');
+  assert.equal(existsSync(ours), false);
+  assert.equal(existsSync(theirs), true);
+  assert.equal(cacheFiles(cache).length, 4);
 });
 
 test('HOMECLOUD_CODE_CACHE=0 compiles every time and writes nothing', () => {
