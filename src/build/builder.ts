@@ -26,6 +26,7 @@ import { treeFiles, walkSource, type SourceTree } from './walk.ts';
 import { includeSignatures } from './template-inputs.ts';
 import { Fleet } from './fleet.ts';
 import { childPath } from '../util/child-path.ts';
+import { noteCodePath } from '../util/code-paths.ts';
 
 export interface MachineResult {
   machine: string;
@@ -265,7 +266,10 @@ export class Builder {
       const inputs = this.inputs(model, machine, state.includes(machine));
       const fingerprint = machineFingerprint(inputs, trees);
       const trusted = !existsSync(output.marker) && existsSync(output.manifest) && !rerender;
-      if (trusted && state.fingerprint(machine) === fingerprint) return result;
+      if (trusted && state.fingerprint(machine) === fingerprint) {
+        noteCodePath('build:up-to-date');
+        return result;
+      }
       // The last build's manifest and render cache, parsed only when the whole is needed (a quick build looks up a few records).
       const manifest = trusted ? this.keyedFile(output.manifest) : undefined;
       const wholeManifest = () => manifest && this.remembered(output.manifest, (text) => JSON.parse(text) as Manifest);
@@ -297,6 +301,7 @@ export class Builder {
         writeFileSync(output.marker, '');
         const { changes, paths } = await this.commitQuick(machine, output, trees, { manifest, memory, quick, wholeManifest, readRenders, renderFile });
         state.setFingerprint(machine, fingerprint);
+        noteCodePath(quick.renders ? 'build:quick-render' : 'build:quick');
         Object.assign(result, { status: 'built', layout: 'quick', written: changes.written, removed: changes.removed, paths });
         return result;
       }
@@ -347,6 +352,7 @@ export class Builder {
       this.write(output.memory, layoutMemory, JSON.stringify(layoutMemory));
       const builtFrom = machineFingerprint(laidOut, trees);
       state.setFingerprint(machine, layout.volatile ? `volatile:${builtFrom}` : builtFrom);
+      noteCodePath('build:full');
       Object.assign(result, { status: 'built', layout: 'full', written: changes.written, removed: changes.removed, notes: layout.notes });
       result.paths = Object.keys(layout.manifest.entries).length;
     } catch (error) {

@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { Script } from 'node:vm';
 import { writeFileAtomic } from '../util/fs.ts';
+import { codePathsTaken } from '../util/code-paths.ts';
 import { shortHash } from '../util/short-hash.ts';
 
 /**
@@ -15,18 +16,28 @@ import { shortHash } from '../util/short-hash.ts';
  * runs hand it to V8, which checks it against its version, its flags and the
  * source's length, and rejects what does not fit.
  *
+ * V8 keeps only the functions that ran, so a cache starts with a line naming
+ * the code paths of the runs that wrote it (util/code-paths.ts), and a run
+ * that takes another path writes it again, with the new functions too.
+ *
  * A cache file is code: one is read only when the user running homecloud
  * owns it and nobody else may write it, and its name carries the bundle's
  * size and time, so a changed bundle never meets an old cache. Set
  * HOMECLOUD_CODE_CACHE=0 to compile every time.
  */
 
-interface Pending {
+interface Loaded {
   script: Script;
   file: string;
   /** The bundle's path. */
   bundle: string;
+  /** What became of the bundle's cache file, and the code paths it was written for. */
+  cache: 'none' | 'rejected' | 'used';
+  paths: Set<string>;
 }
+
+/** What a cache file begins with, before the paths it was written for and V8's data. */
+const header = 'homecloud code cache:';
 
 type Compile = (this: NodeModule, content: string, filename: string, ...rest: unknown[]) => unknown;
 
@@ -53,25 +64,34 @@ function cacheDirectory(): string | undefined {
 function installCompiler(bundles: string, directory: string): void {
   const prototype = Module.prototype as unknown as { _compile: Compile };
   const original = prototype._compile;
-  const pending: Pending[] = [];
+  const loaded: Loaded[] = [];
   // Flags of its own make V8 reject a good cache: it is then left as it is, for the runs without them.
   const plainFlags = process.execArgv.length === 0 && !process.env.NODE_OPTIONS;
   const timings = process.env.HOMECLOUD_TIMINGS === '1';
   prototype._compile = function (content, filename, ...rest) {
     if (dirname(filename) !== bundles) return original.call(this, content, filename, ...rest);
     const file = join(directory, cacheName(filename));
-    const cachedData = readOwnFile(file);
-    const script = new Script(Module.wrap(content), { filename, cachedData });
-    const rejected = cachedData !== undefined && script.cachedDataRejected === true;
-    if (!cachedData || (rejected && plainFlags)) pending.push({ script, file, bundle: filename });
-    if (timings) process.stderr.write(`code cache ${basename(filename)}: ${!cachedData ? 'none' : rejected ? 'rejected' : 'used'}\n`);
+    const cache = parseCache(readOwnFile(file));
+    const script = new Script(Module.wrap(content), { filename, cachedData: cache?.data });
+    const rejected = cache !== undefined && script.cachedDataRejected === true;
+    const state = !cache ? 'none' : rejected ? 'rejected' : 'used';
+    loaded.push({ script, file, bundle: filename, cache: state, paths: state === 'used' && cache ? cache.paths : new Set() });
+    if (timings) process.stderr.write(`code cache ${basename(filename)}: ${state}\n`);
     const run = script.runInThisContext() as (...args: unknown[]) => unknown;
     // The bundles require Node's modules and each other by relative path, nothing else of require's.
     const require = (id: string) => this.require(id);
     return run.call(this.exports, this.exports, require, this, filename, dirname(filename));
   };
   process.once('exit', () => {
-    for (const { script, file, bundle } of pending) writeCache(directory, file, bundle, script);
+    const taken = codePathsTaken();
+    for (const { script, file, bundle, cache, paths } of loaded) {
+      // A cache V8 rejected is written again only without flags of this run's own; one without a path of this run's, likewise.
+      const newPath = [...taken].some((path) => !paths.has(path));
+      if (cache !== 'none' && !(plainFlags && (cache === 'rejected' || newPath))) continue;
+      const all = new Set([...paths, ...taken]);
+      writeCache(directory, file, bundle, script, all);
+      if (timings) process.stderr.write(`code cache ${basename(bundle)}: written for ${[...all].sort().join(', ') || 'no path'}\n`);
+    }
   });
 }
 
@@ -104,11 +124,21 @@ function readOwnFile(file: string): Buffer | undefined {
   }
 }
 
+/** A cache file's paths and V8's data; undefined for a file without the header (of an older homecloud, or damaged). */
+function parseCache(bytes: Buffer | undefined): { paths: Set<string>; data: Buffer } | undefined {
+  const end = bytes?.indexOf(10) ?? -1;
+  if (!bytes || end < 0 || bytes.toString('latin1', 0, header.length) !== header) return undefined;
+  const paths = bytes.toString('latin1', header.length, end).split(' ').filter(Boolean);
+  return { paths: new Set(paths), data: bytes.subarray(end + 1) };
+}
+
 /** Write the compiled code and remove the caches of the bundle's earlier builds in the same place. */
-function writeCache(directory: string, file: string, bundle: string, script: Script): void {
+function writeCache(directory: string, file: string, bundle: string, script: Script, paths: Set<string>): void {
   try {
     mkdirSync(directory, { recursive: true, mode: 0o700 });
-    writeFileAtomic(file, script.createCachedData(), { mode: 0o600 });
+    writeFileAtomic(file, Buffer.concat([Buffer.from(`${header}${[...paths].map((path) => ` ${path}`).join('')}\n`, 'latin1'), script.createCachedData()]), {
+      mode: 0o600,
+    });
     // Another run's file being written (writeFileAtomic's .tmp-PID) is left to it.
     const prefix = bundlePrefix(bundle);
     for (const name of readdirSync(directory)) {

@@ -1,7 +1,7 @@
 // V8's code cache of the command line's bundles: written once, used after, and only when it is the user's own.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -20,8 +20,8 @@ function cacheDirectory(): string {
   return cache;
 }
 
-/** A build with its own cache directory; what the code cache did with each bundle, from HOMECLOUD_TIMINGS. */
-function build(cache: string, extra: Record<string, string> = {}) {
+/** A build with its own cache directory and HOMECLOUD_TIMINGS (which says what the code cache did). */
+function buildRun(cache: string, extra: Record<string, string> = {}) {
   const { NODE_OPTIONS: _, HOMECLOUD_CODE_CACHE: __, ...env } = process.env;
   const run = spawnSync(process.execPath, [cliPath, '-C', root, 'build'], {
     cwd: projectRoot,
@@ -29,7 +29,14 @@ function build(cache: string, extra: Record<string, string> = {}) {
     encoding: 'utf8',
   });
   assert.equal(run.status, 0, run.stderr);
-  return Object.fromEntries([...run.stderr.matchAll(/^code cache (\S+): (\w+)$/gm)].map(([, bundle, what]) => [bundle, what]));
+  return run;
+}
+
+/** What the code cache did with each bundle as it loaded. */
+function build(cache: string, extra: Record<string, string> = {}) {
+  return Object.fromEntries(
+    [...buildRun(cache, extra).stderr.matchAll(/^code cache (\S+): (none|rejected|used)$/gm)].map(([, bundle, what]) => [bundle, what]),
+  );
 }
 
 const cacheFiles = (cache: string) => readdirSync(join(cache, 'homecloud', 'code')).map((name) => join(cache, 'homecloud', 'code', name));
@@ -51,9 +58,42 @@ test('a cache file others may write is not read but replaced, and a damaged one 
   chmodSync(cli!, 0o666);
   assert.equal(build(cache)['cli.cjs'], 'none');
   assert.equal(statSync(cli!).mode & 0o777, 0o600);
-  writeFileSync(cli!, Buffer.alloc(4096, 7), { mode: 0o600 });
+  writeFileSync(cli!, Buffer.concat([Buffer.from('homecloud code cache: build:full build:up-to-date\n'), Buffer.alloc(4096, 7)]), { mode: 0o600 });
   assert.equal(build(cache)['cli.cjs'], 'rejected');
   assert.equal(build(cache)['cli.cjs'], 'used');
+  // A file without the first line (an older homecloud's) is not handed to V8.
+  writeFileSync(cli!, Buffer.alloc(4096, 7), { mode: 0o600 });
+  assert.equal(build(cache)['cli.cjs'], 'none');
+  assert.equal(build(cache)['cli.cjs'], 'used');
+});
+
+test('a run that takes a code path the cache was not written for writes it again, with both', () => {
+  const cache = cacheDirectory();
+  const paths = () =>
+    readFileSync(
+      cacheFiles(cache).find((file) => file.includes('/builder.cjs-'))!,
+      'latin1',
+    ).split('\n', 1)[0];
+  const written = (run: { stderr: string }) =>
+    [...run.stderr.matchAll(/^code cache (\S+): written for (.*)$/gm)].map(([, bundle, what]) => `${bundle}: ${what}`);
+  rmSync(join(root, 'var'), { recursive: true, force: true });
+  assert.deepEqual(written(buildRun(cache)), ['cli.cjs: build:full', 'build.cjs: build:full', 'builder.cjs: build:full']);
+  assert.equal(paths(), 'homecloud code cache: build:full');
+  assert.deepEqual(written(buildRun(cache)), [
+    'cli.cjs: build:full, build:up-to-date',
+    'build.cjs: build:full, build:up-to-date',
+    'builder.cjs: build:full, build:up-to-date',
+  ]);
+  assert.equal(paths(), 'homecloud code cache: build:full build:up-to-date');
+  assert.deepEqual(written(buildRun(cache)), []);
+  appendFileSync(join(root, 'machines/m/etc/m.conf'), 'more\n');
+  assert.deepEqual(written(buildRun(cache)), [
+    'cli.cjs: build:full, build:quick, build:up-to-date',
+    'build.cjs: build:full, build:quick, build:up-to-date',
+    'builder.cjs: build:full, build:quick, build:up-to-date',
+  ]);
+  appendFileSync(join(root, 'machines/m/etc/m.conf'), 'more\n');
+  assert.deepEqual(written(buildRun(cache)), []);
 });
 
 test("a bundle's earlier caches are removed, another install's are kept", () => {
