@@ -63,7 +63,8 @@ export class KeyedJson {
   /** The byte span of a record's value. Lookups in key order (a source tree's) each search on from the last. */
   private find(key: string): [start: number, end: number] | undefined {
     const needle = Buffer.from(`${JSON.stringify(key)}:`);
-    const at = this.search(needle, this.cursor) ?? this.search(needle, 0);
+    // From the last record on, then what is before it: a key that is not there is searched for once, not twice.
+    const at = this.search(needle, this.cursor, this.bytes) ?? (this.cursor > 0 ? this.search(needle, 0, this.bytes.subarray(0, this.cursor + needle.length - 1)) : undefined);
     if (at === undefined) return undefined;
     const start = at + needle.length;
     const end = valueEnd(this.bytes, start);
@@ -72,8 +73,9 @@ export class KeyedJson {
     return [start, end];
   }
 
-  private search(needle: Buffer, from: number): number | undefined {
-    for (let at = this.bytes.indexOf(needle, from); at >= 0; at = this.bytes.indexOf(needle, at + 1)) {
+  /** The first key `needle` in `bytes` (the file or a start of it) from `from` on. */
+  private search(needle: Buffer, from: number, bytes: Buffer): number | undefined {
+    for (let at = bytes.indexOf(needle, from); at >= 0; at = bytes.indexOf(needle, at + 1)) {
       if (startsKey(this.bytes, at)) return at;
     }
     return undefined;

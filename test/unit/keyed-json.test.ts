@@ -29,6 +29,15 @@ test('every record is found as JSON.parse finds it, in any order; a missing one 
   for (const dest of Object.keys(tricky)) assert.deepEqual(file.get(dest), tricky[dest], dest);
   assert.equal(file.get('/etc/nope'), undefined);
   assert.equal(file.get('/usr/local/opt/initd'), undefined);
+  // Each record after each other one: the search goes on from the last record, then looks before it.
+  for (const first of Object.keys(tricky)) {
+    for (const then of Object.keys(tricky)) {
+      const fresh = new KeyedJson(bytesOf(manifestOf(tricky)));
+      assert.deepEqual(fresh.get(first), tricky[first], first);
+      assert.deepEqual(fresh.get(then), tricky[then], `${then} after ${first}`);
+      assert.equal(fresh.get('/etc/nope'), undefined);
+    }
+  }
 });
 
 test('records replaced: byte for byte what JSON.stringify of the changed whole gives', () => {
