@@ -85,9 +85,9 @@ function installCompiler(bundles: string, directory: string): void {
   process.once('exit', () => {
     const taken = codePathsTaken();
     for (const { script, file, bundle, cache, paths } of loaded) {
-      // A cache V8 rejected is written again only without flags of this run's own; one without a path of this run's, likewise.
-      const newPath = [...taken].some((path) => !paths.has(path));
-      if (cache !== 'none' && !(plainFlags && (cache === 'rejected' || newPath))) continue;
+      // A cache V8 rejected, or one without a path this run took, is written again only without flags of this run's own.
+      const stale = cache === 'rejected' || [...taken].some((path) => !paths.has(path));
+      if (cache !== 'none' && !(plainFlags && stale)) continue;
       const all = new Set([...paths, ...taken]);
       writeCache(directory, file, bundle, script, all);
       if (timings) process.stderr.write(`code cache ${basename(bundle)}: written for ${[...all].sort().join(', ') || 'no path'}\n`);

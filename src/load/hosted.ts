@@ -39,7 +39,7 @@ export type HostedMachines = Map<string, HostedMachine>;
 export type BuildRecords = Map<string, Generated>;
 
 export function generatedRecordPath(repo: RepoPaths, machine: string): string {
-  return childPath(childPath(repo.build, machine), 'generated.json');
+  return `${childPath(repo.build, machine)}/generated.json`;
 }
 
 /** Reads a build record: from its file, or from a builder's memory. */
