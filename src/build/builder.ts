@@ -2,21 +2,23 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { HomecloudError, describeSystemError, isSystemError } from '../load/errors.ts';
-import { machineSources, type LayerDirectories, type Source } from '../load/layers.ts';
-import { hopLoop, hostOf, inventoryEntry, loadModel, loopProblem, selectMachines, signatureOf, type Model } from '../load/model.ts';
+import { layerListFiles, machineSources, type LayerDirectories, type Source } from '../load/layers.ts';
+import { hopLoop, hostOf, inventoryEntry, loadModel, loopProblem, selectMachines, type Model } from '../load/model.ts';
 import { hostedIn, readBuildRecords, type BuildRecords } from '../load/hosted.ts';
 import { collisionErrors } from './claims.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { defaultsFile, factFiles, loadMachineFacts } from '../facts/machine-facts.ts';
 import { probeCachePath } from '../facts/probe-cache.ts';
-import { readFleetPublic, type FleetPublic } from '../facts/public.ts';
+import { publicFiles, readFleetPublic, type FleetPublic } from '../facts/public.ts';
 import type { Facts } from '../facts/facts.ts';
 import { eagerLimit } from '../util/eager-limit.ts';
 import { mark, now } from '../util/timing.ts';
 import type { Manifest, ManifestEntry } from './manifest.ts';
 import { layoutMachine, type MachineLayout, type RenderCache, type RenderRecord } from './layout.ts';
 import { quickLayout, type LayoutMemory, type QuickLayout } from './quick.ts';
-import { BuildState, buildFormat } from './state.ts';
+import { BuildState } from './state.ts';
+import { buildFormat } from './build-format.ts';
+import { removeUpToDateStamp, writeUpToDateStamp } from './up-to-date.ts';
 import { applyTree, emptyTrash, type FileContent, type TreeChanges } from './tree.ts';
 import { KeyedJson, type Replacement } from './keyed-json.ts';
 import { generate, generatedEntries, generatorPath, generatorsDir, withAncestors, withoutGenerated, type Generated } from './generate.ts';
@@ -26,6 +28,7 @@ import { treeFiles, walkSource, type SourceTree } from './walk.ts';
 import { includeSignatures } from './template-inputs.ts';
 import { Fleet } from './fleet.ts';
 import { childPath } from '../util/child-path.ts';
+import { signatureOf } from '../util/fs.ts';
 import { noteCodePath } from '../util/code-paths.ts';
 
 export interface MachineResult {
@@ -112,6 +115,7 @@ export class Builder {
   async build(options: BuildOptions = {}): Promise<BuildReport> {
     const started = now();
     mark('build');
+    removeUpToDateStamp(this.repo);
     const state = this.loadState();
     mark('state loaded');
     this.forgetWalks(options.changed);
@@ -143,6 +147,13 @@ export class Builder {
     const results = [...built.values()];
     if (results.length === model.machines.length) this.removeGoneMachines(model, state);
     this.failCollisions(model, records, results);
+    if (!options.machines?.length && !options.changed && !options.rerender && results.every((result) => result.status === 'up-to-date')) {
+      try {
+        this.stampUpToDate(model, results, state);
+      } catch {
+        // Without a stamp the next build looks at everything: nothing is lost but time.
+      }
+    }
     mark('state saved');
     return { machines: results, milliseconds: now() - started, model };
   }
@@ -640,6 +651,37 @@ export class Builder {
       return;
     }
     this.write(path, undefined, file.replaced(replacements));
+  }
+
+  /**
+   * Everything this build's finding (every machine up to date) rests on: what the model, the layer lists, the
+   * machines' inputs (inputs()) and their outputs' state were read from, and the sources' native signatures.
+   * Without a native signature for every source there is no stamp.
+   */
+  private stampUpToDate(model: Model, results: MachineResult[], state: BuildState): void {
+    if (this.repo.sandboxInventory) return;
+    const files = new Set([this.repo.settingsFile, this.repo.inventoryFile, this.repo.machines, this.repo.layers, this.repo.stdlibLayers]);
+    const trees = new Map<string, string>();
+    for (const { machine } of results) {
+      const output = machineOutput(this.repo, machine);
+      const facts = factFiles(this.repo, machine);
+      for (const path of [this.repo.machineDir(machine), output.marker, output.manifest, output.generated, facts.json, facts.env, probeCachePath(this.repo, machine)]) files.add(path);
+      for (const path of layerListFiles(this.repo, machine)) files.add(path);
+      for (const path of state.includes(machine)) files.add(path);
+      for (const source of this.sourcesOf(model, machine)) {
+        const signature = this.signatures.get(source.dir);
+        if (!signature) return;
+        trees.set(source.dir, signature);
+      }
+    }
+    for (const path of publicFiles(this.repo)) files.add(path);
+    // Last: the state as this build left it.
+    files.add(state.statePath);
+    writeUpToDateStamp(this.repo, {
+      machines: results.map((result) => result.machine),
+      files: [...files],
+      trees: [...trees],
+    });
   }
 
   /** Outputs of machines that are no longer in the repository go too. */

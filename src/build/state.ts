@@ -7,9 +7,8 @@ import { HomecloudError, describeSystemError } from '../load/errors.ts';
 import type { DocumentCache } from '../load/model.ts';
 import type { ListingMemory, SourceMemory } from './walk.ts';
 import { childPath } from '../util/child-path.ts';
+import { buildFormat } from './build-format.ts';
 
-/** Bumped whenever the build's output for the same input changes. */
-export const buildFormat = 'homecloud-build-9';
 
 /** Read on every build: kept small. */
 interface StateData {
@@ -65,7 +64,7 @@ export class BuildState implements DocumentCache {
   private changed = false;
   /** Whether state.json was written by this build format (else its companions are not trusted either). */
   private readonly known: boolean;
-  private readonly statePath: string;
+  readonly statePath: string;
   private readonly hashesDir: string;
   private readonly treesDir: string;
   private readonly listingsPath: string;

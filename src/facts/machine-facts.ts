@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { InventoryEntry } from '../load/inventory.ts';
 import { readJsonFile } from '../load/json.ts';
-import { signatureOf } from '../load/model.ts';
+import { signatureOf } from '../util/fs.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { jsonFacts, mergeFacts, readEnvFacts, type Fact, type Facts } from './facts.ts';
 import { readProbeFacts } from './probe-cache.ts';

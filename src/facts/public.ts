@@ -111,6 +111,13 @@ export function readFleetPublic(repo: RepoPaths): FleetPublic {
   return { items, signature: signature.join(',') };
 }
 
+/** What readFleetPublic reads: var/public/, each machine's directory in it and their files (only the first when absent). */
+export function publicFiles(repo: RepoPaths): string[] {
+  const root = join(repo.var, 'public');
+  if (!existsSync(root)) return [root];
+  return [root, ...readdirSync(root).flatMap((machine) => [join(root, machine), ...readdirSync(join(root, machine)).map((name) => join(root, machine, name))])];
+}
+
 /**
  * The m4 definitions that m5_public reads: for each name, every machine's
  * material (one after the other, by machine name), its lines as a list, each

@@ -26,6 +26,16 @@ export interface Source {
 const selectLine = /^\+ (\S+)\s*$/;
 
 /** The layers a machine's list files select, in order, each name once. */
+/** The machine's layer list directory and the lists in it (none when it cannot be read). */
+export function layerListFiles(repo: RepoPaths, machine: string): string[] {
+  const dir = `${repo.machineDir(machine)}/${layerListDir}`;
+  try {
+    return [dir, ...readdirSync(dir).map((name) => `${dir}/${name}`)];
+  } catch {
+    return [dir];
+  }
+}
+
 export function readLayerSelections(repo: RepoPaths, machine: string): LayerSelection[] {
   // Concatenated, not joined: joins cost microseconds each, and these run per machine and build (names are one component).
   const dir = `${repo.machineDir(machine)}/${layerListDir}`;

@@ -1,5 +1,5 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { statSignature } from '../util/fs.ts';
+import { readdirSync, readFileSync } from 'node:fs';
+import { signatureOf } from '../util/fs.ts';
 import { HomecloudError, describeSystemError } from './errors.ts';
 import { entryProblem, identityOptions, withDefaults, type Inventory, type InventoryEntry } from './inventory.ts';
 import type { Target } from '../transport/transport.ts';
@@ -214,14 +214,4 @@ function machineDirectories(repo: RepoPaths): string[] {
   }
   // Every directory is a machine, whatever its name: one that cannot be used fails when that machine is built (machineDirectoryProblem).
   return entries.filter((entry) => entry.isDirectory()).map((entry) => entry.name);
-}
-
-export function signatureOf(path: string): string | undefined {
-  try {
-    // A missing file is common (facts/<machine>.env): no exception made for it, they cost.
-    const stats = statSync(path, { throwIfNoEntry: false });
-    return stats && statSignature(stats);
-  } catch {
-    return undefined;
-  }
 }

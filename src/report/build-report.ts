@@ -4,11 +4,14 @@ import { errorJson } from '../load/errors.ts';
 import { writeOut } from './stdio.ts';
 import { colors, exitStatus, milliseconds, printMachineError, type OutputOptions } from './output.ts';
 
-export function buildExitStatus(report: BuildReport): number {
+/** What a build's report says: its machines' results and how long it took. */
+type Outcome = Pick<BuildReport, 'machines' | 'milliseconds'>;
+
+export function buildExitStatus(report: Outcome): number {
   return report.machines.some((m) => m.status === 'failed') ? exitStatus.machineFailed : exitStatus.ok;
 }
 
-export function printBuildReport(report: BuildReport, options: OutputOptions): void {
+export function printBuildReport(report: Outcome, options: OutputOptions): void {
   if (options.json) {
     writeOut(JSON.stringify(buildReportJson(report)) + '\n');
     return;
@@ -49,7 +52,7 @@ function describe(result: MachineResult): string {
   }
 }
 
-export function buildReportJson(report: BuildReport) {
+export function buildReportJson(report: Outcome) {
   return {
     milliseconds: Math.round(report.milliseconds),
     machines: report.machines.map((m) => ({

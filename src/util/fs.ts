@@ -1,9 +1,20 @@
-import { closeSync, fsyncSync, lstatSync, openSync, realpathSync, renameSync, writeFileSync, type Stats } from 'node:fs';
+import { closeSync, fsyncSync, lstatSync, openSync, realpathSync, renameSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { sep } from 'node:path';
 
 /** A cheap change detector for a file: any write, chmod, rename or replace changes it. */
 export function statSignature(stats: Stats): string {
   return `${stats.mtimeMs}:${stats.ctimeMs}:${stats.size}:${stats.ino}:${stats.mode}`;
+}
+
+/** The statSignature of what is at a path (links followed), or undefined when nothing is. */
+export function signatureOf(path: string): string | undefined {
+  try {
+    // A missing file is common (facts/<machine>.env): no exception made for it, they cost.
+    const stats = statSync(path, { throwIfNoEntry: false });
+    return stats && statSignature(stats);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Replace a file in one step, so that readers see the old or the new content, never a mix. */

@@ -46,8 +46,24 @@ function walker(): NativeWalker | null {
  * for nativeWalkTree.
  */
 export function nativeTreeSignatures(dirs: string[]): Map<string, string | undefined> {
+  const global = globalThis as { [handedOverKey]?: Map<string, string | undefined> };
+  const handed = global[handedOverKey];
+  global[handedOverKey] = undefined;
+  if (handed && dirs.every((dir) => handed.has(dir))) return new Map(dirs.map((dir) => [dir, handed.get(dir)]));
   const signatures = walker()?.treeSignatures(dirs);
   return new Map(signatures ? dirs.map((dir, i) => [dir, signatures[i]]) : []);
+}
+
+/** Shared by the bundles of one process, each of which has its own copy of this module. */
+const handedOverKey = Symbol.for('homecloud.treeSignatures');
+
+/**
+ * Signatures just taken (by the up-to-date check of `homecloud build`) for the build that follows at once:
+ * the next nativeTreeSignatures call takes them instead of walking the same trees again (their listings
+ * are still kept for nativeWalkTree). Once only.
+ */
+export function handOverTreeSignatures(signatures: Map<string, string | undefined>): void {
+  (globalThis as { [handedOverKey]?: Map<string, string | undefined> })[handedOverKey] = signatures;
 }
 
 /** Begin walking these trees in background threads; nativeTreeSignatures collects the results. */

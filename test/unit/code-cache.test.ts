@@ -20,8 +20,12 @@ function cacheDirectory(): string {
   return cache;
 }
 
-/** A build with its own cache directory and HOMECLOUD_TIMINGS (which says what the code cache did). */
-function buildRun(cache: string, extra: Record<string, string> = {}) {
+/**
+ * A build with its own cache directory and HOMECLOUD_TIMINGS (which says what the code cache did). It loads the
+ * builder: the up-to-date stamp, which a build that finds nothing to do answers from, is removed first unless kept.
+ */
+function buildRun(cache: string, extra: Record<string, string> = {}, keepStamp = false) {
+  if (!keepStamp) rmSync(join(root, 'var/build/up-to-date.json'), { force: true });
   const { NODE_OPTIONS: _, HOMECLOUD_CODE_CACHE: __, ...env } = process.env;
   const run = spawnSync(process.execPath, [cliPath, '-C', root, 'build'], {
     cwd: projectRoot,
@@ -67,7 +71,7 @@ test('a cache file others may write is not read but replaced, and a damaged one 
   assert.equal(build(cache)['cli.cjs'], 'used');
 });
 
-test('a run that takes a code path the cache was not written for writes it again, with both', () => {
+test('a run that takes a code path the cache was not written for writes it again, with both', async () => {
   const cache = cacheDirectory();
   const paths = () =>
     readFileSync(
@@ -86,10 +90,18 @@ test('a run that takes a code path the cache was not written for writes it again
   ]);
   assert.equal(paths(), 'homecloud code cache: build:full build:up-to-date');
   assert.deepEqual(written(buildRun(cache)), []);
+  // Answered from the up-to-date stamp: the builder's bundle is not loaded, and its cache stays as it was.
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  buildRun(cache);
+  assert.deepEqual(written(buildRun(cache, {}, true)), [
+    'cli.cjs: build:full, build:stamped, build:up-to-date',
+    'build.cjs: build:full, build:stamped, build:up-to-date',
+  ]);
+  assert.deepEqual(written(buildRun(cache, {}, true)), []);
   appendFileSync(join(root, 'machines/m/etc/m.conf'), 'more\n');
-  assert.deepEqual(written(buildRun(cache)), [
-    'cli.cjs: build:full, build:quick, build:up-to-date',
-    'build.cjs: build:full, build:quick, build:up-to-date',
+  assert.deepEqual(written(buildRun(cache, {}, true)), [
+    'cli.cjs: build:full, build:quick, build:stamped, build:up-to-date',
+    'build.cjs: build:full, build:quick, build:stamped, build:up-to-date',
     'builder.cjs: build:full, build:quick, build:up-to-date',
   ]);
   appendFileSync(join(root, 'machines/m/etc/m.conf'), 'more\n');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
 import { projectRoot, runCli } from '../helpers/repo.ts';
 
@@ -23,16 +23,24 @@ function snapshot(dir: string): Map<string, string> {
   return seen;
 }
 
-test('building the example twice: the second build writes nothing and says the machines are up to date', () => {
+test('building the example again: the second build writes only its up-to-date stamp, the third nothing', () => {
   cpSync(join(projectRoot, 'examples/homelab'), copy, { recursive: true, verbatimSymlinks: true, filter: (source) => !source.includes('/var') });
   const first = runCli(['-C', copy, 'build']);
   assert.equal(first.status, 0, first.stderr);
   assert.match(first.stdout, /Built 3 of 3 machines/);
+  const stamp = join(copy, 'var/build/up-to-date.json');
   const before = snapshot(join(copy, 'var'));
   const second = runCli(['-C', copy, 'build']);
   assert.equal(second.status, 0, second.stderr);
   assert.match(second.stdout, /All 3 machines are up to date/);
-  assert.deepEqual(snapshot(join(copy, 'var')), before);
+  const after = snapshot(join(copy, 'var'));
+  const withoutStamp = (files: Map<string, string>) => new Map([...files].filter(([path]) => path !== stamp && path !== dirname(stamp)));
+  assert.deepEqual(withoutStamp(after), withoutStamp(before));
+  assert.ok(after.has(stamp));
+  const third = runCli(['-C', copy, 'build']);
+  assert.equal(third.status, 0, third.stderr);
+  assert.match(third.stdout, /All 3 machines are up to date/);
+  assert.deepEqual(snapshot(join(copy, 'var')), after);
 });
 
 test('the example builds what its README promises', () => {

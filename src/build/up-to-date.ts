@@ -1,0 +1,72 @@
+import { readFileSync, rmSync, statSync } from 'node:fs';
+import type { RepoPaths } from '../load/repo.ts';
+import { signatureOf, statSignature, writeFileAtomic } from '../util/fs.ts';
+import { handOverTreeSignatures, nativeTreeSignatures } from '../util/native.ts';
+import { buildFormat } from './build-format.ts';
+
+/**
+ * What a build that found every machine up to date rested on: the signature
+ * of every file it read (or its absence) and of every source tree. While all
+ * of them hold, a build of every machine finds the same, and a plain
+ * `homecloud build` says so without loading the builder. Every build removes
+ * the stamp when it starts, so that only the last build's finding is stamped.
+ */
+export interface UpToDateStamp {
+  format: string;
+  /** The repository and standard layers it was made for. */
+  root: string;
+  stdlib: string;
+  /** The machines of that build, in its order. */
+  machines: string[];
+  /** Path -> statSignature, or null for a path that was absent. */
+  files: [string, string | null][];
+  /** Source directory -> native tree signature. */
+  trees: [string, string][];
+}
+
+function stampPath(repo: RepoPaths): string {
+  return `${repo.build}/up-to-date.json`;
+}
+
+export function removeUpToDateStamp(repo: RepoPaths): void {
+  rmSync(stampPath(repo), { force: true });
+}
+
+/**
+ * Stamp the files' signatures as they are now, and the trees'. None when a file changed in the last
+ * moments: file times have the kernel's clock tick as their grain, so a file written again in the tick
+ * it was read in could keep its signature (git's "racy clean" entries).
+ */
+export function writeUpToDateStamp(repo: RepoPaths, stamp: { machines: string[]; files: string[]; trees: [string, string][] }): void {
+  const settled = Date.now() - 50;
+  const files: [string, string | null][] = [];
+  for (const path of stamp.files) {
+    const stats = statSync(path, { throwIfNoEntry: false });
+    if (stats && (stats.mtimeMs > settled || stats.ctimeMs > settled)) return;
+    files.push([path, stats ? statSignature(stats) : null]);
+  }
+  const whole: UpToDateStamp = { format: buildFormat, root: repo.root, stdlib: repo.stdlibLayers, machines: stamp.machines, files, trees: stamp.trees };
+  writeFileAtomic(stampPath(repo), JSON.stringify(whole));
+}
+
+/**
+ * The machines of the stamped build when nothing it rested on has changed
+ * since, else undefined (no stamp, another repository or homecloud, any
+ * signature different, or a tree the native walker cannot sign).
+ */
+export function stampedUpToDate(repo: RepoPaths): string[] | undefined {
+  let stamp: UpToDateStamp;
+  try {
+    stamp = JSON.parse(readFileSync(stampPath(repo), 'utf8')) as UpToDateStamp;
+  } catch {
+    return undefined;
+  }
+  if (stamp.format !== buildFormat || stamp.root !== repo.root || stamp.stdlib !== repo.stdlibLayers || repo.sandboxInventory) return undefined;
+  if (!Array.isArray(stamp.machines) || !Array.isArray(stamp.files) || !Array.isArray(stamp.trees) || stamp.trees.length === 0) return undefined;
+  for (const [path, signature] of stamp.files) if ((signatureOf(path) ?? null) !== signature) return undefined;
+  const signatures = nativeTreeSignatures(stamp.trees.map(([dir]) => dir));
+  if (stamp.trees.every(([dir, signature]) => signatures.get(dir) === signature)) return stamp.machines;
+  // A source changed: the build that follows has its trees signed.
+  handOverTreeSignatures(signatures);
+  return undefined;
+}
