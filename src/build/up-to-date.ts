@@ -49,18 +49,38 @@ export function writeUpToDateStamp(repo: RepoPaths, stamp: { machines: string[];
   writeFileAtomic(stampPath(repo), JSON.stringify(whole));
 }
 
+/** The stamp as it is on disk, if there is one that parses. */
+export function readUpToDateStamp(repo: RepoPaths): UpToDateStamp | undefined {
+  try {
+    return JSON.parse(readFileSync(stampPath(repo), 'utf8')) as UpToDateStamp;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Shared by the bundles of one process, each of which has its own copy of this module. */
+const heldKey = Symbol.for('homecloud.upToDateStamp');
+
+/** Keep the stamp just read (to start walking its trees early, prefetch.ts) for the check that follows at once: taken once. */
+export function holdStamp(repo: RepoPaths, stamp: UpToDateStamp): void {
+  (globalThis as { [heldKey]?: [string, UpToDateStamp] })[heldKey] = [stampPath(repo), stamp];
+}
+
+function takeHeldStamp(repo: RepoPaths): UpToDateStamp | undefined {
+  const global = globalThis as { [heldKey]?: [string, UpToDateStamp] };
+  const held = global[heldKey];
+  global[heldKey] = undefined;
+  return held?.[0] === stampPath(repo) ? held[1] : undefined;
+}
+
 /**
  * The machines of the stamped build when nothing it rested on has changed
  * since, else undefined (no stamp, another repository or homecloud, any
  * signature different, or a tree the native walker cannot sign).
  */
 export function stampedUpToDate(repo: RepoPaths): string[] | undefined {
-  let stamp: UpToDateStamp;
-  try {
-    stamp = JSON.parse(readFileSync(stampPath(repo), 'utf8')) as UpToDateStamp;
-  } catch {
-    return undefined;
-  }
+  const stamp = takeHeldStamp(repo) ?? readUpToDateStamp(repo);
+  if (!stamp) return undefined;
   if (stamp.format !== buildFormat || stamp.root !== repo.root || stamp.stdlib !== repo.stdlibLayers || repo.sandboxInventory) return undefined;
   if (!Array.isArray(stamp.machines) || !Array.isArray(stamp.files) || !Array.isArray(stamp.trees) || stamp.trees.length === 0) return undefined;
   for (const [path, signature] of stamp.files) if ((signatureOf(path) ?? null) !== signature) return undefined;

@@ -49,9 +49,11 @@ export function nativeTreeSignatures(dirs: string[]): Map<string, string | undef
   const global = globalThis as { [handedOverKey]?: Map<string, string | undefined> };
   const handed = global[handedOverKey];
   global[handedOverKey] = undefined;
-  if (handed && dirs.every((dir) => handed.has(dir))) return new Map(dirs.map((dir) => [dir, handed.get(dir)]));
-  const signatures = walker()?.treeSignatures(dirs);
-  return new Map(signatures ? dirs.map((dir, i) => [dir, signatures[i]]) : []);
+  // Trees signed a moment ago are not walked again (walking the others forgets their listings: nativeWalkTree walks then).
+  const missing = handed ? dirs.filter((dir) => !handed.has(dir)) : dirs;
+  const signatures = missing.length ? walker()?.treeSignatures(missing) : [];
+  const walked = new Map(signatures ? missing.map((dir, i) => [dir, signatures[i]]) : []);
+  return new Map(dirs.flatMap((dir) => (handed?.has(dir) ? [[dir, handed.get(dir)]] : walked.has(dir) ? [[dir, walked.get(dir)]] : [])));
 }
 
 /** Shared by the bundles of one process, each of which has its own copy of this module. */

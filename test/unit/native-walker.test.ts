@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { lstatSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { hasNativeWalker, nativeTreeSignatures, nativeWalkTree } from '../../src/util/native.ts';
+import { handOverTreeSignatures, hasNativeWalker, nativeTreeSignatures, nativeWalkTree } from '../../src/util/native.ts';
 import { makeRepo } from '../helpers/repo.ts';
 
 const skip = !hasNativeWalker() && process.env.CI !== 'true' ? 'the native walker is not built (npm run build)' : false;
@@ -76,4 +76,23 @@ test('a tree with a special file gets no native signature: the JavaScript walker
   assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
   assert.equal(nativeTreeSignatures([tree]).get(tree), undefined);
   assert.equal(nativeWalkTree(tree), undefined);
+});
+
+test('signatures handed over are taken once, for their trees only: the others are walked', { skip }, () => {
+  const root = makeRepo({ 'a/x': 'x\n', 'b/y': 'y\n' });
+  const [a, b] = [join(root, 'a'), join(root, 'b')];
+  const walked = nativeTreeSignatures([a, b]);
+  handOverTreeSignatures(new Map([[a, 'handed']]));
+  assert.deepEqual(
+    nativeTreeSignatures([a, b]),
+    new Map([
+      [a, 'handed'],
+      [b, walked.get(b)],
+    ]),
+  );
+  assert.deepEqual(nativeTreeSignatures([a, b]), walked, 'once only');
+  // A listing walked for a handed-over tree is still there to list.
+  handOverTreeSignatures(nativeTreeSignatures([a]));
+  nativeTreeSignatures([a]);
+  assert.deepEqual(nativeWalkTree(a)?.paths, ['/x']);
 });
