@@ -4,9 +4,6 @@ import type { RepoPaths } from '../load/repo.ts';
 import { nativeStartTreeSignatures } from '../util/native.ts';
 import { holdStamp, readUpToDateStamp } from './up-to-date.ts';
 
-/** Shared by the bundles of one process, each of which has its own copy of this module. */
-const prefetchedKey = Symbol.for('homecloud.prefetched');
-
 /**
  * Start signing the sources the last build used (the up-to-date stamp's, else state.json's), in native threads, while
  * JavaScript goes on loading the builder (entry.ts, for a plain build, first
@@ -14,10 +11,6 @@ const prefetchedKey = Symbol.for('homecloud.prefetched');
  * A guess: sources that differ this time are signed when the build asks.
  */
 export function prefetchSignatures(repo: RepoPaths): void {
-  // Once per process and repository: boot.ts may have started it before entry.ts asks.
-  const global = globalThis as { [prefetchedKey]?: string };
-  if (global[prefetchedKey] === repo.root) return;
-  global[prefetchedKey] = repo.root;
   // The up-to-date stamp names the trees of the last build that found nothing to do: its check follows.
   const stamp = readUpToDateStamp(repo);
   if (stamp && Array.isArray(stamp.trees)) {

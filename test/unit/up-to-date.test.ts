@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Builder } from '../../src/build/builder.ts';
 import { stampedUpToDate } from '../../src/build/up-to-date.ts';
-import { prefetchForArguments } from '../../src/cli/early-prefetch.ts';
 import { build, makeRepo, repoPaths, runCli, writeFiles } from '../helpers/repo.ts';
 
 const copies: string[] = [];
@@ -142,30 +141,4 @@ test('homecloud build answers from the stamp as the builder would, in text and J
   assert.equal(changed.status, 0, changed.stderr);
   assert.match(changed.stderr, /timing build/);
   assert.match(changed.stdout, /Built 2 of 2 machines/);
-});
-
-test('a command line that looks like a build starts signing its repository before it is parsed; others do not', () => {
-  const root = fixture();
-  const prefetched = Symbol.for('homecloud.prefetched');
-  const guess = (argv: string[]) => {
-    (globalThis as { [prefetched]?: string })[prefetched] = undefined;
-    prefetchForArguments(argv);
-    return (globalThis as { [prefetched]?: string })[prefetched];
-  };
-  for (const argv of [
-    ['-C', root, 'build'],
-    [`-C${root}`, 'build', 'a'],
-    ['--repo', root, '--json', 'build'],
-    [`--repo=${root}`, '-j', '2', 'build'],
-  ]) {
-    assert.equal(guess(argv), root, argv.join(' '));
-  }
-  for (const argv of [
-    ['-C', root, 'deploy'],
-    ['-C', root, '--jobs', 'build'],
-    ['-C', root],
-    ['-C', join(root, 'nowhere-below', '..', '..'), 'build'],
-  ]) {
-    assert.notEqual(guess(argv), root, argv.join(' '));
-  }
 });
