@@ -1,7 +1,7 @@
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import type { RepoPaths } from '../load/repo.ts';
-import { signatureOf, statSignature, writeFileAtomic } from '../util/fs.ts';
-import { handOverTreeSignatures, nativeTreeSignatures } from '../util/native.ts';
+import { writeFileAtomic } from '../util/fs.ts';
+import { handOverTreeSignatures, nativeFilesSignature, nativeTreeSignatures } from '../util/native.ts';
 import { buildFormat } from './build-format.ts';
 
 /**
@@ -18,8 +18,9 @@ export interface UpToDateStamp {
   stdlib: string;
   /** The machines of that build, in its order. */
   machines: string[];
-  /** Path -> statSignature, or null for a path that was absent. */
-  files: [string, string | null][];
+  /** The files it read (or looked for), and one native signature of their stat numbers or absence. */
+  files: string[];
+  filesSignature: string;
   /** Source directory -> native tree signature. */
   trees: [string, string][];
 }
@@ -39,13 +40,13 @@ export function removeUpToDateStamp(repo: RepoPaths): void {
  */
 export function writeUpToDateStamp(repo: RepoPaths, stamp: { machines: string[]; files: string[]; trees: [string, string][] }): void {
   const settled = Date.now() - 50;
-  const files: [string, string | null][] = [];
   for (const path of stamp.files) {
     const stats = statSync(path, { throwIfNoEntry: false });
     if (stats && (stats.mtimeMs > settled || stats.ctimeMs > settled)) return;
-    files.push([path, stats ? statSignature(stats) : null]);
   }
-  const whole: UpToDateStamp = { format: buildFormat, root: repo.root, stdlib: repo.stdlibLayers, machines: stamp.machines, files, trees: stamp.trees };
+  const filesSignature = nativeFilesSignature(stamp.files);
+  if (!filesSignature) return;
+  const whole: UpToDateStamp = { format: buildFormat, root: repo.root, stdlib: repo.stdlibLayers, ...stamp, filesSignature };
   writeFileAtomic(stampPath(repo), JSON.stringify(whole));
 }
 
@@ -83,7 +84,7 @@ export function stampedUpToDate(repo: RepoPaths): string[] | undefined {
   if (!stamp) return undefined;
   if (stamp.format !== buildFormat || stamp.root !== repo.root || stamp.stdlib !== repo.stdlibLayers || repo.sandboxInventory) return undefined;
   if (!Array.isArray(stamp.machines) || !Array.isArray(stamp.files) || !Array.isArray(stamp.trees) || stamp.trees.length === 0) return undefined;
-  for (const [path, signature] of stamp.files) if ((signatureOf(path) ?? null) !== signature) return undefined;
+  if (typeof stamp.filesSignature !== 'string' || nativeFilesSignature(stamp.files) !== stamp.filesSignature) return undefined;
   const signatures = nativeTreeSignatures(stamp.trees.map(([dir]) => dir));
   if (stamp.trees.every(([dir, signature]) => signatures.get(dir) === signature)) return stamp.machines;
   // A source changed: the build that follows has its trees signed.

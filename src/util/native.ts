@@ -6,6 +6,7 @@ interface NativeWalker {
   startTreeSignatures(dirs: string[]): void;
   treeSignatures(dirs: string[]): (string | undefined)[];
   walkTree(dir: string): { paths: string[]; kinds: string; numbers: Float64Array } | undefined;
+  filesSignature?(paths: string[]): string | undefined;
   sha256(pathOrData: string | Uint8Array): string | undefined;
   run(program: string, argv: string[], env: string[], cwd?: string): Promise<NativeRunResult>;
   isTerminal?(fd: number): boolean;
@@ -71,6 +72,14 @@ export function handOverTreeSignatures(signatures: Map<string, string | undefine
 /** Begin walking these trees in background threads; nativeTreeSignatures collects the results. */
 export function nativeStartTreeSignatures(dirs: string[]): void {
   walker()?.startTreeSignatures(dirs);
+}
+
+/**
+ * One signature of these paths' stat numbers (links followed), absent ones included; undefined without the
+ * native walker (or one built before it had filesSignature), or when a path cannot be looked at.
+ */
+export function nativeFilesSignature(paths: string[]): string | undefined {
+  return walker()?.filesSignature?.(paths) ?? undefined;
 }
 
 /** The tree's paths (relative, sorted depth-first), kinds (d, f, l) and stat numbers. */

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { lstatSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { handOverTreeSignatures, hasNativeWalker, nativeTreeSignatures, nativeWalkTree } from '../../src/util/native.ts';
+import { handOverTreeSignatures, hasNativeWalker, nativeFilesSignature, nativeTreeSignatures, nativeWalkTree } from '../../src/util/native.ts';
 import { makeRepo } from '../helpers/repo.ts';
 
 const skip = !hasNativeWalker() && process.env.CI !== 'true' ? 'the native walker is not built (npm run build)' : false;
@@ -95,4 +95,22 @@ test('signatures handed over are taken once, for their trees only: the others ar
   handOverTreeSignatures(nativeTreeSignatures([a]));
   nativeTreeSignatures([a]);
   assert.deepEqual(nativeWalkTree(a)?.paths, ['/x']);
+});
+
+test('the files signature moves when a file changes, appears or goes, and not otherwise', { skip }, () => {
+  const root = makeRepo({ 'a.json': '{}\n', 'dir/b': 'b\n' });
+  const paths = [join(root, 'a.json'), join(root, 'dir'), join(root, 'absent.env')];
+  const first = nativeFilesSignature(paths);
+  assert.match(first ?? '', /^[0-9a-f]{16}$/);
+  assert.equal(nativeFilesSignature(paths), first, 'the same files, the same signature');
+  assert.notEqual(nativeFilesSignature([...paths].reverse()), first, 'the paths are part of it');
+  writeFileSync(join(root, 'absent.env'), 'X=1\n');
+  const appeared = nativeFilesSignature(paths);
+  assert.notEqual(appeared, first, 'a file that appears');
+  writeFileSync(join(root, 'a.json'), '{ }\n');
+  assert.notEqual(nativeFilesSignature(paths), appeared, 'a file rewritten');
+  const rewritten = nativeFilesSignature(paths);
+  writeFileSync(join(root, 'dir/c'), 'c\n');
+  assert.notEqual(nativeFilesSignature(paths), rewritten, 'a directory whose entries change');
+  assert.equal(nativeFilesSignature([join(root, 'x'.repeat(5000))]), undefined, 'a path it cannot look at');
 });
