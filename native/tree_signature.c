@@ -323,14 +323,20 @@ static char **read_paths(napi_env env, napi_value array, uint32_t *count) {
   return dirs;
 }
 
+/* The paths a function was called with (its first argument, an array), or NULL. */
+static char **paths_argument(napi_env env, napi_callback_info info, uint32_t *count) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return NULL;
+  return read_paths(env, argv[0], count);
+}
+
 /* startTreeSignatures(dirs): begin walking in the background; treeSignatures collects the results. */
 static napi_value start_tree_signatures(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
+  napi_value result;
   uint32_t count = 0;
   napi_get_undefined(env, &result);
-  if (pending || napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return result;
-  char **dirs = read_paths(env, argv[0], &count);
+  char **dirs = pending ? NULL : paths_argument(env, info, &count);
   if (!dirs) return result;
   pending = new_batch(dirs, count);
   if (!pending) {
@@ -344,12 +350,10 @@ static napi_value start_tree_signatures(napi_env env, napi_callback_info info) {
 }
 
 static napi_value tree_signatures(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
+  napi_value result;
   uint32_t count = 0;
   napi_get_undefined(env, &result);
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return result;
-  char **dirs = read_paths(env, argv[0], &count);
+  char **dirs = paths_argument(env, info, &count);
   if (!dirs) return result;
   forget_kept();
   batch *early = pending;
@@ -457,12 +461,10 @@ static napi_value walk_tree(napi_env env, napi_callback_info info) {
  * with its absence; undefined when a path cannot be looked at (a permission, a name too long).
  */
 static napi_value files_signature(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
+  napi_value result;
   uint32_t count = 0;
   napi_get_undefined(env, &result);
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return result;
-  char **paths = read_paths(env, argv[0], &count);
+  char **paths = paths_argument(env, info, &count);
   if (!paths) return result;
   uint64_t hash = 14695981039346656037ULL;
   int failed = 0;
