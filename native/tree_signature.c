@@ -14,7 +14,8 @@
  * walkTree(dir): { paths, kinds, numbers } of a tree (kinds: d, f, l).
  *
  * filesSignature(paths): one hash of the same numbers of each path (links
- * followed) or of its absence: the up-to-date stamp's files in one call.
+ * followed) or of its absence, and the latest of their times: the up-to-date
+ * stamp's files in one call.
  *
  * sha256(pathOrData): the hex SHA-256 of a file's content (a string is a
  * path) or of a buffer, with the OpenSSL that Node itself carries: hashing
@@ -457,8 +458,9 @@ static napi_value walk_tree(napi_env env, napi_callback_info info) {
 }
 
 /*
- * filesSignature(paths): one hash of every path with the stat numbers of what it names (links followed), or
- * with its absence; undefined when a path cannot be looked at (a permission, a name too long).
+ * filesSignature(paths): [one hash of every path with the stat numbers of what it names (links followed),
+ * or with its absence; the latest of their mtimes and ctimes], or undefined when a path cannot be looked at
+ * (a permission, a name too long).
  */
 static napi_value files_signature(napi_env env, napi_callback_info info) {
   napi_value result;
@@ -467,6 +469,7 @@ static napi_value files_signature(napi_env env, napi_callback_info info) {
   char **paths = paths_argument(env, info, &count);
   if (!paths) return result;
   uint64_t hash = 14695981039346656037ULL;
+  double newest = 0;
   int failed = 0;
   for (uint32_t i = 0; i < count && !failed; i++) {
     struct stat st;
@@ -481,6 +484,8 @@ static napi_value files_signature(napi_env env, napi_callback_info info) {
       };
       hash = feed(hash, "=", 1);
       hash = feed(hash, n, sizeof n);
+      if (n[0] > newest) newest = n[0];
+      if (n[1] > newest) newest = n[1];
     } else if (errno == ENOENT || errno == ENOTDIR) {
       hash = feed(hash, "-", 1);
     } else {
@@ -491,7 +496,12 @@ static napi_value files_signature(napi_env env, napi_callback_info info) {
   if (failed) return result;
   char hex[17];
   snprintf(hex, sizeof hex, "%016llx", (unsigned long long)hash);
-  napi_create_string_utf8(env, hex, 16, &result);
+  napi_value signature, latest;
+  napi_create_string_utf8(env, hex, 16, &signature);
+  napi_create_double(env, newest, &latest);
+  napi_create_array_with_length(env, 2, &result);
+  napi_set_element(env, result, 0, signature);
+  napi_set_element(env, result, 1, latest);
   return result;
 }
 

@@ -114,6 +114,7 @@ export class Builder {
 
   async build(options: BuildOptions = {}): Promise<BuildReport> {
     const started = now();
+    const startedAt = Date.now();
     mark('build');
     removeUpToDateStamp(this.repo);
     const state = this.loadState();
@@ -149,7 +150,7 @@ export class Builder {
     this.failCollisions(model, records, results);
     if (!options.machines?.length && !options.changed && !options.rerender && results.every((result) => result.status === 'up-to-date')) {
       try {
-        this.stampUpToDate(model, results, state);
+        this.stampUpToDate(model, results, state, startedAt);
       } catch {
         // Without a stamp the next build looks at everything: nothing is lost but time.
       }
@@ -658,7 +659,7 @@ export class Builder {
    * machines' inputs (inputs()) and their outputs' state were read from, and the sources' native signatures.
    * Without a native signature for every source there is no stamp.
    */
-  private stampUpToDate(model: Model, results: MachineResult[], state: BuildState): void {
+  private stampUpToDate(model: Model, results: MachineResult[], state: BuildState, startedAt: number): void {
     if (this.repo.sandboxInventory) return;
     const files = new Set([this.repo.settingsFile, this.repo.inventoryFile, this.repo.machines, this.repo.layers, this.repo.stdlibLayers]);
     const trees = new Map<string, string>();
@@ -681,7 +682,7 @@ export class Builder {
       machines: results.map((result) => result.machine),
       files: [...files],
       trees: [...trees],
-    });
+    }, startedAt);
   }
 
   /** Outputs of machines that are no longer in the repository go too. */

@@ -1,4 +1,4 @@
-import { readFileSync, rmSync, statSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import type { RepoPaths } from '../load/repo.ts';
 import { writeFileAtomic } from '../util/fs.ts';
 import { handOverTreeSignatures, nativeFilesSignature, nativeTreeSignatures } from '../util/native.ts';
@@ -34,19 +34,15 @@ export function removeUpToDateStamp(repo: RepoPaths): void {
 }
 
 /**
- * Stamp the files' signatures as they are now, and the trees'. None when a file changed in the last
- * moments: file times have the kernel's clock tick as their grain, so a file written again in the tick
- * it was read in could keep its signature (git's "racy clean" entries).
+ * Stamp the files' signatures as they are now, and the trees' as the build took them. None when a file
+ * changed after the build began (`since`, Date.now()): the build may have read it before. Nor shortly
+ * before: file times have the kernel's clock tick as their grain, so a file written again in the tick it
+ * was read in could keep its signature (git's "racy clean" entries).
  */
-export function writeUpToDateStamp(repo: RepoPaths, stamp: { machines: string[]; files: string[]; trees: [string, string][] }): void {
-  const settled = Date.now() - 50;
-  for (const path of stamp.files) {
-    const stats = statSync(path, { throwIfNoEntry: false });
-    if (stats && (stats.mtimeMs > settled || stats.ctimeMs > settled)) return;
-  }
-  const filesSignature = nativeFilesSignature(stamp.files);
-  if (!filesSignature) return;
-  const whole: UpToDateStamp = { format: buildFormat, root: repo.root, stdlib: repo.stdlibLayers, ...stamp, filesSignature };
+export function writeUpToDateStamp(repo: RepoPaths, stamp: { machines: string[]; files: string[]; trees: [string, string][] }, since: number): void {
+  const files = nativeFilesSignature(stamp.files);
+  if (!files || files.newest > since - 50) return;
+  const whole: UpToDateStamp = { format: buildFormat, root: repo.root, stdlib: repo.stdlibLayers, ...stamp, filesSignature: files.signature };
   writeFileAtomic(stampPath(repo), JSON.stringify(whole));
 }
 
@@ -84,7 +80,7 @@ export function stampedUpToDate(repo: RepoPaths): string[] | undefined {
   if (!stamp) return undefined;
   if (stamp.format !== buildFormat || stamp.root !== repo.root || stamp.stdlib !== repo.stdlibLayers || repo.sandboxInventory) return undefined;
   if (!Array.isArray(stamp.machines) || !Array.isArray(stamp.files) || !Array.isArray(stamp.trees) || stamp.trees.length === 0) return undefined;
-  if (typeof stamp.filesSignature !== 'string' || nativeFilesSignature(stamp.files) !== stamp.filesSignature) return undefined;
+  if (typeof stamp.filesSignature !== 'string' || nativeFilesSignature(stamp.files)?.signature !== stamp.filesSignature) return undefined;
   const signatures = nativeTreeSignatures(stamp.trees.map(([dir]) => dir));
   if (stamp.trees.every(([dir, signature]) => signatures.get(dir) === signature)) return stamp.machines;
   // A source changed: the build that follows has its trees signed.

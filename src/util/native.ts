@@ -6,7 +6,7 @@ interface NativeWalker {
   startTreeSignatures(dirs: string[]): void;
   treeSignatures(dirs: string[]): (string | undefined)[];
   walkTree(dir: string): { paths: string[]; kinds: string; numbers: Float64Array } | undefined;
-  filesSignature?(paths: string[]): string | undefined;
+  filesSignature?(paths: string[]): [signature: string, newest: number] | undefined;
   sha256(pathOrData: string | Uint8Array): string | undefined;
   run(program: string, argv: string[], env: string[], cwd?: string): Promise<NativeRunResult>;
   isTerminal?(fd: number): boolean;
@@ -75,11 +75,13 @@ export function nativeStartTreeSignatures(dirs: string[]): void {
 }
 
 /**
- * One signature of these paths' stat numbers (links followed), absent ones included; undefined without the
- * native walker (or one built before it had filesSignature), or when a path cannot be looked at.
+ * One signature of these paths' stat numbers (links followed), absent ones included, and the latest of their
+ * mtimes and ctimes (ms); undefined without the native walker (or one built before it had filesSignature),
+ * or when a path cannot be looked at.
  */
-export function nativeFilesSignature(paths: string[]): string | undefined {
-  return walker()?.filesSignature?.(paths) ?? undefined;
+export function nativeFilesSignature(paths: string[]): { signature: string; newest: number } | undefined {
+  const found = walker()?.filesSignature?.(paths);
+  return Array.isArray(found) ? { signature: found[0], newest: found[1] } : undefined;
 }
 
 /** The tree's paths (relative, sorted depth-first), kinds (d, f, l) and stat numbers. */
