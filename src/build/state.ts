@@ -9,7 +9,6 @@ import type { ListingMemory, SourceMemory } from './walk.ts';
 import { childPath } from '../util/child-path.ts';
 import { buildFormat } from './build-format.ts';
 
-
 /** Read on every build: kept small. */
 interface StateData {
   format: string;

@@ -25,7 +25,6 @@ export interface Source {
 
 const selectLine = /^\+ (\S+)\s*$/;
 
-/** The layers a machine's list files select, in order, each name once. */
 /** The machine's layer list directory and the lists in it (none when it cannot be read). */
 export function layerListFiles(repo: RepoPaths, machine: string): string[] {
   const dir = `${repo.machineDir(machine)}/${layerListDir}`;
@@ -36,6 +35,7 @@ export function layerListFiles(repo: RepoPaths, machine: string): string[] {
   }
 }
 
+/** The layers a machine's list files select, in order, each name once. */
 export function readLayerSelections(repo: RepoPaths, machine: string): LayerSelection[] {
   // Concatenated, not joined: joins cost microseconds each, and these run per machine and build (names are one component).
   const dir = `${repo.machineDir(machine)}/${layerListDir}`;
