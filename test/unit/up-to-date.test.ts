@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Builder } from '../../src/build/builder.ts';
-import { stampedUpToDate } from '../../src/build/up-to-date.ts';
+import { stampedUpToDate, writeUpToDateStamp } from '../../src/build/up-to-date.ts';
 import { build, makeRepo, repoPaths, runCli, writeFiles } from '../helpers/repo.ts';
 
 const copies: string[] = [];
@@ -145,4 +145,17 @@ test('homecloud build answers from the stamp as the builder would, in text and J
   assert.equal(changed.status, 0, changed.stderr);
   assert.match(changed.stderr, /timing build/);
   assert.match(changed.stdout, /Built 2 of 2 machines/);
+});
+
+test('no stamp over a file that changed after the build began, which the build may have read before', () => {
+  const root = fixture();
+  const repo = repoPaths(root);
+  mkdirSync(repo.build, { recursive: true });
+  const file = join(root, 'facts/a.json');
+  const stamp = { machines: ['a'], files: [file], trees: [[join(root, 'machines/a'), '0000000000000000']] as [string, string][] };
+  writeFileSync(file, '{ "ENV_ROLE": "cache" }\n');
+  writeUpToDateStamp(repo, stamp, Date.now() - 1000);
+  assert.equal(existsSync(stampFile(root)), false, 'changed after the build began');
+  writeUpToDateStamp(repo, stamp, Date.now() + 1000);
+  assert.equal(existsSync(stampFile(root)), true, 'changed well before it');
 });
