@@ -30,7 +30,11 @@ function stampPath(repo: RepoPaths): string {
 }
 
 export function removeUpToDateStamp(repo: RepoPaths): void {
-  rmSync(stampPath(repo), { force: true });
+  try {
+    rmSync(stampPath(repo), { force: true });
+  } catch {
+    // A var/build/ this user cannot change: nor can the build change what the stamp names, whose signatures still decide.
+  }
 }
 
 /**
