@@ -81,6 +81,14 @@ static int add_entry(listing *l, const char *path, char kind) {
 }
 
 /* The same numbers as Node's Stats: mtimeMs, ctimeMs, size, ino, mode. */
+static void stat_numbers(const struct stat *st, double n[5]) {
+  n[0] = (double)st->st_mtim.tv_sec * 1000 + (double)st->st_mtim.tv_nsec / 1000000;
+  n[1] = (double)st->st_ctim.tv_sec * 1000 + (double)st->st_ctim.tv_nsec / 1000000;
+  n[2] = (double)st->st_size;
+  n[3] = (double)st->st_ino;
+  n[4] = (double)st->st_mode;
+}
+
 static int add_stat(listing *l, const struct stat *st) {
   if (l->used + 5 > l->room) {
     size_t room = l->room ? l->room * 2 : 1280;
@@ -89,12 +97,7 @@ static int add_stat(listing *l, const struct stat *st) {
     l->numbers = numbers;
     l->room = room;
   }
-  double *n = l->numbers + l->used;
-  n[0] = (double)st->st_mtim.tv_sec * 1000 + (double)st->st_mtim.tv_nsec / 1000000;
-  n[1] = (double)st->st_ctim.tv_sec * 1000 + (double)st->st_ctim.tv_nsec / 1000000;
-  n[2] = (double)st->st_size;
-  n[3] = (double)st->st_ino;
-  n[4] = (double)st->st_mode;
+  stat_numbers(st, l->numbers + l->used);
   l->used += 5;
   return 0;
 }
@@ -475,13 +478,8 @@ static napi_value files_signature(napi_env env, napi_callback_info info) {
     struct stat st;
     hash = feed(hash, paths[i], strlen(paths[i]) + 1);
     if (stat(paths[i], &st) == 0) {
-      double n[5] = {
-          (double)st.st_mtim.tv_sec * 1000 + (double)st.st_mtim.tv_nsec / 1000000,
-          (double)st.st_ctim.tv_sec * 1000 + (double)st.st_ctim.tv_nsec / 1000000,
-          (double)st.st_size,
-          (double)st.st_ino,
-          (double)st.st_mode,
-      };
+      double n[5];
+      stat_numbers(&st, n);
       hash = feed(hash, "=", 1);
       hash = feed(hash, n, sizeof n);
       if (n[0] > newest) newest = n[0];

@@ -80,9 +80,12 @@ function takeHeldStamp(repo: RepoPaths): UpToDateStamp | undefined {
  * signature different, or a tree the native walker cannot sign).
  */
 export function stampedUpToDate(repo: RepoPaths): string[] | undefined {
-  const stamp = takeHeldStamp(repo) ?? readUpToDateStamp(repo);
+  const held = takeHeldStamp(repo);
+  // --sandbox reaches other hosts than the stamped build's inventory.
+  if (repo.sandboxInventory) return undefined;
+  const stamp = held ?? readUpToDateStamp(repo);
   if (!stamp) return undefined;
-  if (stamp.format !== buildFormat || stamp.root !== repo.root || stamp.stdlib !== repo.stdlibLayers || repo.sandboxInventory) return undefined;
+  if (stamp.format !== buildFormat || stamp.root !== repo.root || stamp.stdlib !== repo.stdlibLayers) return undefined;
   if (!Array.isArray(stamp.machines) || !Array.isArray(stamp.files) || !Array.isArray(stamp.trees) || stamp.trees.length === 0) return undefined;
   if (typeof stamp.filesSignature !== 'string' || nativeFilesSignature(stamp.files)?.signature !== stamp.filesSignature) return undefined;
   const signatures = nativeTreeSignatures(stamp.trees.map(([dir]) => dir));

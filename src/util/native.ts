@@ -51,10 +51,11 @@ export function nativeTreeSignatures(dirs: string[]): Map<string, string | undef
   const handed = global[handedOverKey];
   global[handedOverKey] = undefined;
   // Trees signed a moment ago are not walked again (walking the others forgets their listings: nativeWalkTree walks then).
-  const missing = handed ? dirs.filter((dir) => !handed.has(dir)) : dirs;
-  const signatures = missing.length ? walker()?.treeSignatures(missing) : [];
-  const walked = new Map(signatures ? missing.map((dir, i) => [dir, signatures[i]]) : []);
-  return new Map(dirs.flatMap((dir) => (handed?.has(dir) ? [[dir, handed.get(dir)]] : walked.has(dir) ? [[dir, walked.get(dir)]] : [])));
+  const found = new Map(dirs.filter((dir) => handed?.has(dir)).map((dir) => [dir, handed!.get(dir)]));
+  const missing = dirs.filter((dir) => !found.has(dir));
+  const signatures = missing.length ? walker()?.treeSignatures(missing) : undefined;
+  if (signatures) missing.forEach((dir, i) => found.set(dir, signatures[i]));
+  return found;
 }
 
 /** Shared by the bundles of one process, each of which has its own copy of this module. */
