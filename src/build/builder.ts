@@ -15,7 +15,7 @@ import { eagerLimit } from '../util/eager-limit.ts';
 import { mark, now } from '../util/timing.ts';
 import type { Manifest, ManifestEntry } from './manifest.ts';
 import { layoutMachine, type MachineLayout, type RenderCache, type RenderRecord } from './layout.ts';
-import { quickLayout, type LayoutMemory, type QuickLayout } from './quick.ts';
+import { factsOf, quickLayout, rememberedFacts, type LayoutMemory, type QuickLayout } from './quick.ts';
 import { BuildState } from './state.ts';
 import { buildFormat } from './build-format.ts';
 import { removeUpToDateStamp, writeUpToDateStamp } from './up-to-date.ts';
@@ -29,7 +29,7 @@ import { includeSignatures } from './template-inputs.ts';
 import { Fleet } from './fleet.ts';
 import { childPath } from '../util/child-path.ts';
 import { signatureOf } from '../util/fs.ts';
-import { noteCodePath } from '../util/code-paths.ts';
+import { noteCodePath, noteRareCodePath } from '../util/code-paths.ts';
 
 export interface MachineResult {
   machine: string;
@@ -304,7 +304,7 @@ export class Builder {
               previous: (dest) => manifest.get<ManifestEntry>(dest),
               render: (path) => renderFile()?.get<RenderRecord>(path),
               hash: (entry) => state.hash(entry.source.dir, entry.contentPath, entry.contentSignature),
-              facts: () => loadMachineFacts(this.repo, machine, inventoryEntry(model, machine), memory.defaults).facts,
+              facts: () => factsOf(memory) ?? loadMachineFacts(this.repo, machine, inventoryEntry(model, machine), memory.defaults).facts,
               fleet: this.fleet,
               schedule: (task) => this.limit(task),
             })
@@ -319,7 +319,9 @@ export class Builder {
       }
 
       const previous = wholeManifest();
-      const layout = await this.layoutFor(model, machine, trees, rerender ? {} : readRenders(), state);
+      const { facts, probed } = this.factsFor(model, machine, trees);
+      const layoutWith = (renders: RenderCache) => this.layoutWith(machine, trees, facts, probed, renders, state, model.settings.readOutside);
+      const layout = await layoutWith(rerender ? {} : readRenders());
       const desired = layout.manifest.entries;
 
       // A template output that changed but was not rendered in this run (its render was cached for another path).
@@ -328,7 +330,7 @@ export class Builder {
         const entry = desired[dest];
         const before = previous?.entries[dest];
         if (before?.type === 'file' && entry?.type === 'file' && before.sha256 === entry.sha256) continue;
-        const again = await this.layoutFor(model, machine, trees, {}, state);
+        const again = await layoutWith({});
         Object.assign(layout, { rendered: again.rendered, renders: again.renders });
         break;
       }
@@ -360,11 +362,12 @@ export class Builder {
         defaults: this.defaultsOf(trees),
         volatile: layout.volatile,
         paths: Object.keys(layout.manifest.entries).length,
+        facts: rememberedFacts(facts),
       };
       this.write(output.memory, layoutMemory, JSON.stringify(layoutMemory));
       const builtFrom = machineFingerprint(laidOut, trees);
       state.setFingerprint(machine, layout.volatile ? `volatile:${builtFrom}` : builtFrom);
-      noteCodePath('build:full');
+      noteRareCodePath('build:full');
       Object.assign(result, { status: 'built', layout: 'full', written: changes.written, removed: changes.removed, notes: layout.notes });
       result.paths = Object.keys(layout.manifest.entries).length;
     } catch (error) {
@@ -462,11 +465,6 @@ export class Builder {
     } finally {
       rmSync(scratch, { recursive: true, force: true });
     }
-  }
-
-  private async layoutFor(model: Model, machine: string, trees: SourceTree[], renders: RenderCache, state: BuildState): Promise<MachineLayout> {
-    const { facts, probed } = this.factsFor(model, machine, trees);
-    return this.layoutWith(machine, trees, facts, probed, renders, state, model.settings.readOutside);
   }
 
   private factsFor(model: Model, machine: string, trees: SourceTree[]) {

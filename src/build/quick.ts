@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Facts } from '../facts/facts.ts';
+import type { Fact, Facts } from '../facts/facts.ts';
 import type { RepoPaths } from '../load/repo.ts';
 import { isInside, realPath } from '../util/fs.ts';
 import { sha256 } from '../util/hash.ts';
@@ -30,6 +30,24 @@ export interface LayoutMemory {
   volatile: boolean;
   /** How many paths the machine's manifest has (a quick build without generators keeps them). */
   paths?: number;
+  /** The machine's facts, in order, when none is a secret (secrets are written nowhere else). */
+  facts?: Fact[];
+}
+
+/**
+ * The facts a full layout used, to be remembered. A quick build runs only while
+ * everything they come from is as it was then (the fact files and inventory
+ * entry are in `inputs`, a changed layer default is far-reaching): it takes
+ * them from here instead of reading every layer's defaults again.
+ */
+export function rememberedFacts(facts: Facts): Fact[] | undefined {
+  const all = [...facts.values()];
+  return all.some((fact) => fact.secret) ? undefined : all;
+}
+
+/** The remembered facts of the machine's last full layout, if any. */
+export function factsOf(memory: LayoutMemory): Facts | undefined {
+  return memory.facts && new Map(memory.facts.map((fact) => [fact.key, fact]));
 }
 
 export interface QuickContext {

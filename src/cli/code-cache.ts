@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { Script } from 'node:vm';
 import { writeFileAtomic } from '../util/fs.ts';
-import { codePathsTaken } from '../util/code-paths.ts';
+import { codePathsTaken, isRareCodePath } from '../util/code-paths.ts';
 import { shortHash } from '../util/short-hash.ts';
 
 /**
@@ -18,7 +18,11 @@ import { shortHash } from '../util/short-hash.ts';
  *
  * V8 keeps only the functions that ran, so a cache starts with a line naming
  * the code paths of the runs that wrote it (util/code-paths.ts), and a run
- * that takes another path writes it again, with the new functions too.
+ * that takes another path writes it again, with the new functions too. Every
+ * function in a cache is deserialized by every run that loads it: a rare
+ * path's (a full layout's) are written only into a cache that did not exist,
+ * and the first run without that path removes such a cache, so that the
+ * frequent runs (no change, a few files) load only their own.
  *
  * A cache file is code: one is read only when the user running homecloud
  * owns it and nobody else may write it, and its name carries the bundle's
@@ -84,10 +88,20 @@ function installCompiler(bundles: string, directory: string): void {
   };
   process.once('exit', () => {
     const taken = codePathsTaken();
+    const tookRare = [...taken].some(isRareCodePath);
     for (const { script, file, bundle, cache, paths } of loaded) {
-      // A cache V8 rejected, or one without a path this run took, is written again only without flags of this run's own.
-      const stale = cache === 'rejected' || [...taken].some((path) => !paths.has(path));
-      if (cache !== 'none' && !(plainFlags && stale)) continue;
+      if (cache === 'used') {
+        // Flags of this run's own make what it would write useless to the runs without them.
+        if (!plainFlags) continue;
+        // A cache that holds a rare path's functions, loaded by a run that did not take it, goes: the next run writes one without them.
+        if (!tookRare && [...paths].some(isRareCodePath)) {
+          rmSync(file, { force: true });
+          if (timings) process.stderr.write(`code cache ${basename(bundle)}: removed\n`);
+          continue;
+        }
+        // A run that took a rare path would add that path's functions: the cache stays as it is.
+        if (tookRare || [...taken].every((path) => paths.has(path))) continue;
+      } else if (cache === 'rejected' && !plainFlags) continue;
       const all = new Set([...paths, ...taken]);
       writeCache(directory, file, bundle, script, all);
       if (timings) process.stderr.write(`code cache ${basename(bundle)}: written for ${[...all].sort().join(', ') || 'no path'}\n`);

@@ -19,3 +19,19 @@ export function codePathsTaken(): Set<string> {
 export function noteCodePath(path: string): void {
   codePathsTaken().add(path);
 }
+
+/** What a rare path's name begins with. */
+const rareMark = '~';
+
+/**
+ * A path few runs take (a machine laid out in full, which renders its
+ * templates for hundreds of milliseconds): its functions are kept out of the
+ * caches that the frequent runs deserialize every time.
+ */
+export function noteRareCodePath(path: string): void {
+  codePathsTaken().add(rareMark + path);
+}
+
+export function isRareCodePath(path: string): boolean {
+  return path.startsWith(rareMark);
+}
