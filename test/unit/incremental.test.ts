@@ -105,6 +105,22 @@ test('unchanged outputs keep their mtime; one changed file rewrites only it', as
   assertTreeMatchesManifest(root);
 });
 
+test('a file written again over a longer or a shorter one holds exactly its new bytes', async () => {
+  const root = makeRepo(webRepo);
+  await buildOne(root, 'm');
+  for (const [plain, template] of [
+    ['b, now much longer than it was\n'.repeat(40), 'server_name ENV_MACHINE.example;\n'.repeat(30)],
+    ['b\n', 'x\n'],
+  ]) {
+    writeFiles(root, { 'layers/web/etc/web/b.conf': plain!, 'layers/web/etc/web/site.m4.conf': template! });
+    const result = await buildOne(root, 'm');
+    assert.equal(result.written, 2);
+    assert.equal(readTree(root, 'm', '/etc/web/b.conf'), plain);
+    assert.equal(readTree(root, 'm', '/etc/web/site.conf'), template!.replaceAll('ENV_MACHINE', 'm'));
+    assertTreeMatchesManifest(root);
+  }
+});
+
 test('touching a source without changing it rewrites nothing', async () => {
   const root = makeRepo(webRepo);
   await buildOne(root, 'm');
