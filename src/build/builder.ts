@@ -363,6 +363,7 @@ export class Builder {
         volatile: layout.volatile,
         paths: Object.keys(layout.manifest.entries).length,
         facts: rememberedFacts(facts),
+        prelude: layout.prelude(),
       };
       this.write(output.memory, layoutMemory, JSON.stringify(layoutMemory));
       const builtFrom = machineFingerprint(laidOut, trees);

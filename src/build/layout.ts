@@ -64,6 +64,14 @@ export interface MachineLayout {
   includes: string[];
   /** Paths more than one source provides: the winning source file, and whether it overrides the others or all are identical. */
   contested: [dest: string, winner: string, relation: 'overrides' | 'identical'][];
+  /** The prelude's files and the facts it reads (its text is read on first call if no template was rendered). */
+  prelude(): Prelude;
+}
+
+/** What m4 reads before every template of a machine: the prelude files, and the fact names their text uses. */
+export interface Prelude {
+  paths: string[];
+  facts: string[];
 }
 
 /** The prelude files m4 reads before every template: the base layer's usr/local/include/m4/*.m4, sorted. */
@@ -256,6 +264,7 @@ export async function layoutMachine(context: LayoutContext): Promise<MachineLayo
     environmentKey,
     includes: [...includes].sort(),
     contested: [...provenance].filter(([, p]) => p.relation).map(([dest, p]) => [dest, p.entry.path, p.relation!]),
+    prelude: () => ({ paths: preludes.map((entry) => entry.path), facts: [...preludeNamesRead()] }),
   };
 }
 

@@ -5,7 +5,7 @@ import { isInside, realPath } from '../util/fs.ts';
 import { sha256 } from '../util/hash.ts';
 import type { DefaultsFile } from '../facts/machine-facts.ts';
 import { fileEntry, fileMode, type ManifestEntries, type ManifestEntry } from './manifest.ts';
-import { preludesOf, preludeText, type RenderCache, type RenderRecord } from './layout.ts';
+import { preludesOf, preludeText, type Prelude, type RenderCache, type RenderRecord } from './layout.ts';
 import { holdsSecret } from './literal-facts.ts';
 import { renderTemplate } from './render.ts';
 import { publicDefines, readsPublic, type FleetPublic } from '../facts/public.ts';
@@ -32,6 +32,8 @@ export interface LayoutMemory {
   paths?: number;
   /** The machine's facts, in order, when none is a secret (secrets are written nowhere else). */
   facts?: Fact[];
+  /** The prelude (a change to it is far-reaching, as are the facts its words name). */
+  prelude?: Prelude;
 }
 
 /**
@@ -134,7 +136,7 @@ export async function quickLayout(context: QuickContext): Promise<QuickLayout | 
   const rendered = new Map<string, Buffer>();
   const sources = new Map<string, SourceEntry>();
   let facts: Facts | undefined;
-  let preludes: SourceEntry[] | undefined;
+  let prelude: Prelude | undefined;
   let preludeNames: Set<string> | undefined;
   const factsDir = realPath(context.repo.facts);
   for (const entry of changed) {
@@ -151,15 +153,15 @@ export async function quickLayout(context: QuickContext): Promise<QuickLayout | 
       continue;
     }
     facts ??= context.facts();
-    preludes ??= preludesOf(context.trees);
-    preludeNames ??= preludeFacts(preludeText(preludes), facts);
+    prelude ??= memory.prelude ?? preludeOf(context.trees, facts);
+    preludeNames ??= new Set(prelude.facts);
     const text = readFileSync(entry.contentPath, 'latin1');
     const inputs = templateInputs(text, preludeNames, facts, context.repo.root);
     // A template that includes files, now or before: the full layout records the machine's included files.
     if (inputs.includes.length || inputs.computed || context.render(entry.path)?.[5]?.length) return undefined;
     let output: Buffer;
     try {
-      output = await render(entry, preludes, facts, context);
+      output = await render(entry, prelude.paths, facts, context);
     } catch {
       return undefined; // The full layout renders it again and reports the error properly.
     }
@@ -192,9 +194,15 @@ function unchanged(entry: SourceEntry, before: ManifestEntry, context: QuickCont
   return record?.length === 7 && !record[2] && sameContent(record[0], context.hash(entry)) && record[1] === before.sha256 && (!record[4] || record[4] === (context.fleet.signature || '-'));
 }
 
-async function render(entry: SourceEntry, preludes: SourceEntry[], facts: Facts, context: QuickContext): Promise<Buffer> {
+/** The prelude as a full layout works it out. */
+function preludeOf(trees: SourceTree[], facts: Facts): Prelude {
+  const preludes = preludesOf(trees);
+  return { paths: preludes.map((entry) => entry.path), facts: [...preludeFacts(preludeText(preludes), facts)] };
+}
+
+async function render(entry: SourceEntry, preludes: string[], facts: Facts, context: QuickContext): Promise<Buffer> {
   const relative = (path: string) => context.repo.display(path);
   return context.schedule(() =>
-    renderTemplate({ cwd: context.repo.root, preludes: preludes.map((prelude) => relative(prelude.path)), template: relative(entry.path), facts, publicDefines: publicDefines(context.fleet) }),
+    renderTemplate({ cwd: context.repo.root, preludes: preludes.map(relative), template: relative(entry.path), facts, publicDefines: publicDefines(context.fleet) }),
   );
 }

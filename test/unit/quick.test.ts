@@ -89,6 +89,8 @@ test('every incremental build equals a build from scratch', async () => {
     ['a file is removed', () => rmSync(join(root, 'layers/web/usr/local/etc/web/renamed.conf'))],
     ['a declared link is added', () => writeFiles(root, { 'layers/tools/usr/local/opt/initd/links/t.txt': '/usr/local/bin/t2 tool\n' })],
     ['a fact changes', () => writeFiles(root, { 'facts/b.json': '{"ENV_PORT": 7070}' })],
+    // The facts as the full layout just before took them (remembered in its layout memory).
+    ['a template changes after a fact change', () => appendFileSync(join(root, 'layers/web/usr/local/etc/web/name.m4.conf'), '# again\n'), quick],
     ['identical files in two layers start to differ', () => writeFiles(root, { 'layers/tools/usr/local/etc/web/shared.txt': 'different\n' })],
     ['they agree again', () => writeFiles(root, { 'layers/tools/usr/local/etc/web/shared.txt': 'same\n' })],
   ];
@@ -163,4 +165,21 @@ test('a machine left behind by one change or by many still gets every change sin
   assert.deepEqual(manifestOf(root, 'b'), manifestOf((await fromScratch(root)).copy, 'b'));
   // Three trees of the layer are kept, the older ones removed.
   assert.equal(readdirSync(join(root, 'var/build/trees')).filter((name) => name.startsWith('web-')).length, 3);
+});
+
+test('a secret fact is not remembered for quick builds: they read it where it is', async () => {
+  const root = makeRepo({
+    'machines/a/usr/local/opt/initd/layers/10.txt': '+ web\n',
+    'machines/b/usr/local/opt/initd/layers/10.txt': '+ web\n',
+    'layers/web/usr/local/etc/web/name.m4.conf': 'name ENV_MACHINE m5_or([ENV_TOKEN], none)\n',
+    'facts/a.env': 'ENV_TOKEN=s3cret-value\n',
+  });
+  await assertSameAsScratch(root, 'first build');
+  const memory = (machine: string) => readFileSync(join(root, 'var/build', machine, 'layout.json'), 'utf8');
+  assert.doesNotMatch(memory('a'), /s3cret-value/);
+  assert.equal(JSON.parse(memory('a')).facts, undefined);
+  assert.equal(JSON.parse(memory('b')).facts.find((fact: { key: string }) => fact.key === 'ENV_MACHINE').value, 'b');
+  appendFileSync(join(root, 'layers/web/usr/local/etc/web/name.m4.conf'), '# more\n');
+  await assertSameAsScratch(root, 'a template changes', { a: 'quick', b: 'quick' });
+  assert.match(readFileSync(join(root, 'var/build/a/tree/usr/local/etc/web/name.conf'), 'utf8'), /^name a s3cret-value$/m);
 });
