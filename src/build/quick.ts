@@ -102,7 +102,8 @@ export async function quickLayout(context: QuickContext): Promise<QuickLayout | 
   // Templates that read more than their inputs render on every build: the full layout does that.
   if (memory.volatile) return undefined;
   const contested = new Map(memory.contested.map(([dest, winner, relation]) => [dest, { winner, relation }]));
-  const changed: SourceEntry[] = [];
+  // The files that differ from when the machine was last built.
+  const candidates: SourceEntry[] = [];
   const checkLink = readThroughLinkCheck(context.repo, context.readOutside);
   for (let i = 0; i < trees.length; i++) {
     const tree = trees[i]!;
@@ -119,25 +120,55 @@ export async function quickLayout(context: QuickContext): Promise<QuickLayout | 
       const entry = tree.entries[j]!;
       // A link repointed outside the repository may leave its content unchanged: check before comparing.
       checkLink(entry);
-      if (then?.[j] === now[j]) continue;
-      const before = previous(entry.dest);
-      if (!before || before.type === 'dir' || (before.type === 'link') !== (entry.rule === 'link')) return undefined;
-      if (unchanged(entry, before, context)) continue;
-      const contest = contested.get(entry.dest);
-      // A file the machine overrides does not matter; identical files in several layers must stay identical.
-      if (contest?.relation === 'overrides' && contest.winner !== entry.path) continue;
-      if (contest?.relation === 'identical' || farReaching.test(entry.dest)) return undefined;
-      changed.push(entry);
+      if (then?.[j] !== now[j]) candidates.push(entry);
     }
+  }
+
+  let facts: Facts | undefined;
+  let prelude: Prelude | undefined;
+  let preludeNames: Set<string> | undefined;
+  const prepared = new Map<string, PreparedRender>();
+  const prepare = (entry: SourceEntry): PreparedRender => {
+    let found = prepared.get(entry.path);
+    if (!found) {
+      facts ??= context.facts();
+      prelude ??= memory.prelude ?? preludeOf(context.trees, facts);
+      preludeNames ??= new Set(prelude.facts);
+      const text = readFileSync(entry.contentPath, 'latin1');
+      found = { text, inputs: templateInputs(text, preludeNames, facts, context.repo.root) };
+      prepared.set(entry.path, found);
+    }
+    return found;
+  };
+  // Each changed template starts rendering before the manifest is looked into: its m4 runs while the records of
+  // this machine and of the others are compared. One that turns out not to be needed (a touch that changed
+  // nothing, an overridden file) is left unread; if the machine then needs a full layout, that renders it again.
+  for (const entry of candidates) {
+    if (entry.rule !== 'template' || farReaching.test(entry.dest)) continue;
+    const early = prepare(entry);
+    // One that includes files, now or before, is laid out in full (below): rendered once, there.
+    if (early.inputs.includes.length || early.inputs.computed || context.render(entry.path)?.[5]?.length) continue;
+    early.output = render(entry, prelude!.paths, facts!, context);
+    early.output.catch(() => {});
+  }
+  if (prepared.size) await undefined;
+
+  const changed: SourceEntry[] = [];
+  for (const entry of candidates) {
+    const before = previous(entry.dest);
+    if (!before || before.type === 'dir' || (before.type === 'link') !== (entry.rule === 'link')) return undefined;
+    if (unchanged(entry, before, context)) continue;
+    const contest = contested.get(entry.dest);
+    // A file the machine overrides does not matter; identical files in several layers must stay identical.
+    if (contest?.relation === 'overrides' && contest.winner !== entry.path) continue;
+    if (contest?.relation === 'identical' || farReaching.test(entry.dest)) return undefined;
+    changed.push(entry);
   }
 
   const entries: ManifestEntries = {};
   let renders: RenderCache | undefined;
   const rendered = new Map<string, Buffer>();
   const sources = new Map<string, SourceEntry>();
-  let facts: Facts | undefined;
-  let prelude: Prelude | undefined;
-  let preludeNames: Set<string> | undefined;
   const factsDir = realPath(context.repo.facts);
   for (const entry of changed) {
     // A file beside a .private: the full layout works out its mode.
@@ -152,23 +183,19 @@ export async function quickLayout(context: QuickContext): Promise<QuickLayout | 
       entries[entry.dest] = fileEntry(entry.mode, context.hash(entry), secret);
       continue;
     }
-    facts ??= context.facts();
-    prelude ??= memory.prelude ?? preludeOf(context.trees, facts);
-    preludeNames ??= new Set(prelude.facts);
-    const text = readFileSync(entry.contentPath, 'latin1');
-    const inputs = templateInputs(text, preludeNames, facts, context.repo.root);
+    const { text, inputs, output: started } = prepare(entry);
     // A template that includes files, now or before: the full layout records the machine's included files.
     if (inputs.includes.length || inputs.computed || context.render(entry.path)?.[5]?.length) return undefined;
     let output: Buffer;
     try {
-      output = await render(entry, prelude.paths, facts, context);
+      output = await (started ?? render(entry, prelude!.paths, facts!, context));
     } catch {
       return undefined; // The full layout renders it again and reports the error properly.
     }
     const digest = sha256(output);
-    const secret = holdsSecret(output, facts);
+    const secret = holdsSecret(output, facts!);
     renders ??= {};
-    const key = renderKey(context.hash(entry), entry.path, context.memory.environmentKey, inputs, facts);
+    const key = renderKey(context.hash(entry), entry.path, context.memory.environmentKey, inputs, facts!);
     renders[entry.path] = [key, digest, false, secret, readsPublic.test(text) ? context.fleet.signature || '-' : '', inputs.includes, inputs.facts];
     rendered.set(entry.dest, output);
     entries[entry.dest] = fileEntry(entry.mode, digest, secret);
@@ -192,6 +219,13 @@ function unchanged(entry: SourceEntry, before: ManifestEntry, context: QuickCont
   // The quick path runs only while the machine's facts, prelude and included files are as at the full layout: the content decides.
   const record = context.render(entry.path);
   return record?.length === 7 && !record[2] && sameContent(record[0], context.hash(entry)) && record[1] === before.sha256 && (!record[4] || record[4] === (context.fleet.signature || '-'));
+}
+
+/** A changed template's text and what it reads, and its render once started. */
+interface PreparedRender {
+  text: string;
+  inputs: ReturnType<typeof templateInputs>;
+  output?: Promise<Buffer>;
 }
 
 /** The prelude as a full layout works it out. */
