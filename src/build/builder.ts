@@ -282,16 +282,23 @@ export class Builder {
         noteCodePath('build:up-to-date');
         return result;
       }
-      // The last build's manifest and render cache, parsed only when the whole is needed (a quick build looks up a few records).
-      const manifest = trusted ? this.keyedFile(output.manifest) : undefined;
-      const wholeManifest = () => manifest && this.remembered(output.manifest, (text) => JSON.parse(text) as Manifest);
+      // The last build's manifest and render cache, parsed only when the whole is needed (a quick build looks up a few records),
+      // and read only when first looked into (a quick build starts its renders before).
+      let manifestRead = false;
+      let manifestRecords: KeyedJson | undefined;
+      const manifest = () => {
+        if (!manifestRead) manifestRecords = trusted ? this.keyedFile(output.manifest) : undefined;
+        manifestRead = true;
+        return manifestRecords;
+      };
+      const wholeManifest = () => manifest() && this.remembered(output.manifest, (text) => JSON.parse(text) as Manifest);
       let renderRecords: KeyedJson | undefined;
       const renderFile = () => (renderRecords ??= this.keyedFile(output.renders));
       let renders: RenderCache | undefined;
-      const readRenders = () => (renders ??= (manifest && this.remembered(output.renders, (text) => JSON.parse(text) as RenderCache)) || {});
-      const memory = manifest && this.remembered(output.memory, (text) => JSON.parse(text) as LayoutMemory);
+      const readRenders = () => (renders ??= (manifest() && this.remembered(output.renders, (text) => JSON.parse(text) as RenderCache)) || {});
+      const memory = trusted && this.remembered(output.memory, (text) => JSON.parse(text) as LayoutMemory);
       const quick =
-        manifest && memory && !rerender
+        memory && !rerender
           ? await quickLayout({
               repo: this.repo,
               trees,
@@ -301,7 +308,7 @@ export class Builder {
               built: sourceFingerprints(state.fingerprint(machine)),
               treeAt: (dir, at) => state.treeAt(dir, at),
               recordTree: (dir, at, files) => state.recordTree(dir, at, files),
-              previous: (dest) => manifest.get<ManifestEntry>(dest),
+              previous: (dest) => manifest()?.get<ManifestEntry>(dest),
               render: (path) => renderFile()?.get<RenderRecord>(path),
               hash: (entry) => state.hash(entry.source.dir, entry.contentPath, entry.contentSignature),
               facts: () => factsOf(memory) ?? loadMachineFacts(this.repo, machine, inventoryEntry(model, machine), memory.defaults).facts,
@@ -309,9 +316,10 @@ export class Builder {
               schedule: (task) => this.limit(task),
             })
           : undefined;
-      if (manifest && memory && quick) {
+      const records = quick && manifest();
+      if (records && memory && quick) {
         writeFileSync(output.marker, '');
-        const { changes, paths } = await this.commitQuick(machine, output, trees, { manifest, memory, quick, wholeManifest, readRenders, renderFile });
+        const { changes, paths } = await this.commitQuick(machine, output, trees, { manifest: records, memory, quick, wholeManifest, readRenders, renderFile });
         state.setFingerprint(machine, fingerprint);
         noteCodePath(quick.renders ? 'build:quick-render' : 'build:quick');
         Object.assign(result, { status: 'built', layout: 'quick', written: changes.written, removed: changes.removed, paths });
