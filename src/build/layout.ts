@@ -79,6 +79,12 @@ export function preludesOf(trees: SourceTree[]): SourceEntry[] {
   return trees[0]!.entries.filter((entry) => preludePath.test(entry.dest) && entry.rule !== 'template').sort((a, b) => (a.dest < b.dest ? -1 : 1));
 }
 
+/** A machine's prelude, worked out from its sources (a full layout keeps it for the quick builds that follow). */
+export function preludeOf(trees: SourceTree[], facts: Facts): Prelude {
+  const preludes = preludesOf(trees);
+  return { paths: preludes.map((entry) => entry.path), facts: [...preludeFacts(preludeText(preludes), facts)] };
+}
+
 /** The text of the prelude files, read once per machine when a template needs its words. */
 export function preludeText(preludes: SourceEntry[]): string {
   return preludes.map((entry) => readFileSync(entry.contentPath, 'latin1')).join('\n');

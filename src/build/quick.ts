@@ -5,11 +5,11 @@ import { isInside, realPath } from '../util/fs.ts';
 import { sha256 } from '../util/hash.ts';
 import type { DefaultsFile } from '../facts/machine-facts.ts';
 import { fileEntry, fileMode, type ManifestEntries, type ManifestEntry } from './manifest.ts';
-import { preludesOf, preludeText, type Prelude, type RenderCache, type RenderRecord } from './layout.ts';
+import { preludeOf, type Prelude, type RenderCache, type RenderRecord } from './layout.ts';
 import { holdsSecret } from './literal-facts.ts';
 import { renderTemplate } from './render.ts';
 import { publicDefines, readsPublic, type FleetPublic } from '../facts/public.ts';
-import { preludeFacts, renderKey, sameContent, templateInputs } from './template-inputs.ts';
+import { renderKey, sameContent, templateInputs } from './template-inputs.ts';
 import type { FileContent } from './tree.ts';
 import { readThroughLinkCheck, treeFiles, type SourceEntry, type SourceTree } from './walk.ts';
 import { privateName } from './rules.ts';
@@ -143,6 +143,7 @@ export async function quickLayout(context: QuickContext): Promise<QuickLayout | 
   // Each changed template starts rendering before the manifest is looked into: its m4 runs while the records of
   // this machine and of the others are compared. One that turns out not to be needed (a touch that changed
   // nothing, an overridden file) is left unread; if the machine then needs a full layout, that renders it again.
+  let started = false;
   for (const entry of candidates) {
     if (entry.rule !== 'template' || farReaching.test(entry.dest)) continue;
     const early = prepare(entry);
@@ -150,8 +151,9 @@ export async function quickLayout(context: QuickContext): Promise<QuickLayout | 
     if (early.inputs.includes.length || early.inputs.computed || context.render(entry.path)?.[5]?.length) continue;
     early.output = render(entry, prelude!.paths, facts!, context);
     early.output.catch(() => {});
+    started = true;
   }
-  if (prepared.size) await undefined;
+  if (started) await undefined;
 
   const changed: SourceEntry[] = [];
   for (const entry of candidates) {
@@ -226,12 +228,6 @@ interface PreparedRender {
   text: string;
   inputs: ReturnType<typeof templateInputs>;
   output?: Promise<Buffer>;
-}
-
-/** The prelude as a full layout works it out. */
-function preludeOf(trees: SourceTree[], facts: Facts): Prelude {
-  const preludes = preludesOf(trees);
-  return { paths: preludes.map((entry) => entry.path), facts: [...preludeFacts(preludeText(preludes), facts)] };
 }
 
 async function render(entry: SourceEntry, preludes: string[], facts: Facts, context: QuickContext): Promise<Buffer> {
