@@ -61,6 +61,15 @@ const unusedJsoncFormatting = {
   },
 };
 
+/**
+ * Each bundle is its own module function, as Node's loader would wrap it, so
+ * that src/cli/code-cache.ts compiles the file's text as it was read: a
+ * wrapper added at run time makes V8 copy the whole source into one string
+ * first. Loaded by Node's own loader (which wraps it again), it calls itself.
+ */
+const moduleWrapper =
+  "((bundle) => (typeof arguments === 'undefined' ? bundle : bundle.apply(this, arguments)))(function (exports, require, module, __filename, __dirname) {";
+
 await build({
   entryPoints: Object.fromEntries(Object.entries(lazy).map(([source, name]) => [name, source])),
   outdir: 'dist',
@@ -79,7 +88,8 @@ await build({
   // Lazy bundles are loaded with require(): import() would go through the slower ES module loader.
   supported: { 'dynamic-import': false },
   define: { 'import.meta.url': 'importMetaUrl' },
-  banner: { js: "const importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+  banner: { js: `${moduleWrapper}const importMetaUrl = require('node:url').pathToFileURL(__filename).href;` },
+  footer: { js: '})' },
 });
 
 // Target scripts are .bash files beside their modules, read through

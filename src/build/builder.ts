@@ -1,5 +1,4 @@
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { HomecloudError, describeSystemError, isSystemError } from '../load/errors.ts';
 import { layerListFiles, machineSources, type LayerDirectories, type Source } from '../load/layers.ts';
@@ -23,12 +22,12 @@ import { applyTree, emptyTrash, type FileContent, type TreeChanges } from './tre
 import { KeyedJson, type Replacement } from './keyed-json.ts';
 import { generate, generatedEntries, generatorPath, generatorsDir, withAncestors, withoutGenerated, type Generated } from './generate.ts';
 import { sortEntries, type ManifestEntries } from './manifest.ts';
-import { nativeTreeSignatures } from '../util/native.ts';
+import { availableParallelism, nativeTreeSignatures } from '../util/native.ts';
 import { treeFiles, walkSource, type SourceTree } from './walk.ts';
 import { includeSignatures } from './template-inputs.ts';
 import { Fleet } from './fleet.ts';
 import { childPath } from '../util/child-path.ts';
-import { signatureOf } from '../util/fs.ts';
+import { removeFile, signatureOf } from '../util/fs.ts';
 import { noteCodePath, noteRareCodePath } from '../util/code-paths.ts';
 
 export interface MachineResult {
@@ -166,7 +165,7 @@ export class Builder {
     const results = await Promise.all(machines.map((machine) => this.buildMachine(model, machine, state, failedWalks, rerender)));
     mark('machines done');
     state.save((dir) => this.currentPaths(dir));
-    for (const result of results) if (result.status === 'built') rmSync(machineOutput(this.repo, result.machine).marker, { force: true });
+    for (const result of results) if (result.status === 'built') removeFile(machineOutput(this.repo, result.machine).marker);
     emptyTrash(results.filter((result) => result.removed > 0).map((result) => machineOutput(this.repo, result.machine).tree));
     return results;
   }
@@ -413,7 +412,7 @@ export class Builder {
       const previousEntries: ManifestEntries = {};
       for (const dest of quick.changed) previousEntries[dest] = manifest.get<ManifestEntry>(dest)!;
       const changes = applyTree(output.tree, previousEntries, quick.entries, quick.contentOf, quick.changed);
-      rmSync(output.generated, { force: true });
+      removeFile(output.generated);
       this.patch(output.manifest, manifest, replacements);
       result = { changes, paths: memory.paths! };
     } else {
@@ -448,7 +447,7 @@ export class Builder {
    */
   private async generateInto(machine: string, output: ReturnType<typeof machineOutput>, trees: SourceTree[], base: ManifestEntries, held: ManifestEntries, before: Generated | undefined, changes: TreeChanges): Promise<ManifestEntries> {
     if (!before && !Object.keys(base).some((path) => generatorPath.test(path))) {
-      rmSync(output.generated, { force: true });
+      removeFile(output.generated);
       return base;
     }
     const scratch = mkdtempSync(join(output.dir, 'generate-'));
@@ -469,7 +468,7 @@ export class Builder {
       changes.written += more.written;
       changes.removed += more.removed;
       if (Object.keys(result.generated).length) this.write(output.generated, result.generated, JSON.stringify(result.generated));
-      else rmSync(output.generated, { force: true });
+      else removeFile(output.generated);
       return sortEntries(entries);
     } finally {
       rmSync(scratch, { recursive: true, force: true });
@@ -692,14 +691,20 @@ export class Builder {
     }, startedAt);
   }
 
-  /** Outputs of machines that are no longer in the repository go too. */
+  /**
+   * Outputs of machines that are no longer in the repository go too, and what is remembered of sources that no
+   * machine uses any more (a removed layer, the repository's old place): the next build would sign them first.
+   */
   private removeGoneMachines(model: Model, state: BuildState): void {
     const gone = state.builtMachines().filter((name) => !model.machines.includes(name));
     for (const name of gone) {
       rmSync(machineOutput(this.repo, name).dir, { recursive: true, force: true });
       state.setFingerprint(name, undefined);
     }
-    if (gone.length) state.save();
+    const lists = model.machines.map((machine) => this.sourceLists.get(machine));
+    const used = lists.every(Array.isArray) ? new Set(lists.flatMap((sources) => (sources as Source[]).map((source) => source.dir))) : undefined;
+    const forgotten = used !== undefined && state.forgetSourcesBut(used);
+    if (gone.length || forgotten) state.save();
   }
 
   /** The content paths of a source walked in this build (undefined when it was not walked). */

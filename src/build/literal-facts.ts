@@ -87,14 +87,18 @@ function isPlain(value: string, syntax: Syntax, facts: Facts): boolean {
  * comment settings decide what m4 could misread.
  */
 export function encodeFacts(facts: Facts, cwd: string, inputs: string[]): FactEncoding {
-  const texts = inputs.map((path) => {
-    try {
-      return readFileSync(isAbsolute(path) ? path : join(cwd, path), 'latin1');
-    } catch {
-      return ''; // m4 reports an unreadable input itself.
-    }
-  });
-  const syntax = syntaxOf(texts);
+  // Read only for a literal fact: most renders have none, and need not read their inputs twice.
+  let syntax: Syntax | undefined;
+  const inputSyntax = () =>
+    (syntax ??= syntaxOf(
+      inputs.map((path) => {
+        try {
+          return readFileSync(isAbsolute(path) ? path : join(cwd, path), 'latin1');
+        } catch {
+          return ''; // m4 reports an unreadable input itself.
+        }
+      }),
+    ));
   const defines: string[] = [];
   const literals: Fact[] = [];
   const placeheld = new Map<number, Fact>();
@@ -113,7 +117,7 @@ export function encodeFacts(facts: Facts, cwd: string, inputs: string[]): FactEn
     }
     const index = literals.push(fact) - 1;
     const hidden = `${hiddenOpen}${index}${hiddenClose}`;
-    const plain = isPlain(fact.value, syntax, facts);
+    const plain = isPlain(fact.value, inputSyntax(), facts);
     if (!plain) placeheld.set(index, fact);
     defines.push(`-D${hidden}=${plain ? fact.value : `${open}${index}${close}`}`, `-D${fact.key}=m4_defn(${hidden})`);
   }

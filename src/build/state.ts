@@ -1,6 +1,6 @@
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { writeFileAtomic } from '../util/fs.ts';
+import { removeFile, writeFileAtomic } from '../util/fs.ts';
 import { fileSha256 } from '../util/hash.ts';
 import { shortHash } from '../util/short-hash.ts';
 import { HomecloudError, describeSystemError } from '../load/errors.ts';
@@ -139,7 +139,7 @@ export class BuildState implements DocumentCache {
   }
 
   private treePath(dir: string, fingerprint: string): string {
-    return childPath(this.treesDir, `${basename(dir).slice(0, 40)}-${shortHash(dir)}-${shortHash(fingerprint)}.json`);
+    return childPath(this.treesDir, `${treePrefix(dir)}${shortHash(fingerprint)}.json`);
   }
 
   async document<T>(path: string, signature: string, parse: () => Promise<T>): Promise<T> {
@@ -154,6 +154,19 @@ export class BuildState implements DocumentCache {
   /** What the last walk of a source directory saw (the walk updates it in place). */
   sourceMemory(sourceDir: string): SourceMemory {
     return (this.data.sources[sourceDir] ??= {});
+  }
+
+  /** Forget the sources not in `used`, their hashes and trees included; whether there were any. */
+  forgetSourcesBut(used: ReadonlySet<string>): boolean {
+    const unused = Object.keys(this.data.sources).filter((dir) => !used.has(dir));
+    for (const dir of unused) {
+      delete this.data.sources[dir];
+      this.buckets.delete(dir);
+      removeFile(this.bucketPath(dir));
+      for (const name of readdirOrEmpty(this.treesDir)) if (name.startsWith(treePrefix(dir))) removeFile(childPath(this.treesDir, name));
+    }
+    if (unused.length) this.changed = true;
+    return unused.length > 0;
   }
 
   /** The JavaScript walker's memory of a source directory (the walk updates it in place). */
@@ -212,7 +225,7 @@ export class BuildState implements DocumentCache {
         if (bucket.trees.includes(fingerprint)) writeFileAtomic(this.treePath(bucket.dir, fingerprint), JSON.stringify({ dir: bucket.dir, fingerprint, files }));
       }
       writeFileAtomic(this.bucketPath(bucket.dir), JSON.stringify({ dir: bucket.dir, hashes: bucket.hashes, trees: bucket.trees }));
-      for (const fingerprint of bucket.oldTrees) if (!bucket.trees.includes(fingerprint)) rmSync(this.treePath(bucket.dir, fingerprint), { force: true });
+      for (const fingerprint of bucket.oldTrees) if (!bucket.trees.includes(fingerprint)) removeFile(this.treePath(bucket.dir, fingerprint));
       bucket.newTrees.clear();
       bucket.oldTrees = [];
       bucket.changed = false;
@@ -220,6 +233,19 @@ export class BuildState implements DocumentCache {
     if (this.listingsChanged && this.listings) writeFileAtomic(this.listingsPath, JSON.stringify(this.listings));
     if (this.changed) writeFileAtomic(this.statePath, JSON.stringify(this.data));
     this.changed = this.listingsChanged = false;
+  }
+}
+
+/** What the names of a source's tree records begin with: named after the directory, for people; the hash keeps names unique. */
+function treePrefix(dir: string): string {
+  return `${basename(dir).slice(0, 40)}-${shortHash(dir)}-`;
+}
+
+function readdirOrEmpty(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
   }
 }
 

@@ -1,6 +1,6 @@
 import { chmodSync, closeSync, copyFileSync, constants, existsSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { ancestorsOf, octal } from '../util/fs.ts';
+import { ancestorsOf, octal, removeFile } from '../util/fs.ts';
 import { lazyChildProcess } from '../util/lazy.ts';
 import { sha256 } from '../util/hash.ts';
 import type { ManifestEntries, ManifestEntry } from './manifest.ts';
@@ -48,7 +48,7 @@ export function applyTree(
     if (inGone(path)) continue;
     const target = tree + path;
     if (actual[path]!.type === 'dir') discard(tree, target);
-    else rmSync(target, { force: true });
+    else removeFile(target);
   }
 
   // Directories first (parents before children), then files and links: only what differs.
@@ -73,7 +73,7 @@ export function applyTree(
         break;
       case 'link': {
         const temporary = `${target}.tmp-${process.pid}`;
-        rmSync(temporary, { force: true });
+        removeFile(temporary);
         symlinkSync(want.target, temporary);
         renameSync(temporary, target);
         changes.written++;

@@ -1,6 +1,6 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { RepoPaths } from '../load/repo.ts';
-import { writeFileAtomic } from '../util/fs.ts';
+import { removeFile, writeFileAtomic } from '../util/fs.ts';
 import { handOverTreeSignatures, nativeFilesSignature, nativeTreeSignatures } from '../util/native.ts';
 import { buildFormat } from './build-format.ts';
 
@@ -31,7 +31,7 @@ function stampPath(repo: RepoPaths): string {
 
 export function removeUpToDateStamp(repo: RepoPaths): void {
   try {
-    rmSync(stampPath(repo), { force: true });
+    removeFile(stampPath(repo));
   } catch {
     // A var/build/ this user cannot change: nor can the build change what the stamp names, whose signatures still decide.
   }

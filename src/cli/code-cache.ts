@@ -1,9 +1,9 @@
-import { closeSync, constants, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
-import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { Script } from 'node:vm';
-import { writeFileAtomic } from '../util/fs.ts';
+import { removeFile, writeFileAtomic } from '../util/fs.ts';
+import { lazyOs } from '../util/lazy.ts';
 import { codePathsTaken, isRareCodePath } from '../util/code-paths.ts';
 import { shortHash } from '../util/short-hash.ts';
 
@@ -58,7 +58,8 @@ function cacheDirectory(): string | undefined {
   const xdg = process.env.XDG_CACHE_HOME;
   if (xdg?.startsWith('/')) return join(xdg, 'homecloud', 'code');
   try {
-    const home = homedir();
+    // os.homedir() answers $HOME when it is set: node:os is loaded only when it is not.
+    const home = process.env.HOME || lazyOs().homedir();
     return home.startsWith('/') ? join(home, '.cache', 'homecloud', 'code') : undefined;
   } catch {
     return undefined;
@@ -76,7 +77,8 @@ function installCompiler(bundles: string, directory: string): void {
     if (dirname(filename) !== bundles) return original.call(this, content, filename, ...rest);
     const file = join(directory, cacheName(filename));
     const cache = parseCache(readOwnFile(file));
-    const script = new Script(Module.wrap(content), { filename, cachedData: cache?.data });
+    // A bundle is its module function already (scripts/bundle.mjs): compiled as read, its value is that function.
+    const script = new Script(content, { filename, cachedData: cache?.data });
     const rejected = cache !== undefined && script.cachedDataRejected === true;
     const state = !cache ? 'none' : rejected ? 'rejected' : 'used';
     loaded.push({ script, file, bundle: filename, cache: state, paths: state === 'used' && cache ? cache.paths : new Set() });
@@ -95,7 +97,7 @@ function installCompiler(bundles: string, directory: string): void {
         if (!plainFlags) continue;
         // A cache that holds a rare path's functions, loaded by a run that did not take it, goes: the next run writes one without them.
         if (!tookRare && [...paths].some(isRareCodePath)) {
-          rmSync(file, { force: true });
+          removeFile(file);
           if (timings) process.stderr.write(`code cache ${basename(bundle)}: removed\n`);
           continue;
         }
@@ -150,13 +152,14 @@ function parseCache(bytes: Buffer | undefined): { paths: Set<string>; data: Buff
 function writeCache(directory: string, file: string, bundle: string, script: Script, paths: Set<string>): void {
   try {
     mkdirSync(directory, { recursive: true, mode: 0o700 });
-    writeFileAtomic(file, Buffer.concat([Buffer.from(`${header}${[...paths].map((path) => ` ${path}`).join('')}\n`, 'latin1'), script.createCachedData()]), {
-      mode: 0o600,
-    });
+    // Spaces pad the line to a multiple of 8 bytes: V8 copies data that does not start 8-byte aligned (the file's buffer does).
+    const line = `${header}${[...paths].map((path) => ` ${path}`).join('')}`;
+    const padded = line.padEnd(Math.ceil((line.length + 1) / 8) * 8 - 1, ' ');
+    writeFileAtomic(file, Buffer.concat([Buffer.from(`${padded}\n`, 'latin1'), script.createCachedData()]), { mode: 0o600 });
     // Another run's file being written (writeFileAtomic's .tmp-PID) is left to it.
     const prefix = bundlePrefix(bundle);
     for (const name of readdirSync(directory)) {
-      if (name.startsWith(prefix) && join(directory, name) !== file && !name.includes('.tmp-')) rmSync(join(directory, name), { force: true });
+      if (name.startsWith(prefix) && join(directory, name) !== file && !name.includes('.tmp-')) removeFile(join(directory, name));
     }
   } catch {
     // A cache that cannot be written costs the next run its compile time only.

@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, lstatSync, openSync, realpathSync, renameSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import { closeSync, fsyncSync, lstatSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { sep } from 'node:path';
 
 /** A cheap change detector for a file: any write, chmod, rename or replace changes it. */
@@ -27,6 +27,18 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, options
     closeSync(fd);
   }
   renameSync(temporary, path);
+}
+
+/**
+ * Remove a file or link if it is there. Not rmSync: its first call loads Node's
+ * recursive remover, most of a millisecond of a short build.
+ */
+export function removeFile(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
 }
 
 export function octal(mode: number): string {

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { standardLayersDir } from '../load/repo.ts';
+import { lazyOs } from './lazy.ts';
 
 interface NativeWalker {
   startTreeSignatures(dirs: string[]): void;
@@ -10,6 +11,7 @@ interface NativeWalker {
   sha256(pathOrData: string | Uint8Array): string | undefined;
   run(program: string, argv: string[], env: string[], cwd?: string): Promise<NativeRunResult>;
   isTerminal?(fd: number): boolean;
+  parallelism?(): number;
 }
 
 export interface NativeRunResult {
@@ -100,6 +102,11 @@ export function nativeSha256(pathOrData: string | Uint8Array): string | undefine
 /** isatty(fd), or undefined without the native walker (or one built before it had isTerminal). */
 export function nativeIsTerminal(fd: number): boolean | undefined {
   return walker()?.isTerminal?.(fd);
+}
+
+/** The CPUs this process may use: node:os takes 0.4 ms to load just to say it. */
+export function availableParallelism(): number {
+  return walker()?.parallelism?.() ?? lazyOs().availableParallelism();
 }
 
 export function hasNativeWalker(): boolean {

@@ -1,6 +1,5 @@
-import { constants } from 'node:os';
 import { HomecloudError } from '../load/errors.ts';
-import { lazyChildProcess } from './lazy.ts';
+import { lazyChildProcess, lazyOs } from './lazy.ts';
 import { shellWord } from './quote.ts';
 
 /** How a program ran: every way of running one gives this. */
@@ -105,7 +104,7 @@ function startFailure(program: string, error: NodeJS.ErrnoException): HomecloudE
 }
 
 function statusOf(code: number | null, signal: NodeJS.Signals | null): number {
-  return code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0);
+  return code ?? 128 + (signal ? (lazyOs().constants.signals[signal] ?? 0) : 0);
 }
 
 /**

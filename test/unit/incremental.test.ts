@@ -208,6 +208,31 @@ test('a removed layer disappears from the tree, directories included', async () 
   assertTreeMatchesManifest(root);
 });
 
+test('what is remembered of a source that no machine uses any more is forgotten: the next build would sign it first', async () => {
+  const root = makeRepo({
+    ...webRepo,
+    'machines/m/usr/local/opt/initd/layers/10.txt': '+ web\n+ db\n',
+    'layers/db/etc/db.conf': 'db\n',
+  });
+  const sources = () => Object.keys((JSON.parse(readFileSync(join(root, 'var/build/state.json'), 'utf8')) as { sources: object }).sources);
+  const files = (dir: string, layer: string) => readdirSync(join(root, 'var/build', dir)).filter((name) => name.startsWith(`${layer}-`));
+  await build(root);
+  for (const layer of ['web', 'db']) {
+    assert.ok(sources().includes(join(root, 'layers', layer)), layer);
+    assert.notDeepEqual(files('hashes', layer), [], layer);
+    assert.notDeepEqual(files('trees', layer), [], layer);
+  }
+  writeFiles(root, { 'machines/m/usr/local/opt/initd/layers/10.txt': '+ db\n' });
+  await build(root);
+  assert.equal(sources().includes(join(root, 'layers/web')), false);
+  assert.deepEqual([...files('hashes', 'web'), ...files('trees', 'web')], []);
+  assert.ok(sources().includes(join(root, 'layers/db')));
+  assert.notDeepEqual(files('trees', 'db'), []);
+  // Built again from nothing, the same.
+  const again = await build(root);
+  assert.ok(again.machines.every((machine) => machine.status === 'up-to-date'));
+});
+
 test('a changed declared link changes in the tree; a removed one disappears with the directories made for it', async () => {
   const root = makeRepo({ ...webRepo, ...preludeOnlyBase });
   const link = '/usr/local/lib/systemd/system/multi-user.target.wants/web.service';
