@@ -19,7 +19,7 @@ import { BuildState } from './state.ts';
 import { buildFormat } from './build-format.ts';
 import { removeUpToDateStamp, writeUpToDateStamp } from './up-to-date.ts';
 import { applyTree, emptyTrash, type FileContent, type TreeChanges } from './tree.ts';
-import { KeyedJson, type Replacement } from './keyed-json.ts';
+import { KeyedFile, KeyedJson, type KeyedRecords, type Replacement } from './keyed-json.ts';
 import { generate, generatedEntries, generatorPath, generatorsDir, withAncestors, withoutGenerated, type Generated } from './generate.ts';
 import { sortEntries, type ManifestEntries } from './manifest.ts';
 import { availableParallelism, nativeTreeSignatures } from '../util/native.ts';
@@ -284,14 +284,14 @@ export class Builder {
       // The last build's manifest and render cache, parsed only when the whole is needed (a quick build looks up a few records),
       // and read only when first looked into (a quick build starts its renders before).
       let manifestRead = false;
-      let manifestRecords: KeyedJson | undefined;
+      let manifestRecords: KeyedRecords | undefined;
       const manifest = () => {
         if (!manifestRead) manifestRecords = trusted ? this.keyedFile(output.manifest) : undefined;
         manifestRead = true;
         return manifestRecords;
       };
       const wholeManifest = () => manifest() && this.remembered(output.manifest, (text) => JSON.parse(text) as Manifest);
-      let renderRecords: KeyedJson | undefined;
+      let renderRecords: KeyedRecords | undefined;
       const renderFile = () => (renderRecords ??= this.keyedFile(output.renders));
       let renders: RenderCache | undefined;
       const readRenders = () => (renders ??= (manifest() && this.remembered(output.renders, (text) => JSON.parse(text) as RenderCache)) || {});
@@ -396,12 +396,12 @@ export class Builder {
     output: ReturnType<typeof machineOutput>,
     trees: SourceTree[],
     last: {
-      manifest: KeyedJson;
+      manifest: KeyedRecords;
       memory: LayoutMemory;
       quick: QuickLayout;
       wholeManifest: () => Manifest | undefined;
       readRenders: () => RenderCache;
-      renderFile: () => KeyedJson | undefined;
+      renderFile: () => KeyedRecords | undefined;
     },
   ): Promise<{ changes: TreeChanges; paths: number }> {
     const { manifest, memory, quick } = last;
@@ -622,11 +622,17 @@ export class Builder {
     this.written.set(path, { text, signature: signatureOf(path), value });
   }
 
-  /** A file of records keyed by path, looked into without parsing it whole (from memory while nobody else changed it). */
-  private keyedFile(path: string): KeyedJson | undefined {
+  /**
+   * A file of records keyed by path, looked into without parsing it whole: from memory while nobody else
+   * changed it, else where it lies (KeyedFile) or read whole without the native walker.
+   */
+  private keyedFile(path: string): KeyedRecords | undefined {
     const known = this.written.get(path);
     const signature = signatureOf(path);
     if (known && known.signature === signature) return new KeyedJson(Buffer.isBuffer(known.text) ? known.text : Buffer.from(known.text));
+    if (signature === undefined) return undefined;
+    const inPlace = KeyedFile.of(path);
+    if (inPlace) return inPlace;
     let bytes: Buffer;
     try {
       bytes = readFileSync(path);
@@ -642,19 +648,20 @@ export class Builder {
    * length (a file's new hash, a template's new render key) only those bytes
    * are written, in place, like the whole file under the `building` marker.
    */
-  private patch(path: string, file: KeyedJson, replacements: Replacement[]): void {
+  private patch(path: string, file: KeyedRecords, replacements: Replacement[]): void {
     if (!replacements.length) return;
     if (replacements.every(({ start, end, bytes }) => bytes.length === end - start)) {
       const fd = openSync(path, 'r+');
       try {
         for (const { start, bytes } of replacements) {
           for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, start + done);
-          bytes.copy(file.bytes, start);
         }
       } finally {
         closeSync(fd);
       }
-      this.written.set(path, { text: file.bytes, signature: signatureOf(path) });
+      file.patched(replacements);
+      if (file.held) this.written.set(path, { text: file.held, signature: signatureOf(path) });
+      else this.written.delete(path);
       return;
     }
     this.write(path, undefined, file.replaced(replacements));

@@ -12,6 +12,8 @@ interface NativeWalker {
   run(program: string, argv: string[], env: string[], cwd?: string): Promise<NativeRunResult>;
   isTerminal?(fd: number): boolean;
   parallelism?(): number;
+  findRecords?(path: string, needles: string[]): ([start: number, end: number, text: string] | null)[] | undefined;
+  keyStarts?(path: string, needle: string): boolean | undefined;
 }
 
 export interface NativeRunResult {
@@ -107,6 +109,12 @@ export function nativeIsTerminal(fd: number): boolean | undefined {
 /** The CPUs this process may use: node:os takes 0.4 ms to load just to say it. */
 export function availableParallelism(): number {
   return walker()?.parallelism?.() ?? lazyOs().availableParallelism();
+}
+
+/** The native reader of files of keyed records (build/keyed-json.ts), if this build of the walker has one. */
+export function nativeRecords(): Required<Pick<NativeWalker, 'findRecords' | 'keyStarts'>> | undefined {
+  const native = walker();
+  return native?.findRecords && native.keyStarts ? (native as Required<NativeWalker>) : undefined;
 }
 
 export function hasNativeWalker(): boolean {

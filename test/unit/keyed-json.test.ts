@@ -1,7 +1,11 @@
 // Looking into the builder's files of records keyed by path (manifest, render cache) without parsing them whole.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { KeyedJson } from '../../src/build/keyed-json.ts';
+import { KeyedFile, KeyedJson } from '../../src/build/keyed-json.ts';
+import { hasNativeWalker } from '../../src/util/native.ts';
 import { sortEntries, type Manifest, type ManifestEntries } from '../../src/build/manifest.ts';
 import type { RenderCache } from '../../src/build/layout.ts';
 
@@ -76,4 +80,60 @@ test('text that is not what the builder writes gives no record', () => {
   assert.equal(new KeyedJson(Buffer.from('{"entries":{"/a":{"type":"di')).get('/a'), undefined);
   assert.equal(new KeyedJson(Buffer.from('{"entries":{"/a":{"type":di}}}')).get('/a'), undefined);
   assert.equal(new KeyedJson(Buffer.from('{"entries":{"/a":"text"}}')).get('/a'), undefined);
+});
+
+const skipNative = !hasNativeWalker() && process.env.CI !== 'true' ? 'the native walker is not built (npm run build)' : false;
+
+test('a file looked into where it lies (KeyedFile) gives what KeyedJson gives of its bytes: records, prefixes, replacements', { skip: skipNative }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'homecloud-keyed-'));
+  try {
+    const path = join(dir, 'records.json');
+    const generator = { '/usr/local/opt/initd/generators/dns': { type: 'file', mode: '0755', sha256: '1'.repeat(64) } } as ManifestEntries;
+    const renders: RenderCache = { '/repo/a.m4.conf': ['k1:f1', 'd1', false, false, '', ['/repo/[x].m4'], ['ENV_A]']] };
+    const texts = [
+      bytesOf(manifestOf(tricky)),
+      bytesOf(manifestOf(sortEntries({ ...tricky, ...generator }))),
+      bytesOf(renders),
+      Buffer.from('{"entries":{"/a":{"type":"di'),
+      Buffer.from('{"entries":{"/a":"text","/b":{"type":di}}}'),
+    ];
+    const keys = [
+      ...Object.keys(tricky),
+      ...Object.keys(renders),
+      '/etc/nope',
+      '/a',
+      '/b',
+      '/usr/local/opt/initd',
+      // The end of another key: /etc/quote"/b.conf\ is written "/etc/quote\"/b.conf\\":, where this key's "/b.conf\\": follows a backslash.
+      '/b.conf\\',
+      `/${'x'.repeat(5000)}`,
+    ];
+    const prefixes = ['/usr/local/opt/initd/generators/', '/etc/', '/et', '/nope/', '"', ''];
+    const changes: Record<string, unknown>[] = [
+      { '/etc/a.conf': { type: 'file', mode: '0644', sha256: '9'.repeat(64) } },
+      { '/etc/b.conf\\': { type: 'file', mode: '0755', sha256: 'f'.repeat(64) }, '/etc/link': { type: 'link', target: '../x}' } },
+      { '/repo/a.m4.conf': ['k3:f3', 'd3', false, true, '-', [], []] },
+      { '/etc/new': { type: 'dir', mode: '0755' } },
+    ];
+    for (const bytes of texts) {
+      writeFileSync(path, bytes);
+      const inPlace = KeyedFile.of(path)!;
+      const inMemory = new KeyedJson(bytes);
+      for (const key of keys) assert.deepEqual(inPlace.get(key), inMemory.get(key), key.slice(0, 40));
+      for (const prefix of prefixes) assert.equal(inPlace.hasKeyUnder(prefix), inMemory.hasKeyUnder(prefix), prefix);
+      for (const change of changes) {
+        const found = inPlace.replacements(change);
+        assert.deepEqual(found, inMemory.replacements(change), Object.keys(change).join());
+        if (found) assert.deepEqual(inPlace.replaced(found), inMemory.replaced(found));
+      }
+      assert.equal(inPlace.held, undefined);
+    }
+    // Gone: no record, no key.
+    rmSync(path);
+    const gone = KeyedFile.of(path)!;
+    assert.equal(gone.get('/etc/a.conf'), undefined);
+    assert.equal(gone.hasKeyUnder('/etc/'), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
