@@ -28,7 +28,7 @@
  * parallelism(): how many CPUs the process may use (os.availableParallelism).
  *
  * run(program, argv, env, cwd): a Promise of { status, signal, stdout, stderr }
- * of a program run with posix_spawn on a worker thread. Node's own spawn
+ * of a program run with posix_spawn on a thread of its own. Node's own spawn
  * forks the whole process on the main thread, which costs milliseconds per
  * template render; posix_spawn does not copy the process.
  *
@@ -44,6 +44,7 @@
 #include <openssl/evp.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <pthread.h>
@@ -563,6 +564,11 @@ static napi_value sha256(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static void free_strings(char **strings) {
+  for (size_t i = 0; strings && strings[i]; i++) free(strings[i]);
+  free(strings);
+}
+
 /* One program run: its arguments going in, its outputs coming out. */
 typedef struct {
   char *program, **argv, **envp, *cwd;
@@ -570,12 +576,17 @@ typedef struct {
   char *out, *err;
   size_t out_size, err_size;
   napi_deferred deferred;
-  napi_async_work work;
+  napi_threadsafe_function done;
 } run_job;
 
-static void free_strings(char **strings) {
-  for (size_t i = 0; strings && strings[i]; i++) free(strings[i]);
-  free(strings);
+static void free_job(run_job *job) {
+  free(job->program);
+  free_strings(job->argv);
+  free_strings(job->envp);
+  free(job->cwd);
+  free(job->out);
+  free(job->err);
+  free(job);
 }
 
 static int append(char **data, size_t *size, const char *chunk, size_t length) {
@@ -587,9 +598,7 @@ static int append(char **data, size_t *size, const char *chunk, size_t length) {
   return 0;
 }
 
-static void run_execute(napi_env env, void *data) {
-  (void)env;
-  run_job *job = data;
+static void run_execute(run_job *job) {
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0) {
     job->spawn_error = errno;
@@ -607,8 +616,18 @@ static void run_execute(napi_env env, void *data) {
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
   if (job->cwd) posix_spawn_file_actions_addchdir_np(&actions, job->cwd);
+  /* As Node's own spawn: the program starts with no signal blocked and every one at its default (Node ignores SIGPIPE). */
+  posix_spawnattr_t attributes;
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_init(&attributes);
+  posix_spawnattr_setsigmask(&attributes, &none);
+  posix_spawnattr_setsigdefault(&attributes, &all);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   pid_t pid;
-  int spawned = posix_spawnp(&pid, job->program, &actions, NULL, job->argv, job->envp);
+  int spawned = posix_spawnp(&pid, job->program, &actions, &attributes, job->argv, job->envp);
+  posix_spawnattr_destroy(&attributes);
   posix_spawn_file_actions_destroy(&actions);
   close(out[1]);
   close(err[1]);
@@ -650,9 +669,8 @@ static void run_execute(napi_env env, void *data) {
   job->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 }
 
-static void run_complete(napi_env env, napi_status status, void *data) {
-  (void)status;
-  run_job *job = data;
+/* The job's promise settled, on the main thread. */
+static void run_settle(napi_env env, run_job *job) {
   napi_value result;
   if (job->spawn_error) {
     napi_value code, message;
@@ -675,14 +693,60 @@ static void run_complete(napi_env env, napi_status status, void *data) {
     napi_set_named_property(env, result, "stderr", value);
     napi_resolve_deferred(env, job->deferred, result);
   }
-  napi_delete_async_work(env, job->work);
-  free(job->program);
-  free_strings(job->argv);
-  free_strings(job->envp);
-  free(job->cwd);
-  free(job->out);
-  free(job->err);
-  free(job);
+}
+
+/*
+ * Each run has a thread of its own, which hands the finished job back through a thread-safe function:
+ * libuv's thread pool, started at the first run, held the main thread about a millisecond while it
+ * started its threads. The function keeps the event loop alive only while runs are out.
+ */
+typedef struct {
+  napi_threadsafe_function done;
+  size_t running;
+} runner;
+
+static void run_finish(napi_env env, napi_value callback, void *context, void *data) {
+  (void)callback;
+  runner *state = context;
+  run_job *job = data;
+  /* Without an environment (it is going away) there is no promise left to settle. */
+  if (env) run_settle(env, job);
+  free_job(job);
+  if (env && --state->running == 0) napi_unref_threadsafe_function(env, state->done);
+}
+
+static void *run_thread(void *data) {
+  run_job *job = data;
+  napi_threadsafe_function done = job->done;
+  run_execute(job);
+  /* From here the job is the main thread's; after napi_closing the function is not to be used again. */
+  if (napi_call_threadsafe_function(done, job, napi_tsfn_blocking) == napi_ok)
+    napi_release_threadsafe_function(done, napi_tsfn_release);
+  else
+    free_job(job);
+  return NULL;
+}
+
+/* Kept for the environment's life (a few bytes): a run's thread may still hold the function when it ends. */
+static void keep_runner(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)data;
+  (void)hint;
+}
+
+static runner *runner_of(napi_env env) {
+  runner *state = NULL;
+  if (napi_get_instance_data(env, (void **)&state) == napi_ok && state) return state;
+  napi_value name;
+  state = calloc(1, sizeof *state);
+  if (!state || napi_create_string_utf8(env, "homecloud.run", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, state, run_finish, &state->done) != napi_ok) {
+    free(state);
+    return NULL;
+  }
+  napi_unref_threadsafe_function(env, state->done);
+  napi_set_instance_data(env, state, keep_runner, NULL);
+  return state;
 }
 
 /* A JavaScript array of strings as a NULL-terminated C array. */
@@ -704,7 +768,7 @@ static char **read_strings(napi_env env, napi_value array) {
 
 static napi_value run(napi_env env, napi_callback_info info) {
   size_t argc = 4;
-  napi_value argv[4], promise, name;
+  napi_value argv[4], promise;
   napi_valuetype type = napi_undefined;
   char path[4096];
   run_job *job = calloc(1, sizeof *job);
@@ -727,10 +791,33 @@ static napi_value run(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "run(program, argv, env, cwd?) expects strings");
     return NULL;
   }
+  runner *state = runner_of(env);
+  if (!state || napi_acquire_threadsafe_function(state->done) != napi_ok) {
+    free_job(job);
+    napi_throw_error(env, NULL, "run: cannot report back to JavaScript");
+    return NULL;
+  }
+  job->done = state->done;
   napi_create_promise(env, &job->deferred, &promise);
-  napi_create_string_utf8(env, "homecloud.run", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, run_execute, run_complete, job, &job->work);
-  napi_queue_async_work(env, job->work);
+  if (state->running++ == 0) napi_ref_threadsafe_function(env, state->done);
+  /* The thread blocks every signal (they are the main thread's to handle): it is made with them blocked. */
+  pthread_attr_t attributes;
+  pthread_t thread;
+  sigset_t all, before;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &before);
+  pthread_attr_init(&attributes);
+  pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+  int started = pthread_create(&thread, &attributes, run_thread, job);
+  pthread_attr_destroy(&attributes);
+  pthread_sigmask(SIG_SETMASK, &before, NULL);
+  if (started != 0) {
+    napi_release_threadsafe_function(state->done, napi_tsfn_release);
+    if (--state->running == 0) napi_unref_threadsafe_function(env, state->done);
+    job->spawn_error = started;
+    run_settle(env, job);
+    free_job(job);
+  }
   return promise;
 }
 

@@ -99,6 +99,14 @@ test('m5_esyscmd: pipelines run with pipefail (improvement)', async () => {
   assert.equal(await renders('value=m5_esyscmd([echo a | tr a b])'), 'value=b\n');
 });
 
+test("a template's commands start with no signal blocked or ignored, as from a shell (Node itself ignores SIGPIPE)", async () => {
+  const output = await renders("m5_esyscmd([grep -E '^Sig(Blk|Ign):' /proc/self/status])");
+  const mask = (name: string) => BigInt(`0x${new RegExp(`^${name}:\\s*([0-9a-f]+)$`, 'm').exec(output)![1]}`);
+  assert.equal(mask('SigBlk'), 0n, output);
+  // SIGPIPE is signal 13: a pipeline's writer must end when its reader has.
+  assert.equal(mask('SigIgn') & (1n << 12n), 0n, output);
+});
+
 test("renders get the same environment every time: the caller's variables do not leak in", () => {
   const root = makeRepo({ ...layerList('a'), [template]: 'm5_esyscmd([printf "leak=%s home=%s tz=%s" "$HC_TEST_LEAK" "$HOME" "$TZ"])\n' });
   const run = runCli(['-C', root, 'build'], { env: { HC_TEST_LEAK: 'leaked', TZ: 'Asia/Tokyo', HOME: '/nonexistent' } });
