@@ -270,7 +270,8 @@ export function sshOptions(paths: SandboxPaths): string[] {
     '-o',
     'BatchMode=yes',
     '-o',
-    'ConnectTimeout=5',
+    // As deploys wait (transport/ssh.ts): a machine's sshd may take seconds to answer while the host is loaded.
+    'ConnectTimeout=10',
     '-o',
     'LogLevel=ERROR',
   ];
