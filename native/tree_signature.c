@@ -977,27 +977,19 @@ static napi_value parallelism(napi_env env, napi_callback_info info) {
 }
 
 static napi_value init(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "startTreeSignatures", NAPI_AUTO_LENGTH, start_tree_signatures, NULL, &fn);
-  napi_set_named_property(env, exports, "startTreeSignatures", fn);
-  napi_create_function(env, "treeSignatures", NAPI_AUTO_LENGTH, tree_signatures, NULL, &fn);
-  napi_set_named_property(env, exports, "treeSignatures", fn);
-  napi_create_function(env, "filesSignature", NAPI_AUTO_LENGTH, files_signature, NULL, &fn);
-  napi_set_named_property(env, exports, "filesSignature", fn);
-  napi_create_function(env, "walkTree", NAPI_AUTO_LENGTH, walk_tree, NULL, &fn);
-  napi_set_named_property(env, exports, "walkTree", fn);
-  napi_create_function(env, "sha256", NAPI_AUTO_LENGTH, sha256, NULL, &fn);
-  napi_set_named_property(env, exports, "sha256", fn);
-  napi_create_function(env, "run", NAPI_AUTO_LENGTH, run, NULL, &fn);
-  napi_set_named_property(env, exports, "run", fn);
-  napi_create_function(env, "isTerminal", NAPI_AUTO_LENGTH, is_terminal, NULL, &fn);
-  napi_set_named_property(env, exports, "isTerminal", fn);
-  napi_create_function(env, "findRecords", NAPI_AUTO_LENGTH, find_records, NULL, &fn);
-  napi_set_named_property(env, exports, "findRecords", fn);
-  napi_create_function(env, "keyStarts", NAPI_AUTO_LENGTH, key_starts, NULL, &fn);
-  napi_set_named_property(env, exports, "keyStarts", fn);
-  napi_create_function(env, "parallelism", NAPI_AUTO_LENGTH, parallelism, NULL, &fn);
-  napi_set_named_property(env, exports, "parallelism", fn);
+  const napi_property_descriptor functions[] = {
+      {"startTreeSignatures", NULL, start_tree_signatures, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"treeSignatures", NULL, tree_signatures, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"filesSignature", NULL, files_signature, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"walkTree", NULL, walk_tree, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"sha256", NULL, sha256, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"run", NULL, run, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"isTerminal", NULL, is_terminal, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"findRecords", NULL, find_records, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"keyStarts", NULL, key_starts, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"parallelism", NULL, parallelism, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+  };
+  napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   return exports;
 }
 

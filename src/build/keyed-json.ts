@@ -53,7 +53,7 @@ export class KeyedJson implements KeyedRecords {
 
   /** Whether some key starts with `prefix` (a directory's path and `/`). */
   hasKeyUnder(prefix: string): boolean {
-    const needle = Buffer.from(JSON.stringify(prefix).slice(0, -1));
+    const needle = Buffer.from(prefixNeedle(prefix));
     for (let at = this.bytes.indexOf(needle); at >= 0; at = this.bytes.indexOf(needle, at + 1)) {
       if (startsKey(this.bytes, at)) return true;
     }
@@ -89,7 +89,7 @@ export class KeyedJson implements KeyedRecords {
 
   /** The byte span of a record's value. Lookups in key order (a source tree's) each search on from the last. */
   private find(key: string): [start: number, end: number] | undefined {
-    const needle = Buffer.from(`${JSON.stringify(key)}:`);
+    const needle = Buffer.from(keyNeedle(key));
     // From the last record on, then what is before it: a key that is not there is searched for once, not twice.
     const at = this.search(needle, this.cursor, this.bytes) ?? (this.cursor > 0 ? this.search(needle, 0, this.bytes.subarray(0, this.cursor + needle.length - 1)) : undefined);
     if (at === undefined) return undefined;
@@ -114,6 +114,16 @@ export interface Replacement {
   start: number;
   end: number;
   bytes: Buffer;
+}
+
+/** The key as it starts its record in the compact JSON. */
+function keyNeedle(key: string): string {
+  return `${JSON.stringify(key)}:`;
+}
+
+/** How every key that starts with `prefix` begins. */
+function prefixNeedle(prefix: string): string {
+  return JSON.stringify(prefix).slice(0, -1);
 }
 
 const quote = 0x22;
@@ -145,11 +155,6 @@ function valueEnd(bytes: Buffer, start: number): number | undefined {
   return undefined;
 }
 
-/** The key as it starts its record in the compact JSON. */
-function keyNeedle(key: string): string {
-  return `${JSON.stringify(key)}:`;
-}
-
 /**
  * The same look-ups in a file left where it is: the native walker reads it
  * into a buffer of its own for each, so that a few records of a 162 KB
@@ -177,7 +182,7 @@ export class KeyedFile implements KeyedRecords {
   }
 
   get<T>(key: string): T | undefined {
-    const found = this.whole ? undefined : this.native.findRecords(this.path, [keyNeedle(key)]);
+    const found = this.find([key]);
     if (!found) return this.inMemory().get<T>(key);
     try {
       return found[0] ? (JSON.parse(found[0][2]) as T) : undefined;
@@ -187,12 +192,12 @@ export class KeyedFile implements KeyedRecords {
   }
 
   hasKeyUnder(prefix: string): boolean {
-    return (this.whole ? undefined : this.native.keyStarts(this.path, JSON.stringify(prefix).slice(0, -1))) ?? this.inMemory().hasKeyUnder(prefix);
+    return (this.whole ? undefined : this.native.keyStarts(this.path, prefixNeedle(prefix))) ?? this.inMemory().hasKeyUnder(prefix);
   }
 
   replacements(records: Record<string, unknown>): Replacement[] | undefined {
     const keys = Object.keys(records);
-    const found = this.whole ? undefined : this.native.findRecords(this.path, keys.map(keyNeedle));
+    const found = this.find(keys);
     if (!found) return this.inMemory().replacements(records);
     if (found.some((span) => span === null)) return undefined;
     return found.map((span, i) => ({ start: span![0], end: span![1], bytes: Buffer.from(JSON.stringify(records[keys[i]!])) })).sort((a, b) => a.start - b.start);
@@ -204,6 +209,11 @@ export class KeyedFile implements KeyedRecords {
 
   patched(replacements: Replacement[]): void {
     this.whole?.patched(replacements);
+  }
+
+  /** The native reader's spans of these keys' records; undefined once the file is held whole, or when it cannot say. */
+  private find(keys: string[]) {
+    return this.whole ? undefined : this.native.findRecords(this.path, keys.map(keyNeedle));
   }
 
   private inMemory(): KeyedJson {

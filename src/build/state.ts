@@ -159,11 +159,12 @@ export class BuildState implements DocumentCache {
   /** Forget the sources not in `used`, their hashes and trees included; whether there were any. */
   forgetSourcesBut(used: ReadonlySet<string>): boolean {
     const unused = Object.keys(this.data.sources).filter((dir) => !used.has(dir));
+    const trees = unused.length ? readdirOrEmpty(this.treesDir) : [];
     for (const dir of unused) {
       delete this.data.sources[dir];
       this.buckets.delete(dir);
       removeFile(this.bucketPath(dir));
-      for (const name of readdirOrEmpty(this.treesDir)) if (name.startsWith(treePrefix(dir))) removeFile(childPath(this.treesDir, name));
+      for (const name of trees) if (name.startsWith(treePrefix(dir))) removeFile(childPath(this.treesDir, name));
     }
     if (unused.length) this.changed = true;
     return unused.length > 0;
